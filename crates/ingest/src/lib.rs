@@ -1,0 +1,1 @@
+//! medvec-ingest: readers of precomputed embeddings and archives, and ONNX encoders.

@@ -1,0 +1,525 @@
+//! A collection: its manifest, open segments, tombstones, the unflushed tail and its log.
+
+use crate::bitset::BitSet;
+use crate::error::{IoContext, Result, StoreError};
+use crate::faults;
+use crate::fileio;
+use crate::manifest::{Manifest, SegmentEntry};
+use crate::memtable::MemTable;
+use crate::schema::Schema;
+use crate::segment::{self, Segment};
+use crate::validate::validate_batch;
+use crate::wal::{LoggedOp, LoggedRecord, Wal};
+use crate::Record;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Tuning that is not part of the on-disk format.
+#[derive(Debug, Clone, Copy)]
+pub struct CollectionOptions {
+    /// The tail is flushed into a new segment when it holds this many records.
+    pub flush_rows: usize,
+    /// Compaction writes segments of at most this many rows.
+    pub segment_rows: usize,
+}
+
+impl Default for CollectionOptions {
+    fn default() -> Self {
+        CollectionOptions {
+            flush_rows: 65_536,
+            segment_rows: 1 << 20,
+        }
+    }
+}
+
+/// Where a live row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Location {
+    Segment(usize, u32),
+    Tail,
+}
+
+/// The committed state a reader sees; writers replace parts of it under the lock.
+pub(crate) struct State {
+    pub manifest: Manifest,
+    pub segments: Vec<Arc<Segment>>,
+    pub tombstones: Vec<BitSet>,
+    pub tail: MemTable,
+    /// Id → segment row, for live segment rows only; built on first need.
+    id_index: Option<HashMap<String, (usize, u32)>>,
+}
+
+impl State {
+    pub(crate) fn locate(&mut self, id: &str) -> Option<Location> {
+        if self.tail.contains(id) {
+            return Some(Location::Tail);
+        }
+        self.index().get(id).map(|&(s, r)| Location::Segment(s, r))
+    }
+
+    fn index(&mut self) -> &mut HashMap<String, (usize, u32)> {
+        if self.id_index.is_none() {
+            let mut index = HashMap::new();
+            for (s, segment) in self.segments.iter().enumerate() {
+                for row in 0..segment.rows {
+                    if !self.tombstones[s].get(row) {
+                        index.insert(segment.id_of(row).to_string(), (s, row as u32));
+                    }
+                }
+            }
+            self.id_index = Some(index);
+        }
+        self.id_index.as_mut().expect("built above")
+    }
+
+    /// Applies one logged operation (during a write or a replay).
+    fn apply(&mut self, op: LoggedOp) {
+        match op {
+            LoggedOp::Upsert(record) => {
+                self.tombstone_segment_row(&record.id);
+                self.tail.upsert(record);
+            }
+            LoggedOp::Delete(id) => {
+                if !self.tail.remove(&id) {
+                    self.tombstone_segment_row(&id);
+                }
+            }
+        }
+    }
+
+    fn tombstone_segment_row(&mut self, id: &str) {
+        if let Some((s, row)) = self.index().remove(id) {
+            self.tombstones[s].set(row as usize);
+        }
+    }
+
+    pub(crate) fn live_count(&self) -> usize {
+        let segment_rows: usize = self
+            .segments
+            .iter()
+            .zip(&self.tombstones)
+            .map(|(s, t)| s.rows - t.count())
+            .sum();
+        segment_rows + self.tail.len()
+    }
+
+    pub(crate) fn get(&mut self, id: &str) -> Option<LoggedRecord> {
+        match self.locate(id)? {
+            Location::Tail => self.tail.get(id).cloned(),
+            Location::Segment(s, row) => Some(self.segments[s].record(row as usize)),
+        }
+    }
+}
+
+/// An open collection. Cheap to share between threads: searches take a read lock, writes a write lock.
+pub struct Collection {
+    pub(crate) dir: PathBuf,
+    pub(crate) state: RwLock<State>,
+    wal: Option<Mutex<Wal>>,
+    options: CollectionOptions,
+}
+
+impl Collection {
+    /// Creates the collection's files in `dir` (which must not exist) and commits its manifest.
+    pub(crate) fn create(dir: &Path, name: &str, schema: Schema) -> Result<()> {
+        schema.validate()?;
+        let staging = fileio::temp_sibling(dir);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).at(&staging)?;
+        }
+        fileio::create_private_dir(&staging)?;
+        let uid = fileio::new_uid();
+        let manifest = Manifest {
+            name: name.to_string(),
+            uid,
+            generation: 1,
+            schema,
+            next_segment: 1,
+            wal: Manifest::wal_name(1),
+            segments: Vec::new(),
+        };
+        Wal::create(&staging.join(&manifest.wal), uid)?;
+        manifest.commit(&staging)?;
+        // The collection appears all at once: rename the finished directory into place.
+        std::fs::rename(&staging, dir).at(dir)?;
+        fileio::sync_dir(dir.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Opens for writing (the caller holds the store's write lock): replays the log, cuts a torn
+    /// tail, and removes files no manifest references (left by a crash mid-flush).
+    pub(crate) fn open_writer(dir: &Path, options: CollectionOptions) -> Result<Collection> {
+        let manifest = Manifest::load(dir)?;
+        remove_orphans(dir, &manifest)?;
+        let mut state = load_state(dir, manifest)?;
+        let wal_path = dir.join(&state.manifest.wal);
+        let replay = Wal::replay(&wal_path, state.manifest.uid)?;
+        if replay.discarded > 0 {
+            eprintln!(
+                "warning: {}: cut {} bytes of torn or damaged log tail (writes that were never acknowledged)",
+                wal_path.display(),
+                replay.discarded
+            );
+        }
+        let wal = Wal::open_for_append(&wal_path, &replay)?;
+        for batch in replay.batches {
+            batch.ops.into_iter().for_each(|op| state.apply(op));
+        }
+        Ok(Collection {
+            dir: dir.to_path_buf(),
+            state: RwLock::new(state),
+            wal: Some(Mutex::new(wal)),
+            options,
+        })
+    }
+
+    /// Opens a consistent snapshot for reading, without the write lock. A writer may flush or
+    /// compact meanwhile, deleting files this snapshot was about to open: then it starts over.
+    pub(crate) fn open_reader(dir: &Path) -> Result<Collection> {
+        let mut attempt = 0;
+        loop {
+            match Self::try_open_reader(dir) {
+                Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 20 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_open_reader(dir: &Path) -> Result<Collection> {
+        let manifest = Manifest::load(dir)?;
+        let mut state = load_state(dir, manifest)?;
+        let replay = Wal::replay(&dir.join(&state.manifest.wal), state.manifest.uid)?;
+        for batch in replay.batches {
+            batch.ops.into_iter().for_each(|op| state.apply(op));
+        }
+        Ok(Collection {
+            dir: dir.to_path_buf(),
+            state: RwLock::new(state),
+            wal: None,
+            options: CollectionOptions::default(),
+        })
+    }
+
+    pub fn name(&self) -> String {
+        self.read().manifest.name.clone()
+    }
+
+    pub fn schema(&self) -> Schema {
+        self.read().manifest.schema.clone()
+    }
+
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wal(&self) -> Result<std::sync::MutexGuard<'_, Wal>> {
+        let wal = self.wal.as_ref().ok_or_else(|| StoreError::ReadOnly { path: self.dir.clone() })?;
+        Ok(wal.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Validates, logs (fsynced) and applies a batch of upserts. Either the whole batch is
+    /// accepted or, on any invalid record, nothing is written.
+    pub fn upsert(&self, records: &[Record]) -> Result<()> {
+        let schema = self.schema();
+        let logged = validate_batch(&schema, records)?;
+        let ops = logged.into_iter().map(LoggedOp::Upsert).collect();
+        self.log_and_apply(ops)
+    }
+
+    /// Deletes records by id (ids that do not exist are ignored). Returns how many existed.
+    pub fn delete(&self, ids: &[String]) -> Result<usize> {
+        let mut wal = self.wal()?;
+        let mut state = self.write();
+        let existing: Vec<String> = ids.iter().filter(|id| state.locate(id).is_some()).cloned().collect();
+        if existing.is_empty() {
+            return Ok(0);
+        }
+        let count = existing.len();
+        let ops: Vec<LoggedOp> = existing.into_iter().map(LoggedOp::Delete).collect();
+        wal.append(ops.clone())?;
+        ops.into_iter().for_each(|op| state.apply(op));
+        drop(state);
+        drop(wal);
+        Ok(count)
+    }
+
+    fn log_and_apply(&self, ops: Vec<LoggedOp>) -> Result<()> {
+        let mut wal = self.wal()?;
+        wal.append(ops.clone())?;
+        let mut state = self.write();
+        ops.into_iter().for_each(|op| state.apply(op));
+        let should_flush = state.tail.len() >= self.options.flush_rows;
+        drop(state);
+        if should_flush {
+            self.flush_locked(&mut wal)?;
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Record> {
+        let mut state = self.write();
+        let logged = state.get(id)?;
+        Some(to_record(&state.manifest.schema, logged))
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().live_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the tail (and pending deletes) into a new segment and starts a fresh log.
+    pub fn flush(&self) -> Result<()> {
+        let mut wal = self.wal()?;
+        self.flush_locked(&mut wal)
+    }
+
+    fn flush_locked(&self, wal: &mut Wal) -> Result<()> {
+        let mut state = self.write();
+        if wal.is_empty() {
+            return Ok(());
+        }
+        let mut manifest = next_manifest(&state);
+        let records = std::mem::take(&mut state.tail.records);
+        if !records.is_empty() {
+            let id = manifest.next_segment;
+            let schema = &manifest.schema;
+            segment::write(&self.dir.join(segment::dir_name(id)), manifest.uid, schema, &records)?;
+            manifest.segments.push(SegmentEntry {
+                id,
+                rows: records.len(),
+                deleted: Vec::new(),
+            });
+            manifest.next_segment += 1;
+        }
+        let result = self.commit_with_new_wal(&mut manifest, wal, &mut state);
+        if result.is_err() {
+            state.tail.records = records;
+            return result;
+        }
+        faults::point("flush-after-manifest");
+        state.tail.take();
+        *state = load_state(&self.dir, manifest)?;
+        Ok(())
+    }
+
+    /// Creates the next log, commits `manifest` pointing at it, and removes the old log.
+    fn commit_with_new_wal(&self, manifest: &mut Manifest, wal: &mut Wal, state: &mut State) -> Result<()> {
+        let old_wal = self.dir.join(&state.manifest.wal);
+        manifest.wal = Manifest::wal_name(manifest.generation);
+        let new_wal = self.dir.join(&manifest.wal);
+        Wal::create(&new_wal, manifest.uid)?;
+        manifest.commit(&self.dir)?;
+        let replay = Wal::replay(&new_wal, manifest.uid)?;
+        *wal = Wal::open_for_append(&new_wal, &replay)?;
+        // The manifest no longer names the old log; a crash before this line leaves an orphan
+        // that the next open removes.
+        let _ = std::fs::remove_file(&old_wal);
+        Ok(())
+    }
+
+    /// Rewrites all live rows into fresh segments, dropping deleted rows and reclaiming their
+    /// space. Readers holding the old segments keep working on their mappings.
+    pub fn compact(&self) -> Result<()> {
+        let mut wal = self.wal()?;
+        self.flush_locked(&mut wal)?;
+        let state = self.read();
+        let mut manifest = next_manifest(&state);
+        manifest.segments.clear();
+        let mut batch = Vec::new();
+        for (segment, tombstones) in state.segments.iter().zip(&state.tombstones) {
+            for row in (0..segment.rows).filter(|&r| !tombstones.get(r)) {
+                batch.push(segment.record(row));
+                if batch.len() == self.options.segment_rows {
+                    write_compacted(&self.dir, &mut manifest, &mut batch)?;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            write_compacted(&self.dir, &mut manifest, &mut batch)?;
+        }
+        let old_dirs: Vec<PathBuf> = state.segments.iter().map(|s| s.dir.clone()).collect();
+        drop(state);
+        let mut state = self.write();
+        self.commit_with_new_wal(&mut manifest, &mut wal, &mut state)?;
+        faults::point("compact-after-manifest");
+        for dir in old_dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        *state = load_state(&self.dir, manifest)?;
+        Ok(())
+    }
+
+    /// Checks every checksum of every file of the collection and replays the log.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let state = self.read();
+        let mut files = 1;
+        for segment in &state.segments {
+            segment.verify()?;
+            files += segment.file_paths().len();
+        }
+        let replay = Wal::replay(&self.dir.join(&state.manifest.wal), state.manifest.uid)?;
+        Ok(VerifyReport {
+            files_checked: files + 1,
+            wal_batches: replay.batches.len(),
+            wal_tail_discarded: replay.discarded,
+        })
+    }
+
+    /// Live records in stored order (segments in order, then the tail), for export.
+    pub fn scan(&self, mut visit: impl FnMut(Record) -> Result<()>) -> Result<()> {
+        let state = self.read();
+        let schema = &state.manifest.schema;
+        for (segment, tombstones) in state.segments.iter().zip(&state.tombstones) {
+            for row in (0..segment.rows).filter(|&r| !tombstones.get(r)) {
+                visit(to_record(schema, segment.record(row)))?;
+            }
+        }
+        for record in &state.tail.records {
+            visit(to_record(schema, record.clone()))?;
+        }
+        Ok(())
+    }
+
+    pub fn stats(&self) -> CollectionStats {
+        let state = self.read();
+        let disk_bytes = dir_size(&self.dir);
+        CollectionStats {
+            name: state.manifest.name.clone(),
+            count: state.live_count(),
+            segments: state.segments.len(),
+            unflushed: state.tail.len(),
+            deleted_rows: state.tombstones.iter().map(BitSet::count).sum(),
+            disk_bytes,
+            generation: state.manifest.generation,
+            schema: state.manifest.schema.clone(),
+        }
+    }
+}
+
+fn write_compacted(dir: &Path, manifest: &mut Manifest, batch: &mut Vec<LoggedRecord>) -> Result<()> {
+    let id = manifest.next_segment;
+    segment::write(&dir.join(segment::dir_name(id)), manifest.uid, &manifest.schema, batch)?;
+    manifest.segments.push(SegmentEntry {
+        id,
+        rows: batch.len(),
+        deleted: Vec::new(),
+    });
+    manifest.next_segment += 1;
+    batch.clear();
+    Ok(())
+}
+
+/// The manifest to commit next: the current one with tombstones written out and a new generation.
+fn next_manifest(state: &State) -> Manifest {
+    let mut manifest = state.manifest.clone();
+    manifest.generation += 1;
+    for (entry, tombstones) in manifest.segments.iter_mut().zip(&state.tombstones) {
+        entry.deleted = tombstones.ones().map(|r| r as u32).collect();
+    }
+    manifest
+}
+
+fn load_state(dir: &Path, manifest: Manifest) -> Result<State> {
+    let mut segments = Vec::with_capacity(manifest.segments.len());
+    let mut tombstones = Vec::with_capacity(manifest.segments.len());
+    for entry in &manifest.segments {
+        let seg_dir = dir.join(segment::dir_name(entry.id));
+        segments.push(Arc::new(Segment::open(&seg_dir, manifest.uid, &manifest.schema, entry.rows)?));
+        let mut deleted = BitSet::new(entry.rows);
+        for &row in &entry.deleted {
+            if row as usize >= entry.rows {
+                return Err(crate::error::corrupt(dir.join(crate::manifest::FILE_NAME), "tombstone beyond segment end"));
+            }
+            deleted.set(row as usize);
+        }
+        tombstones.push(deleted);
+    }
+    Ok(State {
+        manifest,
+        segments,
+        tombstones,
+        tail: MemTable::default(),
+        id_index: None,
+    })
+}
+
+/// Deletes segment directories, logs and temp files that the manifest does not reference.
+fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let live: std::collections::HashSet<String> = manifest
+        .segments
+        .iter()
+        .map(|s| segment::dir_name(s.id))
+        .chain([manifest.wal.clone(), crate::manifest::FILE_NAME.to_string()])
+        .collect();
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        let ours = name.starts_with("seg-") || name.starts_with("wal-") || name.ends_with(".tmp");
+        if ours && !live.contains(&name) {
+            let path = entry.path();
+            let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            removed.at(&path)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn to_record(schema: &Schema, logged: LoggedRecord) -> Record {
+    let mut record = Record::new(logged.id);
+    for (field, vector) in schema.vectors.iter().zip(logged.vectors) {
+        if let Some(vector) = vector {
+            record.vectors.insert(field.name.clone(), vector);
+        }
+    }
+    for (field, value) in schema.payload.iter().zip(logged.payload) {
+        record.payload.insert(field.name.clone(), value);
+    }
+    record
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// What `verify` checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub files_checked: usize,
+    pub wal_batches: usize,
+    /// Bytes of torn log tail that a writer would cut (not an error: never acknowledged).
+    pub wal_tail_discarded: u64,
+}
+
+/// Counts and sizes of one collection.
+#[derive(Debug, Clone)]
+pub struct CollectionStats {
+    pub name: String,
+    /// Live records.
+    pub count: usize,
+    pub segments: usize,
+    /// Records in the log, not yet in a segment.
+    pub unflushed: usize,
+    /// Tombstoned segment rows awaiting compaction.
+    pub deleted_rows: usize,
+    pub disk_bytes: u64,
+    pub generation: u64,
+    pub schema: Schema,
+}

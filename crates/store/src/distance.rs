@@ -1,0 +1,232 @@
+//! Distance kernels. Internally every metric is a distance where lower is better:
+//! cosine → 1 − cos, dot → −⟨q,x⟩, l2 → squared Euclidean. [`Metric::score`] turns a distance
+//! back into the score users see (similarity for cosine and dot, distance for l2).
+
+use crate::schema::Metric;
+use std::sync::OnceLock;
+
+type Kernel = fn(&[f32], &[f32]) -> f32;
+
+struct Kernels {
+    dot: Kernel,
+    l2: Kernel,
+}
+
+/// Picks AVX2+FMA kernels when the CPU has them, portable ones otherwise, once per process.
+fn kernels() -> &'static Kernels {
+    static KERNELS: OnceLock<Kernels> = OnceLock::new();
+    KERNELS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return Kernels {
+                dot: avx::dot,
+                l2: avx::l2_squared,
+            };
+        }
+        Kernels {
+            dot: portable::dot,
+            l2: portable::l2_squared,
+        }
+    })
+}
+
+/// Inner product.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    (kernels().dot)(a, b)
+}
+
+/// Squared Euclidean distance.
+#[inline]
+pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    (kernels().l2)(a, b)
+}
+
+pub fn norm(v: &[f32]) -> f32 {
+    dot(v, v).sqrt()
+}
+
+/// Returns `v / ‖v‖`, or `v` unchanged when it is all zeros.
+pub fn normalized(v: &[f32]) -> Vec<f32> {
+    let n = norm(v);
+    if n > 0.0 {
+        v.iter().map(|x| x / n).collect()
+    } else {
+        v.to_vec()
+    }
+}
+
+/// A query prepared once for a metric, so each comparison is one kernel call.
+pub struct PreparedQuery {
+    metric: Metric,
+    vector: Vec<f32>,
+}
+
+impl PreparedQuery {
+    pub fn new(metric: Metric, query: &[f32]) -> PreparedQuery {
+        let vector = match metric {
+            Metric::Cosine => normalized(query),
+            Metric::L2 | Metric::Dot => query.to_vec(),
+        };
+        PreparedQuery { metric, vector }
+    }
+
+    /// Distance to a stored vector whose reciprocal norm is `inv_norm` (used by cosine only).
+    #[inline]
+    pub fn distance(&self, stored: &[f32], inv_norm: f32) -> f32 {
+        match self.metric {
+            Metric::Cosine => 1.0 - dot(&self.vector, stored) * inv_norm,
+            Metric::Dot => -dot(&self.vector, stored),
+            Metric::L2 => l2_squared(&self.vector, stored),
+        }
+    }
+}
+
+impl Metric {
+    /// The user-facing score of an internal distance.
+    pub fn score(self, distance: f32) -> f32 {
+        match self {
+            Metric::Cosine => 1.0 - distance,
+            Metric::Dot => -distance,
+            Metric::L2 => distance.max(0.0).sqrt(),
+        }
+    }
+}
+
+mod portable {
+    /// Eight independent accumulators let the compiler vectorise without reassociating floats.
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut acc = [0f32; 8];
+        let chunks = n / 8;
+        for c in 0..chunks {
+            for lane in 0..8 {
+                acc[lane] += a[c * 8 + lane] * b[c * 8 + lane];
+            }
+        }
+        let mut sum: f32 = acc.iter().sum();
+        for i in chunks * 8..n {
+            sum += a[i] * b[i];
+        }
+        sum
+    }
+
+    pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut acc = [0f32; 8];
+        let chunks = n / 8;
+        for c in 0..chunks {
+            for lane in 0..8 {
+                let d = a[c * 8 + lane] - b[c * 8 + lane];
+                acc[lane] += d * d;
+            }
+        }
+        let mut sum: f32 = acc.iter().sum();
+        for i in chunks * 8..n {
+            let d = a[i] - b[i];
+            sum += d * d;
+        }
+        sum
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use std::arch::x86_64::*;
+
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: only installed by `kernels()` after detecting AVX2 and FMA at run time.
+        unsafe { dot_avx(a, b) }
+    }
+
+    pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: as above.
+        unsafe { l2_avx(a, b) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_avx(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        // SAFETY (loads): every load reads 8 floats starting at i with i + 16 <= n or i + 8 <= n.
+        while i + 16 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)), acc0);
+            acc1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i + 8)),
+                _mm256_loadu_ps(b.as_ptr().add(i + 8)),
+                acc1,
+            );
+            i += 16;
+        }
+        while i + 8 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)), acc0);
+            i += 8;
+        }
+        let mut sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
+        while i < n {
+            sum += a[i] * b[i];
+            i += 1;
+        }
+        sum
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn l2_avx(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        // SAFETY (loads): every load reads 8 floats starting at i with i + 8 <= n.
+        while i + 8 <= n {
+            let d = _mm256_sub_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)));
+            acc = _mm256_fmadd_ps(d, d, acc);
+            i += 8;
+        }
+        let mut sum = horizontal_sum(acc);
+        while i < n {
+            let d = a[i] - b[i];
+            sum += d * d;
+            i += 1;
+        }
+        sum
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn horizontal_sum(v: __m256) -> f32 {
+        let pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let quad = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
+        let single = _mm_add_ss(quad, _mm_shuffle_ps(quad, quad, 1));
+        _mm_cvtss_f32(single)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_agree_with_naive_sums() {
+        for n in [1usize, 7, 8, 15, 16, 17, 64, 513] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 53 % 13) as f32 - 6.0) / 7.0).collect();
+            let naive_dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            let naive_l2: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
+            assert!((dot(&a, &b) - naive_dot).abs() < 1e-3 * (1.0 + naive_dot.abs()), "n={n}");
+            assert!((l2_squared(&a, &b) - naive_l2).abs() < 1e-3 * (1.0 + naive_l2), "n={n}");
+            assert!((portable::dot(&a, &b) - naive_dot).abs() < 1e-3 * (1.0 + naive_dot.abs()));
+        }
+    }
+
+    #[test]
+    fn scores_are_user_facing() {
+        let q = PreparedQuery::new(Metric::Cosine, &[3.0, 4.0]);
+        let d = q.distance(&[3.0, 4.0], 1.0 / 5.0);
+        assert!((Metric::Cosine.score(d) - 1.0).abs() < 1e-6);
+        let q = PreparedQuery::new(Metric::L2, &[0.0, 0.0]);
+        assert!((Metric::L2.score(q.distance(&[3.0, 4.0], 0.0)) - 5.0).abs() < 1e-6);
+        let q = PreparedQuery::new(Metric::Dot, &[1.0, 2.0]);
+        assert!((Metric::Dot.score(q.distance(&[3.0, 4.0], 0.0)) - 11.0).abs() < 1e-6);
+    }
+}

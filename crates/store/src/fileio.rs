@@ -1,0 +1,275 @@
+//! The envelope every medvec file starts with, and the durable-write primitives.
+//!
+//! Every file begins with a 64-byte header (see `FORMAT.md`): magic, kind, format version, the
+//! owning collection's uid, the body length and CRC-32, kind-specific words and the header's own
+//! CRC-32. The body starts at byte 64, so a memory-mapped body is aligned for `f32` and `u32`.
+
+use crate::error::{corrupt, IoContext, Result, StoreError};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Size of the header in front of every file body.
+pub const HEADER_LEN: usize = 64;
+const MAGIC: &[u8; 6] = b"MEDVEC";
+
+/// What a file holds; the two bytes after the magic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    StoreMarker,
+    Manifest,
+    Wal,
+    VectorColumn,
+    Ids,
+    Payload,
+    Graph,
+    Head,
+}
+
+impl FileKind {
+    fn code(self) -> [u8; 2] {
+        *match self {
+            FileKind::StoreMarker => b"ST",
+            FileKind::Manifest => b"MF",
+            FileKind::Wal => b"WL",
+            FileKind::VectorColumn => b"VC",
+            FileKind::Ids => b"ID",
+            FileKind::Payload => b"PL",
+            FileKind::Graph => b"HG",
+            FileKind::Head => b"HD",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            FileKind::StoreMarker => "store marker",
+            FileKind::Manifest => "manifest",
+            FileKind::Wal => "write-ahead log",
+            FileKind::VectorColumn => "vector column",
+            FileKind::Ids => "id table",
+            FileKind::Payload => "payload table",
+            FileKind::Graph => "HNSW graph",
+            FileKind::Head => "classifier head",
+        }
+    }
+}
+
+/// The decoded 64-byte header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub kind: FileKind,
+    pub version: u32,
+    /// Uid of the collection (or store) the file belongs to; catches files copied between stores.
+    pub owner_uid: u64,
+    pub body_len: u64,
+    pub body_crc: u32,
+    /// Kind-specific words (rows and dimension for a column, for example).
+    pub extra: [u64; 3],
+}
+
+impl Header {
+    pub fn new(kind: FileKind, owner_uid: u64, body: &[u8], extra: [u64; 3]) -> Header {
+        Header {
+            kind,
+            version: FORMAT_VERSION,
+            owner_uid,
+            body_len: body.len() as u64,
+            body_crc: crc32fast::hash(body),
+            extra,
+        }
+    }
+
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[0..6].copy_from_slice(MAGIC);
+        out[6..8].copy_from_slice(&self.kind.code());
+        out[8..12].copy_from_slice(&self.version.to_le_bytes());
+        // 12..16 reserved flags, zero.
+        out[16..24].copy_from_slice(&self.owner_uid.to_le_bytes());
+        out[24..32].copy_from_slice(&self.body_len.to_le_bytes());
+        out[32..36].copy_from_slice(&self.body_crc.to_le_bytes());
+        for (i, word) in self.extra.iter().enumerate() {
+            let at = 36 + 8 * i;
+            out[at..at + 8].copy_from_slice(&word.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out[..60]);
+        out[60..64].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Decodes and checks a header: magic, kind, header CRC, version and owner.
+    /// `owner_uid == None` accepts any owner (used when the owner is not yet known).
+    pub fn decode(path: &Path, bytes: &[u8], kind: FileKind, owner_uid: Option<u64>) -> Result<Header> {
+        if bytes.len() < HEADER_LEN {
+            return Err(corrupt(path, format!("{} bytes long, shorter than the 64-byte header", bytes.len())));
+        }
+        let word32 = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let word64 = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+        if &bytes[0..6] != MAGIC {
+            return Err(corrupt(path, "not a medvec file (bad magic)"));
+        }
+        if bytes[6..8] != kind.code() {
+            return Err(corrupt(path, format!("expected a {} file", kind.describe())));
+        }
+        if crc32fast::hash(&bytes[..60]) != word32(60) {
+            return Err(corrupt(path, "header checksum mismatch"));
+        }
+        let version = word32(8);
+        if version > FORMAT_VERSION {
+            return Err(StoreError::NewerFormat {
+                path: path.to_path_buf(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let header = Header {
+            kind,
+            version,
+            owner_uid: word64(16),
+            body_len: word64(24),
+            body_crc: word32(32),
+            extra: [word64(36), word64(44), word64(52)],
+        };
+        if let Some(expected) = owner_uid {
+            if header.owner_uid != expected {
+                return Err(corrupt(path, "belongs to another collection or store (owner uid mismatch)"));
+            }
+        }
+        Ok(header)
+    }
+
+    /// Checks that `file_bytes` holds exactly the body the header describes and that its CRC matches.
+    pub fn check_body<'a>(&self, path: &Path, file_bytes: &'a [u8]) -> Result<&'a [u8]> {
+        let body = self.body_slice(path, file_bytes)?;
+        if crc32fast::hash(body) != self.body_crc {
+            return Err(corrupt(path, "body checksum mismatch"));
+        }
+        Ok(body)
+    }
+
+    /// The body, after checking only its length (for lazily verified large columns).
+    pub fn body_slice<'a>(&self, path: &Path, file_bytes: &'a [u8]) -> Result<&'a [u8]> {
+        let expected = (HEADER_LEN as u64).checked_add(self.body_len);
+        if expected != Some(file_bytes.len() as u64) {
+            return Err(corrupt(
+                path,
+                format!(
+                    "length {} does not match the header's {}-byte body (truncated or extended)",
+                    file_bytes.len(),
+                    self.body_len
+                ),
+            ));
+        }
+        Ok(&file_bytes[HEADER_LEN..])
+    }
+}
+
+/// Creates a file readable and writable by its owner only: stores hold patient data.
+pub fn create_private(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .at(path)
+}
+
+/// Creates a directory (and parents) accessible by its owner only.
+pub fn create_private_dir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(path).at(path)
+}
+
+/// Writes header + body to a new file and fsyncs it. The caller makes it visible (rename or
+/// manifest) only after this returns, so a crash leaves at worst an unreferenced file.
+pub fn write_new_file(path: &Path, header: &Header, body: &[u8]) -> Result<()> {
+    let mut file = create_private(path)?;
+    file.write_all(&header.encode()).at(path)?;
+    file.write_all(body).at(path)?;
+    file.sync_all().at(path)
+}
+
+/// Replaces `path` atomically: write a temporary sibling, fsync it, rename over `path`, fsync the
+/// directory. A reader sees either the old or the new file, never a mixture.
+pub fn replace_atomically(path: &Path, header: &Header, body: &[u8]) -> Result<()> {
+    let temp = temp_sibling(path);
+    write_new_file(&temp, header, body)?;
+    crate::faults::point("before-rename");
+    fs::rename(&temp, path).at(path)?;
+    crate::faults::point("after-rename");
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// The temporary name used while a file is being replaced; `open` deletes leftovers.
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Fsyncs a directory so that renames and new entries in it survive power loss.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// Reads a whole small file and checks its header and body.
+pub fn read_checked(path: &Path, kind: FileKind, owner_uid: Option<u64>) -> Result<(Header, Vec<u8>)> {
+    let bytes = fs::read(path).at(path)?;
+    let header = Header::decode(path, &bytes, kind, owner_uid)?;
+    let body = header.check_body(path, &bytes)?.to_vec();
+    Ok((header, body))
+}
+
+/// A fresh random 64-bit uid, from the OS's entropy, with the clock as a fallback.
+pub fn new_uid() -> u64 {
+    let mut buf = [0u8; 8];
+    if fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+        .is_ok()
+    {
+        return u64::from_le_bytes(buf) | 1;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    (nanos ^ ((std::process::id() as u64) << 32)) | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_rejects_damage() {
+        let path = Path::new("x");
+        let header = Header::new(FileKind::Manifest, 42, b"body", [1, 2, 3]);
+        let mut bytes = header.encode().to_vec();
+        bytes.extend_from_slice(b"body");
+        let decoded = Header::decode(path, &bytes, FileKind::Manifest, Some(42)).unwrap();
+        assert_eq!(decoded, header);
+        assert_eq!(decoded.check_body(path, &bytes).unwrap(), b"body");
+        assert!(Header::decode(path, &bytes, FileKind::Wal, None).is_err());
+        assert!(Header::decode(path, &bytes, FileKind::Manifest, Some(7)).is_err());
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x10;
+            let ok = Header::decode(path, &damaged, FileKind::Manifest, Some(42))
+                .and_then(|h| h.check_body(path, &damaged).map(|_| ()));
+            assert!(ok.is_err(), "flip at byte {at} went unnoticed");
+        }
+        assert!(decoded.check_body(path, &bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn newer_version_is_reported() {
+        let mut header = Header::new(FileKind::Manifest, 1, b"", [0; 3]);
+        header.version = FORMAT_VERSION + 1;
+        let bytes = header.encode();
+        let err = Header::decode(Path::new("m"), &bytes, FileKind::Manifest, None).unwrap_err();
+        assert!(matches!(err, StoreError::NewerFormat { .. }), "{err}");
+    }
+}

@@ -1,0 +1,406 @@
+//! HNSW graphs: built with `hnsw_rs`, then written in medvec's own flat layout so that a search
+//! runs directly on the memory-mapped file, with no deserialisation at open.
+//!
+//! `hnsw_rs` builds the graph (parallel insertion, its neighbour-selection heuristic). Its own
+//! dump format must be fully reloaded into heap structures before a search, which would make
+//! opening a 100k-vector store take hundreds of milliseconds, so medvec keeps only the graph's
+//! edges, as fixed-width `u32` adjacency lists (layout in `FORMAT.md`), and searches them in place.
+
+use crate::distance::{dot, l2_squared, normalized};
+use crate::error::{corrupt, Result};
+use crate::schema::{HnswParams, Metric};
+use hnsw_rs::anndists::dist::distances::Distance;
+use hnsw_rs::hnsw::Hnsw;
+use std::cell::RefCell;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::path::Path;
+
+/// Marks an empty adjacency slot.
+const EMPTY: u32 = u32::MAX;
+/// hnsw_rs allows at most 16 layers.
+const MAX_LAYERS: usize = 16;
+
+/// The distance `hnsw_rs` builds with. Cosine and dot graphs are built on unit vectors
+/// (distances must be non-negative there); the search re-ranks with the true metric.
+struct BuildDistance {
+    squared_l2: bool,
+}
+
+impl Distance<f32> for BuildDistance {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        if self.squared_l2 {
+            l2_squared(a, b)
+        } else {
+            (1.0 - dot(a, b)).max(0.0)
+        }
+    }
+}
+
+/// Builds a graph over the rows of `vectors` (row-major, `dim` wide) for which `present` is true,
+/// and returns the file body. Node numbers are row numbers.
+pub fn build(vectors: &[f32], dim: usize, present: &[bool], metric: Metric, params: HnswParams) -> Vec<u8> {
+    let rows = present.len();
+    let unit: Vec<f32>;
+    let data = if metric == Metric::L2 {
+        vectors
+    } else {
+        unit = vectors.chunks_exact(dim).flat_map(normalized).collect();
+        &unit
+    };
+    let items: Vec<(&[f32], usize)> = (0..rows)
+        .filter(|&row| present[row])
+        .map(|row| (&data[row * dim..(row + 1) * dim], row))
+        .collect();
+    let distance = BuildDistance {
+        squared_l2: metric == Metric::L2,
+    };
+    let hnsw = Hnsw::<f32, BuildDistance>::new(params.m, items.len().max(1), MAX_LAYERS, params.ef_construction, distance);
+    hnsw.parallel_insert_slice(&items);
+    encode(&hnsw, rows, params.m)
+}
+
+fn encode(hnsw: &Hnsw<f32, BuildDistance>, rows: usize, m: usize) -> Vec<u8> {
+    let indexation = hnsw.get_point_indexation();
+    let max_level = indexation.get_max_level_observed() as usize;
+    let entry = indexation
+        .get_layer_iterator(max_level)
+        .next()
+        .map(|p| p.get_origin_id() as u32)
+        .unwrap_or(EMPTY);
+    let mut layer0 = vec![EMPTY; rows * (1 + 2 * m)];
+    let mut upper: Vec<Vec<(u32, Vec<u32>)>> = vec![Vec::new(); max_level + 1];
+    for point in indexation {
+        let node = point.get_origin_id();
+        let level = point.get_point_id().0 as usize;
+        let neighbourhood = point.get_neighborhood_id();
+        for (layer, neighbours) in neighbourhood.iter().enumerate().take(level + 1) {
+            let ids: Vec<u32> = neighbours.iter().map(|n| n.d_id as u32).collect();
+            if layer == 0 {
+                write_list(&mut layer0[node * (1 + 2 * m)..(node + 1) * (1 + 2 * m)], &ids);
+            } else {
+                upper[layer].push((node as u32, ids));
+            }
+        }
+    }
+    let mut words = vec![rows as u32, max_level as u32, entry, m as u32];
+    words.extend_from_slice(&layer0);
+    for nodes in upper.iter_mut().skip(1) {
+        nodes.sort_by_key(|(node, _)| *node);
+        words.push(nodes.len() as u32);
+        words.extend(nodes.iter().map(|(node, _)| *node));
+        for (_, ids) in nodes.iter() {
+            let mut slot = vec![EMPTY; 1 + m];
+            write_list(&mut slot, ids);
+            words.extend_from_slice(&slot);
+        }
+    }
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// Writes `[count, ids..., EMPTY...]` into a fixed-width slot, keeping the closest ids that fit.
+fn write_list(slot: &mut [u32], ids: &[u32]) {
+    let count = ids.len().min(slot.len() - 1);
+    slot[0] = count as u32;
+    slot[1..1 + count].copy_from_slice(&ids[..count]);
+}
+
+/// Offsets of one upper layer inside the word array.
+#[derive(Debug, Clone, Copy)]
+struct UpperLayer {
+    count: usize,
+    nodes_at: usize,
+    lists_at: usize,
+}
+
+/// A validated view of a graph body; `words` is the body as `u32`s.
+#[derive(Debug)]
+pub struct GraphLayout {
+    nodes: usize,
+    entry: u32,
+    m: usize,
+    upper: Vec<UpperLayer>,
+}
+
+const LAYER0_AT: usize = 4;
+
+impl GraphLayout {
+    /// Checks every count, id and offset, so a damaged file is an error here and search can
+    /// index without further checks.
+    pub fn parse(path: &Path, words: &[u32], expected_nodes: usize) -> Result<GraphLayout> {
+        let bad = |what: &str| corrupt(path, format!("HNSW graph: {what}"));
+        if words.len() < LAYER0_AT {
+            return Err(bad("too short"));
+        }
+        let (nodes, max_level, entry, m) = (words[0] as usize, words[1] as usize, words[2], words[3] as usize);
+        if nodes != expected_nodes || max_level >= MAX_LAYERS || !(1..=256).contains(&m) {
+            return Err(bad("header words out of range"));
+        }
+        let layer0_len = nodes.checked_mul(1 + 2 * m).ok_or_else(|| bad("size overflow"))?;
+        let mut at = LAYER0_AT + layer0_len;
+        if words.len() < at {
+            return Err(bad("layer 0 truncated"));
+        }
+        check_lists(&words[LAYER0_AT..at], 2 * m, nodes).map_err(|e| bad(&e))?;
+        let mut upper = Vec::with_capacity(max_level);
+        for level in 1..=max_level {
+            let layer = parse_upper(words, &mut at, m, nodes).map_err(|e| bad(&format!("layer {level}: {e}")))?;
+            upper.push(layer);
+        }
+        if at != words.len() {
+            return Err(bad("trailing words"));
+        }
+        let layout = GraphLayout { nodes, entry, m, upper };
+        let entry_ok = if nodes == 0 || entry == EMPTY {
+            true
+        } else {
+            (entry as usize) < nodes && layout.upper.last().is_none_or(|top| layout.level_slot(words, top, entry).is_some())
+        };
+        if !entry_ok {
+            return Err(bad("entry point is not on the top layer"));
+        }
+        Ok(layout)
+    }
+
+    fn level_slot(&self, words: &[u32], layer: &UpperLayer, node: u32) -> Option<usize> {
+        words[layer.nodes_at..layer.nodes_at + layer.count].binary_search(&node).ok()
+    }
+
+    fn neighbours<'w>(&self, words: &'w [u32], level: usize, node: u32) -> &'w [u32] {
+        let (list, width) = if level == 0 {
+            let width = 1 + 2 * self.m;
+            let at = LAYER0_AT + node as usize * width;
+            (&words[at..at + width], width)
+        } else {
+            let layer = &self.upper[level - 1];
+            let Some(slot) = self.level_slot(words, layer, node) else {
+                return &[];
+            };
+            let width = 1 + self.m;
+            let at = layer.lists_at + slot * width;
+            (&words[at..at + width], width)
+        };
+        let count = (list[0] as usize).min(width - 1);
+        &list[1..1 + count]
+    }
+
+    /// Searches for the `ef` nearest allowed nodes, returned as (distance, node), nearest first.
+    /// `distance` is called only for nodes in `0..nodes`; `allowed` filters the results but not
+    /// the traversal, so the graph stays connected under a filter.
+    pub fn search(
+        &self,
+        words: &[u32],
+        ef: usize,
+        distance: &dyn Fn(u32) -> f32,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Vec<(f32, u32)> {
+        if self.nodes == 0 || self.entry == EMPTY || ef == 0 {
+            return Vec::new();
+        }
+        let mut entry = self.entry;
+        let mut entry_distance = distance(entry);
+        for level in (1..=self.upper.len()).rev() {
+            (entry, entry_distance) = self.greedy(words, level, entry, entry_distance, distance);
+        }
+        VISITED.with(|cell| {
+            let mut visited = cell.borrow_mut();
+            visited.reset(self.nodes);
+            self.beam(words, &mut visited, ef, (entry, entry_distance), distance, allowed)
+        })
+    }
+
+    fn greedy(&self, words: &[u32], level: usize, mut node: u32, mut best: f32, distance: &dyn Fn(u32) -> f32) -> (u32, f32) {
+        loop {
+            let mut moved = false;
+            for &next in self.neighbours(words, level, node) {
+                let d = distance(next);
+                if d < best {
+                    (node, best, moved) = (next, d, true);
+                }
+            }
+            if !moved {
+                return (node, best);
+            }
+        }
+    }
+
+    fn beam(
+        &self,
+        words: &[u32],
+        visited: &mut Visited,
+        ef: usize,
+        start: (u32, f32),
+        distance: &dyn Fn(u32) -> f32,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Vec<(f32, u32)> {
+        let mut candidates = BinaryHeap::new();
+        let mut results: BinaryHeap<Scored> = BinaryHeap::new();
+        visited.mark(start.0);
+        candidates.push(Reverse(Scored(start.1, start.0)));
+        if allowed(start.0) {
+            results.push(Scored(start.1, start.0));
+        }
+        while let Some(Reverse(Scored(d, node))) = candidates.pop() {
+            if results.len() >= ef && d > results.peek().map_or(f32::INFINITY, |w| w.0) {
+                break;
+            }
+            for &next in self.neighbours(words, 0, node) {
+                if !visited.mark(next) {
+                    continue;
+                }
+                let dn = distance(next);
+                let worst = results.peek().map_or(f32::INFINITY, |w| w.0);
+                if results.len() < ef || dn < worst {
+                    candidates.push(Reverse(Scored(dn, next)));
+                    if allowed(next) {
+                        results.push(Scored(dn, next));
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                    }
+                }
+            }
+        }
+        let mut out: Vec<(f32, u32)> = results.into_iter().map(|s| (s.0, s.1)).collect();
+        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        out
+    }
+}
+
+fn parse_upper(words: &[u32], at: &mut usize, m: usize, nodes: usize) -> Result<UpperLayer, String> {
+    let count = *words.get(*at).ok_or("truncated")? as usize;
+    if count > nodes {
+        return Err("more nodes than the graph holds".into());
+    }
+    let nodes_at = *at + 1;
+    let lists_at = nodes_at + count;
+    let end = count
+        .checked_mul(1 + m)
+        .and_then(|n| n.checked_add(lists_at))
+        .ok_or("size overflow")?;
+    if end > words.len() {
+        return Err("truncated".into());
+    }
+    let ids = &words[nodes_at..lists_at];
+    if ids.windows(2).any(|w| w[0] >= w[1]) || ids.last().is_some_and(|&n| n as usize >= nodes) {
+        return Err("node list unsorted or out of range".into());
+    }
+    check_lists(&words[lists_at..end], m, nodes)?;
+    *at = end;
+    Ok(UpperLayer { count, nodes_at, lists_at })
+}
+
+/// Checks fixed-width `[count, ids...]` lists: counts within width, ids within the node range.
+fn check_lists(words: &[u32], width: usize, nodes: usize) -> Result<(), String> {
+    for list in words.chunks_exact(1 + width) {
+        let count = list[0] as usize;
+        if count > width {
+            return Err("neighbour count exceeds M".into());
+        }
+        if list[1..1 + count].iter().any(|&id| id as usize >= nodes) {
+            return Err("neighbour id out of range".into());
+        }
+    }
+    Ok(())
+}
+
+/// A (distance, node) pair ordered by distance, then node, so heaps are deterministic.
+#[derive(Debug, Clone, Copy)]
+struct Scored(f32, u32);
+
+impl PartialEq for Scored {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+/// Per-thread visited marks, reset in O(1) by bumping an epoch.
+struct Visited {
+    epoch: u32,
+    marks: Vec<u32>,
+}
+
+impl Visited {
+    fn reset(&mut self, nodes: usize) {
+        if self.marks.len() < nodes {
+            self.marks.resize(nodes, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.marks.fill(0);
+            self.epoch = 1;
+        }
+    }
+
+    /// Marks `node`; returns false when it was already marked.
+    fn mark(&mut self, node: u32) -> bool {
+        let slot = &mut self.marks[node as usize];
+        if *slot == self.epoch {
+            false
+        } else {
+            *slot = self.epoch;
+            true
+        }
+    }
+}
+
+thread_local! {
+    static VISITED: RefCell<Visited> = const { RefCell::new(Visited { epoch: 0, marks: Vec::new() }) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words_of(bytes: &[u8]) -> Vec<u32> {
+        bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+
+    #[test]
+    fn finds_nearest_neighbours_on_a_small_grid() {
+        let dim = 2;
+        let vectors: Vec<f32> = (0..400).flat_map(|i| [(i % 20) as f32, (i / 20) as f32]).collect();
+        let present = vec![true; 400];
+        let body = build(&vectors, dim, &present, Metric::L2, HnswParams::default());
+        let words = words_of(&body);
+        let layout = GraphLayout::parse(Path::new("g"), &words, 400).unwrap();
+        let query = [7.2f32, 11.9];
+        let hits = layout.search(&words, 16, &|n| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]), &|_| true);
+        assert_eq!(hits[0].1, 11 * 20 + 7);
+        let odd_only = layout.search(&words, 16, &|n| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]), &|n| n % 2 == 1);
+        assert!(odd_only.iter().all(|(_, n)| n % 2 == 1));
+        assert!(odd_only[0].0 <= 1.1);
+    }
+
+    #[test]
+    fn damaged_graphs_are_errors_not_panics() {
+        let vectors: Vec<f32> = (0..200).map(|i| i as f32).collect();
+        let body = build(&vectors, 2, &[true; 100], Metric::L2, HnswParams { m: 4, ef_construction: 20, ef_search: 10 });
+        let words = words_of(&body);
+        assert!(GraphLayout::parse(Path::new("g"), &words, 99).is_err());
+        let mut state = 0x9E3779B97F4A7C15u64;
+        for _ in 0..2000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut damaged = words.clone();
+            let at = (state as usize) % damaged.len();
+            damaged[at] = (state >> 32) as u32 % 300;
+            if let Ok(layout) = GraphLayout::parse(Path::new("g"), &damaged, 100) {
+                // Whatever survived validation must be searchable without panicking.
+                layout.search(&damaged, 8, &|n| n as f32, &|_| true);
+            }
+        }
+    }
+}

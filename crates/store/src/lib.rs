@@ -1,0 +1,44 @@
+//! # medvec-store
+//!
+//! The storage engine of medvec: a crash-safe, memory-mapped, columnar store of embedding
+//! vectors with payload, searched through per-segment HNSW graphs or exact scans.
+//!
+//! - A [`Store`] is a directory of named [`Collection`]s; each collection is self-contained
+//!   (its own manifest, log and segments), which makes it the unit of sharding.
+//! - Writes go to a checksummed write-ahead log, fsynced before the call returns, and into an
+//!   in-memory tail; the tail is flushed into an immutable segment at a size threshold.
+//! - A segment holds one little-endian `f32` column file per vector field, read zero-copy through
+//!   `memmap2`, rkyv archives of ids and payload, and an HNSW graph per vector field.
+//! - The manifest names the live segments and log and is replaced atomically.
+//!
+//! The on-disk format is specified in `FORMAT.md` beside this crate.
+
+mod bitset;
+mod collection;
+pub mod distance;
+mod error;
+pub mod faults;
+pub mod fileio;
+pub mod filter;
+mod graph;
+mod lock;
+mod manifest;
+mod memtable;
+mod record;
+mod schema;
+mod search;
+mod segment;
+mod store;
+mod validate;
+mod value;
+mod wal;
+
+pub use collection::{Collection, CollectionOptions, CollectionStats, VerifyReport};
+pub use error::{Result, StoreError};
+pub use fileio::FORMAT_VERSION;
+pub use filter::Filter;
+pub use record::{validate_id, Record, MAX_ID_BYTES};
+pub use schema::{HnswParams, Metric, PayloadField, Schema, VectorField, MAX_DIM};
+pub use search::{Hit, SearchParams};
+pub use store::Store;
+pub use value::{FieldType, Value};

@@ -1,0 +1,56 @@
+//! A collection's manifest: the one file that says which segments and which log make up the
+//! committed state. It is replaced atomically, so every reader sees one whole version.
+
+use crate::error::{corrupt, Result};
+use crate::fileio::{self, FileKind, Header};
+use crate::schema::Schema;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const FILE_NAME: &str = "MANIFEST";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentEntry {
+    pub id: u64,
+    pub rows: usize,
+    /// Rows deleted (tombstoned) since the segment was written, ascending.
+    pub deleted: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    /// Random per collection; every file of the collection carries it in its header.
+    pub uid: u64,
+    /// Increases by one per commit.
+    pub generation: u64,
+    pub schema: Schema,
+    pub next_segment: u64,
+    /// File name of the live write-ahead log.
+    pub wal: String,
+    pub segments: Vec<SegmentEntry>,
+}
+
+impl Manifest {
+    pub fn load(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(FILE_NAME);
+        let (header, body) = fileio::read_checked(&path, FileKind::Manifest, None)?;
+        let manifest: Manifest = serde_json::from_slice(&body).map_err(|e| corrupt(&path, format!("does not decode: {e}")))?;
+        if manifest.uid != header.owner_uid {
+            return Err(corrupt(&path, "uid in the body disagrees with the header"));
+        }
+        manifest.schema.validate().map_err(|e| corrupt(&path, e.to_string()))?;
+        Ok(manifest)
+    }
+
+    /// Commits this manifest: temp file, fsync, rename, directory fsync.
+    pub fn commit(&self, dir: &Path) -> Result<()> {
+        let body = serde_json::to_vec_pretty(self).expect("a manifest always serialises");
+        let header = Header::new(FileKind::Manifest, self.uid, &body, [self.generation, 0, 0]);
+        fileio::replace_atomically(&dir.join(FILE_NAME), &header, &body)
+    }
+
+    pub fn wal_name(generation: u64) -> String {
+        format!("wal-{generation:08}.log")
+    }
+}

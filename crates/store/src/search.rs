@@ -1,0 +1,227 @@
+//! Nearest-neighbour search over a collection: a plan per segment (HNSW graph or exact scan),
+//! an exact scan of the unflushed tail, and a merge into one top-k.
+
+use crate::bitset::BitSet;
+use crate::collection::{Collection, State};
+use crate::distance::PreparedQuery;
+use crate::error::{Result, StoreError};
+use crate::filter::{CompiledFilter, Filter};
+use crate::memtable::LoggedRow;
+use crate::schema::VectorField;
+use crate::segment::Segment;
+use rayon::prelude::*;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// Below this fraction of a segment's rows passing the filter, the planner scans exactly,
+/// because a filtered graph walk visits mostly rejected nodes and its recall collapses.
+pub const EXACT_SELECTIVITY: f64 = 0.10;
+/// Below this many candidate rows an exact scan is as fast as a graph walk.
+pub const EXACT_ROWS: usize = 4096;
+
+/// What to search for, besides the query vectors.
+#[derive(Debug, Clone, Default)]
+pub struct SearchParams {
+    /// Number of hits per query.
+    pub k: usize,
+    /// Beam width for graph search; defaults to the field's `ef_search`, and is at least `k`.
+    pub ef: Option<usize>,
+    /// Scan every row instead of walking the graphs.
+    pub exact: bool,
+    /// Only rows whose payload matches.
+    pub filter: Option<Filter>,
+}
+
+impl SearchParams {
+    pub fn top(k: usize) -> SearchParams {
+        SearchParams {
+            k,
+            ..SearchParams::default()
+        }
+    }
+}
+
+/// One search result: the record id and its score (similarity for cosine and dot, distance for l2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: String,
+    pub score: f32,
+}
+
+/// How one segment is searched for one batch of queries.
+enum Plan {
+    Skip,
+    Exact(Vec<u32>),
+    Graph(BitSet),
+}
+
+impl Collection {
+    /// Finds the `params.k` records nearest to `query` in vector field `field`, best first.
+    pub fn search(&self, field: &str, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        let mut hits = self.search_batch(field, std::slice::from_ref(&query.to_vec()), params)?;
+        Ok(hits.pop().unwrap_or_default())
+    }
+
+    /// Searches many queries at once, in parallel on all cores; results are in query order.
+    pub fn search_batch(&self, field: &str, queries: &[Vec<f32>], params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+        let state = self.read();
+        let schema = &state.manifest.schema;
+        let field_index = schema.vector_index(field)?;
+        let spec = &schema.vectors[field_index];
+        for (i, query) in queries.iter().enumerate() {
+            check_query(spec, i, query)?;
+        }
+        let filter = params.filter.as_ref().map(|f| f.compile(schema)).transpose()?;
+        let plans = plan_segments(&state, field_index, filter.as_ref(), params.exact)?;
+        let ef = params.ef.unwrap_or(spec.hnsw.ef_search).max(params.k);
+        let search_one = |query: &Vec<f32>| {
+            let prepared = PreparedQuery::new(spec.metric, query);
+            let mut top = TopK::new(params.k);
+            for (segment, plan) in state.segments.iter().zip(&plans) {
+                search_segment(segment, field_index, plan, &prepared, ef, &mut top);
+            }
+            scan_tail(&state, field_index, filter.as_ref(), &prepared, &mut top);
+            top.into_sorted()
+                .into_iter()
+                .map(|(distance, id)| Hit {
+                    id,
+                    score: spec.metric.score(distance),
+                })
+                .collect()
+        };
+        Ok(queries.par_iter().map(search_one).collect())
+    }
+}
+
+fn check_query(spec: &VectorField, index: usize, query: &[f32]) -> Result<()> {
+    if query.len() != spec.dim {
+        return Err(StoreError::InvalidQuery(format!(
+            "query {index} has dimension {}, field `{}` has {}",
+            query.len(),
+            spec.name,
+            spec.dim
+        )));
+    }
+    if query.iter().any(|x| !x.is_finite()) {
+        return Err(StoreError::InvalidQuery(format!("query {index} has a NaN or infinite value")));
+    }
+    Ok(())
+}
+
+fn plan_segments(state: &State, field: usize, filter: Option<&CompiledFilter>, exact: bool) -> Result<Vec<Plan>> {
+    state
+        .segments
+        .iter()
+        .zip(&state.tombstones)
+        .map(|(segment, tombstones)| {
+            let column = &segment.columns[field];
+            column.ensure_verified()?;
+            let mut allowed = BitSet::new(segment.rows);
+            for row in 0..segment.rows {
+                let ok = !tombstones.get(row)
+                    && segment.has_vector(field, row)
+                    && filter.is_none_or(|f| f.matches(&segment.row(row)));
+                if ok {
+                    allowed.set(row);
+                }
+            }
+            let count = allowed.count();
+            let selective = (count as f64) < EXACT_SELECTIVITY * segment.rows as f64;
+            Ok(if count == 0 {
+                Plan::Skip
+            } else if exact || column.graph().is_none() || selective || count <= EXACT_ROWS {
+                Plan::Exact(allowed.ones().map(|r| r as u32).collect())
+            } else {
+                Plan::Graph(allowed)
+            })
+        })
+        .collect()
+}
+
+fn search_segment(segment: &Segment, field: usize, plan: &Plan, query: &PreparedQuery, ef: usize, top: &mut TopK) {
+    let column = &segment.columns[field];
+    let distance = |row: u32| query.distance(column.vector(row as usize), column.inv_norm(row as usize));
+    match plan {
+        Plan::Skip => {}
+        Plan::Exact(rows) => {
+            for &row in rows {
+                let d = distance(row);
+                if top.accepts(d) {
+                    top.push(d, segment.id_of(row as usize));
+                }
+            }
+        }
+        Plan::Graph(allowed) => {
+            let Some((words, layout)) = column.graph() else { return };
+            for (d, row) in layout.search(words, ef, &distance, &|row| allowed.get(row as usize)) {
+                if top.accepts(d) {
+                    top.push(d, segment.id_of(row as usize));
+                }
+            }
+        }
+    }
+}
+
+fn scan_tail(state: &State, field: usize, filter: Option<&CompiledFilter>, query: &PreparedQuery, top: &mut TopK) {
+    for record in &state.tail.records {
+        let Some(Some(vector)) = record.vectors.get(field) else { continue };
+        if filter.is_some_and(|f| !f.matches(&LoggedRow(record))) {
+            continue;
+        }
+        let norm = crate::distance::norm(vector);
+        let d = query.distance(vector, if norm > 0.0 { 1.0 / norm } else { 0.0 });
+        if top.accepts(d) {
+            top.push(d, &record.id);
+        }
+    }
+}
+
+/// Keeps the k smallest (distance, id) pairs; ties break on id so results are deterministic.
+pub(crate) struct TopK {
+    k: usize,
+    heap: BinaryHeap<Entry>,
+}
+
+struct Entry(f32, String);
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then_with(|| self.1.cmp(&other.1))
+    }
+}
+
+impl TopK {
+    pub(crate) fn new(k: usize) -> TopK {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    /// Whether a candidate at distance `d` could enter; avoids allocating its id otherwise.
+    pub(crate) fn accepts(&self, d: f32) -> bool {
+        self.k > 0 && (self.heap.len() < self.k || self.heap.peek().is_some_and(|w| d <= w.0))
+    }
+
+    pub(crate) fn push(&mut self, d: f32, id: &str) {
+        self.heap.push(Entry(d, id.to_string()));
+        if self.heap.len() > self.k {
+            self.heap.pop();
+        }
+    }
+
+    pub(crate) fn into_sorted(self) -> Vec<(f32, String)> {
+        self.heap.into_sorted_vec().into_iter().map(|e| (e.0, e.1)).collect()
+    }
+}

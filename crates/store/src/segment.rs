@@ -1,0 +1,442 @@
+//! Immutable segments: a directory of column files written once at flush or compaction.
+//!
+//! Per vector field a contiguous little-endian `f32` column (`<field>.f32`) followed by each row's
+//! reciprocal norm, and an HNSW graph (`<field>.hnsw`) when the segment is large enough; the ids
+//! and vector presence in `ids.rkyv`; the payload columns in `payload.rkyv`. All are read through
+//! memory maps and never modified after the manifest references them.
+
+use crate::error::{corrupt, IoContext, Result};
+use crate::faults;
+use crate::fileio::{self, FileKind, Header, HEADER_LEN};
+use crate::filter::{PayloadRow, ValueRef};
+use crate::graph::{self, GraphLayout};
+use crate::schema::Schema;
+use crate::value::FieldType;
+use crate::value::Value;
+use crate::wal::LoggedRecord;
+use memmap2::Mmap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("medvec maps little-endian column files directly and needs a little-endian CPU");
+
+/// Ids of a segment's rows and which vectors each row has.
+#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct SegmentIds {
+    pub ids: Vec<String>,
+    /// One list per schema vector field: whether row i has that vector.
+    pub present: Vec<Vec<bool>>,
+}
+
+/// One payload column, null where a row has no value.
+#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub enum PayloadColumn {
+    String(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
+}
+
+#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct SegmentPayload {
+    pub columns: Vec<PayloadColumn>,
+}
+
+/// Segments with fewer vectors than this in a field get no graph; exact scan is as fast.
+pub const MIN_GRAPH_ROWS: usize = 1024;
+
+/// The directory name of segment `id`.
+pub fn dir_name(id: u64) -> String {
+    format!("seg-{id:08}")
+}
+
+fn column_path(dir: &Path, field: &str) -> PathBuf {
+    dir.join(format!("{field}.f32"))
+}
+
+fn graph_path(dir: &Path, field: &str) -> PathBuf {
+    dir.join(format!("{field}.hnsw"))
+}
+
+/// Writes a complete segment directory for `records` and fsyncs it. The segment becomes part of
+/// the collection only when a manifest naming it is committed.
+pub fn write(dir: &Path, owner_uid: u64, schema: &Schema, records: &[LoggedRecord]) -> Result<()> {
+    fileio::create_private_dir(dir)?;
+    for (index, field) in schema.vectors.iter().enumerate() {
+        let (values, present) = gather_vectors(records, index, field.dim);
+        write_column(&column_path(dir, &field.name), owner_uid, &values, field.dim)?;
+        if present.iter().filter(|&&p| p).count() >= MIN_GRAPH_ROWS {
+            let body = graph::build(&values, field.dim, &present, field.metric, field.hnsw);
+            let header = Header::new(FileKind::Graph, owner_uid, &body, [records.len() as u64, 0, 0]);
+            fileio::write_new_file(&graph_path(dir, &field.name), &header, &body)?;
+        }
+    }
+    write_archive(&dir.join("ids.rkyv"), FileKind::Ids, owner_uid, &build_ids(schema, records))?;
+    write_archive(&dir.join("payload.rkyv"), FileKind::Payload, owner_uid, &build_payload(schema, records))?;
+    fileio::sync_dir(dir)?;
+    faults::point("segment-after-write");
+    Ok(())
+}
+
+fn gather_vectors(records: &[LoggedRecord], index: usize, dim: usize) -> (Vec<f32>, Vec<bool>) {
+    let mut values = vec![0f32; records.len() * dim];
+    let mut present = vec![false; records.len()];
+    for (row, record) in records.iter().enumerate() {
+        if let Some(Some(vector)) = record.vectors.get(index) {
+            values[row * dim..(row + 1) * dim].copy_from_slice(vector);
+            present[row] = true;
+        }
+    }
+    (values, present)
+}
+
+fn write_column(path: &Path, owner_uid: u64, values: &[f32], dim: usize) -> Result<()> {
+    let rows = values.len() / dim;
+    let mut body = Vec::with_capacity((values.len() + rows) * 4);
+    for v in values {
+        body.extend_from_slice(&v.to_le_bytes());
+    }
+    for row in values.chunks_exact(dim) {
+        let norm = crate::distance::norm(row);
+        let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+        body.extend_from_slice(&inv.to_le_bytes());
+    }
+    let header = Header::new(FileKind::VectorColumn, owner_uid, &body, [rows as u64, dim as u64, 0]);
+    fileio::write_new_file(path, &header, &body)
+}
+
+fn write_archive<T>(path: &Path, kind: FileKind, owner_uid: u64, value: &T) -> Result<()>
+where
+    T: for<'a> rkyv::Serialize<rkyv::api::high::HighSerializer<rkyv::util::AlignedVec, rkyv::ser::allocator::ArenaHandle<'a>, rkyv::rancor::Error>>,
+{
+    let body = rkyv::to_bytes::<rkyv::rancor::Error>(value).map_err(|e| corrupt(path, format!("cannot encode: {e}")))?;
+    let header = Header::new(kind, owner_uid, &body, [0; 3]);
+    fileio::write_new_file(path, &header, &body)
+}
+
+fn build_ids(schema: &Schema, records: &[LoggedRecord]) -> SegmentIds {
+    SegmentIds {
+        ids: records.iter().map(|r| r.id.clone()).collect(),
+        present: (0..schema.vectors.len())
+            .map(|i| records.iter().map(|r| matches!(r.vectors.get(i), Some(Some(_)))).collect())
+            .collect(),
+    }
+}
+
+fn build_payload(schema: &Schema, records: &[LoggedRecord]) -> SegmentPayload {
+    let columns = schema
+        .payload
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let cells = records.iter().map(move |r| r.payload.get(i).unwrap_or(&Value::Null));
+            match field.field_type {
+                FieldType::String => PayloadColumn::String(cells.map(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    _ => None,
+                }).collect()),
+                FieldType::Int => PayloadColumn::Int(cells.map(|v| match v {
+                    Value::Int(x) => Some(*x),
+                    _ => None,
+                }).collect()),
+                FieldType::Float => PayloadColumn::Float(cells.map(|v| match v {
+                    Value::Float(x) => Some(*x),
+                    _ => None,
+                }).collect()),
+                FieldType::Bool => PayloadColumn::Bool(cells.map(|v| match v {
+                    Value::Bool(x) => Some(*x),
+                    _ => None,
+                }).collect()),
+            }
+        })
+        .collect();
+    SegmentPayload { columns }
+}
+
+/// A file mapped into memory with its header checked.
+#[derive(Debug)]
+struct MappedFile {
+    path: PathBuf,
+    map: Mmap,
+    header: Header,
+}
+
+impl MappedFile {
+    fn open(path: &Path, kind: FileKind, owner_uid: u64) -> Result<MappedFile> {
+        let file = File::open(path).at(path)?;
+        // SAFETY: segment files are written once, fsynced and published by the manifest; medvec
+        // never writes to or truncates a published file (compaction writes new files and deletes
+        // old ones, which leaves existing mappings intact). Changing them behind medvec's back is
+        // outside the format's contract (FORMAT.md, "Assumptions").
+        let map = unsafe { Mmap::map(&file) }.at(path)?;
+        let header = Header::decode(path, &map, kind, Some(owner_uid))?;
+        header.body_slice(path, &map)?;
+        Ok(MappedFile {
+            path: path.to_path_buf(),
+            map,
+            header,
+        })
+    }
+
+    fn body(&self) -> &[u8] {
+        &self.map[HEADER_LEN..]
+    }
+
+    fn verify(&self) -> Result<()> {
+        self.header.check_body(&self.path, &self.map).map(|_| ())
+    }
+}
+
+/// Reinterprets an aligned little-endian byte slice as `T` words.
+fn cast_words<'a, T: Copy>(path: &Path, bytes: &'a [u8]) -> Result<&'a [T]> {
+    let size = std::mem::size_of::<T>();
+    if bytes.len() % size != 0 || (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0 {
+        return Err(corrupt(path, "body is not a whole number of aligned words"));
+    }
+    // SAFETY: the pointer is aligned for T and the length is a multiple of its size (both checked
+    // above); T is f32 or u32, for which every bit pattern is valid; the CPU is little-endian
+    // (compile-time check), matching the file; the bytes live as long as the returned slice.
+    Ok(unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / size) })
+}
+
+/// One vector field's column, with its optional graph.
+#[derive(Debug)]
+pub struct Column {
+    file: MappedFile,
+    pub dim: usize,
+    rows: usize,
+    verified: OnceLock<Result<(), String>>,
+    graph: Option<(MappedFile, GraphLayout)>,
+}
+
+impl Column {
+    fn open(dir: &Path, field: &str, owner_uid: u64, rows: usize, dim: usize) -> Result<Column> {
+        let path = column_path(dir, field);
+        let file = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
+        let [file_rows, file_dim, _] = file.header.extra;
+        let expected_len = (rows as u64).checked_mul(dim as u64 + 1).and_then(|n| n.checked_mul(4));
+        if file_rows != rows as u64 || file_dim != dim as u64 || expected_len != Some(file.header.body_len) {
+            return Err(corrupt(&path, format!("holds {file_rows} rows of {file_dim}, expected {rows} of {dim}")));
+        }
+        cast_words::<f32>(&path, file.body())?;
+        let graph = Self::open_graph(dir, field, owner_uid, rows)?;
+        Ok(Column {
+            file,
+            dim,
+            rows,
+            verified: OnceLock::new(),
+            graph,
+        })
+    }
+
+    fn open_graph(dir: &Path, field: &str, owner_uid: u64, rows: usize) -> Result<Option<(MappedFile, GraphLayout)>> {
+        let path = graph_path(dir, field);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let file = MappedFile::open(&path, FileKind::Graph, owner_uid)?;
+        file.verify()?;
+        let layout = GraphLayout::parse(&path, cast_words::<u32>(&path, file.body())?, rows)?;
+        Ok(Some((file, layout)))
+    }
+
+    /// Checks the column's CRC once per process, on first use, so that opening a store stays
+    /// cheap while a damaged column still fails before it answers a query.
+    pub fn ensure_verified(&self) -> Result<()> {
+        let outcome = self.verified.get_or_init(|| self.file.verify().map_err(|e| e.to_string()));
+        outcome.clone().map_err(|detail| corrupt(&self.file.path, detail_only(&detail)))
+    }
+
+    fn floats(&self) -> &[f32] {
+        // Length and alignment were checked at open.
+        cast_words::<f32>(&self.file.path, self.file.body()).unwrap_or(&[])
+    }
+
+    pub fn vector(&self, row: usize) -> &[f32] {
+        &self.floats()[row * self.dim..(row + 1) * self.dim]
+    }
+
+    pub fn inv_norm(&self, row: usize) -> f32 {
+        self.floats()[self.rows * self.dim + row]
+    }
+
+    pub fn graph(&self) -> Option<(&[u32], &GraphLayout)> {
+        let (file, layout) = self.graph.as_ref()?;
+        Some((cast_words::<u32>(&file.path, file.body()).unwrap_or(&[]), layout))
+    }
+
+    pub fn paths(&self) -> Vec<&Path> {
+        let mut paths = vec![self.file.path.as_path()];
+        if let Some((graph, _)) = &self.graph {
+            paths.push(&graph.path);
+        }
+        paths
+    }
+
+    fn verify_all(&self) -> Result<()> {
+        self.file.verify()?;
+        if let Some((graph, _)) = &self.graph {
+            graph.verify()?;
+        }
+        Ok(())
+    }
+}
+
+/// Strips the "path: corrupt: " prefix a cached error message already carries.
+fn detail_only(message: &str) -> String {
+    message.rsplit_once("corrupt: ").map_or(message, |(_, d)| d).to_string()
+}
+
+/// An open, validated segment.
+#[derive(Debug)]
+pub struct Segment {
+    pub dir: PathBuf,
+    pub rows: usize,
+    ids_file: MappedFile,
+    payload_file: MappedFile,
+    pub columns: Vec<Column>,
+}
+
+impl Segment {
+    /// Maps and validates a segment: headers, lengths, the id and payload archives (fully) and
+    /// the graphs (fully). Column CRCs are checked on first use ([`Column::ensure_verified`]).
+    pub fn open(dir: &Path, owner_uid: u64, schema: &Schema, rows: usize) -> Result<Segment> {
+        let ids_file = MappedFile::open(&dir.join("ids.rkyv"), FileKind::Ids, owner_uid)?;
+        ids_file.verify()?;
+        let ids = rkyv::access::<ArchivedSegmentIds, rkyv::rancor::Error>(ids_file.body())
+            .map_err(|e| corrupt(&ids_file.path, format!("id table does not decode: {e}")))?;
+        if ids.ids.len() != rows || ids.present.len() != schema.vectors.len() || ids.present.iter().any(|p| p.len() != rows) {
+            return Err(corrupt(&ids_file.path, "row count or field count disagrees with the manifest"));
+        }
+        let payload_file = MappedFile::open(&dir.join("payload.rkyv"), FileKind::Payload, owner_uid)?;
+        payload_file.verify()?;
+        check_payload(&payload_file, schema, rows)?;
+        let columns = schema
+            .vectors
+            .iter()
+            .map(|f| Column::open(dir, &f.name, owner_uid, rows, f.dim))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Segment {
+            dir: dir.to_path_buf(),
+            rows,
+            ids_file,
+            payload_file,
+            columns,
+        })
+    }
+
+    fn ids_archive(&self) -> &ArchivedSegmentIds {
+        // SAFETY: the bytes were validated with `rkyv::access` in `open` and the mapping is
+        // immutable (see MappedFile::open), so they are still a valid archive.
+        unsafe { rkyv::access_unchecked::<ArchivedSegmentIds>(self.ids_file.body()) }
+    }
+
+    fn payload_archive(&self) -> &ArchivedSegmentPayload {
+        // SAFETY: validated in `open` by `check_payload`; immutable mapping.
+        unsafe { rkyv::access_unchecked::<ArchivedSegmentPayload>(self.payload_file.body()) }
+    }
+
+    pub fn id_of(&self, row: usize) -> &str {
+        self.ids_archive().ids[row].as_str()
+    }
+
+    pub fn has_vector(&self, field: usize, row: usize) -> bool {
+        self.ids_archive().present[field][row]
+    }
+
+    pub fn value(&self, column: usize, row: usize) -> ValueRef<'_> {
+        archived_value(&self.payload_archive().columns[column], row)
+    }
+
+    pub fn row(&self, row: usize) -> SegmentRow<'_> {
+        SegmentRow { segment: self, row }
+    }
+
+    /// Rebuilds a row as a logged record (for get, export and compaction).
+    pub fn record(&self, row: usize) -> LoggedRecord {
+        let vectors = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| self.has_vector(i, row).then(|| c.vector(row).to_vec()))
+            .collect();
+        let payload = (0..self.payload_archive().columns.len())
+            .map(|c| owned_value(self.value(c, row)))
+            .collect();
+        LoggedRecord {
+            id: self.id_of(row).to_string(),
+            vectors,
+            payload,
+        }
+    }
+
+    /// Checks every byte of every file against its checksum.
+    pub fn verify(&self) -> Result<()> {
+        self.ids_file.verify()?;
+        self.payload_file.verify()?;
+        self.columns.iter().try_for_each(Column::verify_all)
+    }
+
+    pub fn file_paths(&self) -> Vec<&Path> {
+        let mut paths = vec![self.ids_file.path.as_path(), self.payload_file.path.as_path()];
+        paths.extend(self.columns.iter().flat_map(Column::paths));
+        paths
+    }
+}
+
+fn check_payload(file: &MappedFile, schema: &Schema, rows: usize) -> Result<()> {
+    let archive = rkyv::access::<ArchivedSegmentPayload, rkyv::rancor::Error>(file.body())
+        .map_err(|e| corrupt(&file.path, format!("payload table does not decode: {e}")))?;
+    if archive.columns.len() != schema.payload.len() {
+        return Err(corrupt(&file.path, "column count disagrees with the schema"));
+    }
+    for (column, field) in archive.columns.iter().zip(&schema.payload) {
+        let (len, field_type) = match column {
+            ArchivedPayloadColumn::String(v) => (v.len(), FieldType::String),
+            ArchivedPayloadColumn::Int(v) => (v.len(), FieldType::Int),
+            ArchivedPayloadColumn::Float(v) => (v.len(), FieldType::Float),
+            ArchivedPayloadColumn::Bool(v) => (v.len(), FieldType::Bool),
+        };
+        if len != rows || field_type != field.field_type {
+            return Err(corrupt(&file.path, format!("column `{}` has the wrong type or length", field.name)));
+        }
+    }
+    Ok(())
+}
+
+fn archived_value(column: &ArchivedPayloadColumn, row: usize) -> ValueRef<'_> {
+    match column {
+        ArchivedPayloadColumn::String(v) => v[row].as_ref().map_or(ValueRef::Null, |s| ValueRef::Str(s.as_str())),
+        ArchivedPayloadColumn::Int(v) => v[row].as_ref().map_or(ValueRef::Null, |x| ValueRef::Int(x.to_native())),
+        ArchivedPayloadColumn::Float(v) => v[row].as_ref().map_or(ValueRef::Null, |x| ValueRef::Float(x.to_native())),
+        ArchivedPayloadColumn::Bool(v) => v[row].as_ref().map_or(ValueRef::Null, |x| ValueRef::Bool(*x)),
+    }
+}
+
+fn owned_value(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Bool(b) => Value::Bool(b),
+        ValueRef::Int(i) => Value::Int(i),
+        ValueRef::Float(f) => Value::Float(f),
+        ValueRef::Str(s) => Value::String(s.to_string()),
+    }
+}
+
+/// A segment row as the filter sees it.
+pub struct SegmentRow<'a> {
+    segment: &'a Segment,
+    row: usize,
+}
+
+impl PayloadRow for SegmentRow<'_> {
+    fn id(&self) -> &str {
+        self.segment.id_of(self.row)
+    }
+
+    fn value(&self, index: usize) -> ValueRef<'_> {
+        self.segment.value(index, self.row)
+    }
+}

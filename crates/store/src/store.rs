@@ -1,0 +1,234 @@
+//! A store: a directory of independent collections, with one writer at a time.
+
+use crate::collection::{Collection, CollectionOptions, CollectionStats, VerifyReport};
+use crate::error::{corrupt, IoContext, Result, StoreError};
+use crate::fileio::{self, FileKind, Header};
+use crate::lock::WriteLock;
+use crate::schema::{validate_name, Schema};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+const MARKER: &str = "medvec.store";
+const COLLECTIONS: &str = "collections";
+
+/// An open store. A writer holds the store's lock; readers take none and see the last commit.
+///
+/// ```
+/// use medvec_store::{Store, Schema, VectorField, PayloadField, Record, Value, SearchParams, Filter};
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::create(dir.path().join("clinic")).unwrap();
+/// let schema = Schema {
+///     vectors: vec![VectorField::parse("image:3:cosine").unwrap()],
+///     payload: vec![PayloadField::parse("dx:string").unwrap(), PayloadField::parse("age:int").unwrap()],
+/// };
+/// let cases = store.create_collection("ham10000", schema).unwrap();
+/// cases.upsert(&[
+///     Record::new("a").with_vector("image", vec![1.0, 0.0, 0.0]).with_value("dx", Value::String("mel".into())).with_value("age", Value::Int(70)),
+///     Record::new("b").with_vector("image", vec![0.0, 1.0, 0.0]).with_value("dx", Value::String("nv".into())).with_value("age", Value::Int(30)),
+/// ]).unwrap();
+/// let mut params = SearchParams::top(1);
+/// params.filter = Some(Filter::parse("age >= 50").unwrap());
+/// let hits = cases.search("image", &[0.1, 1.0, 0.0], &params).unwrap();
+/// assert_eq!(hits[0].id, "a");
+/// cases.delete(&["a".to_string()]).unwrap();
+/// assert!(cases.get("a").is_none());
+/// cases.compact().unwrap();
+/// assert_eq!(store.list_collections().unwrap(), vec!["ham10000"]);
+/// ```
+pub struct Store {
+    root: PathBuf,
+    lock: Option<WriteLock>,
+    options: CollectionOptions,
+    open: Mutex<BTreeMap<String, Arc<Collection>>>,
+}
+
+impl Store {
+    /// Creates a new, empty store at `path` (the directory may exist but must be empty) and opens
+    /// it for writing.
+    pub fn create(path: impl AsRef<Path>) -> Result<Store> {
+        let root = path.as_ref().to_path_buf();
+        if root.join(MARKER).exists() {
+            return Err(StoreError::InvalidSchema(format!("{}: a store already exists here", root.display())));
+        }
+        fileio::create_private_dir(&root.join(COLLECTIONS))?;
+        let body = format!("{{\"format\": {}}}\n", fileio::FORMAT_VERSION).into_bytes();
+        let header = Header::new(FileKind::StoreMarker, fileio::new_uid(), &body, [0; 3]);
+        fileio::replace_atomically(&root.join(MARKER), &header, &body)?;
+        Self::open(root)
+    }
+
+    /// Opens an existing store for writing, taking its lock.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Self::open_with(path, CollectionOptions::default())
+    }
+
+    /// Opens for writing with non-default flush and segment sizes.
+    pub fn open_with(path: impl AsRef<Path>, options: CollectionOptions) -> Result<Store> {
+        let root = path.as_ref().to_path_buf();
+        check_marker(&root)?;
+        let lock = WriteLock::acquire(&root)?;
+        Ok(Store {
+            root,
+            lock: Some(lock),
+            options,
+            open: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Opens the store if it exists, or creates it.
+    pub fn open_or_create(path: impl AsRef<Path>) -> Result<Store> {
+        if path.as_ref().join(MARKER).exists() {
+            Self::open(path)
+        } else {
+            Self::create(path)
+        }
+    }
+
+    /// Opens for reading only: no lock, works while another process writes, and on read-only media.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
+        let root = path.as_ref().to_path_buf();
+        check_marker(&root)?;
+        Ok(Store {
+            root,
+            lock: None,
+            options: CollectionOptions::default(),
+            open: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn is_writer(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    fn collection_dir(&self, name: &str) -> PathBuf {
+        self.root.join(COLLECTIONS).join(name)
+    }
+
+    fn require_writer(&self) -> Result<()> {
+        if self.is_writer() {
+            Ok(())
+        } else {
+            Err(StoreError::ReadOnly { path: self.root.clone() })
+        }
+    }
+
+    /// Creates a collection with a fixed schema.
+    pub fn create_collection(&self, name: &str, schema: Schema) -> Result<Arc<Collection>> {
+        self.require_writer()?;
+        validate_name(name)?;
+        let dir = self.collection_dir(name);
+        if dir.exists() {
+            return Err(StoreError::CollectionExists(name.to_string()));
+        }
+        Collection::create(&dir, name, schema)?;
+        self.collection(name)
+    }
+
+    /// Opens (once, then cached) a collection by name.
+    pub fn collection(&self, name: &str) -> Result<Arc<Collection>> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(collection) = open.get(name) {
+            return Ok(collection.clone());
+        }
+        validate_name(name).map_err(|_| StoreError::NoSuchCollection(name.to_string()))?;
+        let dir = self.collection_dir(name);
+        if !dir.join(crate::manifest::FILE_NAME).exists() {
+            return Err(StoreError::NoSuchCollection(name.to_string()));
+        }
+        let collection = Arc::new(if self.is_writer() {
+            Collection::open_writer(&dir, self.options)?
+        } else {
+            Collection::open_reader(&dir)?
+        });
+        open.insert(name.to_string(), collection.clone());
+        Ok(collection)
+    }
+
+    /// Names of all collections, sorted.
+    pub fn list_collections(&self) -> Result<Vec<String>> {
+        let dir = self.root.join(COLLECTIONS);
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).at(&dir)? {
+            let entry = entry.at(&dir)?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if validate_name(&name).is_ok() && entry.path().join(crate::manifest::FILE_NAME).exists() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Deletes a collection and all its files.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        self.require_writer()?;
+        let dir = self.collection_dir(name);
+        if !dir.join(crate::manifest::FILE_NAME).exists() {
+            return Err(StoreError::NoSuchCollection(name.to_string()));
+        }
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        // Rename first so that a crash mid-delete leaves no half collection under its name.
+        let trash = fileio::temp_sibling(&dir);
+        std::fs::rename(&dir, &trash).at(&dir)?;
+        fileio::sync_dir(&self.root.join(COLLECTIONS))?;
+        std::fs::remove_dir_all(&trash).at(&trash)
+    }
+
+    /// Verifies every collection; the first damaged file is returned as an error naming it.
+    pub fn verify(&self) -> Result<Vec<(String, VerifyReport)>> {
+        check_marker(&self.root)?;
+        self.list_collections()?
+            .into_iter()
+            .map(|name| {
+                let collection = self.collection(&name)?;
+                Ok((name, collection.verify()?))
+            })
+            .collect()
+    }
+
+    pub fn stats(&self) -> Result<Vec<CollectionStats>> {
+        self.list_collections()?
+            .into_iter()
+            .map(|name| Ok(self.collection(&name)?.stats()))
+            .collect()
+    }
+
+    /// Flushes every open collection's tail into segments.
+    pub fn flush(&self) -> Result<()> {
+        self.require_writer()?;
+        let open: Vec<_> = self.open.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        open.iter().try_for_each(|c| c.flush())
+    }
+
+    /// Flushes and releases the lock. Dropping a writer without `close` loses nothing either:
+    /// the log holds every acknowledged write and the next open replays it.
+    pub fn close(self) -> Result<()> {
+        if self.is_writer() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn check_marker(root: &Path) -> Result<()> {
+    let path = root.join(MARKER);
+    if !path.exists() {
+        return Err(StoreError::NotAStore { path: root.to_path_buf() });
+    }
+    let (_, body) = fileio::read_checked(&path, FileKind::StoreMarker, None)?;
+    let parsed: serde_json::Value = serde_json::from_slice(&body).map_err(|e| corrupt(&path, e.to_string()))?;
+    match parsed.get("format").and_then(|v| v.as_u64()) {
+        Some(v) if v as u32 <= fileio::FORMAT_VERSION => Ok(()),
+        Some(v) => Err(StoreError::NewerFormat {
+            path,
+            found: v as u32,
+            supported: fileio::FORMAT_VERSION,
+        }),
+        None => Err(corrupt(&path, "no format version")),
+    }
+}
