@@ -1,1 +1,10 @@
-//! medvec-ingest: readers of precomputed embeddings and archives, and ONNX encoders.
+//! # medvec-ingest
+//!
+//! Everything that turns outside data into records for `medvec-store`, and back:
+//! readers of precomputed embeddings (`.npy` + CSV, the paper's CSV layout, JSONL), export to
+//! `.npy` + CSV, and (issue 3) ONNX image and text encoders over hospital archives.
+
+pub mod error;
+pub mod import;
+pub mod load;
+pub mod npy;

@@ -135,7 +135,7 @@ impl Header {
         };
         if let Some(expected) = owner_uid {
             if header.owner_uid != expected {
-                return Err(corrupt(path, "belongs to another collection or store (owner uid mismatch)"));
+                return Err(corrupt(path, "belongs to another collection or store (its owner uid differs from the MANIFEST and log)"));
             }
         }
         Ok(header)

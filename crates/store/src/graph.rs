@@ -377,7 +377,7 @@ mod tests {
         let layout = GraphLayout::parse(Path::new("g"), &words, 400).unwrap();
         let query = [7.2f32, 11.9];
         let hits = layout.search(&words, 16, &|n| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]), &|_| true);
-        assert_eq!(hits[0].1, 11 * 20 + 7);
+        assert_eq!(hits[0].1, 12 * 20 + 7);
         let odd_only = layout.search(&words, 16, &|n| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]), &|n| n % 2 == 1);
         assert!(odd_only.iter().all(|(_, n)| n % 2 == 1));
         assert!(odd_only[0].0 <= 1.1);

@@ -1,0 +1,70 @@
+//! Recall of HNSW search against exact search, with and without selective filters.
+
+mod common;
+
+use common::*;
+use medvec_store::{Collection, Filter, SearchParams, Store};
+use std::sync::{Arc, OnceLock};
+
+/// One store shared by the tests: 10,000 clustered 64-d records in one segment with graphs,
+/// plus 200 queries drawn from the same clusters, as a clinic's new cases would be.
+fn fixture() -> &'static (tempfile::TempDir, Store, Arc<Collection>, Vec<Vec<f32>>) {
+    static FIXTURE: OnceLock<(tempfile::TempDir, Store, Arc<Collection>, Vec<Vec<f32>>)> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let (dir, store) = new_store();
+        let cases = store.create_collection("cases", schema(64)).unwrap();
+        let mut vectors = clustered(10_200, 64, 40, 11);
+        let queries = vectors.split_off(10_000);
+        cases.upsert(&records(&vectors, 0)).unwrap();
+        cases.flush().unwrap();
+        (dir, store, cases, queries)
+    })
+}
+
+fn recall_at_10(filter: Option<&str>) -> f64 {
+    let (_, _, cases, queries) = fixture();
+    let mut approx = SearchParams::top(10);
+    approx.filter = filter.map(|f| Filter::parse(f).unwrap());
+    let mut exact = approx.clone();
+    exact.exact = true;
+    let got = cases.search_batch("image", queries, &approx).unwrap();
+    let truth = cases.search_batch("image", queries, &exact).unwrap();
+    let (mut found, mut total) = (0, 0);
+    for (g, t) in got.iter().zip(&truth) {
+        total += t.len();
+        found += t.iter().filter(|h| g.iter().any(|x| x.id == h.id)).count();
+    }
+    assert!(total >= queries.len() * 5, "the filter left too few rows to measure");
+    found as f64 / total as f64
+}
+
+#[test]
+fn default_parameters_reach_recall_095() {
+    let recall = recall_at_10(None);
+    assert!(recall >= 0.95, "recall@10 {recall}");
+}
+
+#[test]
+fn recall_holds_under_a_1_percent_filter() {
+    let recall = recall_at_10(Some("bucket = 7"));
+    assert!(recall >= 0.95, "recall@10 {recall}");
+}
+
+#[test]
+fn recall_holds_under_a_20_percent_filter_walked_in_the_graph() {
+    let recall = recall_at_10(Some("bucket < 30 and dx != \"nv\""));
+    assert!(recall >= 0.95, "recall@10 {recall}");
+}
+
+#[test]
+fn filtered_hits_all_match_the_filter() {
+    let (_, _, cases, queries) = fixture();
+    let mut params = SearchParams::top(10);
+    params.filter = Some(Filter::parse("bucket = 7").unwrap());
+    for hits in cases.search_batch("image", &queries[..20], &params).unwrap() {
+        for hit in hits {
+            let n: usize = hit.id.trim_start_matches("case-").parse().unwrap();
+            assert_eq!(n % 100, 7, "{} does not match bucket = 7", hit.id);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! create, stats, verify, compact, drop.
+
+use super::print_json;
+use anyhow::{Context, Result};
+use clap::Args;
+use medvec_store::{CollectionStats, PayloadField, Schema, Store, VectorField};
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Create a collection (and the store, if the directory holds none).
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  medvec create ./clinic ham10000 --vector image:512:cosine --vector text:512:cosine \\\n      --field dx:string --field age:int --field sex:string")]
+pub struct CreateArgs {
+    /// Store directory.
+    store: PathBuf,
+    /// Collection name.
+    collection: String,
+    /// Vector field NAME:DIM:METRIC (metric: cosine, l2, dot); repeat for more modalities.
+    #[arg(long = "vector", required = true)]
+    vectors: Vec<String>,
+    /// Payload field NAME:TYPE (type: string, int, float, bool).
+    #[arg(long = "field")]
+    fields: Vec<String>,
+    /// HNSW M for every vector field.
+    #[arg(long)]
+    m: Option<usize>,
+    /// HNSW ef_construction for every vector field.
+    #[arg(long)]
+    ef_construction: Option<usize>,
+    /// Default HNSW ef at search time for every vector field.
+    #[arg(long)]
+    ef_search: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn create(args: CreateArgs) -> Result<()> {
+    let mut vectors = args.vectors.iter().map(|s| VectorField::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    for field in &mut vectors {
+        field.hnsw.m = args.m.unwrap_or(field.hnsw.m);
+        field.hnsw.ef_construction = args.ef_construction.unwrap_or(field.hnsw.ef_construction);
+        field.hnsw.ef_search = args.ef_search.unwrap_or(field.hnsw.ef_search);
+    }
+    let payload = args.fields.iter().map(|s| PayloadField::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    let store = Store::open_or_create(&args.store)?;
+    store.create_collection(&args.collection, Schema { vectors, payload })?;
+    if args.json {
+        print_json(&json!({"created": args.collection, "store": args.store}));
+    } else {
+        println!("created collection `{}` in {}", args.collection, args.store.display());
+    }
+    Ok(())
+}
+
+/// Show collections with their counts, segments and sizes.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  medvec stats ./clinic --json")]
+pub struct StatsArgs {
+    store: PathBuf,
+    /// Only this collection.
+    collection: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn stats(args: StatsArgs) -> Result<()> {
+    let store = Store::open_read_only(&args.store)?;
+    let stats: Vec<CollectionStats> = match &args.collection {
+        Some(name) => vec![store.collection(name)?.stats()],
+        None => store.stats()?,
+    };
+    if args.json {
+        let collections: Vec<_> = stats.iter().map(stats_json).collect();
+        print_json(&json!({ "collections": collections }));
+    } else {
+        for s in &stats {
+            let fields: Vec<String> = s.schema.vectors.iter().map(|v| format!("{}:{}:{}", v.name, v.dim, v.metric.name())).collect();
+            println!(
+                "{}: {} records, {} segments, {} unflushed, {} deleted awaiting compaction, {} bytes; vectors {}",
+                s.name, s.count, s.segments, s.unflushed, s.deleted_rows, s.disk_bytes, fields.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn stats_json(s: &CollectionStats) -> serde_json::Value {
+    json!({
+        "name": s.name,
+        "count": s.count,
+        "segments": s.segments,
+        "unflushed": s.unflushed,
+        "deleted_rows": s.deleted_rows,
+        "disk_bytes": s.disk_bytes,
+        "generation": s.generation,
+        "schema": s.schema,
+    })
+}
+
+/// Check every checksum of every file; exits non-zero on any fault.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  medvec verify ./clinic")]
+pub struct VerifyArgs {
+    store: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn verify(args: VerifyArgs) -> Result<()> {
+    let store = Store::open_read_only(&args.store)?;
+    let reports = store.verify()?;
+    if args.json {
+        let rows: Vec<_> = reports
+            .iter()
+            .map(|(name, r)| json!({"collection": name, "files_checked": r.files_checked, "wal_batches": r.wal_batches, "wal_tail_discarded": r.wal_tail_discarded}))
+            .collect();
+        print_json(&json!({"ok": true, "collections": rows}));
+    } else {
+        for (name, r) in &reports {
+            println!("{name}: ok ({} files, {} logged batches)", r.files_checked, r.wal_batches);
+        }
+    }
+    Ok(())
+}
+
+/// Rewrite segments without deleted rows, reclaiming disk space.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  medvec compact ./clinic ham10000")]
+pub struct CompactArgs {
+    store: PathBuf,
+    /// Only this collection (default: all).
+    collection: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn compact(args: CompactArgs) -> Result<()> {
+    let store = Store::open(&args.store)?;
+    let names = match &args.collection {
+        Some(name) => vec![name.clone()],
+        None => store.list_collections()?,
+    };
+    let mut rows = Vec::new();
+    for name in names {
+        let collection = store.collection(&name)?;
+        let before = collection.stats().disk_bytes;
+        collection.compact().with_context(|| format!("compacting `{name}`"))?;
+        let after = collection.stats().disk_bytes;
+        rows.push(json!({"collection": name, "bytes_before": before, "bytes_after": after}));
+        if !args.json {
+            println!("{name}: {before} → {after} bytes");
+        }
+    }
+    if args.json {
+        print_json(&json!({ "compacted": rows }));
+    }
+    Ok(())
+}
+
+/// Delete a whole collection and its files.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  medvec drop ./clinic old_collection")]
+pub struct DropArgs {
+    store: PathBuf,
+    collection: String,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn drop_collection(args: DropArgs) -> Result<()> {
+    Store::open(&args.store)?.drop_collection(&args.collection)?;
+    if args.json {
+        print_json(&json!({"dropped": args.collection}));
+    } else {
+        println!("dropped `{}`", args.collection);
+    }
+    Ok(())
+}

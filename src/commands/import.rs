@@ -1,0 +1,135 @@
+//! import and export of precomputed embeddings.
+
+use super::print_json;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use medvec_ingest::import::ImportSource;
+use medvec_ingest::load::{export_collection, import_into};
+use medvec_store::Store;
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Load precomputed embeddings (.npy + CSV table, the paper's CSV layout, or JSONL).
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  medvec import ./clinic ham10000 --npy image=img.npy --npy text=txt.npy --table meta.csv\n  medvec import ./clinic ham10000 --csv embeddings.csv --id-column ID \\\n      --vector-prefix image=image_embedding_ --vector-prefix text=text_embedding_\n  medvec import ./clinic ham10000 --jsonl cases.jsonl")]
+pub struct ImportArgs {
+    store: PathBuf,
+    collection: String,
+    /// FIELD=FILE.npy: row i of the file is record i's vector for FIELD (float32 or float64, C order).
+    #[arg(long = "npy", value_name = "FIELD=FILE")]
+    npy: Vec<String>,
+    /// CSV table paired row by row with the .npy files: an id column and payload columns.
+    #[arg(long, requires = "npy")]
+    table: Option<PathBuf>,
+    /// One CSV holding ids, payload and vector columns (PREFIX0, PREFIX1, ...).
+    #[arg(long, conflicts_with_all = ["npy", "jsonl"])]
+    csv: Option<PathBuf>,
+    /// FIELD=PREFIX: vector columns of FIELD in --csv are PREFIX0..PREFIX{dim-1}.
+    #[arg(long = "vector-prefix", value_name = "FIELD=PREFIX")]
+    vector_prefix: Vec<String>,
+    /// One JSON object per line: {"id": ..., "<vector field>": [...], "<payload field>": ...}.
+    #[arg(long, conflicts_with = "npy")]
+    jsonl: Option<PathBuf>,
+    /// Name of the id column (or JSON key).
+    #[arg(long, default_value = "id")]
+    id_column: String,
+    /// Records per logged batch.
+    #[arg(long, default_value_t = 1024)]
+    batch: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn import(args: ImportArgs) -> Result<()> {
+    let source = import_source(&args)?;
+    let store = Store::open(&args.store)?;
+    let collection = store.collection(&args.collection)?;
+    let bar = ProgressBar::hidden();
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} eta {eta}").expect("valid template"));
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    let summary = import_into(&collection, &source, args.batch.max(1), |done, total| {
+        if let Some(total) = total {
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    store.close()?;
+    if args.json {
+        print_json(&json!({"imported": summary.records, "batches": summary.batches, "seconds": summary.seconds}));
+    } else {
+        println!("imported {} records in {:.2}s", summary.records, summary.seconds);
+    }
+    Ok(())
+}
+
+fn split_pair(text: &str, flag: &str) -> Result<(String, String)> {
+    let (left, right) = text.split_once('=').with_context(|| format!("{flag} `{text}`: expected FIELD=VALUE"))?;
+    Ok((left.to_string(), right.to_string()))
+}
+
+fn import_source(args: &ImportArgs) -> Result<ImportSource> {
+    if !args.npy.is_empty() {
+        let table = args.table.clone().context("--npy needs --table meta.csv (ids and payload)")?;
+        let vectors = args
+            .npy
+            .iter()
+            .map(|s| split_pair(s, "--npy").map(|(f, p)| (f, PathBuf::from(p))))
+            .collect::<Result<_>>()?;
+        return Ok(ImportSource::Npy {
+            vectors,
+            table,
+            id_column: args.id_column.clone(),
+        });
+    }
+    if let Some(path) = &args.csv {
+        let prefixes = args.vector_prefix.iter().map(|s| split_pair(s, "--vector-prefix")).collect::<Result<_>>()?;
+        return Ok(ImportSource::Csv {
+            path: path.clone(),
+            id_column: args.id_column.clone(),
+            prefixes,
+        });
+    }
+    if let Some(path) = &args.jsonl {
+        return Ok(ImportSource::Jsonl {
+            path: path.clone(),
+            id_field: args.id_column.clone(),
+        });
+    }
+    bail!("give an input: --npy FIELD=FILE --table meta.csv, --csv FILE, or --jsonl FILE")
+}
+
+/// Write one vector field to .npy and the ids and payload to CSV, in stored order.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  medvec export ./clinic ham10000 --field image --npy image.npy --table meta.csv\n  python -c 'import numpy, pandas; print(numpy.load(\"image.npy\").shape, pandas.read_csv(\"meta.csv\").shape)'")]
+pub struct ExportArgs {
+    store: PathBuf,
+    collection: String,
+    /// Vector field to write to --npy.
+    #[arg(long, requires = "npy")]
+    field: Option<String>,
+    /// Output .npy (float32, rows in stored order; rows lacking the field are zeros).
+    #[arg(long)]
+    npy: Option<PathBuf>,
+    /// Output CSV: id, payload columns, and has_<field> flags.
+    #[arg(long)]
+    table: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn export(args: ExportArgs) -> Result<()> {
+    let store = Store::open_read_only(&args.store)?;
+    let collection = store.collection(&args.collection)?;
+    let vectors = args.field.as_deref().zip(args.npy.as_deref());
+    let rows = export_collection(&collection, vectors, &args.table)?;
+    if args.json {
+        print_json(&json!({"exported": rows}));
+    } else {
+        println!("exported {rows} records");
+    }
+    Ok(())
+}

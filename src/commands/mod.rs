@@ -1,0 +1,56 @@
+//! Command definitions (clap) and dispatch.
+
+mod admin;
+mod demo;
+mod import;
+mod records;
+mod search;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// medvec: an embedded multimodal vector store for clinics with CPUs only.
+#[derive(Debug, Parser)]
+#[command(name = "medvec", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Create(admin::CreateArgs),
+    Import(import::ImportArgs),
+    Search(search::SearchArgs),
+    Get(records::GetArgs),
+    Delete(records::DeleteArgs),
+    Stats(admin::StatsArgs),
+    Verify(admin::VerifyArgs),
+    Compact(admin::CompactArgs),
+    Drop(admin::DropArgs),
+    Export(import::ExportArgs),
+    Demo(demo::DemoArgs),
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Create(args) => admin::create(args),
+        Command::Import(args) => import::import(args),
+        Command::Search(args) => search::search(args),
+        Command::Get(args) => records::get(args),
+        Command::Delete(args) => records::delete(args),
+        Command::Stats(args) => admin::stats(args),
+        Command::Verify(args) => admin::verify(args),
+        Command::Compact(args) => admin::compact(args),
+        Command::Drop(args) => admin::drop_collection(args),
+        Command::Export(args) => import::export(args),
+        Command::Demo(args) => demo::demo(args),
+    }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+/// Prints a JSON value on one line.
+fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}

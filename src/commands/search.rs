@@ -1,0 +1,96 @@
+//! search.
+
+use super::print_json;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use medvec_store::{Filter, Hit, SearchParams, Store};
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Find the nearest records to one or more query vectors.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  medvec search ./clinic ham10000 --field image --like ISIC_0027419 -k 5 --json\n  medvec search ./clinic ham10000 --field image --queries q.npy --filter 'dx = \"mel\" and age >= 50' --json\n  medvec search ./clinic ham10000 --field text --vector 0.1,0.2,0.3 --exact")]
+pub struct SearchArgs {
+    store: PathBuf,
+    collection: String,
+    /// Vector field to search.
+    #[arg(long)]
+    field: String,
+    /// One query vector, comma-separated.
+    #[arg(long, group = "query", allow_hyphen_values = true)]
+    vector: Option<String>,
+    /// Use the stored vector of this record as the query (the record itself is left out).
+    #[arg(long, group = "query")]
+    like: Option<String>,
+    /// A .npy file of query vectors (one per row).
+    #[arg(long, group = "query")]
+    queries: Option<PathBuf>,
+    /// Hits per query.
+    #[arg(short, long, default_value_t = 10)]
+    k: usize,
+    /// Payload filter, e.g. 'dx = "mel" and age >= 50'.
+    #[arg(long)]
+    filter: Option<String>,
+    /// HNSW beam width (default: the field's ef_search).
+    #[arg(long)]
+    ef: Option<usize>,
+    /// Scan every vector instead of the HNSW graphs.
+    #[arg(long)]
+    exact: bool,
+    /// One JSON object per query: {"query": i, "hits": [{"id": ..., "score": ...}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn search(args: SearchArgs) -> Result<()> {
+    let store = Store::open_read_only(&args.store)?;
+    let collection = store.collection(&args.collection)?;
+    let (queries, exclude) = read_queries(&args, &collection)?;
+    let params = SearchParams {
+        k: args.k + usize::from(exclude.is_some()),
+        ef: args.ef,
+        exact: args.exact,
+        filter: args.filter.as_deref().map(Filter::parse).transpose()?,
+    };
+    let results = collection.search_batch(&args.field, &queries, &params)?;
+    for (i, mut hits) in results.into_iter().enumerate() {
+        hits.retain(|h| Some(&h.id) != exclude.as_ref());
+        hits.truncate(args.k);
+        print_hits(i, &hits, args.json);
+    }
+    Ok(())
+}
+
+fn read_queries(args: &SearchArgs, collection: &medvec_store::Collection) -> Result<(Vec<Vec<f32>>, Option<String>)> {
+    if let Some(text) = &args.vector {
+        let vector = text
+            .split(',')
+            .map(|x| x.trim().parse::<f32>().with_context(|| format!("--vector: `{}` is not a number", x.trim())))
+            .collect::<Result<Vec<f32>>>()?;
+        return Ok((vec![vector], None));
+    }
+    if let Some(id) = &args.like {
+        let record = collection.get(id).with_context(|| format!("--like: no record with id `{id}`"))?;
+        let vector = record
+            .vectors
+            .get(&args.field)
+            .with_context(|| format!("--like: record `{id}` has no `{}` vector", args.field))?;
+        return Ok((vec![vector.clone()], Some(id.clone())));
+    }
+    if let Some(path) = &args.queries {
+        return Ok((medvec_ingest::load::read_matrix(path)?, None));
+    }
+    bail!("give a query: --vector, --like or --queries")
+}
+
+fn print_hits(query: usize, hits: &[Hit], as_json: bool) {
+    if as_json {
+        let hits: Vec<_> = hits.iter().map(|h| json!({"id": h.id, "score": h.score})).collect();
+        print_json(&json!({"query": query, "hits": hits}));
+    } else {
+        println!("query {query}:");
+        for (rank, hit) in hits.iter().enumerate() {
+            println!("  {:>3}. {:<32} {:.4}", rank + 1, hit.id, hit.score);
+        }
+    }
+}
