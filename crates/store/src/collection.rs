@@ -179,7 +179,9 @@ impl Collection {
         let mut attempt = 0;
         loop {
             match Self::try_open_reader(dir) {
-                Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 20 => {
+                Err(StoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempt < 20 =>
+                {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
                 }
@@ -212,15 +214,21 @@ impl Collection {
     }
 
     pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn wal(&self) -> Result<std::sync::MutexGuard<'_, Wal>> {
-        let wal = self.wal.as_ref().ok_or_else(|| StoreError::ReadOnly { path: self.dir.clone() })?;
+        let wal = self.wal.as_ref().ok_or_else(|| StoreError::ReadOnly {
+            path: self.dir.clone(),
+        })?;
         Ok(wal.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
@@ -237,7 +245,11 @@ impl Collection {
     pub fn delete(&self, ids: &[String]) -> Result<usize> {
         let mut wal = self.wal()?;
         let mut state = self.write();
-        let existing: Vec<String> = ids.iter().filter(|id| state.locate(id).is_some()).cloned().collect();
+        let existing: Vec<String> = ids
+            .iter()
+            .filter(|id| state.locate(id).is_some())
+            .cloned()
+            .collect();
         if existing.is_empty() {
             return Ok(0);
         }
@@ -293,7 +305,12 @@ impl Collection {
         if !records.is_empty() {
             let id = manifest.next_segment;
             let schema = &manifest.schema;
-            segment::write(&self.dir.join(segment::dir_name(id)), manifest.uid, schema, &records)?;
+            segment::write(
+                &self.dir.join(segment::dir_name(id)),
+                manifest.uid,
+                schema,
+                &records,
+            )?;
             manifest.segments.push(SegmentEntry {
                 id,
                 rows: records.len(),
@@ -313,7 +330,12 @@ impl Collection {
     }
 
     /// Creates the next log, commits `manifest` pointing at it, and removes the old log.
-    fn commit_with_new_wal(&self, manifest: &mut Manifest, wal: &mut Wal, state: &mut State) -> Result<()> {
+    fn commit_with_new_wal(
+        &self,
+        manifest: &mut Manifest,
+        wal: &mut Wal,
+        state: &mut State,
+    ) -> Result<()> {
         let old_wal = self.dir.join(&state.manifest.wal);
         manifest.wal = Manifest::wal_name(manifest.generation);
         let new_wal = self.dir.join(&manifest.wal);
@@ -406,9 +428,18 @@ impl Collection {
     }
 }
 
-fn write_compacted(dir: &Path, manifest: &mut Manifest, batch: &mut Vec<LoggedRecord>) -> Result<()> {
+fn write_compacted(
+    dir: &Path,
+    manifest: &mut Manifest,
+    batch: &mut Vec<LoggedRecord>,
+) -> Result<()> {
     let id = manifest.next_segment;
-    segment::write(&dir.join(segment::dir_name(id)), manifest.uid, &manifest.schema, batch)?;
+    segment::write(
+        &dir.join(segment::dir_name(id)),
+        manifest.uid,
+        &manifest.schema,
+        batch,
+    )?;
     manifest.segments.push(SegmentEntry {
         id,
         rows: batch.len(),
@@ -434,11 +465,19 @@ fn load_state(dir: &Path, manifest: Manifest) -> Result<State> {
     let mut tombstones = Vec::with_capacity(manifest.segments.len());
     for entry in &manifest.segments {
         let seg_dir = dir.join(segment::dir_name(entry.id));
-        segments.push(Arc::new(Segment::open(&seg_dir, manifest.uid, &manifest.schema, entry.rows)?));
+        segments.push(Arc::new(Segment::open(
+            &seg_dir,
+            manifest.uid,
+            &manifest.schema,
+            entry.rows,
+        )?));
         let mut deleted = BitSet::new(entry.rows);
         for &row in &entry.deleted {
             if row as usize >= entry.rows {
-                return Err(crate::error::corrupt(dir.join(crate::manifest::FILE_NAME), "tombstone beyond segment end"));
+                return Err(crate::error::corrupt(
+                    dir.join(crate::manifest::FILE_NAME),
+                    "tombstone beyond segment end",
+                ));
             }
             deleted.set(row as usize);
         }
@@ -467,7 +506,11 @@ fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
         let ours = name.starts_with("seg-") || name.starts_with("wal-") || name.ends_with(".tmp");
         if ours && !live.contains(&name) {
             let path = entry.path();
-            let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
             removed.at(&path)?;
         }
     }
@@ -488,7 +531,9 @@ pub(crate) fn to_record(schema: &Schema, logged: LoggedRecord) -> Record {
 }
 
 fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| match e.metadata() {

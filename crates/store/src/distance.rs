@@ -17,7 +17,8 @@ fn kernels() -> &'static Kernels {
     static KERNELS: OnceLock<Kernels> = OnceLock::new();
     KERNELS.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             return Kernels {
                 dot: avx::dot,
                 l2: avx::l2_squared,
@@ -153,7 +154,11 @@ mod avx {
         let mut i = 0;
         // SAFETY (loads): every load reads 8 floats starting at i with i + 16 <= n or i + 8 <= n.
         while i + 16 <= n {
-            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)), acc0);
+            acc0 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i)),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+                acc0,
+            );
             acc1 = _mm256_fmadd_ps(
                 _mm256_loadu_ps(a.as_ptr().add(i + 8)),
                 _mm256_loadu_ps(b.as_ptr().add(i + 8)),
@@ -162,7 +167,11 @@ mod avx {
             i += 16;
         }
         while i + 8 <= n {
-            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)), acc0);
+            acc0 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i)),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+                acc0,
+            );
             i += 8;
         }
         let mut sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
@@ -180,7 +189,10 @@ mod avx {
         let mut i = 0;
         // SAFETY (loads): every load reads 8 floats starting at i with i + 8 <= n.
         while i + 8 <= n {
-            let d = _mm256_sub_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)));
+            let d = _mm256_sub_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i)),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+            );
             acc = _mm256_fmadd_ps(d, d, acc);
             i += 8;
         }
@@ -213,8 +225,14 @@ mod tests {
             let b: Vec<f32> = (0..n).map(|i| ((i * 53 % 13) as f32 - 6.0) / 7.0).collect();
             let naive_dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
             let naive_l2: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
-            assert!((dot(&a, &b) - naive_dot).abs() < 1e-3 * (1.0 + naive_dot.abs()), "n={n}");
-            assert!((l2_squared(&a, &b) - naive_l2).abs() < 1e-3 * (1.0 + naive_l2), "n={n}");
+            assert!(
+                (dot(&a, &b) - naive_dot).abs() < 1e-3 * (1.0 + naive_dot.abs()),
+                "n={n}"
+            );
+            assert!(
+                (l2_squared(&a, &b) - naive_l2).abs() < 1e-3 * (1.0 + naive_l2),
+                "n={n}"
+            );
             assert!((portable::dot(&a, &b) - naive_dot).abs() < 1e-3 * (1.0 + naive_dot.abs()));
         }
     }

@@ -19,11 +19,15 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
-    #[error("{path}: another process holds the write lock (pid {holder}); close it or open read-only")]
+    #[error(
+        "{path}: another process holds the write lock (pid {holder}); close it or open read-only"
+    )]
     Locked { path: PathBuf, holder: String },
     #[error("{path}: store opened read-only; writes need a writer handle")]
     ReadOnly { path: PathBuf },
-    #[error("{path}: not a medvec store (no `medvec.store` file); create one with `medvec create`")]
+    #[error(
+        "{path}: not a medvec store (no `medvec.store` file); create one with `medvec create`"
+    )]
     NotAStore { path: PathBuf },
     #[error("collection `{0}` does not exist")]
     NoSuchCollection(String),

@@ -102,9 +102,20 @@ impl Header {
 
     /// Decodes and checks a header: magic, kind, header CRC, version and owner.
     /// `owner_uid == None` accepts any owner (used when the owner is not yet known).
-    pub fn decode(path: &Path, bytes: &[u8], kind: FileKind, owner_uid: Option<u64>) -> Result<Header> {
+    pub fn decode(
+        path: &Path,
+        bytes: &[u8],
+        kind: FileKind,
+        owner_uid: Option<u64>,
+    ) -> Result<Header> {
         if bytes.len() < HEADER_LEN {
-            return Err(corrupt(path, format!("{} bytes long, shorter than the 64-byte header", bytes.len())));
+            return Err(corrupt(
+                path,
+                format!(
+                    "{} bytes long, shorter than the 64-byte header",
+                    bytes.len()
+                ),
+            ));
         }
         let word32 = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
         let word64 = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
@@ -112,7 +123,10 @@ impl Header {
             return Err(corrupt(path, "not a medvec file (bad magic)"));
         }
         if bytes[6..8] != kind.code() {
-            return Err(corrupt(path, format!("expected a {} file", kind.describe())));
+            return Err(corrupt(
+                path,
+                format!("expected a {} file", kind.describe()),
+            ));
         }
         if crc32fast::hash(&bytes[..60]) != word32(60) {
             return Err(corrupt(path, "header checksum mismatch"));
@@ -180,7 +194,11 @@ pub fn create_private(path: &Path) -> Result<File> {
 
 /// Creates a directory (and parents) accessible by its owner only.
 pub fn create_private_dir(path: &Path) -> Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(path).at(path)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .at(path)
 }
 
 /// Writes header + body to a new file and fsyncs it. The caller makes it visible (rename or
@@ -216,7 +234,11 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Reads a whole small file and checks its header and body.
-pub fn read_checked(path: &Path, kind: FileKind, owner_uid: Option<u64>) -> Result<(Header, Vec<u8>)> {
+pub fn read_checked(
+    path: &Path,
+    kind: FileKind,
+    owner_uid: Option<u64>,
+) -> Result<(Header, Vec<u8>)> {
     let bytes = fs::read(path).at(path)?;
     let header = Header::decode(path, &bytes, kind, owner_uid)?;
     let body = header.check_body(path, &bytes)?.to_vec();

@@ -39,7 +39,13 @@ impl Distance<f32> for BuildDistance {
 
 /// Builds a graph over the rows of `vectors` (row-major, `dim` wide) for which `present` is true,
 /// and returns the file body. Node numbers are row numbers.
-pub fn build(vectors: &[f32], dim: usize, present: &[bool], metric: Metric, params: HnswParams) -> Vec<u8> {
+pub fn build(
+    vectors: &[f32],
+    dim: usize,
+    present: &[bool],
+    metric: Metric,
+    params: HnswParams,
+) -> Vec<u8> {
     let rows = present.len();
     let unit: Vec<f32>;
     let data = if metric == Metric::L2 {
@@ -55,7 +61,13 @@ pub fn build(vectors: &[f32], dim: usize, present: &[bool], metric: Metric, para
     let distance = BuildDistance {
         squared_l2: metric == Metric::L2,
     };
-    let hnsw = Hnsw::<f32, BuildDistance>::new(params.m, items.len().max(1), MAX_LAYERS, params.ef_construction, distance);
+    let hnsw = Hnsw::<f32, BuildDistance>::new(
+        params.m,
+        items.len().max(1),
+        MAX_LAYERS,
+        params.ef_construction,
+        distance,
+    );
     hnsw.parallel_insert_slice(&items);
     encode(&hnsw, rows, params.m)
 }
@@ -77,7 +89,10 @@ fn encode(hnsw: &Hnsw<f32, BuildDistance>, rows: usize, m: usize) -> Vec<u8> {
         for (layer, neighbours) in neighbourhood.iter().enumerate().take(level + 1) {
             let ids: Vec<u32> = neighbours.iter().map(|n| n.d_id as u32).collect();
             if layer == 0 {
-                write_list(&mut layer0[node * (1 + 2 * m)..(node + 1) * (1 + 2 * m)], &ids);
+                write_list(
+                    &mut layer0[node * (1 + 2 * m)..(node + 1) * (1 + 2 * m)],
+                    &ids,
+                );
             } else {
                 upper[layer].push((node as u32, ids));
             }
@@ -132,11 +147,18 @@ impl GraphLayout {
         if words.len() < LAYER0_AT {
             return Err(bad("too short"));
         }
-        let (nodes, max_level, entry, m) = (words[0] as usize, words[1] as usize, words[2], words[3] as usize);
+        let (nodes, max_level, entry, m) = (
+            words[0] as usize,
+            words[1] as usize,
+            words[2],
+            words[3] as usize,
+        );
         if nodes != expected_nodes || max_level >= MAX_LAYERS || !(1..=256).contains(&m) {
             return Err(bad("header words out of range"));
         }
-        let layer0_len = nodes.checked_mul(1 + 2 * m).ok_or_else(|| bad("size overflow"))?;
+        let layer0_len = nodes
+            .checked_mul(1 + 2 * m)
+            .ok_or_else(|| bad("size overflow"))?;
         let mut at = LAYER0_AT + layer0_len;
         if words.len() < at {
             return Err(bad("layer 0 truncated"));
@@ -144,17 +166,27 @@ impl GraphLayout {
         check_lists(&words[LAYER0_AT..at], 2 * m, nodes).map_err(|e| bad(&e))?;
         let mut upper = Vec::with_capacity(max_level);
         for level in 1..=max_level {
-            let layer = parse_upper(words, &mut at, m, nodes).map_err(|e| bad(&format!("layer {level}: {e}")))?;
+            let layer = parse_upper(words, &mut at, m, nodes)
+                .map_err(|e| bad(&format!("layer {level}: {e}")))?;
             upper.push(layer);
         }
         if at != words.len() {
             return Err(bad("trailing words"));
         }
-        let layout = GraphLayout { nodes, entry, m, upper };
+        let layout = GraphLayout {
+            nodes,
+            entry,
+            m,
+            upper,
+        };
         let entry_ok = if nodes == 0 || entry == EMPTY {
             true
         } else {
-            (entry as usize) < nodes && layout.upper.last().is_none_or(|top| layout.level_slot(words, top, entry).is_some())
+            (entry as usize) < nodes
+                && layout
+                    .upper
+                    .last()
+                    .is_none_or(|top| layout.level_slot(words, top, entry).is_some())
         };
         if !entry_ok {
             return Err(bad("entry point is not on the top layer"));
@@ -163,7 +195,9 @@ impl GraphLayout {
     }
 
     fn level_slot(&self, words: &[u32], layer: &UpperLayer, node: u32) -> Option<usize> {
-        words[layer.nodes_at..layer.nodes_at + layer.count].binary_search(&node).ok()
+        words[layer.nodes_at..layer.nodes_at + layer.count]
+            .binary_search(&node)
+            .ok()
     }
 
     fn neighbours<'w>(&self, words: &'w [u32], level: usize, node: u32) -> &'w [u32] {
@@ -205,11 +239,25 @@ impl GraphLayout {
         VISITED.with(|cell| {
             let mut visited = cell.borrow_mut();
             visited.reset(self.nodes);
-            self.beam(words, &mut visited, ef, (entry, entry_distance), distance, allowed)
+            self.beam(
+                words,
+                &mut visited,
+                ef,
+                (entry, entry_distance),
+                distance,
+                allowed,
+            )
         })
     }
 
-    fn greedy(&self, words: &[u32], level: usize, mut node: u32, mut best: f32, distance: &dyn Fn(u32) -> f32) -> (u32, f32) {
+    fn greedy(
+        &self,
+        words: &[u32],
+        level: usize,
+        mut node: u32,
+        mut best: f32,
+        distance: &dyn Fn(u32) -> f32,
+    ) -> (u32, f32) {
         loop {
             let mut moved = false;
             for &next in self.neighbours(words, level, node) {
@@ -267,7 +315,12 @@ impl GraphLayout {
     }
 }
 
-fn parse_upper(words: &[u32], at: &mut usize, m: usize, nodes: usize) -> Result<UpperLayer, String> {
+fn parse_upper(
+    words: &[u32],
+    at: &mut usize,
+    m: usize,
+    nodes: usize,
+) -> Result<UpperLayer, String> {
     let count = *words.get(*at).ok_or("truncated")? as usize;
     if count > nodes {
         return Err("more nodes than the graph holds".into());
@@ -287,7 +340,11 @@ fn parse_upper(words: &[u32], at: &mut usize, m: usize, nodes: usize) -> Result<
     }
     check_lists(&words[lists_at..end], m, nodes)?;
     *at = end;
-    Ok(UpperLayer { count, nodes_at, lists_at })
+    Ok(UpperLayer {
+        count,
+        nodes_at,
+        lists_at,
+    })
 }
 
 /// Checks fixed-width `[count, ids...]` lists: counts within width, ids within the node range.
@@ -364,21 +421,36 @@ mod tests {
     use super::*;
 
     fn words_of(bytes: &[u8]) -> Vec<u32> {
-        bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect()
+        bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     }
 
     #[test]
     fn finds_nearest_neighbours_on_a_small_grid() {
         let dim = 2;
-        let vectors: Vec<f32> = (0..400).flat_map(|i| [(i % 20) as f32, (i / 20) as f32]).collect();
+        let vectors: Vec<f32> = (0..400)
+            .flat_map(|i| [(i % 20) as f32, (i / 20) as f32])
+            .collect();
         let present = vec![true; 400];
         let body = build(&vectors, dim, &present, Metric::L2, HnswParams::default());
         let words = words_of(&body);
         let layout = GraphLayout::parse(Path::new("g"), &words, 400).unwrap();
         let query = [7.2f32, 11.9];
-        let hits = layout.search(&words, 16, &|n| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]), &|_| true);
+        let hits = layout.search(
+            &words,
+            16,
+            &|n| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]),
+            &|_| true,
+        );
         assert_eq!(hits[0].1, 12 * 20 + 7);
-        let odd_only = layout.search(&words, 16, &|n| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]), &|n| n % 2 == 1);
+        let odd_only = layout.search(
+            &words,
+            16,
+            &|n| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]),
+            &|n| n % 2 == 1,
+        );
         assert!(odd_only.iter().all(|(_, n)| n % 2 == 1));
         assert!(odd_only[0].0 <= 1.1);
     }
@@ -386,7 +458,17 @@ mod tests {
     #[test]
     fn damaged_graphs_are_errors_not_panics() {
         let vectors: Vec<f32> = (0..200).map(|i| i as f32).collect();
-        let body = build(&vectors, 2, &[true; 100], Metric::L2, HnswParams { m: 4, ef_construction: 20, ef_search: 10 });
+        let body = build(
+            &vectors,
+            2,
+            &[true; 100],
+            Metric::L2,
+            HnswParams {
+                m: 4,
+                ef_construction: 20,
+                ef_search: 10,
+            },
+        );
         let words = words_of(&body);
         assert!(GraphLayout::parse(Path::new("g"), &words, 99).is_err());
         let mut state = 0x9E3779B97F4A7C15u64;

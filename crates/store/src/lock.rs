@@ -28,9 +28,11 @@ impl WriteLock {
             .mode(0o600)
             .open(&path)
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => StoreError::ReadOnly {
-                    path: store_dir.to_path_buf(),
-                },
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                    StoreError::ReadOnly {
+                        path: store_dir.to_path_buf(),
+                    }
+                }
                 _ => StoreError::Io {
                     path: path.clone(),
                     source: e,

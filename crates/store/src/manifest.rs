@@ -35,11 +35,15 @@ impl Manifest {
     pub fn load(dir: &Path) -> Result<Manifest> {
         let path = dir.join(FILE_NAME);
         let (header, body) = fileio::read_checked(&path, FileKind::Manifest, None)?;
-        let manifest: Manifest = serde_json::from_slice(&body).map_err(|e| corrupt(&path, format!("does not decode: {e}")))?;
+        let manifest: Manifest = serde_json::from_slice(&body)
+            .map_err(|e| corrupt(&path, format!("does not decode: {e}")))?;
         if manifest.uid != header.owner_uid {
             return Err(corrupt(&path, "uid in the body disagrees with the header"));
         }
-        manifest.schema.validate().map_err(|e| corrupt(&path, e.to_string()))?;
+        manifest
+            .schema
+            .validate()
+            .map_err(|e| corrupt(&path, e.to_string()))?;
         Ok(manifest)
     }
 

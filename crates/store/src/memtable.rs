@@ -61,6 +61,9 @@ impl PayloadRow for LoggedRow<'_> {
     }
 
     fn value(&self, index: usize) -> ValueRef<'_> {
-        self.0.payload.get(index).map_or(ValueRef::Null, ValueRef::from)
+        self.0
+            .payload
+            .get(index)
+            .map_or(ValueRef::Null, ValueRef::from)
     }
 }

@@ -48,7 +48,10 @@ pub fn validate_id(id: &str) -> Result<(), String> {
         return Err("id is empty".into());
     }
     if id.len() > MAX_ID_BYTES {
-        return Err(format!("id is {} bytes long; the limit is {MAX_ID_BYTES}", id.len()));
+        return Err(format!(
+            "id is {} bytes long; the limit is {MAX_ID_BYTES}",
+            id.len()
+        ));
     }
     if id.chars().any(char::is_control) {
         return Err("id contains a control character".into());

@@ -80,10 +80,15 @@ impl VectorField {
         let bad = |why: &str| StoreError::InvalidSchema(format!("vector field `{spec}`: {why}"));
         let parts: Vec<&str> = spec.split(':').collect();
         let [name, dim, metric] = parts.as_slice() else {
-            return Err(bad("expected NAME:DIM:METRIC, for example image:512:cosine"));
+            return Err(bad(
+                "expected NAME:DIM:METRIC, for example image:512:cosine",
+            ));
         };
-        let dim: usize = dim.parse().map_err(|_| bad("DIM is not a positive integer"))?;
-        let metric = Metric::parse(metric).ok_or_else(|| bad("METRIC must be cosine, l2 or dot"))?;
+        let dim: usize = dim
+            .parse()
+            .map_err(|_| bad("DIM is not a positive integer"))?;
+        let metric =
+            Metric::parse(metric).ok_or_else(|| bad("METRIC must be cosine, l2 or dot"))?;
         let field = VectorField {
             name: name.to_string(),
             dim,
@@ -131,8 +136,8 @@ impl PayloadField {
         let (name, type_name) = spec
             .split_once(':')
             .ok_or_else(|| bad("expected NAME:TYPE, for example dx:string"))?;
-        let field_type =
-            FieldType::parse(type_name).ok_or_else(|| bad("TYPE must be string, int, float or bool"))?;
+        let field_type = FieldType::parse(type_name)
+            .ok_or_else(|| bad("TYPE must be string, int, float or bool"))?;
         validate_name(name)?;
         Ok(PayloadField {
             name: name.to_string(),
@@ -160,16 +165,24 @@ impl Schema {
         for field in &self.vectors {
             field.validate()?;
             if !seen.insert(field.name.as_str()) {
-                return Err(StoreError::InvalidSchema(format!("field `{}` is named twice", field.name)));
+                return Err(StoreError::InvalidSchema(format!(
+                    "field `{}` is named twice",
+                    field.name
+                )));
             }
         }
         for field in &self.payload {
             validate_name(&field.name)?;
             if field.name == "id" {
-                return Err(StoreError::InvalidSchema("`id` is reserved for the record id".into()));
+                return Err(StoreError::InvalidSchema(
+                    "`id` is reserved for the record id".into(),
+                ));
             }
             if !seen.insert(field.name.as_str()) {
-                return Err(StoreError::InvalidSchema(format!("field `{}` is named twice", field.name)));
+                return Err(StoreError::InvalidSchema(format!(
+                    "field `{}` is named twice",
+                    field.name
+                )));
             }
         }
         Ok(())

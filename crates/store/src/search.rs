@@ -63,7 +63,12 @@ impl Collection {
     }
 
     /// Searches many queries at once, in parallel on all cores; results are in query order.
-    pub fn search_batch(&self, field: &str, queries: &[Vec<f32>], params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+    pub fn search_batch(
+        &self,
+        field: &str,
+        queries: &[Vec<f32>],
+        params: &SearchParams,
+    ) -> Result<Vec<Vec<Hit>>> {
         let state = self.read();
         let schema = &state.manifest.schema;
         let field_index = schema.vector_index(field)?;
@@ -71,7 +76,11 @@ impl Collection {
         for (i, query) in queries.iter().enumerate() {
             check_query(spec, i, query)?;
         }
-        let filter = params.filter.as_ref().map(|f| f.compile(schema)).transpose()?;
+        let filter = params
+            .filter
+            .as_ref()
+            .map(|f| f.compile(schema))
+            .transpose()?;
         let plans = plan_segments(&state, field_index, filter.as_ref(), params.exact)?;
         let ef = params.ef.unwrap_or(spec.hnsw.ef_search).max(params.k);
         let search_one = |query: &Vec<f32>| {
@@ -103,12 +112,19 @@ fn check_query(spec: &VectorField, index: usize, query: &[f32]) -> Result<()> {
         )));
     }
     if query.iter().any(|x| !x.is_finite()) {
-        return Err(StoreError::InvalidQuery(format!("query {index} has a NaN or infinite value")));
+        return Err(StoreError::InvalidQuery(format!(
+            "query {index} has a NaN or infinite value"
+        )));
     }
     Ok(())
 }
 
-fn plan_segments(state: &State, field: usize, filter: Option<&CompiledFilter>, exact: bool) -> Result<Vec<Plan>> {
+fn plan_segments(
+    state: &State,
+    field: usize,
+    filter: Option<&CompiledFilter>,
+    exact: bool,
+) -> Result<Vec<Plan>> {
     state
         .segments
         .iter()
@@ -138,9 +154,17 @@ fn plan_segments(state: &State, field: usize, filter: Option<&CompiledFilter>, e
         .collect()
 }
 
-fn search_segment(segment: &Segment, field: usize, plan: &Plan, query: &PreparedQuery, ef: usize, top: &mut TopK) {
+fn search_segment(
+    segment: &Segment,
+    field: usize,
+    plan: &Plan,
+    query: &PreparedQuery,
+    ef: usize,
+    top: &mut TopK,
+) {
     let column = &segment.columns[field];
-    let distance = |row: u32| query.distance(column.vector(row as usize), column.inv_norm(row as usize));
+    let distance =
+        |row: u32| query.distance(column.vector(row as usize), column.inv_norm(row as usize));
     match plan {
         Plan::Skip => {}
         Plan::Exact(rows) => {
@@ -152,7 +176,9 @@ fn search_segment(segment: &Segment, field: usize, plan: &Plan, query: &Prepared
             }
         }
         Plan::Graph(allowed) => {
-            let Some((words, layout)) = column.graph() else { return };
+            let Some((words, layout)) = column.graph() else {
+                return;
+            };
             for (d, row) in layout.search(words, ef, &distance, &|row| allowed.get(row as usize)) {
                 if top.accepts(d) {
                     top.push(d, segment.id_of(row as usize));
@@ -162,9 +188,17 @@ fn search_segment(segment: &Segment, field: usize, plan: &Plan, query: &Prepared
     }
 }
 
-fn scan_tail(state: &State, field: usize, filter: Option<&CompiledFilter>, query: &PreparedQuery, top: &mut TopK) {
+fn scan_tail(
+    state: &State,
+    field: usize,
+    filter: Option<&CompiledFilter>,
+    query: &PreparedQuery,
+    top: &mut TopK,
+) {
     for record in &state.tail.records {
-        let Some(Some(vector)) = record.vectors.get(field) else { continue };
+        let Some(Some(vector)) = record.vectors.get(field) else {
+            continue;
+        };
         if filter.is_some_and(|f| !f.matches(&LoggedRow(record))) {
             continue;
         }
@@ -197,7 +231,9 @@ impl PartialOrd for Entry {
 }
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0).then_with(|| self.1.cmp(&other.1))
+        self.0
+            .total_cmp(&other.0)
+            .then_with(|| self.1.cmp(&other.1))
     }
 }
 
@@ -222,6 +258,10 @@ impl TopK {
     }
 
     pub(crate) fn into_sorted(self) -> Vec<(f32, String)> {
-        self.heap.into_sorted_vec().into_iter().map(|e| (e.0, e.1)).collect()
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|e| (e.0, e.1))
+            .collect()
     }
 }

@@ -66,15 +66,35 @@ pub fn write(dir: &Path, owner_uid: u64, schema: &Schema, records: &[LoggedRecor
     fileio::create_private_dir(dir)?;
     for (index, field) in schema.vectors.iter().enumerate() {
         let (values, present) = gather_vectors(records, index, field.dim);
-        write_column(&column_path(dir, &field.name), owner_uid, &values, field.dim)?;
+        write_column(
+            &column_path(dir, &field.name),
+            owner_uid,
+            &values,
+            field.dim,
+        )?;
         if present.iter().filter(|&&p| p).count() >= MIN_GRAPH_ROWS {
             let body = graph::build(&values, field.dim, &present, field.metric, field.hnsw);
-            let header = Header::new(FileKind::Graph, owner_uid, &body, [records.len() as u64, 0, 0]);
+            let header = Header::new(
+                FileKind::Graph,
+                owner_uid,
+                &body,
+                [records.len() as u64, 0, 0],
+            );
             fileio::write_new_file(&graph_path(dir, &field.name), &header, &body)?;
         }
     }
-    write_archive(&dir.join("ids.rkyv"), FileKind::Ids, owner_uid, &build_ids(schema, records))?;
-    write_archive(&dir.join("payload.rkyv"), FileKind::Payload, owner_uid, &build_payload(schema, records))?;
+    write_archive(
+        &dir.join("ids.rkyv"),
+        FileKind::Ids,
+        owner_uid,
+        &build_ids(schema, records),
+    )?;
+    write_archive(
+        &dir.join("payload.rkyv"),
+        FileKind::Payload,
+        owner_uid,
+        &build_payload(schema, records),
+    )?;
     fileio::sync_dir(dir)?;
     faults::point("segment-after-write");
     Ok(())
@@ -103,15 +123,27 @@ fn write_column(path: &Path, owner_uid: u64, values: &[f32], dim: usize) -> Resu
         let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
         body.extend_from_slice(&inv.to_le_bytes());
     }
-    let header = Header::new(FileKind::VectorColumn, owner_uid, &body, [rows as u64, dim as u64, 0]);
+    let header = Header::new(
+        FileKind::VectorColumn,
+        owner_uid,
+        &body,
+        [rows as u64, dim as u64, 0],
+    );
     fileio::write_new_file(path, &header, &body)
 }
 
 fn write_archive<T>(path: &Path, kind: FileKind, owner_uid: u64, value: &T) -> Result<()>
 where
-    T: for<'a> rkyv::Serialize<rkyv::api::high::HighSerializer<rkyv::util::AlignedVec, rkyv::ser::allocator::ArenaHandle<'a>, rkyv::rancor::Error>>,
+    T: for<'a> rkyv::Serialize<
+        rkyv::api::high::HighSerializer<
+            rkyv::util::AlignedVec,
+            rkyv::ser::allocator::ArenaHandle<'a>,
+            rkyv::rancor::Error,
+        >,
+    >,
 {
-    let body = rkyv::to_bytes::<rkyv::rancor::Error>(value).map_err(|e| corrupt(path, format!("cannot encode: {e}")))?;
+    let body = rkyv::to_bytes::<rkyv::rancor::Error>(value)
+        .map_err(|e| corrupt(path, format!("cannot encode: {e}")))?;
     let header = Header::new(kind, owner_uid, &body, [0; 3]);
     fileio::write_new_file(path, &header, &body)
 }
@@ -120,7 +152,12 @@ fn build_ids(schema: &Schema, records: &[LoggedRecord]) -> SegmentIds {
     SegmentIds {
         ids: records.iter().map(|r| r.id.clone()).collect(),
         present: (0..schema.vectors.len())
-            .map(|i| records.iter().map(|r| matches!(r.vectors.get(i), Some(Some(_)))).collect())
+            .map(|i| {
+                records
+                    .iter()
+                    .map(|r| matches!(r.vectors.get(i), Some(Some(_))))
+                    .collect()
+            })
             .collect(),
     }
 }
@@ -131,24 +168,42 @@ fn build_payload(schema: &Schema, records: &[LoggedRecord]) -> SegmentPayload {
         .iter()
         .enumerate()
         .map(|(i, field)| {
-            let cells = records.iter().map(move |r| r.payload.get(i).unwrap_or(&Value::Null));
+            let cells = records
+                .iter()
+                .map(move |r| r.payload.get(i).unwrap_or(&Value::Null));
             match field.field_type {
-                FieldType::String => PayloadColumn::String(cells.map(|v| match v {
-                    Value::String(s) => Some(s.clone()),
-                    _ => None,
-                }).collect()),
-                FieldType::Int => PayloadColumn::Int(cells.map(|v| match v {
-                    Value::Int(x) => Some(*x),
-                    _ => None,
-                }).collect()),
-                FieldType::Float => PayloadColumn::Float(cells.map(|v| match v {
-                    Value::Float(x) => Some(*x),
-                    _ => None,
-                }).collect()),
-                FieldType::Bool => PayloadColumn::Bool(cells.map(|v| match v {
-                    Value::Bool(x) => Some(*x),
-                    _ => None,
-                }).collect()),
+                FieldType::String => PayloadColumn::String(
+                    cells
+                        .map(|v| match v {
+                            Value::String(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                FieldType::Int => PayloadColumn::Int(
+                    cells
+                        .map(|v| match v {
+                            Value::Int(x) => Some(*x),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                FieldType::Float => PayloadColumn::Float(
+                    cells
+                        .map(|v| match v {
+                            Value::Float(x) => Some(*x),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                FieldType::Bool => PayloadColumn::Bool(
+                    cells
+                        .map(|v| match v {
+                            Value::Bool(x) => Some(*x),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
             }
         })
         .collect();
@@ -216,9 +271,17 @@ impl Column {
         let path = column_path(dir, field);
         let file = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
         let [file_rows, file_dim, _] = file.header.extra;
-        let expected_len = (rows as u64).checked_mul(dim as u64 + 1).and_then(|n| n.checked_mul(4));
-        if file_rows != rows as u64 || file_dim != dim as u64 || expected_len != Some(file.header.body_len) {
-            return Err(corrupt(&path, format!("holds {file_rows} rows of {file_dim}, expected {rows} of {dim}")));
+        let expected_len = (rows as u64)
+            .checked_mul(dim as u64 + 1)
+            .and_then(|n| n.checked_mul(4));
+        if file_rows != rows as u64
+            || file_dim != dim as u64
+            || expected_len != Some(file.header.body_len)
+        {
+            return Err(corrupt(
+                &path,
+                format!("holds {file_rows} rows of {file_dim}, expected {rows} of {dim}"),
+            ));
         }
         cast_words::<f32>(&path, file.body())?;
         let graph = Self::open_graph(dir, field, owner_uid, rows)?;
@@ -231,7 +294,12 @@ impl Column {
         })
     }
 
-    fn open_graph(dir: &Path, field: &str, owner_uid: u64, rows: usize) -> Result<Option<(MappedFile, GraphLayout)>> {
+    fn open_graph(
+        dir: &Path,
+        field: &str,
+        owner_uid: u64,
+        rows: usize,
+    ) -> Result<Option<(MappedFile, GraphLayout)>> {
         let path = graph_path(dir, field);
         if !path.exists() {
             return Ok(None);
@@ -245,8 +313,12 @@ impl Column {
     /// Checks the column's CRC once per process, on first use, so that opening a store stays
     /// cheap while a damaged column still fails before it answers a query.
     pub fn ensure_verified(&self) -> Result<()> {
-        let outcome = self.verified.get_or_init(|| self.file.verify().map_err(|e| e.to_string()));
-        outcome.clone().map_err(|detail| corrupt(&self.file.path, detail_only(&detail)))
+        let outcome = self
+            .verified
+            .get_or_init(|| self.file.verify().map_err(|e| e.to_string()));
+        outcome
+            .clone()
+            .map_err(|detail| corrupt(&self.file.path, detail_only(&detail)))
     }
 
     fn floats(&self) -> &[f32] {
@@ -264,7 +336,10 @@ impl Column {
 
     pub fn graph(&self) -> Option<(&[u32], &GraphLayout)> {
         let (file, layout) = self.graph.as_ref()?;
-        Some((cast_words::<u32>(&file.path, file.body()).unwrap_or(&[]), layout))
+        Some((
+            cast_words::<u32>(&file.path, file.body()).unwrap_or(&[]),
+            layout,
+        ))
     }
 
     pub fn paths(&self) -> Vec<&Path> {
@@ -286,7 +361,10 @@ impl Column {
 
 /// Strips the "path: corrupt: " prefix a cached error message already carries.
 fn detail_only(message: &str) -> String {
-    message.rsplit_once("corrupt: ").map_or(message, |(_, d)| d).to_string()
+    message
+        .rsplit_once("corrupt: ")
+        .map_or(message, |(_, d)| d)
+        .to_string()
 }
 
 /// An open, validated segment.
@@ -307,10 +385,17 @@ impl Segment {
         ids_file.verify()?;
         let ids = rkyv::access::<ArchivedSegmentIds, rkyv::rancor::Error>(ids_file.body())
             .map_err(|e| corrupt(&ids_file.path, format!("id table does not decode: {e}")))?;
-        if ids.ids.len() != rows || ids.present.len() != schema.vectors.len() || ids.present.iter().any(|p| p.len() != rows) {
-            return Err(corrupt(&ids_file.path, "row count or field count disagrees with the manifest"));
+        if ids.ids.len() != rows
+            || ids.present.len() != schema.vectors.len()
+            || ids.present.iter().any(|p| p.len() != rows)
+        {
+            return Err(corrupt(
+                &ids_file.path,
+                "row count or field count disagrees with the manifest",
+            ));
         }
-        let payload_file = MappedFile::open(&dir.join("payload.rkyv"), FileKind::Payload, owner_uid)?;
+        let payload_file =
+            MappedFile::open(&dir.join("payload.rkyv"), FileKind::Payload, owner_uid)?;
         payload_file.verify()?;
         check_payload(&payload_file, schema, rows)?;
         let columns = schema
@@ -380,7 +465,10 @@ impl Segment {
     }
 
     pub fn file_paths(&self) -> Vec<&Path> {
-        let mut paths = vec![self.ids_file.path.as_path(), self.payload_file.path.as_path()];
+        let mut paths = vec![
+            self.ids_file.path.as_path(),
+            self.payload_file.path.as_path(),
+        ];
         paths.extend(self.columns.iter().flat_map(Column::paths));
         paths
     }
@@ -390,7 +478,10 @@ fn check_payload(file: &MappedFile, schema: &Schema, rows: usize) -> Result<()> 
     let archive = rkyv::access::<ArchivedSegmentPayload, rkyv::rancor::Error>(file.body())
         .map_err(|e| corrupt(&file.path, format!("payload table does not decode: {e}")))?;
     if archive.columns.len() != schema.payload.len() {
-        return Err(corrupt(&file.path, "column count disagrees with the schema"));
+        return Err(corrupt(
+            &file.path,
+            "column count disagrees with the schema",
+        ));
     }
     for (column, field) in archive.columns.iter().zip(&schema.payload) {
         let (len, field_type) = match column {
@@ -400,7 +491,10 @@ fn check_payload(file: &MappedFile, schema: &Schema, rows: usize) -> Result<()> 
             ArchivedPayloadColumn::Bool(v) => (v.len(), FieldType::Bool),
         };
         if len != rows || field_type != field.field_type {
-            return Err(corrupt(&file.path, format!("column `{}` has the wrong type or length", field.name)));
+            return Err(corrupt(
+                &file.path,
+                format!("column `{}` has the wrong type or length", field.name),
+            ));
         }
     }
     Ok(())
@@ -408,10 +502,18 @@ fn check_payload(file: &MappedFile, schema: &Schema, rows: usize) -> Result<()> 
 
 fn archived_value(column: &ArchivedPayloadColumn, row: usize) -> ValueRef<'_> {
     match column {
-        ArchivedPayloadColumn::String(v) => v[row].as_ref().map_or(ValueRef::Null, |s| ValueRef::Str(s.as_str())),
-        ArchivedPayloadColumn::Int(v) => v[row].as_ref().map_or(ValueRef::Null, |x| ValueRef::Int(x.to_native())),
-        ArchivedPayloadColumn::Float(v) => v[row].as_ref().map_or(ValueRef::Null, |x| ValueRef::Float(x.to_native())),
-        ArchivedPayloadColumn::Bool(v) => v[row].as_ref().map_or(ValueRef::Null, |x| ValueRef::Bool(*x)),
+        ArchivedPayloadColumn::String(v) => v[row]
+            .as_ref()
+            .map_or(ValueRef::Null, |s| ValueRef::Str(s.as_str())),
+        ArchivedPayloadColumn::Int(v) => v[row]
+            .as_ref()
+            .map_or(ValueRef::Null, |x| ValueRef::Int(x.to_native())),
+        ArchivedPayloadColumn::Float(v) => v[row]
+            .as_ref()
+            .map_or(ValueRef::Null, |x| ValueRef::Float(x.to_native())),
+        ArchivedPayloadColumn::Bool(v) => v[row]
+            .as_ref()
+            .map_or(ValueRef::Null, |x| ValueRef::Bool(*x)),
     }
 }
 

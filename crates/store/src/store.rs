@@ -49,7 +49,10 @@ impl Store {
     pub fn create(path: impl AsRef<Path>) -> Result<Store> {
         let root = path.as_ref().to_path_buf();
         if root.join(MARKER).exists() {
-            return Err(StoreError::InvalidSchema(format!("{}: a store already exists here", root.display())));
+            return Err(StoreError::InvalidSchema(format!(
+                "{}: a store already exists here",
+                root.display()
+            )));
         }
         fileio::create_private_dir(&root.join(COLLECTIONS))?;
         let body = format!("{{\"format\": {}}}\n", fileio::FORMAT_VERSION).into_bytes();
@@ -113,7 +116,9 @@ impl Store {
         if self.is_writer() {
             Ok(())
         } else {
-            Err(StoreError::ReadOnly { path: self.root.clone() })
+            Err(StoreError::ReadOnly {
+                path: self.root.clone(),
+            })
         }
     }
 
@@ -156,7 +161,9 @@ impl Store {
         for entry in std::fs::read_dir(&dir).at(&dir)? {
             let entry = entry.at(&dir)?;
             let name = entry.file_name().to_string_lossy().to_string();
-            if validate_name(&name).is_ok() && entry.path().join(crate::manifest::FILE_NAME).exists() {
+            if validate_name(&name).is_ok()
+                && entry.path().join(crate::manifest::FILE_NAME).exists()
+            {
                 names.push(name);
             }
         }
@@ -171,7 +178,10 @@ impl Store {
         if !dir.join(crate::manifest::FILE_NAME).exists() {
             return Err(StoreError::NoSuchCollection(name.to_string()));
         }
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         // Rename first so that a crash mid-delete leaves no half collection under its name.
         let trash = fileio::temp_sibling(&dir);
         std::fs::rename(&dir, &trash).at(&dir)?;
@@ -201,7 +211,13 @@ impl Store {
     /// Flushes every open collection's tail into segments.
     pub fn flush(&self) -> Result<()> {
         self.require_writer()?;
-        let open: Vec<_> = self.open.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let open: Vec<_> = self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         open.iter().try_for_each(|c| c.flush())
     }
 
@@ -218,10 +234,13 @@ impl Store {
 fn check_marker(root: &Path) -> Result<()> {
     let path = root.join(MARKER);
     if !path.exists() {
-        return Err(StoreError::NotAStore { path: root.to_path_buf() });
+        return Err(StoreError::NotAStore {
+            path: root.to_path_buf(),
+        });
     }
     let (_, body) = fileio::read_checked(&path, FileKind::StoreMarker, None)?;
-    let parsed: serde_json::Value = serde_json::from_slice(&body).map_err(|e| corrupt(&path, e.to_string()))?;
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| corrupt(&path, e.to_string()))?;
     match parsed.get("format").and_then(|v| v.as_u64()) {
         Some(v) if v as u32 <= fileio::FORMAT_VERSION => Ok(()),
         Some(v) => Err(StoreError::NewerFormat {

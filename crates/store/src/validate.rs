@@ -30,7 +30,9 @@ fn validate_record(schema: &Schema, record: &Record) -> Result<LoggedRecord> {
     };
     validate_id(&record.id).map_err(|why| invalid(why))?;
     for name in record.vectors.keys() {
-        schema.vector_field(name).map_err(|_| invalid(format!("unknown vector field `{name}`")))?;
+        schema
+            .vector_field(name)
+            .map_err(|_| invalid(format!("unknown vector field `{name}`")))?;
     }
     for name in record.payload.keys() {
         if schema.payload_index(name).is_none() {
@@ -49,7 +51,10 @@ fn validate_record(schema: &Schema, record: &Record) -> Result<LoggedRecord> {
                 field.dim
             ))),
             Some(v) => match v.iter().position(|x| !x.is_finite()) {
-                Some(i) => Err(invalid(format!("field `{}` has a non-finite value ({}) at index {i}", field.name, v[i]))),
+                Some(i) => Err(invalid(format!(
+                    "field `{}` has a non-finite value ({}) at index {i}",
+                    field.name, v[i]
+                ))),
                 None => Ok(Some(v.clone())),
             },
         })
@@ -58,7 +63,11 @@ fn validate_record(schema: &Schema, record: &Record) -> Result<LoggedRecord> {
         .payload
         .iter()
         .map(|field| {
-            let value = record.payload.get(&field.name).cloned().unwrap_or(Value::Null);
+            let value = record
+                .payload
+                .get(&field.name)
+                .cloned()
+                .unwrap_or(Value::Null);
             value.coerce(field.field_type).map_err(|v| {
                 invalid(format!(
                     "field `{}` is {}, got {}",
@@ -69,7 +78,11 @@ fn validate_record(schema: &Schema, record: &Record) -> Result<LoggedRecord> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    if let Value::Float(f) = payload.iter().find(|v| matches!(v, Value::Float(f) if !f.is_finite())).unwrap_or(&Value::Null) {
+    if let Value::Float(f) = payload
+        .iter()
+        .find(|v| matches!(v, Value::Float(f) if !f.is_finite()))
+        .unwrap_or(&Value::Null)
+    {
         return Err(invalid(format!("payload float {f} is not finite")));
     }
     Ok(LoggedRecord {

@@ -36,7 +36,16 @@ impl FieldType {
 }
 
 /// One payload value. `Null` stands for a missing value of any type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 #[serde(untagged)]
 pub enum Value {
     Null,
@@ -155,7 +164,10 @@ mod tests {
         assert_eq!(Value::parse_as("80.0", FieldType::Int), Ok(Value::Int(80)));
         assert!(Value::parse_as("80.5", FieldType::Int).is_err());
         assert_eq!(Value::parse_as("", FieldType::Int), Ok(Value::Null));
-        assert_eq!(Value::parse_as("yes", FieldType::Bool), Ok(Value::Bool(true)));
+        assert_eq!(
+            Value::parse_as("yes", FieldType::Bool),
+            Ok(Value::Bool(true))
+        );
         assert_eq!(
             Value::parse_as(" mel", FieldType::String),
             Ok(Value::String(" mel".into()))
@@ -164,7 +176,10 @@ mod tests {
 
     #[test]
     fn coerces_only_losslessly() {
-        assert_eq!(Value::Int(3).coerce(FieldType::Float), Ok(Value::Float(3.0)));
+        assert_eq!(
+            Value::Int(3).coerce(FieldType::Float),
+            Ok(Value::Float(3.0))
+        );
         assert_eq!(Value::Float(3.0).coerce(FieldType::Int), Ok(Value::Int(3)));
         assert!(Value::Float(3.5).coerce(FieldType::Int).is_err());
         assert!(Value::String("3".into()).coerce(FieldType::Int).is_err());

@@ -71,7 +71,9 @@ impl Wal {
         let file_len = file.metadata().at(path)?.len();
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut header = [0u8; HEADER_LEN];
-        reader.read_exact(&mut header).map_err(|_| corrupt(path, "shorter than its header"))?;
+        reader
+            .read_exact(&mut header)
+            .map_err(|_| corrupt(path, "shorter than its header"))?;
         Header::decode(path, &header, FileKind::Wal, Some(owner_uid))?;
         let mut batches = Vec::new();
         let mut valid_len = HEADER_LEN as u64;
@@ -91,7 +93,11 @@ impl Wal {
 
     /// Opens the log for appending after cutting off any torn tail found by `replay`.
     pub fn open_for_append(path: &Path, replay: &Replay) -> Result<Wal> {
-        let mut file = OpenOptions::new().read(true).write(true).open(path).at(path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .at(path)?;
         if replay.discarded > 0 {
             file.set_len(replay.valid_len).at(path)?;
             file.sync_all().at(path)?;
@@ -187,7 +193,8 @@ mod tests {
         let replay = Wal::replay(&path, 9).unwrap();
         let mut wal = Wal::open_for_append(&path, &replay).unwrap();
         wal.append(vec![upsert("a")]).unwrap();
-        wal.append(vec![upsert("b"), LoggedOp::Delete("a".into())]).unwrap();
+        wal.append(vec![upsert("b"), LoggedOp::Delete("a".into())])
+            .unwrap();
         let full = std::fs::read(&path).unwrap();
         assert_eq!(Wal::replay(&path, 9).unwrap().batches.len(), 2);
         // Every truncation point yields a prefix of whole batches, never an error or a panic.

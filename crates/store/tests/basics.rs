@@ -21,7 +21,9 @@ fn records_survive_reopen_with_and_without_flush() {
     let got = cases.get("case-000250").unwrap();
     assert_eq!(got.vectors["image"], vectors[250]);
     assert_eq!(got.payload["age"], Value::Int(250 % 90));
-    let hits = cases.search("image", &vectors[10], &SearchParams::top(3)).unwrap();
+    let hits = cases
+        .search("image", &vectors[10], &SearchParams::top(3))
+        .unwrap();
     assert_eq!(hits[0].id, "case-000010");
     assert!((hits[0].score - 1.0).abs() < 1e-5);
 }
@@ -33,15 +35,27 @@ fn upsert_replaces_and_delete_hides() {
     let vectors = clustered(10, 4, 2, 2);
     cases.upsert(&records(&vectors, 0)).unwrap();
     cases.flush().unwrap();
-    let replacement = Record::new("case-000003").with_vector("image", vec![0.0, 0.0, 0.0, 1.0]).with_value("dx", Value::String("df".into()));
+    let replacement = Record::new("case-000003")
+        .with_vector("image", vec![0.0, 0.0, 0.0, 1.0])
+        .with_value("dx", Value::String("df".into()));
     cases.upsert(&[replacement]).unwrap();
     assert_eq!(cases.len(), 10);
     let got = cases.get("case-000003").unwrap();
     assert_eq!(got.payload["dx"], Value::String("df".into()));
-    assert!(!got.vectors.contains_key("text"), "an upsert replaces the whole record");
-    assert_eq!(cases.delete(&["case-000004".into(), "nope".into()]).unwrap(), 1);
+    assert!(
+        !got.vectors.contains_key("text"),
+        "an upsert replaces the whole record"
+    );
+    assert_eq!(
+        cases
+            .delete(&["case-000004".into(), "nope".into()])
+            .unwrap(),
+        1
+    );
     assert!(cases.get("case-000004").is_none());
-    let hits = cases.search("image", &vectors[4], &SearchParams::top(10)).unwrap();
+    let hits = cases
+        .search("image", &vectors[4], &SearchParams::top(10))
+        .unwrap();
     assert!(hits.iter().all(|h| h.id != "case-000004"));
     assert_eq!(hits.len(), 9);
 }
@@ -57,20 +71,61 @@ fn bad_batches_are_rejected_whole() {
         batch
     };
     let bad_batches: Vec<(Vec<Record>, &str)> = vec![
-        (cases_of(&|b| { b[1].vectors.insert("image".into(), vec![1.0; 5]); }), "dimension 5"),
-        (cases_of(&|b| { b[2].vectors.get_mut("image").unwrap()[0] = f32::NAN; }), "non-finite"),
-        (cases_of(&|b| { b[2].vectors.get_mut("text").unwrap()[1] = f32::INFINITY; }), "non-finite"),
+        (
+            cases_of(&|b| {
+                b[1].vectors.insert("image".into(), vec![1.0; 5]);
+            }),
+            "dimension 5",
+        ),
+        (
+            cases_of(&|b| {
+                b[2].vectors.get_mut("image").unwrap()[0] = f32::NAN;
+            }),
+            "non-finite",
+        ),
+        (
+            cases_of(&|b| {
+                b[2].vectors.get_mut("text").unwrap()[1] = f32::INFINITY;
+            }),
+            "non-finite",
+        ),
         (cases_of(&|b| b[2].id = b[0].id.clone()), "twice"),
-        (cases_of(&|b| { b[1].vectors.insert("audio".into(), vec![1.0; 4]); }), "unknown vector field `audio`"),
-        (cases_of(&|b| { b[1].payload.insert("weight".into(), Value::Int(1)); }), "unknown payload field `weight`"),
-        (cases_of(&|b| { b[1].payload.insert("age".into(), Value::String("old".into())); }), "field `age` is int"),
+        (
+            cases_of(&|b| {
+                b[1].vectors.insert("audio".into(), vec![1.0; 4]);
+            }),
+            "unknown vector field `audio`",
+        ),
+        (
+            cases_of(&|b| {
+                b[1].payload.insert("weight".into(), Value::Int(1));
+            }),
+            "unknown payload field `weight`",
+        ),
+        (
+            cases_of(&|b| {
+                b[1].payload
+                    .insert("age".into(), Value::String("old".into()));
+            }),
+            "field `age` is int",
+        ),
         (cases_of(&|b| b[0].id = String::new()), "id is empty"),
-        (cases_of(&|b| b[0].id = "a\u{7}b".into()), "control character"),
+        (
+            cases_of(&|b| b[0].id = "a\u{7}b".into()),
+            "control character",
+        ),
     ];
     for (batch, expected) in bad_batches {
         let err = cases.upsert(&batch).unwrap_err().to_string();
-        assert!(err.contains(expected), "`{err}` should mention `{expected}`");
-        assert_eq!(cases.len(), 0, "nothing of a rejected batch may be stored ({expected})");
+        assert!(
+            err.contains(expected),
+            "`{err}` should mention `{expected}`"
+        );
+        assert_eq!(
+            cases.len(),
+            0,
+            "nothing of a rejected batch may be stored ({expected})"
+        );
     }
     cases.upsert(&good).unwrap();
     assert_eq!(cases.len(), 3);
@@ -79,12 +134,22 @@ fn bad_batches_are_rejected_whole() {
 #[test]
 fn a_second_writer_is_refused_but_readers_are_not() {
     let (dir, store) = new_store();
-    store.create_collection("cases", schema(4)).unwrap().upsert(&records(&clustered(5, 4, 1, 4), 0)).unwrap();
-    let err = Store::open(dir.path().join("store")).err().expect("second writer must fail");
+    store
+        .create_collection("cases", schema(4))
+        .unwrap()
+        .upsert(&records(&clustered(5, 4, 1, 4), 0))
+        .unwrap();
+    let err = Store::open(dir.path().join("store"))
+        .err()
+        .expect("second writer must fail");
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
     assert!(err.to_string().contains(&std::process::id().to_string()));
     let reader = Store::open_read_only(dir.path().join("store")).unwrap();
-    assert_eq!(reader.collection("cases").unwrap().len(), 5, "readers see acknowledged, unflushed writes");
+    assert_eq!(
+        reader.collection("cases").unwrap().len(),
+        5,
+        "readers see acknowledged, unflushed writes"
+    );
     assert!(reader.create_collection("x", schema(4)).is_err());
     drop(store);
     Store::open(dir.path().join("store")).expect("the lock is released with the writer");
@@ -93,7 +158,10 @@ fn a_second_writer_is_refused_but_readers_are_not() {
 #[test]
 fn compaction_reclaims_space_of_deleted_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let options = CollectionOptions { flush_rows: 500, segment_rows: 10_000 };
+    let options = CollectionOptions {
+        flush_rows: 500,
+        segment_rows: 10_000,
+    };
     Store::create(dir.path().join("s")).unwrap();
     let store = Store::open_with(dir.path().join("s"), options).unwrap();
     let cases = store.create_collection("cases", schema(32)).unwrap();
@@ -110,8 +178,15 @@ fn compaction_reclaims_space_of_deleted_rows() {
     assert_eq!(after.count, 500);
     assert_eq!(after.deleted_rows, 0);
     assert_eq!(after.segments, 1);
-    assert!(after.disk_bytes * 2 < before.disk_bytes, "{} → {} bytes", before.disk_bytes, after.disk_bytes);
-    let hits = cases.search("image", &vectors[1999], &SearchParams::top(1)).unwrap();
+    assert!(
+        after.disk_bytes * 2 < before.disk_bytes,
+        "{} → {} bytes",
+        before.disk_bytes,
+        after.disk_bytes
+    );
+    let hits = cases
+        .search("image", &vectors[1999], &SearchParams::top(1))
+        .unwrap();
     assert_eq!(hits[0].id, "case-001999");
     drop(cases);
     drop(store);
@@ -125,12 +200,18 @@ fn collections_are_listed_and_dropped() {
     let (_dir, store) = new_store();
     store.create_collection("b", schema(2)).unwrap();
     store.create_collection("a", schema(2)).unwrap();
-    assert!(matches!(store.create_collection("a", schema(2)), Err(StoreError::CollectionExists(_))));
+    assert!(matches!(
+        store.create_collection("a", schema(2)),
+        Err(StoreError::CollectionExists(_))
+    ));
     assert!(store.create_collection("../evil", schema(2)).is_err());
     assert_eq!(store.list_collections().unwrap(), vec!["a", "b"]);
     store.drop_collection("a").unwrap();
     assert_eq!(store.list_collections().unwrap(), vec!["b"]);
-    assert!(matches!(store.collection("a"), Err(StoreError::NoSuchCollection(_))));
+    assert!(matches!(
+        store.collection("a"),
+        Err(StoreError::NoSuchCollection(_))
+    ));
 }
 
 #[test]
@@ -139,7 +220,9 @@ fn a_store_from_a_newer_version_is_refused() {
     drop(store);
     let marker = dir.path().join("store/medvec.store");
     let mut bytes = std::fs::read(&marker).unwrap();
-    let body = String::from_utf8(bytes[64..].to_vec()).unwrap().replace("\"format\": 1", "\"format\": 9");
+    let body = String::from_utf8(bytes[64..].to_vec())
+        .unwrap()
+        .replace("\"format\": 1", "\"format\": 9");
     bytes.truncate(64);
     // Re-seal the header so only the version differs, as a genuine newer file would.
     let crc = crc32(body.as_bytes());
@@ -150,7 +233,10 @@ fn a_store_from_a_newer_version_is_refused() {
     bytes.extend_from_slice(body.as_bytes());
     std::fs::write(&marker, bytes).unwrap();
     let err = Store::open(dir.path().join("store")).err().unwrap();
-    assert!(matches!(err, StoreError::NewerFormat { found: 9, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::NewerFormat { found: 9, .. }),
+        "{err}"
+    );
 }
 
 fn crc32(bytes: &[u8]) -> u32 {
@@ -159,7 +245,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

@@ -46,13 +46,33 @@ fn file_name(path: &Path) -> String {
 fn a_flipped_byte_in_any_file_is_reported_by_name() {
     let (_dir, root, vectors) = build_store();
     let files = files_under(&root);
-    let kinds = ["medvec.store", "MANIFEST", "ids.rkyv", "payload.rkyv", "image.f32", "text.f32", "image.hnsw", ".log"];
+    let kinds = [
+        "medvec.store",
+        "MANIFEST",
+        "ids.rkyv",
+        "payload.rkyv",
+        "image.f32",
+        "text.f32",
+        "image.hnsw",
+        ".log",
+    ];
     for kind in kinds {
-        assert!(files.iter().any(|f| file_name(f).ends_with(kind)), "no {kind} file in {files:?}");
+        assert!(
+            files.iter().any(|f| file_name(f).ends_with(kind)),
+            "no {kind} file in {files:?}"
+        );
     }
     for file in files.iter().filter(|f| file_name(f) != "LOCK") {
         let original = std::fs::read(file).unwrap();
-        let positions = [3usize, 20, 40, 61, 64, original.len() / 2, original.len() - 1];
+        let positions = [
+            3usize,
+            20,
+            40,
+            61,
+            64,
+            original.len() / 2,
+            original.len() - 1,
+        ];
         for &at in positions.iter().filter(|&&at| at < original.len()) {
             let mut damaged = original.clone();
             damaged[at] ^= 0x5A;
@@ -62,14 +82,29 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
             if is_wal_body {
                 // Log damage past the header is a torn tail: cut, not an error (never acknowledged
                 // writes are lost; verify reports how much).
-                assert!(outcome.is_none(), "{}: byte {at}: {outcome:?}", file.display());
+                assert!(
+                    outcome.is_none(),
+                    "{}: byte {at}: {outcome:?}",
+                    file.display()
+                );
             } else {
-                let message = outcome.unwrap_or_else(|| panic!("{}: flipped byte {at} went unnoticed", file.display()));
-                assert!(message.contains(&file_name(file)), "error `{message}` does not name {}", file.display());
+                let message = outcome.unwrap_or_else(|| {
+                    panic!("{}: flipped byte {at} went unnoticed", file.display())
+                });
+                assert!(
+                    message.contains(&file_name(file)),
+                    "error `{message}` does not name {}",
+                    file.display()
+                );
             }
         }
         std::fs::write(file, &original).unwrap();
-        assert_eq!(exercise(&root, &vectors[0]), None, "store is healthy again after restoring {}", file.display());
+        assert_eq!(
+            exercise(&root, &vectors[0]),
+            None,
+            "store is healthy again after restoring {}",
+            file.display()
+        );
     }
 }
 
@@ -77,18 +112,23 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
 fn truncated_and_swapped_files_are_reported() {
     let (_dir, root, vectors) = build_store();
     let (_other_dir, other_root, _) = build_store();
-    for file in files_under(&root).iter().filter(|f| !file_name(f).ends_with(".log") && file_name(f) != "LOCK") {
+    for file in files_under(&root)
+        .iter()
+        .filter(|f| !file_name(f).ends_with(".log") && file_name(f) != "LOCK")
+    {
         let original = std::fs::read(file).unwrap();
         for cut in [0, 10, 63, 64, original.len() / 2, original.len() - 1] {
             std::fs::write(file, &original[..cut.min(original.len())]).unwrap();
-            let message = exercise(&root, &vectors[0]).unwrap_or_else(|| panic!("{} cut at {cut} went unnoticed", file.display()));
+            let message = exercise(&root, &vectors[0])
+                .unwrap_or_else(|| panic!("{} cut at {cut} went unnoticed", file.display()));
             assert!(message.contains(&file_name(file)), "`{message}`");
         }
         // The same file from another store: valid on its own, wrong here.
         let twin = other_root.join(file.strip_prefix(&root).unwrap());
         if file_name(file) != "medvec.store" {
             std::fs::copy(&twin, file).unwrap();
-            let message = exercise(&root, &vectors[0]).unwrap_or_else(|| panic!("{} swapped went unnoticed", file.display()));
+            let message = exercise(&root, &vectors[0])
+                .unwrap_or_else(|| panic!("{} swapped went unnoticed", file.display()));
             assert!(message.contains(&file_name(file)), "`{message}`");
         }
         std::fs::write(file, &original).unwrap();

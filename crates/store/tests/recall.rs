@@ -9,7 +9,8 @@ use std::sync::{Arc, OnceLock};
 /// One store shared by the tests: 10,000 clustered 64-d records in one segment with graphs,
 /// plus 200 queries drawn from the same clusters, as a clinic's new cases would be.
 fn fixture() -> &'static (tempfile::TempDir, Store, Arc<Collection>, Vec<Vec<f32>>) {
-    static FIXTURE: OnceLock<(tempfile::TempDir, Store, Arc<Collection>, Vec<Vec<f32>>)> = OnceLock::new();
+    static FIXTURE: OnceLock<(tempfile::TempDir, Store, Arc<Collection>, Vec<Vec<f32>>)> =
+        OnceLock::new();
     FIXTURE.get_or_init(|| {
         let (dir, store) = new_store();
         let cases = store.create_collection("cases", schema(64)).unwrap();
@@ -34,7 +35,10 @@ fn recall_at_10(filter: Option<&str>) -> f64 {
         total += t.len();
         found += t.iter().filter(|h| g.iter().any(|x| x.id == h.id)).count();
     }
-    assert!(total >= queries.len() * 5, "the filter left too few rows to measure");
+    assert!(
+        total >= queries.len() * 5,
+        "the filter left too few rows to measure"
+    );
     found as f64 / total as f64
 }
 
@@ -51,8 +55,8 @@ fn recall_holds_under_a_1_percent_filter() {
 }
 
 #[test]
-fn recall_holds_under_a_20_percent_filter_walked_in_the_graph() {
-    let recall = recall_at_10(Some("bucket < 30 and dx != \"nv\""));
+fn recall_holds_under_a_47_percent_filter_walked_in_the_graph() {
+    let recall = recall_at_10(Some("bucket < 70 and dx != \"nv\""));
     assert!(recall >= 0.95, "recall@10 {recall}");
 }
 
@@ -61,7 +65,10 @@ fn filtered_hits_all_match_the_filter() {
     let (_, _, cases, queries) = fixture();
     let mut params = SearchParams::top(10);
     params.filter = Some(Filter::parse("bucket = 7").unwrap());
-    for hits in cases.search_batch("image", &queries[..20], &params).unwrap() {
+    for hits in cases
+        .search_batch("image", &queries[..20], &params)
+        .unwrap()
+    {
         for hit in hits {
             let n: usize = hit.id.trim_start_matches("case-").parse().unwrap();
             assert_eq!(n % 100, 7, "{} does not match bucket = 7", hit.id);

@@ -22,11 +22,16 @@ pub fn schema(dim: usize) -> Schema {
 /// `n` unit vectors in `clusters` Gaussian clusters, deterministic for a seed.
 pub fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<Vec<f32>> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let centres: Vec<Vec<f32>> = (0..clusters).map(|_| (0..dim).map(|_| rng.random_range(-1.0..1.0f32)).collect()).collect();
+    let centres: Vec<Vec<f32>> = (0..clusters)
+        .map(|_| (0..dim).map(|_| rng.random_range(-1.0..1.0f32)).collect())
+        .collect();
     (0..n)
         .map(|_| {
             let c = &centres[rng.random_range(0..clusters)];
-            let v: Vec<f32> = c.iter().map(|x| x + rng.random_range(-0.35..0.35f32)).collect();
+            let v: Vec<f32> = c
+                .iter()
+                .map(|x| x + rng.random_range(-0.35..0.35f32))
+                .collect();
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             v.into_iter().map(|x| x / norm).collect()
         })
