@@ -247,7 +247,9 @@ impl MappedFile {
 /// Reinterprets an aligned little-endian byte slice as `T` words.
 fn cast_words<'a, T: Copy>(path: &Path, bytes: &'a [u8]) -> Result<&'a [T]> {
     let size = std::mem::size_of::<T>();
-    if bytes.len() % size != 0 || (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0 {
+    if !bytes.len().is_multiple_of(size)
+        || !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>())
+    {
         return Err(corrupt(path, "body is not a whole number of aligned words"));
     }
     // SAFETY: the pointer is aligned for T and the length is a multiple of its size (both checked

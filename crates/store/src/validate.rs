@@ -28,7 +28,7 @@ fn validate_record(schema: &Schema, record: &Record) -> Result<LoggedRecord> {
         id: record.id.clone(),
         detail,
     };
-    validate_id(&record.id).map_err(|why| invalid(why))?;
+    validate_id(&record.id).map_err(&invalid)?;
     for name in record.vectors.keys() {
         schema
             .vector_field(name)

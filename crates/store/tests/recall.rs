@@ -8,9 +8,10 @@ use std::sync::{Arc, OnceLock};
 
 /// One store shared by the tests: 10,000 clustered 64-d records in one segment with graphs,
 /// plus 200 queries drawn from the same clusters, as a clinic's new cases would be.
-fn fixture() -> &'static (tempfile::TempDir, Store, Arc<Collection>, Vec<Vec<f32>>) {
-    static FIXTURE: OnceLock<(tempfile::TempDir, Store, Arc<Collection>, Vec<Vec<f32>>)> =
-        OnceLock::new();
+type Fixture = (tempfile::TempDir, Store, Arc<Collection>, Vec<Vec<f32>>);
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let (dir, store) = new_store();
         let cases = store.create_collection("cases", schema(64)).unwrap();
