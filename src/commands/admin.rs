@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 /// Create a collection (and the store, if the directory holds none).
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  medvec create ./clinic ham10000 --vector image:512:cosine --vector text:512:cosine \\\n      --field dx:string --field age:int --field sex:string")]
+#[command(
+    after_help = "Example:\n  medvec create ./clinic ham10000 --vector image:512:cosine --vector text:512:cosine \\\n      --field dx:string --field age:int --field sex:string"
+)]
 pub struct CreateArgs {
     /// Store directory.
     store: PathBuf,
@@ -35,19 +37,31 @@ pub struct CreateArgs {
 }
 
 pub fn create(args: CreateArgs) -> Result<()> {
-    let mut vectors = args.vectors.iter().map(|s| VectorField::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    let mut vectors = args
+        .vectors
+        .iter()
+        .map(|s| VectorField::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
     for field in &mut vectors {
         field.hnsw.m = args.m.unwrap_or(field.hnsw.m);
         field.hnsw.ef_construction = args.ef_construction.unwrap_or(field.hnsw.ef_construction);
         field.hnsw.ef_search = args.ef_search.unwrap_or(field.hnsw.ef_search);
     }
-    let payload = args.fields.iter().map(|s| PayloadField::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    let payload = args
+        .fields
+        .iter()
+        .map(|s| PayloadField::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let store = Store::open_or_create(&args.store)?;
     store.create_collection(&args.collection, Schema { vectors, payload })?;
     if args.json {
         print_json(&json!({"created": args.collection, "store": args.store}));
     } else {
-        println!("created collection `{}` in {}", args.collection, args.store.display());
+        println!(
+            "created collection `{}` in {}",
+            args.collection,
+            args.store.display()
+        );
     }
     Ok(())
 }
@@ -74,7 +88,12 @@ pub fn stats(args: StatsArgs) -> Result<()> {
         print_json(&json!({ "collections": collections }));
     } else {
         for s in &stats {
-            let fields: Vec<String> = s.schema.vectors.iter().map(|v| format!("{}:{}:{}", v.name, v.dim, v.metric.name())).collect();
+            let fields: Vec<String> = s
+                .schema
+                .vectors
+                .iter()
+                .map(|v| format!("{}:{}:{}", v.name, v.dim, v.metric.name()))
+                .collect();
             println!(
                 "{}: {} records, {} segments, {} unflushed, {} deleted awaiting compaction, {} bytes; vectors {}",
                 s.name, s.count, s.segments, s.unflushed, s.deleted_rows, s.disk_bytes, fields.join(", ")
@@ -117,7 +136,10 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         print_json(&json!({"ok": true, "collections": rows}));
     } else {
         for (name, r) in &reports {
-            println!("{name}: ok ({} files, {} logged batches)", r.files_checked, r.wal_batches);
+            println!(
+                "{name}: ok ({} files, {} logged batches)",
+                r.files_checked, r.wal_batches
+            );
         }
     }
     Ok(())
@@ -144,7 +166,9 @@ pub fn compact(args: CompactArgs) -> Result<()> {
     for name in names {
         let collection = store.collection(&name)?;
         let before = collection.stats().disk_bytes;
-        collection.compact().with_context(|| format!("compacting `{name}`"))?;
+        collection
+            .compact()
+            .with_context(|| format!("compacting `{name}`"))?;
         let after = collection.stats().disk_bytes;
         rows.push(json!({"collection": name, "bytes_before": before, "bytes_after": after}));
         if !args.json {

@@ -6,13 +6,15 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use medvec_ingest::import::ImportSource;
 use medvec_ingest::load::{export_collection, import_into};
-use medvec_store::Store;
+use medvec_store::{CollectionOptions, Store};
 use serde_json::json;
 use std::path::PathBuf;
 
 /// Load precomputed embeddings (.npy + CSV table, the paper's CSV layout, or JSONL).
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  medvec import ./clinic ham10000 --npy image=img.npy --npy text=txt.npy --table meta.csv\n  medvec import ./clinic ham10000 --csv embeddings.csv --id-column ID \\\n      --vector-prefix image=image_embedding_ --vector-prefix text=text_embedding_\n  medvec import ./clinic ham10000 --jsonl cases.jsonl")]
+#[command(
+    after_help = "Examples:\n  medvec import ./clinic ham10000 --npy image=img.npy --npy text=txt.npy --table meta.csv\n  medvec import ./clinic ham10000 --csv embeddings.csv --id-column ID \\\n      --vector-prefix image=image_embedding_ --vector-prefix text=text_embedding_\n  medvec import ./clinic ham10000 --jsonl cases.jsonl"
+)]
 pub struct ImportArgs {
     store: PathBuf,
     collection: String,
@@ -37,16 +39,27 @@ pub struct ImportArgs {
     /// Records per logged batch.
     #[arg(long, default_value_t = 1024)]
     batch: usize,
+    /// Flush the unflushed tail into a segment every N records (default 65536).
+    #[arg(long)]
+    flush_rows: Option<usize>,
+    /// After each batch is durable, print `acknowledged N` on stderr (for scripts and the crash tests).
+    #[arg(long)]
+    progress_lines: bool,
     #[arg(long)]
     json: bool,
 }
 
 pub fn import(args: ImportArgs) -> Result<()> {
     let source = import_source(&args)?;
-    let store = Store::open(&args.store)?;
+    let mut options = CollectionOptions::default();
+    options.flush_rows = args.flush_rows.unwrap_or(options.flush_rows).max(1);
+    let store = Store::open_with(&args.store, options)?;
     let collection = store.collection(&args.collection)?;
     let bar = ProgressBar::hidden();
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} eta {eta}").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     }
@@ -55,25 +68,38 @@ pub fn import(args: ImportArgs) -> Result<()> {
             bar.set_length(total);
         }
         bar.set_position(done);
+        if args.progress_lines {
+            eprintln!("acknowledged {done}");
+        }
     })?;
     bar.finish_and_clear();
     store.close()?;
     if args.json {
-        print_json(&json!({"imported": summary.records, "batches": summary.batches, "seconds": summary.seconds}));
+        print_json(
+            &json!({"imported": summary.records, "batches": summary.batches, "seconds": summary.seconds}),
+        );
     } else {
-        println!("imported {} records in {:.2}s", summary.records, summary.seconds);
+        println!(
+            "imported {} records in {:.2}s",
+            summary.records, summary.seconds
+        );
     }
     Ok(())
 }
 
 fn split_pair(text: &str, flag: &str) -> Result<(String, String)> {
-    let (left, right) = text.split_once('=').with_context(|| format!("{flag} `{text}`: expected FIELD=VALUE"))?;
+    let (left, right) = text
+        .split_once('=')
+        .with_context(|| format!("{flag} `{text}`: expected FIELD=VALUE"))?;
     Ok((left.to_string(), right.to_string()))
 }
 
 fn import_source(args: &ImportArgs) -> Result<ImportSource> {
     if !args.npy.is_empty() {
-        let table = args.table.clone().context("--npy needs --table meta.csv (ids and payload)")?;
+        let table = args
+            .table
+            .clone()
+            .context("--npy needs --table meta.csv (ids and payload)")?;
         let vectors = args
             .npy
             .iter()
@@ -86,7 +112,11 @@ fn import_source(args: &ImportArgs) -> Result<ImportSource> {
         });
     }
     if let Some(path) = &args.csv {
-        let prefixes = args.vector_prefix.iter().map(|s| split_pair(s, "--vector-prefix")).collect::<Result<_>>()?;
+        let prefixes = args
+            .vector_prefix
+            .iter()
+            .map(|s| split_pair(s, "--vector-prefix"))
+            .collect::<Result<_>>()?;
         return Ok(ImportSource::Csv {
             path: path.clone(),
             id_column: args.id_column.clone(),
@@ -104,7 +134,9 @@ fn import_source(args: &ImportArgs) -> Result<ImportSource> {
 
 /// Write one vector field to .npy and the ids and payload to CSV, in stored order.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  medvec export ./clinic ham10000 --field image --npy image.npy --table meta.csv\n  python -c 'import numpy, pandas; print(numpy.load(\"image.npy\").shape, pandas.read_csv(\"meta.csv\").shape)'")]
+#[command(
+    after_help = "Example:\n  medvec export ./clinic ham10000 --field image --npy image.npy --table meta.csv\n  python -c 'import numpy, pandas; print(numpy.load(\"image.npy\").shape, pandas.read_csv(\"meta.csv\").shape)'"
+)]
 pub struct ExportArgs {
     store: PathBuf,
     collection: String,

@@ -34,13 +34,21 @@ pub fn get(args: GetArgs) -> Result<()> {
         }
     }
     if !missing.is_empty() {
-        bail!("no record with id {} in `{}`", missing.join(", "), args.collection);
+        bail!(
+            "no record with id {} in `{}`",
+            missing.join(", "),
+            args.collection
+        );
     }
     Ok(())
 }
 
 pub fn record_json(record: &Record, with_vectors: bool) -> serde_json::Value {
-    let payload: serde_json::Map<String, serde_json::Value> = record.payload.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+    let payload: serde_json::Map<String, serde_json::Value> = record
+        .payload
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_json()))
+        .collect();
     let mut out = json!({"id": record.id, "payload": payload});
     if with_vectors {
         out["vectors"] = json!(record.vectors);

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 /// Find the nearest records to one or more query vectors.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  medvec search ./clinic ham10000 --field image --like ISIC_0027419 -k 5 --json\n  medvec search ./clinic ham10000 --field image --queries q.npy --filter 'dx = \"mel\" and age >= 50' --json\n  medvec search ./clinic ham10000 --field text --vector 0.1,0.2,0.3 --exact")]
+#[command(
+    after_help = "Examples:\n  medvec search ./clinic ham10000 --field image --like ISIC_0027419 -k 5 --json\n  medvec search ./clinic ham10000 --field image --queries q.npy --filter 'dx = \"mel\" and age >= 50' --json\n  medvec search ./clinic ham10000 --field text --vector 0.1,0.2,0.3 --exact"
+)]
 pub struct SearchArgs {
     store: PathBuf,
     collection: String,
@@ -50,7 +52,12 @@ pub fn search(args: SearchArgs) -> Result<()> {
         k: args.k + usize::from(exclude.is_some()),
         ef: args.ef,
         exact: args.exact,
-        filter: args.filter.as_deref().map(Filter::parse).transpose()?,
+        filter: args
+            .filter
+            .as_deref()
+            .map(Filter::parse)
+            .transpose()
+            .context("--filter")?,
     };
     let results = collection.search_batch(&args.field, &queries, &params)?;
     for (i, mut hits) in results.into_iter().enumerate() {
@@ -61,16 +68,25 @@ pub fn search(args: SearchArgs) -> Result<()> {
     Ok(())
 }
 
-fn read_queries(args: &SearchArgs, collection: &medvec_store::Collection) -> Result<(Vec<Vec<f32>>, Option<String>)> {
+fn read_queries(
+    args: &SearchArgs,
+    collection: &medvec_store::Collection,
+) -> Result<(Vec<Vec<f32>>, Option<String>)> {
     if let Some(text) = &args.vector {
         let vector = text
             .split(',')
-            .map(|x| x.trim().parse::<f32>().with_context(|| format!("--vector: `{}` is not a number", x.trim())))
+            .map(|x| {
+                x.trim()
+                    .parse::<f32>()
+                    .with_context(|| format!("--vector: `{}` is not a number", x.trim()))
+            })
             .collect::<Result<Vec<f32>>>()?;
         return Ok((vec![vector], None));
     }
     if let Some(id) = &args.like {
-        let record = collection.get(id).with_context(|| format!("--like: no record with id `{id}`"))?;
+        let record = collection
+            .get(id)
+            .with_context(|| format!("--like: no record with id `{id}`"))?;
         let vector = record
             .vectors
             .get(&args.field)
@@ -85,7 +101,10 @@ fn read_queries(args: &SearchArgs, collection: &medvec_store::Collection) -> Res
 
 fn print_hits(query: usize, hits: &[Hit], as_json: bool) {
     if as_json {
-        let hits: Vec<_> = hits.iter().map(|h| json!({"id": h.id, "score": h.score})).collect();
+        let hits: Vec<_> = hits
+            .iter()
+            .map(|h| json!({"id": h.id, "score": h.score}))
+            .collect();
         print_json(&json!({"query": query, "hits": hits}));
     } else {
         println!("query {query}:");

@@ -84,7 +84,11 @@ pub fn read_matrix(path: &Path) -> Result<Vec<Vec<f32>>, ImportError> {
 /// Writes the ids and payload of every live record to `table` (CSV) and, when `vectors` names a
 /// field and a path, that field to a float32 `.npy` in the same order. Rows that lack the vector
 /// get zeros, flagged by a `has_<field>` column. Returns the number of rows.
-pub fn export_collection(collection: &Collection, vectors: Option<(&str, &Path)>, table: &Path) -> Result<u64, LoadError> {
+pub fn export_collection(
+    collection: &Collection,
+    vectors: Option<(&str, &Path)>,
+    table: &Path,
+) -> Result<u64, LoadError> {
     let schema = collection.schema();
     let dim = match vectors {
         Some((field, _)) => Some(schema.vector_field(field)?.dim),
@@ -105,13 +109,21 @@ pub fn export_collection(collection: &Collection, vectors: Option<(&str, &Path)>
     let mut rows = 0u64;
     collection.scan(|record| {
         let mut cells = vec![record.id.clone()];
-        cells.extend(schema.payload.iter().map(|f| record.payload.get(&f.name).map(|v| v.to_string()).unwrap_or_default()));
+        cells.extend(schema.payload.iter().map(|f| {
+            record
+                .payload
+                .get(&f.name)
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        }));
         if let (Some((field, _)), Some(dim)) = (vectors, dim) {
             let vector = record.vectors.get(field);
             cells.push(vector.is_some().to_string());
             matrix.extend(vector.cloned().unwrap_or_else(|| vec![0.0; dim]));
         }
-        writer.write_record(&cells).map_err(|e| StoreError::InvalidQuery(format!("{}: {e}", table.display())))?;
+        writer
+            .write_record(&cells)
+            .map_err(|e| StoreError::InvalidQuery(format!("{}: {e}", table.display())))?;
         rows += 1;
         Ok(())
     })?;

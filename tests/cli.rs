@@ -1,0 +1,300 @@
+//! End-to-end tests of the `medvec` binary: the command forms scripts depend on, their JSON, and
+//! their one-line errors.
+
+mod util;
+
+use util::*;
+
+fn store_with_records(dir: &std::path::Path, count: usize) -> std::path::PathBuf {
+    let store = dir.join("store");
+    medvec_ok(&[
+        "create",
+        s(&store),
+        "cases",
+        "--vector",
+        "image:8:cosine",
+        "--field",
+        "n:int",
+        "--field",
+        "dx:string",
+    ]);
+    let jsonl = dir.join("cases.jsonl");
+    write_jsonl(&jsonl, 0, count, 8);
+    medvec_ok(&["import", s(&store), "cases", "--jsonl", s(&jsonl)]);
+    store
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for command in [
+        "create", "import", "search", "get", "delete", "stats", "verify", "compact", "drop",
+        "export", "demo",
+    ] {
+        let help = medvec_ok(&[command, "--help"]);
+        assert!(
+            help.contains("Example"),
+            "`medvec {command} --help` has no example"
+        );
+    }
+}
+
+#[test]
+fn search_prints_one_json_object_per_query_best_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_records(dir.path(), 300);
+    let out = medvec_ok(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--like",
+        "case-000007",
+        "-k",
+        "5",
+        "--json",
+    ]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["query"], 0);
+    let hits = lines[0]["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 5);
+    assert!(
+        hits.iter().all(|h| h["id"] != "case-000007"),
+        "--like leaves the record itself out"
+    );
+    let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "cosine scores descend: {scores:?}"
+    );
+
+    let queries = dir.path().join("q.npy");
+    let rows: Vec<Vec<f32>> = (0..3)
+        .map(|i| (0..8).map(|j| ((i * 8 + j) % 5) as f32 - 2.0).collect())
+        .collect();
+    medvec_ingest::npy::write_npy_f32(&queries, 8, rows.iter().map(Vec::as_slice)).unwrap();
+    let out = medvec_ok(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--queries",
+        s(&queries),
+        "-k",
+        "3",
+        "--filter",
+        "n < 100",
+        "--json",
+    ]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| l["query"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    for line in &lines {
+        for hit in line["hits"].as_array().unwrap() {
+            let n: u64 = hit["id"].as_str().unwrap()[5..].parse().unwrap();
+            assert!(n < 100, "filter n < 100 let {hit} through");
+        }
+    }
+    let exact = medvec_ok(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--queries",
+        s(&queries),
+        "-k",
+        "3",
+        "--filter",
+        "n < 100",
+        "--exact",
+        "--json",
+    ]);
+    assert_eq!(
+        out, exact,
+        "small collections are searched exactly either way"
+    );
+}
+
+#[test]
+fn get_delete_stats_compact_export_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_records(dir.path(), 120);
+    let got = medvec_json(&["get", s(&store), "cases", "case-000042", "--json"]);
+    assert_eq!(got["payload"]["n"], 42);
+    assert_eq!(got["vectors"]["image"].as_array().unwrap().len(), 8);
+    let deleted = medvec_json(&[
+        "delete",
+        s(&store),
+        "cases",
+        "case-000001",
+        "case-000002",
+        "--json",
+    ]);
+    assert_eq!(deleted["deleted"], 2);
+    let stats = medvec_json(&["stats", s(&store), "--json"]);
+    assert_eq!(stats["collections"][0]["name"], "cases");
+    assert_eq!(stats["collections"][0]["count"], 118);
+    medvec_ok(&["compact", s(&store), "cases"]);
+    medvec_ok(&["verify", s(&store)]);
+    let npy = dir.path().join("out.npy");
+    let table = dir.path().join("out.csv");
+    medvec_ok(&[
+        "export",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--npy",
+        s(&npy),
+        "--table",
+        s(&table),
+    ]);
+    let csv = std::fs::read_to_string(&table).unwrap();
+    assert_eq!(csv.lines().next().unwrap(), "id,n,dx,has_image");
+    assert_eq!(csv.lines().count(), 119);
+    let matrix = medvec_ingest::load::read_matrix(&npy).unwrap();
+    assert_eq!(matrix.len(), 118);
+    let first_id = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let original = medvec_json(&["get", s(&store), "cases", &first_id, "--json"]);
+    let expected: Vec<f32> = original["vectors"]["image"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(
+        matrix[0], expected,
+        "row 0 of the .npy is the first row of the table"
+    );
+}
+
+#[test]
+fn bad_input_gets_one_line_errors_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_records(dir.path(), 30);
+    let cases = [
+        (
+            vec![
+                "search",
+                s(&store),
+                "nope",
+                "--field",
+                "image",
+                "--vector",
+                "1,2",
+            ],
+            "collection `nope` does not exist",
+        ),
+        (
+            vec![
+                "search",
+                s(&store),
+                "cases",
+                "--field",
+                "image",
+                "--vector",
+                "1,2",
+            ],
+            "dimension 2",
+        ),
+        (
+            vec![
+                "search",
+                s(&store),
+                "cases",
+                "--field",
+                "audio",
+                "--vector",
+                "1,2",
+            ],
+            "unknown field `audio`",
+        ),
+        (
+            vec![
+                "search",
+                s(&store),
+                "cases",
+                "--field",
+                "image",
+                "--like",
+                "case-000001",
+                "--filter",
+                "n >",
+            ],
+            "filter",
+        ),
+        (vec!["get", s(&store), "cases", "missing-id"], "missing-id"),
+        (vec!["stats", "/nonexistent/store"], "not a medvec store"),
+    ];
+    for (args, expected) in cases {
+        let line = medvec_err(&args);
+        assert!(
+            line.contains(expected),
+            "`{line}` should mention `{expected}`"
+        );
+    }
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"id\": \"x1\", \"image\": [1,2,3,4,5,6,7,8]}\n{\"id\": \"x2\", \"image\": [1,2,3]}\n",
+    )
+    .unwrap();
+    let line = medvec_err(&["import", s(&store), "cases", "--jsonl", s(&bad)]);
+    assert!(line.contains("x2") && line.contains("dimension"), "{line}");
+    let missing = medvec_err(&[
+        "import",
+        s(&store),
+        "cases",
+        "--jsonl",
+        "/nonexistent/file.jsonl",
+    ]);
+    assert!(missing.contains("/nonexistent/file.jsonl"), "{missing}");
+    let stats = medvec_json(&["stats", s(&store), "cases", "--json"]);
+    assert_eq!(
+        stats["collections"][0]["count"], 30,
+        "failed imports stored nothing"
+    );
+}
+
+#[test]
+fn a_second_writer_gets_a_lock_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_records(dir.path(), 10);
+    let holder = medvec_store::Store::open(&store).unwrap();
+    let line = medvec_err(&["delete", s(&store), "cases", "case-000001"]);
+    assert!(line.contains("lock"), "{line}");
+    // Readers still work while the writer holds the lock.
+    medvec_ok(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--like",
+        "case-000001",
+        "--json",
+    ]);
+    drop(holder);
+    medvec_ok(&["delete", s(&store), "cases", "case-000001"]);
+}

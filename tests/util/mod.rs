@@ -1,0 +1,60 @@
+//! Helpers for tests that run the real `medvec` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn medvec_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_medvec"))
+}
+
+pub fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+pub fn medvec(args: &[&str]) -> Output {
+    Command::new(medvec_bin()).args(args).output().unwrap()
+}
+
+/// Runs medvec, asserting success; returns stdout.
+pub fn medvec_ok(args: &[&str]) -> String {
+    let out = medvec(args);
+    assert!(
+        out.status.success(),
+        "medvec {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs medvec, asserting failure; returns the one-line error.
+pub fn medvec_err(args: &[&str]) -> String {
+    let out = medvec(args);
+    assert!(!out.status.success(), "medvec {args:?} should have failed");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("warning:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got {stderr:?}");
+    assert!(lines[0].starts_with("medvec: error: "), "{stderr}");
+    lines[0].to_string()
+}
+
+pub fn medvec_json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(medvec_ok(args).trim()).unwrap()
+}
+
+/// Writes records `first..first+count` as JSONL with `dim`-wide image vectors and payload `n`.
+pub fn write_jsonl(path: &Path, first: usize, count: usize, dim: usize) {
+    let mut text = String::new();
+    for n in first..first + count {
+        let vector: Vec<f32> = (0..dim)
+            .map(|j| (((n * 31 + j * 17) % 97) as f32 - 48.0) / 50.0)
+            .collect();
+        let line = serde_json::json!({"id": format!("case-{n:06}"), "image": vector, "n": n});
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
