@@ -4,10 +4,12 @@ use crate::bitset::BitSet;
 use crate::error::{IoContext, Result, StoreError};
 use crate::faults;
 use crate::fileio;
+use crate::filter::Filter;
 use crate::manifest::{Manifest, SegmentEntry};
-use crate::memtable::MemTable;
+use crate::memtable::{LoggedRow, MemTable};
 use crate::schema::Schema;
 use crate::segment::{self, Segment};
+use crate::sums::FieldSum;
 use crate::validate::validate_batch;
 use crate::wal::{LoggedOp, LoggedRecord, Wal};
 use crate::Record;
@@ -48,6 +50,8 @@ pub(crate) struct State {
     pub tail: MemTable,
     /// Id → segment row, for live segment rows only; built on first need.
     id_index: Option<HashMap<String, (usize, u32)>>,
+    /// Per vector field, the running sum of the live rows' unit vectors.
+    pub sums: Vec<FieldSum>,
 }
 
 impl State {
@@ -75,22 +79,25 @@ impl State {
 
     /// Applies one logged operation (during a write or a replay).
     fn apply(&mut self, op: LoggedOp) {
-        match op {
-            LoggedOp::Upsert(record) => {
-                self.tombstone_segment_row(&record.id);
-                self.tail.upsert(record);
-            }
-            LoggedOp::Delete(id) => {
-                if !self.tail.remove(&id) {
-                    self.tombstone_segment_row(&id);
-                }
-            }
+        let id = match &op {
+            LoggedOp::Upsert(record) => record.id.clone(),
+            LoggedOp::Delete(id) => id.clone(),
+        };
+        self.remove_live(&id);
+        if let LoggedOp::Upsert(record) = op {
+            add_to_sums(&mut self.sums, &record.vectors, 1.0);
+            self.tail.upsert(record);
         }
     }
 
-    fn tombstone_segment_row(&mut self, id: &str) {
-        if let Some((s, row)) = self.index().remove(id) {
+    /// Removes the live version of `id`, wherever it is, from the tail or by tombstone.
+    fn remove_live(&mut self, id: &str) {
+        if let Some(old) = self.tail.get(id) {
+            add_to_sums(&mut self.sums, &old.vectors.clone(), -1.0);
+            self.tail.remove(id);
+        } else if let Some((s, row)) = self.index().remove(id) {
             self.tombstones[s].set(row as usize);
+            subtract_segment_row(&mut self.sums, &self.segments[s], row as usize);
         }
     }
 
@@ -285,6 +292,26 @@ impl Collection {
         self.read().live_count()
     }
 
+    /// The running sum of the unit vectors of field `field` over all live records, kept up to
+    /// date by every write, so a centroid costs no scan.
+    ///
+    /// ```
+    /// # use medvec_store::*;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Store::create(dir.path().join("s")).unwrap();
+    /// # let schema = Schema { vectors: vec![VectorField::parse("image:2:cosine").unwrap()], payload: vec![] };
+    /// let cases = store.create_collection("cases", schema).unwrap();
+    /// cases.upsert(&[Record::new("a").with_vector("image", vec![3.0, 0.0]),
+    ///                Record::new("b").with_vector("image", vec![0.0, 5.0])]).unwrap();
+    /// let sum = cases.field_sum("image").unwrap();
+    /// assert_eq!(sum.centroid().unwrap(), vec![0.5, 0.5]);
+    /// ```
+    pub fn field_sum(&self, field: &str) -> Result<FieldSum> {
+        let state = self.read();
+        let index = state.manifest.schema.vector_index(field)?;
+        Ok(state.sums[index].clone())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -303,20 +330,10 @@ impl Collection {
         let mut manifest = next_manifest(&state);
         let records = std::mem::take(&mut state.tail.records);
         if !records.is_empty() {
-            let id = manifest.next_segment;
-            let schema = &manifest.schema;
-            segment::write(
-                &self.dir.join(segment::dir_name(id)),
-                manifest.uid,
-                schema,
-                &records,
-            )?;
-            manifest.segments.push(SegmentEntry {
-                id,
-                rows: records.len(),
-                deleted: Vec::new(),
-            });
-            manifest.next_segment += 1;
+            if let Err(e) = write_segment(&self.dir, &mut manifest, &records) {
+                state.tail.records = records;
+                return Err(e);
+            }
         }
         let result = self.commit_with_new_wal(&mut manifest, wal, &mut state);
         if result.is_err() {
@@ -398,16 +415,46 @@ impl Collection {
     }
 
     /// Live records in stored order (segments in order, then the tail), for export.
-    pub fn scan(&self, mut visit: impl FnMut(Record) -> Result<()>) -> Result<()> {
+    pub fn scan(&self, visit: impl FnMut(Record) -> Result<()>) -> Result<()> {
+        self.scan_where(None, visit)
+    }
+
+    /// Like [`scan`](Self::scan), but only records whose payload matches `filter`.
+    ///
+    /// ```
+    /// # use medvec_store::*;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Store::create(dir.path().join("s")).unwrap();
+    /// # let schema = Schema { vectors: vec![VectorField::parse("image:2:cosine").unwrap()], payload: vec![PayloadField::parse("split:string").unwrap()] };
+    /// let cases = store.create_collection("cases", schema).unwrap();
+    /// cases.upsert(&[Record::new("a").with_value("split", Value::String("train".into())),
+    ///                Record::new("b").with_value("split", Value::String("test".into()))]).unwrap();
+    /// let mut ids = Vec::new();
+    /// cases.scan_where(Some(&Filter::parse("split = \"train\"").unwrap()), |r| { ids.push(r.id); Ok(()) }).unwrap();
+    /// assert_eq!(ids, vec!["a"]);
+    /// ```
+    pub fn scan_where(
+        &self,
+        filter: Option<&Filter>,
+        mut visit: impl FnMut(Record) -> Result<()>,
+    ) -> Result<()> {
         let state = self.read();
         let schema = &state.manifest.schema;
+        let filter = filter.map(|f| f.compile(schema)).transpose()?;
         for (segment, tombstones) in state.segments.iter().zip(&state.tombstones) {
             for row in (0..segment.rows).filter(|&r| !tombstones.get(r)) {
-                visit(to_record(schema, segment.record(row)))?;
+                if filter.as_ref().is_none_or(|f| f.matches(&segment.row(row))) {
+                    visit(to_record(schema, segment.record(row)))?;
+                }
             }
         }
         for record in &state.tail.records {
-            visit(to_record(schema, record.clone()))?;
+            if filter
+                .as_ref()
+                .is_none_or(|f| f.matches(&LoggedRow(record)))
+            {
+                visit(to_record(schema, record.clone()))?;
+            }
         }
         Ok(())
     }
@@ -433,21 +480,84 @@ fn write_compacted(
     manifest: &mut Manifest,
     batch: &mut Vec<LoggedRecord>,
 ) -> Result<()> {
-    let id = manifest.next_segment;
-    segment::write(
-        &dir.join(segment::dir_name(id)),
-        manifest.uid,
-        &manifest.schema,
-        batch,
-    )?;
-    manifest.segments.push(SegmentEntry {
-        id,
-        rows: batch.len(),
-        deleted: Vec::new(),
-    });
-    manifest.next_segment += 1;
+    write_segment(dir, manifest, batch)?;
     batch.clear();
     Ok(())
+}
+
+/// Writes `records` as the manifest's next segment and adds its entry (not yet committed).
+fn write_segment(dir: &Path, manifest: &mut Manifest, records: &[LoggedRecord]) -> Result<()> {
+    let id = manifest.next_segment;
+    let path = dir.join(segment::dir_name(id));
+    segment::write(&path, manifest.uid, &manifest.schema, records)?;
+    let mut sums = zero_sums(&manifest.schema);
+    for record in records {
+        add_to_sums(&mut sums, &record.vectors, 1.0);
+    }
+    manifest.segments.push(SegmentEntry {
+        id,
+        rows: records.len(),
+        deleted: Vec::new(),
+        sums,
+    });
+    manifest.next_segment += 1;
+    Ok(())
+}
+
+fn zero_sums(schema: &Schema) -> Vec<FieldSum> {
+    schema
+        .vectors
+        .iter()
+        .map(|f| FieldSum::zero(f.dim))
+        .collect()
+}
+
+fn add_to_sums(sums: &mut [FieldSum], vectors: &[Option<Vec<f32>>], sign: f64) {
+    for (sum, vector) in sums.iter_mut().zip(vectors) {
+        if let Some(v) = vector {
+            sum.add(v, sign);
+        }
+    }
+}
+
+fn subtract_segment_row(sums: &mut [FieldSum], segment: &Segment, row: usize) {
+    for (field, sum) in sums.iter_mut().enumerate() {
+        if segment.has_vector(field, row) {
+            sum.add(segment.columns[field].vector(row), -1.0);
+        }
+    }
+}
+
+/// Live sums: each segment's sums as written, less its tombstoned rows. Segments written before
+/// sums were recorded are summed from their columns.
+fn live_sums(
+    manifest: &Manifest,
+    segments: &[Arc<Segment>],
+    tombstones: &[BitSet],
+) -> Vec<FieldSum> {
+    let mut total = zero_sums(&manifest.schema);
+    for ((entry, segment), dead) in manifest.segments.iter().zip(segments).zip(tombstones) {
+        if entry.sums.len() == total.len() {
+            total
+                .iter_mut()
+                .zip(&entry.sums)
+                .for_each(|(t, s)| t.merge(s));
+            dead.ones()
+                .for_each(|row| subtract_segment_row(&mut total, segment, row));
+        } else {
+            for row in (0..segment.rows).filter(|&r| !dead.get(r)) {
+                let vectors: Vec<Option<Vec<f32>>> = (0..total.len())
+                    .map(|f| {
+                        segment
+                            .has_vector(f, row)
+                            .then(|| segment.columns[f].vector(row).to_vec())
+                    })
+                    .collect();
+                add_to_sums(&mut total, &vectors, 1.0);
+            }
+        }
+    }
+    total
 }
 
 /// The manifest to commit next: the current one with tombstones written out and a new generation.
@@ -483,12 +593,14 @@ fn load_state(dir: &Path, manifest: Manifest) -> Result<State> {
         }
         tombstones.push(deleted);
     }
+    let sums = live_sums(&manifest, &segments, &tombstones);
     Ok(State {
         manifest,
         segments,
         tombstones,
         tail: MemTable::default(),
         id_index: None,
+        sums,
     })
 }
 

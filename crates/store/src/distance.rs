@@ -57,10 +57,19 @@ pub fn normalized(v: &[f32]) -> Vec<f32> {
     }
 }
 
-/// A query prepared once for a metric, so each comparison is one kernel call.
+/// A query prepared once for a metric, so each comparison is one kernel call (two with an offset).
 pub struct PreparedQuery {
     metric: Metric,
     vector: Vec<f32>,
+    offset: Option<Offset>,
+}
+
+/// A read-time translation `x̂ + o` of stored unit vectors (cosine only), with the terms that do
+/// not depend on the stored vector computed once.
+struct Offset {
+    vector: Vec<f32>,
+    query_dot: f32,
+    norm_sq: f32,
 }
 
 impl PreparedQuery {
@@ -69,16 +78,42 @@ impl PreparedQuery {
             Metric::Cosine => normalized(query),
             Metric::L2 | Metric::Dot => query.to_vec(),
         };
-        PreparedQuery { metric, vector }
+        PreparedQuery {
+            metric,
+            vector,
+            offset: None,
+        }
+    }
+
+    /// Compares against `normalize(x/‖x‖ + offset)` instead of `x` (cosine fields only): the
+    /// store's half of the alignment shift, applied while reading so stored data never changes.
+    pub fn with_offset(mut self, offset: &[f32]) -> PreparedQuery {
+        self.offset = Some(Offset {
+            query_dot: dot(&self.vector, offset),
+            norm_sq: dot(offset, offset),
+            vector: offset.to_vec(),
+        });
+        self
     }
 
     /// Distance to a stored vector whose reciprocal norm is `inv_norm` (used by cosine only).
     #[inline]
     pub fn distance(&self, stored: &[f32], inv_norm: f32) -> f32 {
-        match self.metric {
-            Metric::Cosine => 1.0 - dot(&self.vector, stored) * inv_norm,
-            Metric::Dot => -dot(&self.vector, stored),
-            Metric::L2 => l2_squared(&self.vector, stored),
+        match (self.metric, &self.offset) {
+            (Metric::Cosine, None) => 1.0 - dot(&self.vector, stored) * inv_norm,
+            (Metric::Cosine, Some(o)) => {
+                // ⟨q, x̂+o⟩ / ‖x̂+o‖ with ‖x̂+o‖² = ‖x̂‖² + 2⟨x̂,o⟩ + ‖o‖².
+                let unit_sq = if inv_norm > 0.0 { 1.0 } else { 0.0 };
+                let along = dot(&self.vector, stored) * inv_norm + o.query_dot;
+                let norm_sq = unit_sq + 2.0 * dot(stored, &o.vector) * inv_norm + o.norm_sq;
+                if norm_sq > 1e-12 {
+                    1.0 - along / norm_sq.sqrt()
+                } else {
+                    1.0
+                }
+            }
+            (Metric::Dot, _) => -dot(&self.vector, stored),
+            (Metric::L2, _) => l2_squared(&self.vector, stored),
         }
     }
 }
@@ -235,6 +270,25 @@ mod tests {
             );
             assert!((portable::dot(&a, &b) - naive_dot).abs() < 1e-3 * (1.0 + naive_dot.abs()));
         }
+    }
+
+    #[test]
+    fn offset_distance_equals_shifting_then_comparing() {
+        let stored = [3.0f32, 1.0, -2.0];
+        let offset = [0.2f32, -0.4, 0.1];
+        let query = [0.5f32, 0.5, 0.1];
+        let unit = normalized(&stored);
+        let shifted: Vec<f32> = normalized(
+            &unit
+                .iter()
+                .zip(&offset)
+                .map(|(x, o)| x + o)
+                .collect::<Vec<_>>(),
+        );
+        let expected = 1.0 - dot(&normalized(&query), &shifted);
+        let prepared = PreparedQuery::new(Metric::Cosine, &query).with_offset(&offset);
+        let got = prepared.distance(&stored, 1.0 / norm(&stored));
+        assert!((got - expected).abs() < 1e-6, "{got} vs {expected}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::error::{corrupt, Result};
 use crate::fileio::{self, FileKind, Header};
 use crate::schema::Schema;
+use crate::sums::FieldSum;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -15,6 +16,9 @@ pub struct SegmentEntry {
     pub rows: usize,
     /// Rows deleted (tombstoned) since the segment was written, ascending.
     pub deleted: Vec<u32>,
+    /// Per vector field, the sum of the unit vectors of all rows written (tombstoned included).
+    #[serde(default)]
+    pub sums: Vec<FieldSum>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

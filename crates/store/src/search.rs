@@ -30,6 +30,10 @@ pub struct SearchParams {
     pub exact: bool,
     /// Only rows whose payload matches.
     pub filter: Option<Filter>,
+    /// Compare against `normalize(x/‖x‖ + offset)` instead of each stored `x` (cosine fields
+    /// only). This is how the alignment shift is applied at read time; graph searches widen
+    /// their beam (2·ef) and score every visited row under the shifted geometry.
+    pub offset: Option<Vec<f32>>,
 }
 
 impl SearchParams {
@@ -76,27 +80,27 @@ impl Collection {
         for (i, query) in queries.iter().enumerate() {
             check_query(spec, i, query)?;
         }
+        check_offset(spec, params.offset.as_deref())?;
         let filter = params
             .filter
             .as_ref()
             .map(|f| f.compile(schema))
             .transpose()?;
         let plans = plan_segments(&state, field_index, filter.as_ref(), params.exact)?;
-        let ef = params.ef.unwrap_or(spec.hnsw.ef_search).max(params.k);
+        // Under a shift the graph's geometry is only approximately right: widen the beam.
+        let widen = if params.offset.is_some() { 2 } else { 1 };
+        let ef = params.ef.unwrap_or(spec.hnsw.ef_search).max(params.k) * widen;
         let search_one = |query: &Vec<f32>| {
-            let prepared = PreparedQuery::new(spec.metric, query);
+            let mut prepared = PreparedQuery::new(spec.metric, query);
+            if let Some(offset) = &params.offset {
+                prepared = prepared.with_offset(offset);
+            }
             let mut top = TopK::new(params.k);
             for (segment, plan) in state.segments.iter().zip(&plans) {
                 search_segment(segment, field_index, plan, &prepared, ef, &mut top);
             }
             scan_tail(&state, field_index, filter.as_ref(), &prepared, &mut top);
-            top.into_sorted()
-                .into_iter()
-                .map(|(distance, id)| Hit {
-                    id,
-                    score: spec.metric.score(distance),
-                })
-                .collect()
+            top.into_hits(spec.metric)
         };
         Ok(queries.par_iter().map(search_one).collect())
     }
@@ -114,6 +118,26 @@ fn check_query(spec: &VectorField, index: usize, query: &[f32]) -> Result<()> {
     if query.iter().any(|x| !x.is_finite()) {
         return Err(StoreError::InvalidQuery(format!(
             "query {index} has a NaN or infinite value"
+        )));
+    }
+    Ok(())
+}
+
+fn check_offset(spec: &VectorField, offset: Option<&[f32]>) -> Result<()> {
+    let Some(offset) = offset else { return Ok(()) };
+    if spec.metric != crate::schema::Metric::Cosine {
+        return Err(StoreError::InvalidQuery(format!(
+            "a read-time shift needs a cosine field; `{}` is {}",
+            spec.name,
+            spec.metric.name()
+        )));
+    }
+    if offset.len() != spec.dim || offset.iter().any(|x| !x.is_finite()) {
+        return Err(StoreError::InvalidQuery(format!(
+            "shift offset has dimension {} (or a non-finite value); field `{}` has {}",
+            offset.len(),
+            spec.name,
+            spec.dim
         )));
     }
     Ok(())
@@ -257,11 +281,14 @@ impl TopK {
         }
     }
 
-    pub(crate) fn into_sorted(self) -> Vec<(f32, String)> {
-        self.heap
-            .into_sorted_vec()
+    fn into_hits(self, metric: crate::schema::Metric) -> Vec<Hit> {
+        let sorted = self.heap.into_sorted_vec();
+        sorted
             .into_iter()
-            .map(|e| (e.0, e.1))
+            .map(|Entry(distance, id)| Hit {
+                id,
+                score: metric.score(distance),
+            })
             .collect()
     }
 }

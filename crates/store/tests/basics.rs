@@ -254,3 +254,52 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn running_sums_match_a_brute_force_centroid_through_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::create(dir.path().join("s")).unwrap();
+    let options = CollectionOptions {
+        flush_rows: 70,
+        segment_rows: 1000,
+    };
+    let store = Store::open_with(dir.path().join("s"), options).unwrap();
+    let cases = store.create_collection("cases", schema(6)).unwrap();
+    let vectors = clustered(300, 6, 3, 9);
+    cases.upsert(&records(&vectors[..200], 0)).unwrap();
+    // Replace some, delete some, in segments and in the tail.
+    cases.upsert(&records(&vectors[200..], 150)).unwrap();
+    let doomed: Vec<String> = (0..250)
+        .step_by(7)
+        .map(|n| format!("case-{n:06}"))
+        .collect();
+    cases.delete(&doomed).unwrap();
+    let check = |cases: &medvec_store::Collection, when: &str| {
+        let mut expected = [0f64; 6];
+        let mut count = 0;
+        cases
+            .scan(|r| {
+                let v = &r.vectors["image"];
+                let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+                expected
+                    .iter_mut()
+                    .zip(v)
+                    .for_each(|(e, x)| *e += f64::from(*x) / norm);
+                count += 1;
+                Ok(())
+            })
+            .unwrap();
+        let sum = cases.field_sum("image").unwrap();
+        assert_eq!(sum.count, count, "{when}");
+        for (got, want) in sum.sum.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-6, "{when}: {got} vs {want}");
+        }
+    };
+    check(&cases, "after writes");
+    cases.compact().unwrap();
+    check(&cases, "after compaction");
+    drop(cases);
+    drop(store);
+    let store = Store::open(dir.path().join("s")).unwrap();
+    check(&store.collection("cases").unwrap(), "after reopen");
+}
