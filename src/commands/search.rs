@@ -58,6 +58,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
             .map(Filter::parse)
             .transpose()
             .context("--filter")?,
+        offset: None,
     };
     let results = collection.search_batch(&args.field, &queries, &params)?;
     for (i, mut hits) in results.into_iter().enumerate() {
