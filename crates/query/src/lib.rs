@@ -1,1 +1,17 @@
-//! medvec-query: the alignment shift, retrieval and fusion heads over a store (see issue 4).
+//! # medvec-query
+//!
+//! The paper's method as queries against a `medvec-store` collection:
+//! - [`alignment`]: the gap vector Δ = mean(image) − mean(text) and the alignment shift
+//!   t' = normalize(t + λ/2·Δ), v' = normalize(v − λ/2·Δ), applied at read time;
+//! - [`gap`]: the modality-gap report (‖Δ‖, paired cosine, concentration, PCA-2 variances);
+//! - [`retrieval`]: same- and cross-modal search under a shift;
+//! - [`heads`]: early, late and kNN fusion heads, their training, metrics and splits.
+
+pub mod alignment;
+pub mod error;
+pub mod gap;
+pub mod heads;
+pub mod retrieval;
+
+pub use alignment::Alignment;
+pub use error::QueryError;

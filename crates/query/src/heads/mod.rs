@@ -1,0 +1,1 @@
+//! Fusion heads: early, late and kNN (in progress).
