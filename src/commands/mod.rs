@@ -1,6 +1,7 @@
 //! Command definitions (clap) and dispatch.
 
 mod admin;
+mod align;
 mod demo;
 mod import;
 mod records;
@@ -30,6 +31,7 @@ enum Command {
     Compact(admin::CompactArgs),
     Drop(admin::DropArgs),
     Export(import::ExportArgs),
+    Gap(align::GapArgs),
     Demo(demo::DemoArgs),
 }
 
@@ -45,6 +47,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Compact(args) => admin::compact(args),
         Command::Drop(args) => admin::drop_collection(args),
         Command::Export(args) => import::export(args),
+        Command::Gap(args) => align::gap(args),
         Command::Demo(args) => demo::demo(args),
     }
     .map(|()| ExitCode::SUCCESS)

@@ -1,16 +1,18 @@
 //! search.
 
+use super::align::FitArgs;
 use super::print_json;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use medvec_store::{Filter, Hit, SearchParams, Store};
+use medvec_query::retrieval::search_shifted;
+use medvec_store::{Collection, Filter, Hit, SearchParams, Store};
 use serde_json::json;
 use std::path::PathBuf;
 
 /// Find the nearest records to one or more query vectors.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  medvec search ./clinic ham10000 --field image --like ISIC_0027419 -k 5 --json\n  medvec search ./clinic ham10000 --field image --queries q.npy --filter 'dx = \"mel\" and age >= 50' --json\n  medvec search ./clinic ham10000 --field text --vector 0.1,0.2,0.3 --exact"
+    after_help = "Examples:\n  medvec search ./clinic ham10000 --field image --like ISIC_0027419 -k 5 --json\n  medvec search ./clinic ham10000 --field image --queries q.npy --filter 'dx = \"mel\" and age >= 50' --json\n  medvec search ./clinic ham10000 --field text --vector 0.1,0.2,0.3 --exact\n  # cross-modal: the images that best match case X's clinical text, with the gap closed\n  medvec search ./clinic ham10000 --field image --query-modality text --like ISIC_0027419 --shift 1.0 --json"
 )]
 pub struct SearchArgs {
     store: PathBuf,
@@ -39,6 +41,18 @@ pub struct SearchArgs {
     /// Scan every vector instead of the HNSW graphs.
     #[arg(long)]
     exact: bool,
+    /// The field whose kind of vector the queries are (default: --field). A text query searching
+    /// images is cross-modal retrieval.
+    #[arg(long)]
+    query_modality: Option<String>,
+    /// Apply the alignment shift with this λ (−1..1; positive closes the modality gap).
+    #[arg(long, allow_hyphen_values = true)]
+    shift: Option<f32>,
+    /// With --shift on same-modality search: the other field of the aligned pair.
+    #[arg(long)]
+    pair: Option<String>,
+    #[command(flatten)]
+    fit: FitArgs,
     /// One JSON object per query: {"query": i, "hits": [{"id": ..., "score": ...}]}.
     #[arg(long)]
     json: bool,
@@ -60,13 +74,59 @@ pub fn search(args: SearchArgs) -> Result<()> {
             .context("--filter")?,
         offset: None,
     };
-    let results = collection.search_batch(&args.field, &queries, &params)?;
+    let results = run_search(&args, &collection, &queries, params)?;
     for (i, mut hits) in results.into_iter().enumerate() {
         hits.retain(|h| Some(&h.id) != exclude.as_ref());
         hits.truncate(args.k);
         print_hits(i, &hits, args.json);
     }
     Ok(())
+}
+
+fn run_search(
+    args: &SearchArgs,
+    collection: &Collection,
+    queries: &[Vec<f32>],
+    params: SearchParams,
+) -> Result<Vec<Vec<Hit>>> {
+    let query_field = args
+        .query_modality
+        .clone()
+        .unwrap_or_else(|| args.field.clone());
+    if args.shift.is_none() && query_field == args.field {
+        return Ok(collection.search_batch(&args.field, queries, &params)?);
+    }
+    let lambda = args.shift.unwrap_or(0.0);
+    let other = match (&args.pair, query_field != args.field) {
+        (Some(pair), _) => pair.clone(),
+        (None, true) => query_field.clone(),
+        (None, false) => other_field(collection, &args.field)?,
+    };
+    let alignment = args.fit.fit(collection, &args.field, &other)?;
+    Ok(search_shifted(
+        collection,
+        &args.field,
+        &query_field,
+        queries,
+        &alignment,
+        lambda,
+        params,
+    )?)
+}
+
+/// The one other vector field of a two-field collection.
+fn other_field(collection: &Collection, field: &str) -> Result<String> {
+    let schema = collection.schema();
+    let others: Vec<&str> = schema
+        .vectors
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|n| *n != field)
+        .collect();
+    match others.as_slice() {
+        [one] => Ok(one.to_string()),
+        _ => bail!("--shift needs the other field of the pair: add --pair FIELD"),
+    }
 }
 
 fn read_queries(
@@ -88,10 +148,11 @@ fn read_queries(
         let record = collection
             .get(id)
             .with_context(|| format!("--like: no record with id `{id}`"))?;
+        let field = args.query_modality.as_ref().unwrap_or(&args.field);
         let vector = record
             .vectors
-            .get(&args.field)
-            .with_context(|| format!("--like: record `{id}` has no `{}` vector", args.field))?;
+            .get(field)
+            .with_context(|| format!("--like: record `{id}` has no `{field}` vector"))?;
         return Ok((vec![vector.clone()], Some(id.clone())));
     }
     if let Some(path) = &args.queries {
