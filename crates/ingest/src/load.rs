@@ -15,6 +15,14 @@ pub enum LoadError {
     Import(#[from] ImportError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A batch the store refused (a wrong dimension, say), with where it came from.
+    #[error("{path}: records {first}-{last}: {refused}")]
+    Batch {
+        path: std::path::PathBuf,
+        first: u64,
+        last: u64,
+        refused: StoreError,
+    },
     #[error("{path}: {source}")]
     Csv {
         path: std::path::PathBuf,
@@ -60,7 +68,14 @@ pub fn import_into(
     let total = importer.total_rows();
     let (mut records, mut batches) = (0u64, 0u64);
     while let Some(batch) = importer.next_batch()? {
-        collection.upsert(&batch)?;
+        collection
+            .upsert(&batch)
+            .map_err(|refused| LoadError::Batch {
+                path: main_file(source).to_path_buf(),
+                first: records + 1,
+                last: records + batch.len() as u64,
+                refused,
+            })?;
         records += batch.len() as u64;
         batches += 1;
         progress(records, total);
@@ -70,6 +85,14 @@ pub fn import_into(
         batches,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The file that names the records (and so the one to fix) of an import source.
+fn main_file(source: &ImportSource) -> &Path {
+    match source {
+        ImportSource::Npy { table, .. } => table,
+        ImportSource::Csv { path, .. } | ImportSource::Jsonl { path, .. } => path,
+    }
 }
 
 /// Reads a whole `.npy` matrix (for query files, which are small).
