@@ -245,6 +245,7 @@ fn shifted_graph_search_keeps_recall_against_exact_shifted_search() {
             .map(|(g, t)| t.iter().filter(|h| g.iter().any(|x| x.id == h.id)).count())
             .sum();
         let recall = found as f64 / (exact.len() * 10) as f64;
+        eprintln!("λ {lambda}, {field} queries: recall@10 {recall}");
         assert!(
             recall >= 0.95,
             "λ {lambda}, {field} queries: recall@10 {recall}"

@@ -120,6 +120,25 @@ impl State {
 }
 
 /// An open collection. Cheap to share between threads: searches take a read lock, writes a write lock.
+///
+/// ```
+/// use medvec_store::{Store, Schema, VectorField, Record, SearchParams};
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::create(dir.path().join("clinic")).unwrap();
+/// let schema = Schema { vectors: vec![VectorField::parse("image:2:l2").unwrap()], payload: vec![] };
+/// let cases = store.create_collection("cases", schema).unwrap();
+/// cases.upsert(&[Record::new("a").with_vector("image", vec![0.0, 1.0])]).unwrap();
+/// assert_eq!(cases.stats().unflushed, 1);
+/// cases.flush().unwrap(); // the tail becomes an immutable segment
+/// let stats = cases.stats();
+/// assert_eq!((stats.count, stats.segments, stats.unflushed), (1, 1, 0));
+/// assert_eq!(cases.verify().unwrap().wal_batches, 0);
+/// let mut exact = SearchParams::top(1);
+/// exact.exact = true;
+/// assert_eq!(cases.search("image", &[0.0, 4.0], &exact).unwrap()[0].score, 3.0); // l2 distance
+/// store.drop_collection("cases").unwrap();
+/// assert!(store.list_collections().unwrap().is_empty());
+/// ```
 pub struct Collection {
     pub(crate) dir: PathBuf,
     pub(crate) state: RwLock<State>,
