@@ -16,16 +16,19 @@ use medvec_store::{Collection, Hit, SearchParams};
 /// use medvec_query::{Alignment, retrieval::search_shifted};
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = Store::create(dir.path().join("s")).unwrap();
-/// let schema = Schema { vectors: vec![VectorField::parse("image:2:cosine").unwrap(), VectorField::parse("text:2:cosine").unwrap()], payload: vec![] };
+/// let schema = Schema { vectors: vec![VectorField::parse("image:3:cosine").unwrap(), VectorField::parse("text:3:cosine").unwrap()], payload: vec![] };
 /// let cases = store.create_collection("cases", schema).unwrap();
+/// // Images sit around (1,0,0), texts around (0,1,0): a modality gap; each case's own signal
+/// // is its third coordinate.
 /// cases.upsert(&[
-///     Record::new("a").with_vector("image", vec![1.0, 0.1]).with_vector("text", vec![0.1, 1.0]),
-///     Record::new("b").with_vector("image", vec![1.0, -0.1]).with_vector("text", vec![-0.1, 1.0]),
+///     Record::new("a").with_vector("image", vec![1.0, 0.0, 0.3]).with_vector("text", vec![0.0, 1.0, 0.3]),
+///     Record::new("b").with_vector("image", vec![1.0, 0.0, -0.3]).with_vector("text", vec![0.0, 1.0, -0.3]),
 /// ]).unwrap();
 /// let alignment = Alignment::fit(&cases, "image", "text").unwrap();
-/// let text_query = vec![vec![0.1, 1.0]];
-/// let hits = search_shifted(&cases, "image", "text", &text_query, &alignment, 1.0, SearchParams::top(1)).unwrap();
+/// let text_of_a = vec![vec![0.0, 1.0, 0.3]];
+/// let hits = search_shifted(&cases, "image", "text", &text_of_a, &alignment, 1.0, SearchParams::top(2)).unwrap();
 /// assert_eq!(hits[0][0].id, "a");
+/// assert!((hits[0][0].score - 1.0).abs() < 1e-5); // with the gap closed, a's text meets a's image
 /// ```
 pub fn search_shifted(
     collection: &Collection,

@@ -1,0 +1,150 @@
+//! Seeded stratified train / validation / test split.
+//!
+//! Algorithm (deterministic for a given label vector, fractions and seed):
+//! 1. Group row indices by label, labels in ascending order, rows ascending within a label.
+//! 2. One ChaCha8 stream seeded with `seed` shuffles each group in turn (Fisher–Yates).
+//! 3. Each group of `n` rows is cut into parts of sizes given by the largest-remainder
+//!    method on the targets `fraction · n`: every part gets the floor of its target, and
+//!    the rows left over go one each to the parts with the largest fractional remainders
+//!    (ties to train, then validation, then test). Every part of every class is therefore
+//!    within one row of its target share, and the parts add up to `n`.
+//! 4. The first rows of the shuffled group go to train, the next to validation, the rest
+//!    to test; each part is returned in ascending row order.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::error::{HeadError, Result};
+
+/// Target shares of the three parts; they must be non-negative and sum to 1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SplitFractions {
+    /// Training share (must be positive).
+    pub train: f64,
+    /// Validation share (used for epoch selection / early stopping).
+    pub val: f64,
+    /// Held-out test share.
+    pub test: f64,
+}
+
+impl Default for SplitFractions {
+    /// 0.70 / 0.15 / 0.15.
+    fn default() -> Self {
+        Self {
+            train: 0.70,
+            val: 0.15,
+            test: 0.15,
+        }
+    }
+}
+
+impl SplitFractions {
+    fn validate(&self) -> Result<()> {
+        let parts = [self.train, self.val, self.test];
+        let ok = parts.iter().all(|f| f.is_finite() && *f >= 0.0)
+            && self.train > 0.0
+            && (parts.iter().sum::<f64>() - 1.0).abs() < 1e-9;
+        if ok {
+            Ok(())
+        } else {
+            Err(HeadError::InvalidConfig(format!(
+                "split fractions must be >= 0, train > 0, sum to 1: {self:?}"
+            )))
+        }
+    }
+}
+
+/// Row indices of the three parts, each ascending.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// Training rows.
+    pub train: Vec<usize>,
+    /// Validation rows.
+    pub val: Vec<usize>,
+    /// Test rows.
+    pub test: Vec<usize>,
+}
+
+/// Splits rows into train / validation / test, stratified by label (see the module docs).
+///
+/// ```
+/// use medvec_query::heads::{stratified_split, SplitFractions};
+/// let labels: Vec<usize> = (0..100).map(|i| i % 4).collect();
+/// let s = stratified_split(&labels, SplitFractions::default(), 7).unwrap();
+/// assert_eq!(s.train.len() + s.val.len() + s.test.len(), 100);
+/// assert_eq!(s, stratified_split(&labels, SplitFractions::default(), 7).unwrap());
+/// ```
+pub fn stratified_split(labels: &[usize], fractions: SplitFractions, seed: u64) -> Result<Split> {
+    fractions.validate()?;
+    if labels.is_empty() {
+        return Err(HeadError::Empty("labels"));
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (row, &label) in labels.iter().enumerate() {
+        groups.entry(label).or_default().push(row);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut split = Split {
+        train: Vec::new(),
+        val: Vec::new(),
+        test: Vec::new(),
+    };
+    for rows in groups.values_mut() {
+        shuffle(rows, &mut rng);
+        let [n_train, n_val, _] = part_sizes(rows.len(), &fractions);
+        split.train.extend_from_slice(&rows[..n_train]);
+        split.val.extend_from_slice(&rows[n_train..n_train + n_val]);
+        split.test.extend_from_slice(&rows[n_train + n_val..]);
+    }
+    split.train.sort_unstable();
+    split.val.sort_unstable();
+    split.test.sort_unstable();
+    Ok(split)
+}
+
+/// Fisher–Yates, written out so the permutation depends only on the ChaCha8 stream.
+pub(crate) fn shuffle<T>(items: &mut [T], rng: &mut ChaCha8Rng) {
+    for i in (1..items.len()).rev() {
+        let j = rng.random_range(0..=i);
+        items.swap(i, j);
+    }
+}
+
+/// Largest-remainder apportionment of `n` rows to the three parts.
+fn part_sizes(n: usize, f: &SplitFractions) -> [usize; 3] {
+    let targets = [f.train * n as f64, f.val * n as f64, f.test * n as f64];
+    let mut sizes = targets.map(|t| t.floor() as usize);
+    let assigned: usize = sizes.iter().sum();
+    let mut order = [0usize, 1, 2];
+    // Stable sort keeps train < val < test among equal remainders.
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (
+            targets[a] - targets[a].floor(),
+            targets[b] - targets[b].floor(),
+        );
+        rb.total_cmp(&ra)
+    });
+    for &part in order.iter().take(n.saturating_sub(assigned)) {
+        sizes[part] += 1;
+    }
+    sizes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sizes_add_up_and_stay_within_one() {
+        let f = SplitFractions::default();
+        for n in 0..500 {
+            let s = part_sizes(n, &f);
+            assert_eq!(s.iter().sum::<usize>(), n);
+            for (size, frac) in s.iter().zip([f.train, f.val, f.test]) {
+                assert!((*size as f64 - frac * n as f64).abs() < 1.0, "n={n} {s:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Independent references for medvec's classifier heads (numpy + scikit-learn only).
+
+Used by crates/query/tests/heads_reference.rs. Each command reads files from a directory
+written by the Rust test and prints one JSON document on stdout.
+
+  forward DIR   head.bin (TrainedHead::to_bytes, format v1) + text.npy + image.npy
+                -> {"logits": [[...]], "proba": [[...]]}, computed in float64 with the
+                   inference-mode formulas written out here (running BatchNorm statistics,
+                   dropout off).
+  metrics DIR   cases.json: [{"y_true": [...], "y_pred": [...]}, ...]
+                -> per case: sklearn accuracy, macro-F1, balanced accuracy,
+                   precision_recall_fscore_support(average=None), confusion_matrix.
+  mlp DIR       text.npy, image.npy, labels.npy, train.npy, test.npy [+ alpha.json]
+                -> test macro-F1 / accuracy of sklearn MLPClassifier((128,), adam,
+                   lr 1e-3, batch 64, max_iter 30, random_state 0) trained on the
+                   concatenated training features.
+"""
+import json
+import struct
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+BN_EPS = 1e-5
+
+
+class Reader:
+    """Little-endian reader for the head body format (see crates/query/src/heads/serial.rs)."""
+
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def take(self, fmt: str):
+        size = struct.calcsize(fmt)
+        vals = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return vals
+
+    def tensor(self, shape):
+        (n,) = self.take("<Q")
+        assert n == int(np.prod(shape)), (n, shape)
+        arr = np.frombuffer(self.data, dtype="<f4", count=n, offset=self.pos)
+        self.pos += 4 * n
+        return arr.astype(np.float64).reshape(shape)
+
+
+def load_head(path: Path) -> dict:
+    r = Reader(path.read_bytes())
+    assert r.data[:4] == b"MVHD", "bad magic"
+    r.pos = 4
+    (version, fusion) = r.take("<II")
+    assert version == 1, version
+    text_dim, image_dim, hidden, classes = r.take("<QQQQ")
+    (_dropout,) = r.take("<f")
+    (_best_epoch, n_hist) = r.take("<QQ")
+    r.pos += n_hist * (8 + 4 * 8)
+    in_dims = [text_dim + image_dim] if fusion == 0 else [text_dim, image_dim]
+    branches = []
+    for d in in_dims:
+        branches.append(
+            {
+                "w": r.tensor((d, hidden)),
+                "b": r.tensor((hidden,)),
+                "gamma": r.tensor((hidden,)),
+                "beta": r.tensor((hidden,)),
+                "mean": r.tensor((hidden,)),
+                "var": r.tensor((hidden,)),
+            }
+        )
+    out = 1 if classes == 2 else classes
+    out_w = r.tensor((hidden * len(in_dims), out))
+    out_b = r.tensor((out,))
+    assert r.pos == len(r.data), "trailing bytes"
+    return {"fusion": fusion, "branches": branches, "out_w": out_w, "out_b": out_b, "classes": classes}
+
+
+def forward(head: dict, text: np.ndarray, image: np.ndarray):
+    """Inference-mode forward pass in float64."""
+    text, image = text.astype(np.float64), image.astype(np.float64)
+    inputs = [np.concatenate([text, image], axis=1)] if head["fusion"] == 0 else [text, image]
+    hidden = []
+    for x, br in zip(inputs, head["branches"]):
+        a = np.maximum(x @ br["w"] + br["b"], 0.0)  # Linear -> ReLU (dropout is identity)
+        hidden.append((a - br["mean"]) / np.sqrt(br["var"] + BN_EPS) * br["gamma"] + br["beta"])
+    logits = np.concatenate(hidden, axis=1) @ head["out_w"] + head["out_b"]
+    if logits.shape[1] == 1:
+        p = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+        proba = np.stack([1.0 - p, p], axis=1)
+    else:
+        z = np.exp(logits - logits.max(axis=1, keepdims=True))
+        proba = z / z.sum(axis=1, keepdims=True)
+    return logits, proba
+
+
+def cmd_forward(d: Path):
+    head = load_head(d / "head.bin")
+    logits, proba = forward(head, np.load(d / "text.npy"), np.load(d / "image.npy"))
+    return {"logits": logits.tolist(), "proba": proba.tolist()}
+
+
+def cmd_metrics(d: Path):
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
+
+    out = []
+    for case in json.loads((d / "cases.json").read_text()):
+        t, p = np.asarray(case["y_true"]), np.asarray(case["y_pred"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prec, rec, f1, sup = precision_recall_fscore_support(t, p, average=None)
+            out.append(
+                {
+                    "accuracy": float(accuracy_score(t, p)),
+                    "macro_f1": float(f1_score(t, p, average="macro")),
+                    "balanced_accuracy": float(balanced_accuracy_score(t, p)),
+                    "labels": sorted(set(t.tolist()) | set(p.tolist())),
+                    "precision": prec.tolist(),
+                    "recall": rec.tolist(),
+                    "f1": f1.tolist(),
+                    "support": [int(s) for s in sup],
+                    "confusion": confusion_matrix(t, p).tolist(),
+                }
+            )
+    return out
+
+
+def cmd_mlp(d: Path):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.neural_network import MLPClassifier
+
+    x = np.concatenate([np.load(d / "text.npy"), np.load(d / "image.npy")], axis=1)
+    y = np.load(d / "labels.npy")
+    train, test = np.load(d / "train.npy"), np.load(d / "test.npy")
+    alpha_file = d / "alpha.json"
+    alpha = json.loads(alpha_file.read_text()) if alpha_file.exists() else 1e-4
+    clf = MLPClassifier(
+        hidden_layer_sizes=(128,),
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size=64,
+        alpha=alpha,
+        max_iter=30,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(x[train], y[train])
+    pred = clf.predict(x[test])
+    return {
+        "test_macro_f1": float(f1_score(y[test], pred, average="macro")),
+        "test_accuracy": float(accuracy_score(y[test], pred)),
+        "predictions": pred.tolist(),
+    }
+
+
+def main(argv):
+    commands = {"forward": cmd_forward, "metrics": cmd_metrics, "mlp": cmd_mlp}
+    if len(argv) != 3 or argv[1] not in commands:
+        print(__doc__, file=sys.stderr)
+        return 2
+    json.dump(commands[argv[1]](Path(argv[2])), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
