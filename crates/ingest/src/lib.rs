@@ -4,6 +4,7 @@
 //! readers of precomputed embeddings (`.npy` + CSV, the paper's CSV layout, JSONL), export to
 //! `.npy` + CSV, and (issue 3) ONNX image and text encoders over hospital archives.
 
+pub mod encode;
 pub mod error;
 pub mod import;
 pub mod load;

@@ -1,0 +1,164 @@
+//! Reading image files from hospital archives: any common format, EXIF orientation applied,
+//! always 8-bit RGB out, and hostile files (bombs, truncation, wrong extensions) refused with an
+//! error naming the file.
+
+use super::error::{EncodeError, Result};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageReader};
+use std::io::Cursor;
+use std::path::Path;
+
+/// Limits applied before decoding, against decompression bombs and runaway files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageLimits {
+    /// Largest file read, in bytes. Default 512 MiB.
+    pub max_file_bytes: u64,
+    /// Largest width x height decoded. Default 89,478,485, Pillow's `MAX_IMAGE_PIXELS`.
+    pub max_pixels: u64,
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        ImageLimits {
+            max_file_bytes: 512 << 20,
+            max_pixels: 89_478_485,
+        }
+    }
+}
+
+/// Reads an image file as 8-bit RGB, the way a notebook's
+/// `ImageOps.exif_transpose(Image.open(path)).convert("RGB")` sees it.
+///
+/// - The format comes from the content, not the file name.
+/// - JPEG, PNG, TIFF, BMP, WebP, GIF (first frame) and the other formats of the `image` crate.
+/// - The EXIF orientation (JPEG, PNG, TIFF, WebP) is applied, so a phone photo stored sideways
+///   comes out upright.
+/// - Greyscale, grey + alpha, palette and RGBA become RGB (alpha is dropped, as Pillow's
+///   `convert("RGB")` does); 16-bit samples are scaled to 8 bits with rounding, `round(v / 257)`.
+/// - Errors name the file: [`EncodeError::EmptyFile`], [`EncodeError::FileTooLarge`],
+///   [`EncodeError::NotAnImage`], [`EncodeError::TooManyPixels`] (checked from the header,
+///   before any pixel is decoded) and [`EncodeError::Decode`] (truncated or corrupt data).
+///
+/// ```
+/// use medvec_ingest::encode::{load_image, ImageLimits};
+/// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/images");
+/// let image = load_image(format!("{dir}/exif_orient6_40x30.jpg").as_ref(), &ImageLimits::default())?;
+/// assert_eq!((image.width(), image.height()), (30, 40)); // stored 40x30, EXIF says rotate 90°
+/// let err = load_image(format!("{dir}/bad/truncated.jpg").as_ref(), &ImageLimits::default()).unwrap_err();
+/// assert!(err.to_string().contains("truncated.jpg"));
+/// # Ok::<(), medvec_ingest::encode::EncodeError>(())
+/// ```
+pub fn load_image(path: &Path, limits: &ImageLimits) -> Result<DynamicImage> {
+    let bytes = read_bounded(path, limits)?;
+    let reader = ImageReader::new(Cursor::new(&bytes[..]))
+        .with_guessed_format()
+        .map_err(|e| EncodeError::io(path, e))?;
+    if reader.format().is_none() {
+        return Err(EncodeError::not_image(path, unknown_format_detail(&bytes)));
+    }
+    let mut reader = reader;
+    reader.limits(decoder_limits(limits));
+    let mut decoder = reader.into_decoder().map_err(|e| image_error(path, e))?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(EncodeError::TooManyPixels {
+            path: path.to_path_buf(),
+            width,
+            height,
+            limit: limits.max_pixels,
+        });
+    }
+    if width == 0 || height == 0 {
+        return Err(EncodeError::decode(
+            path,
+            format!("image has {width}x{height} pixels"),
+        ));
+    }
+    // A damaged EXIF block should not lose the picture: read it as "no rotation".
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = decode_guarded(path, decoder)?;
+    check_complete(path, &bytes)?;
+    image.apply_orientation(orientation);
+    Ok(match image {
+        DynamicImage::ImageRgb8(_) => image,
+        other => DynamicImage::ImageRgb8(other.to_rgb8()),
+    })
+}
+
+/// Decodes, turning a panic inside a third-party decoder into an error naming the file: one
+/// malformed file must not abort the ingest of a whole archive.
+fn decode_guarded(path: &Path, decoder: impl ImageDecoder) -> Result<DynamicImage> {
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        DynamicImage::from_decoder(decoder)
+    }));
+    match decoded {
+        Ok(result) => result.map_err(|e| image_error(path, e)),
+        Err(_) => Err(EncodeError::decode(
+            path,
+            "the image decoder crashed on this file",
+        )),
+    }
+}
+
+fn read_bounded(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| EncodeError::io(path, e))?;
+    if meta.is_dir() {
+        return Err(EncodeError::not_image(path, "is a directory"));
+    }
+    if meta.len() == 0 {
+        return Err(EncodeError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    if meta.len() > limits.max_file_bytes {
+        return Err(EncodeError::FileTooLarge {
+            path: path.to_path_buf(),
+            bytes: meta.len(),
+            limit: limits.max_file_bytes,
+        });
+    }
+    std::fs::read(path).map_err(|e| EncodeError::io(path, e))
+}
+
+/// The decoder's own allocation cap: the pixel limit at 16 bytes a pixel (RGBA, 32-bit float),
+/// and at least 64 MiB so small limits still leave room for decoder tables.
+fn decoder_limits(limits: &ImageLimits) -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(limits.max_pixels.saturating_mul(16).max(64 << 20));
+    l
+}
+
+fn unknown_format_detail(bytes: &[u8]) -> String {
+    let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("unrecognised format (first bytes {})", head.join(" "))
+}
+
+fn image_error(path: &Path, err: ImageError) -> EncodeError {
+    match err {
+        ImageError::Unsupported(e) => EncodeError::not_image(path, e.to_string()),
+        ImageError::Limits(e) => EncodeError::decode(path, format!("over the memory limit: {e}")),
+        ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            EncodeError::decode(path, "truncated: the file ends before the image data does")
+        }
+        other => EncodeError::decode(path, other.to_string()),
+    }
+}
+
+/// JPEG decoders fill a truncated scan with grey instead of failing (Pillow raises "image file is
+/// truncated"), so the last scan (SOS marker, FF DA) must be followed by an end-of-image marker
+/// (FF D9). Entropy-coded data cannot contain either pair (an FF there is followed by 00 or a
+/// restart marker), and comparing with the last scan ignores the EOI of an EXIF thumbnail.
+fn check_complete(path: &Path, bytes: &[u8]) -> Result<()> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return Ok(());
+    }
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(scan), Some(end)) if end > scan => Ok(()),
+        _ => Err(EncodeError::decode(
+            path,
+            "truncated JPEG: the last scan has no end-of-image marker (FF D9)",
+        )),
+    }
+}
