@@ -29,15 +29,6 @@ struct BuildDistance {
 
 impl Distance<f32> for BuildDistance {
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        #[cfg(target_arch = "x86_64")]
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let mut i = 0;
-            while i < b.len() {
-                _mm_prefetch(b.as_ptr().add(i) as *const i8, _MM_HINT_T0);
-                i += 16;
-            }
-        }
         if self.squared_l2 {
             l2_squared(a, b)
         } else {

@@ -135,3 +135,26 @@ fn truncated_and_swapped_files_are_reported() {
     }
     assert_eq!(exercise(&root, &vectors[0]), None);
 }
+
+#[test]
+fn saved_heads_are_checksummed_and_owned() {
+    let (_dir, root, _) = build_store();
+    let store = Store::open(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+    cases.save_head("early", b"weights").unwrap();
+    assert_eq!(cases.load_head("early").unwrap(), b"weights");
+    assert_eq!(cases.list_heads().unwrap(), vec!["early"]);
+    let path = root.join("collections/cases/heads/early.head");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = cases.load_head("early").unwrap_err().to_string();
+    assert!(err.contains("early.head"), "{err}");
+    assert!(store
+        .verify()
+        .unwrap_err()
+        .to_string()
+        .contains("early.head"));
+    assert!(cases.load_head("../x").is_err());
+}
