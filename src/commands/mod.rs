@@ -3,6 +3,7 @@
 mod admin;
 mod align;
 mod demo;
+mod heads;
 mod import;
 mod records;
 mod search;
@@ -32,6 +33,11 @@ enum Command {
     Drop(admin::DropArgs),
     Export(import::ExportArgs),
     Gap(align::GapArgs),
+    Train(heads::TrainArgs),
+    Sweep(heads::SweepArgs),
+    Heads(heads::HeadsArgs),
+    Classify(heads::ClassifyArgs),
+    Eval(heads::EvalArgs),
     Demo(demo::DemoArgs),
 }
 
@@ -48,6 +54,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Drop(args) => admin::drop_collection(args),
         Command::Export(args) => import::export(args),
         Command::Gap(args) => align::gap(args),
+        Command::Train(args) => heads::train(args),
+        Command::Sweep(args) => heads::sweep(args),
+        Command::Heads(args) => heads::heads(args),
+        Command::Classify(args) => heads::classify_command(args),
+        Command::Eval(args) => heads::eval(args),
         Command::Demo(args) => demo::demo(args),
     }
     .map(|()| ExitCode::SUCCESS)

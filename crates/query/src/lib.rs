@@ -5,13 +5,16 @@
 //!   t' = normalize(t + λ/2·Δ), v' = normalize(v − λ/2·Δ), applied at read time;
 //! - [`gap`]: the modality-gap report (‖Δ‖, paired cosine, concentration, PCA-2 variances);
 //! - [`retrieval`]: same- and cross-modal search under a shift;
-//! - [`heads`]: early, late and kNN fusion heads, their training, metrics and splits.
+//! - [`heads`]: early, late and kNN fusion heads, their training, metrics and splits;
+//! - [`training`]: heads trained on, saved in and applied to a collection, with λ chosen on
+//!   validation.
 
 pub mod alignment;
 pub mod error;
 pub mod gap;
 pub mod heads;
 pub mod retrieval;
+pub mod training;
 
 pub use alignment::Alignment;
 pub use error::QueryError;
