@@ -63,8 +63,12 @@ fn import_until_killed(
     let reader = std::thread::spawn(move || {
         let mut acknowledged = 0;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(n) = line.strip_prefix("acknowledged ") {
-                acknowledged = n.parse().unwrap();
+            // A kill can cut the last line short; a partial number is not an acknowledgement.
+            if let Some(n) = line
+                .strip_prefix("acknowledged ")
+                .and_then(|n| n.parse().ok())
+            {
+                acknowledged = n;
             }
         }
         acknowledged

@@ -69,7 +69,9 @@ pub fn import(args: ImportArgs) -> Result<()> {
         }
         bar.set_position(done);
         if args.progress_lines {
-            eprintln!("acknowledged {done}");
+            // One write per line, so a reader never sees half a number from a killed process.
+            let line = format!("acknowledged {done}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         }
     })?;
     bar.finish_and_clear();
