@@ -298,3 +298,59 @@ fn a_second_writer_gets_a_lock_error() {
     drop(holder);
     medvec_ok(&["delete", s(&store), "cases", "case-000001"]);
 }
+
+#[test]
+fn ingest_stores_good_rows_reports_bad_ones_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let store = dir.path().join("store");
+    let rejects = dir.path().join("rejects.csv");
+    let manifest = root.join("fixtures/archive/manifest.csv");
+    let images = root.join("fixtures/images");
+    let image_model = root.join("fixtures/models/tiny-image");
+    let text_model = root.join("fixtures/models/tiny-text");
+    let args = [
+        "ingest",
+        s(&store),
+        "cases",
+        "--manifest",
+        s(&manifest),
+        "--root",
+        s(&images),
+        "--image-model",
+        s(&image_model),
+        "--text-model",
+        s(&text_model),
+        "--template",
+        "ham10000",
+        "--rejects",
+        s(&rejects),
+        "--json",
+    ];
+    let out = medvec(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "rejected rows make the run partial: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        9,
+        "header + 8 rejected rows:\n{lines}"
+    );
+    assert!(
+        lines.contains("escapes-root") && lines.contains("truncated") && lines.contains("missing")
+    );
+    let stats = medvec_json(&["stats", s(&store), "cases", "--json"]);
+    assert_eq!(stats["collections"][0]["count"], 8);
+    let again = medvec(&args);
+    assert_eq!(again.status.code(), Some(3));
+    assert_eq!(
+        medvec_json(&["stats", s(&store), "cases", "--json"])["collections"][0]["count"],
+        8,
+        "resume stores nothing twice"
+    );
+    medvec_ok(&["verify", s(&store)]);
+}

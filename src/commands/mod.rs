@@ -5,6 +5,7 @@ mod align;
 mod demo;
 mod heads;
 mod import;
+mod ingest;
 mod records;
 mod search;
 
@@ -24,6 +25,8 @@ pub struct Cli {
 enum Command {
     Create(admin::CreateArgs),
     Import(import::ImportArgs),
+    Ingest(ingest::IngestArgs),
+    Embed(ingest::EmbedArgs),
     Search(search::SearchArgs),
     Get(records::GetArgs),
     Delete(records::DeleteArgs),
@@ -45,6 +48,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Create(args) => admin::create(args),
         Command::Import(args) => import::import(args),
+        Command::Ingest(args) => return ingest::ingest(args),
+        Command::Embed(args) => return ingest::embed(args),
         Command::Search(args) => search::search(args),
         Command::Get(args) => records::get(args),
         Command::Delete(args) => records::delete(args),

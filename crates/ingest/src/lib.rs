@@ -4,8 +4,11 @@
 //! readers of precomputed embeddings (`.npy` + CSV, the paper's CSV layout, JSONL), export to
 //! `.npy` + CSV, and (issue 3) ONNX image and text encoders over hospital archives.
 
+pub mod archive;
 pub mod encode;
 pub mod error;
 pub mod import;
 pub mod load;
 pub mod npy;
+pub mod pipeline;
+pub mod template;

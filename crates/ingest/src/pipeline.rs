@@ -1,0 +1,465 @@
+//! The archive-ingest pipeline: manifest (or folder) → decoded, preprocessed images (in
+//! parallel) → image vectors, template text → text vectors → records upserted chunk by chunk.
+//!
+//! - Memory is bounded by [`IngestOptions::batch`]: one chunk of rows is read, decoded, encoded
+//!   and upserted (one atomic, fsynced write) before the next is read.
+//! - Resumable: ids already in the collection are skipped, so re-running after a crash or a
+//!   fix continues where it stopped.
+//! - A row that cannot be used (missing file, path escaping the root, zero-byte, not an image,
+//!   truncated, too many pixels, unusable metadata) is a [`Rejection`], written to the rejects
+//!   file (CSV `id,path,reason`), and never stops the run.
+//! - Payload: the manifest columns named like the collection's payload fields, parsed with
+//!   [`Value::parse_as`]; an unparsable cell rejects the row (`bad-metadata`).
+
+use crate::archive::{
+    load_row_image, ArchiveError, ArchiveReader, ArchiveRow, ArchiveSource, ManifestColumns,
+    RejectReason, Rejection,
+};
+use crate::encode::{EncodeError, ImageEncoder, ImageLimits, TextEncoder};
+use crate::template::Template;
+use medvec_store::{Collection, Record, Schema, StoreError, Value};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Errors that stop an ingest (a row's problems are rejections instead).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The archive root does not exist or cannot be resolved.
+    #[error("{}: archive root: {error}", .path.display())]
+    Root {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// Writing the rejects file failed.
+    #[error("{}: rejects file: {detail}", .path.display())]
+    Rejects { path: PathBuf, detail: String },
+    /// The options do not fit the collection (an unknown vector field, a wrong dimension).
+    #[error("{0}")]
+    Options(String),
+}
+
+/// The models: an image encoder, and optionally a text encoder with the template that turns a
+/// row's metadata into its text.
+#[derive(Debug, Clone, Copy)]
+pub struct Encoders<'a> {
+    pub image: &'a ImageEncoder,
+    pub text: Option<(&'a TextEncoder, &'a Template)>,
+}
+
+/// What to ingest and how.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// The manifest or folder.
+    pub source: ArchiveSource,
+    /// Image paths are relative to this folder and must stay inside it.
+    pub root: PathBuf,
+    /// The manifest's id and image path columns.
+    pub columns: ManifestColumns,
+    /// Vector field of the image vectors. Default `image`.
+    pub image_field: String,
+    /// Vector field of the text vectors. Default `text`.
+    pub text_field: String,
+    /// Rows per chunk (read, decode, encode, one upsert). Default 64.
+    pub batch: usize,
+    /// Limits on image files (bombs, huge files).
+    pub limits: ImageLimits,
+    /// Where rejected rows go (CSV `id,path,reason`), created only if a row is rejected.
+    /// `None`: nowhere (the summary still counts them and keeps the first few).
+    pub rejects: Option<PathBuf>,
+    /// Read the manifest and decode every image, but encode and write nothing (no rejects file
+    /// either).
+    pub dry_run: bool,
+    /// Threads decoding images; `None` uses rayon's global pool (every core).
+    pub threads: Option<usize>,
+}
+
+impl IngestOptions {
+    /// Defaults for a source and root.
+    pub fn new(source: ArchiveSource, root: impl Into<PathBuf>) -> IngestOptions {
+        IngestOptions {
+            source,
+            root: root.into(),
+            columns: ManifestColumns::default(),
+            image_field: "image".into(),
+            text_field: "text".into(),
+            batch: 64,
+            limits: ImageLimits::default(),
+            rejects: None,
+            dry_run: false,
+            threads: None,
+        }
+    }
+}
+
+/// Counts after each chunk, for a progress bar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestProgress {
+    pub rows: u64,
+    pub ingested: u64,
+    pub skipped: u64,
+    pub rejected: u64,
+}
+
+/// The first rejections kept in the summary (all of them are in the rejects file).
+pub const KEPT_REJECTIONS: usize = 20;
+
+/// What an ingest did. In a dry run, `ingested` counts the rows that would be ingested.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestSummary {
+    pub ingested: u64,
+    /// Already stored (resume).
+    pub skipped: u64,
+    pub rejected: u64,
+    pub seconds: f64,
+    /// The first [`KEPT_REJECTIONS`] rejections.
+    pub rejections: Vec<Rejection>,
+    /// The rejects file, when one was written.
+    pub rejects_file: Option<PathBuf>,
+}
+
+impl IngestSummary {
+    /// True when every row was ingested or skipped.
+    pub fn complete(&self) -> bool {
+        self.rejected == 0
+    }
+}
+
+/// Ingests an archive into `collection`; see the [module docs](self).
+///
+/// ```
+/// use medvec_ingest::archive::ArchiveSource;
+/// use medvec_ingest::encode::{EncoderOptions, ImageEncoder, Runtime, RuntimeOptions};
+/// use medvec_ingest::pipeline::{ingest_archive, Encoders, IngestOptions};
+/// use medvec_store::{Schema, Store, VectorField};
+/// let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+/// let runtime = Runtime::load(&RuntimeOptions::default())?;
+/// let image = ImageEncoder::open(&runtime, &root.join("models/tiny-image"), &EncoderOptions::default())?;
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::create(dir.path().join("store"))?;
+/// let schema = Schema { vectors: vec![VectorField::parse("image:32:cosine")?], payload: vec![] };
+/// let cases = store.create_collection("cases", schema)?;
+/// let source = ArchiveSource::Manifest(root.join("archive/manifest.csv"));
+/// let options = IngestOptions::new(source, root.join("images"));
+/// let summary = ingest_archive(&cases, Encoders { image: &image, text: None }, &options, |_| {})?;
+/// assert_eq!((summary.ingested, summary.rejected), (8, 8));
+/// assert!(cases.get("ISIC_0027419").is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn ingest_archive(
+    collection: &Collection,
+    encoders: Encoders<'_>,
+    options: &IngestOptions,
+    progress: impl FnMut(&IngestProgress) + Send,
+) -> Result<IngestSummary, PipelineError> {
+    check_fields(&collection.schema(), encoders, options)?;
+    run(Some(collection), encoders, options, progress)
+}
+
+/// A dry run without a collection (one that does not exist yet): reads the manifest and decodes
+/// and preprocesses every image, encoding and writing nothing. Nothing is skipped.
+pub fn check_archive(
+    encoders: Encoders<'_>,
+    options: &IngestOptions,
+    progress: impl FnMut(&IngestProgress) + Send,
+) -> Result<IngestSummary, PipelineError> {
+    let options = IngestOptions {
+        dry_run: true,
+        ..options.clone()
+    };
+    run(None, encoders, &options, progress)
+}
+
+fn check_fields(
+    schema: &Schema,
+    encoders: Encoders<'_>,
+    options: &IngestOptions,
+) -> Result<(), PipelineError> {
+    let mut wanted = vec![(&options.image_field, encoders.image.dim())];
+    if let Some((text, _)) = encoders.text {
+        wanted.push((&options.text_field, text.dim()));
+    }
+    for (field, dim) in wanted {
+        let have = schema.vector_field(field)?.dim;
+        if have != dim {
+            return Err(PipelineError::Options(format!(
+                "vector field `{field}` has dimension {have}, the model gives {dim}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// State of one run.
+struct Run<'a> {
+    collection: Option<&'a Collection>,
+    encoders: Encoders<'a>,
+    options: &'a IngestOptions,
+    root: PathBuf,
+    schema: Option<Schema>,
+    rejects: RejectsFile,
+    counts: IngestProgress,
+    kept: Vec<Rejection>,
+}
+
+/// Runs in a pool of `options.threads` threads, or in rayon's global pool.
+fn run(
+    collection: Option<&Collection>,
+    encoders: Encoders<'_>,
+    options: &IngestOptions,
+    progress: impl FnMut(&IngestProgress) + Send,
+) -> Result<IngestSummary, PipelineError> {
+    let Some(threads) = options.threads else {
+        return run_here(collection, encoders, options, progress);
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| PipelineError::Options(format!("cannot start {threads} threads: {e}")))?;
+    pool.install(|| run_here(collection, encoders, options, progress))
+}
+
+fn run_here(
+    collection: Option<&Collection>,
+    encoders: Encoders<'_>,
+    options: &IngestOptions,
+    mut progress: impl FnMut(&IngestProgress),
+) -> Result<IngestSummary, PipelineError> {
+    let started = Instant::now();
+    let root = std::fs::canonicalize(&options.root).map_err(|error| PipelineError::Root {
+        path: options.root.clone(),
+        error,
+    })?;
+    let mut reader = ArchiveReader::open(&options.source, &options.columns)?;
+    let rejects_path = options.rejects.clone().filter(|_| !options.dry_run);
+    let mut state = Run {
+        collection,
+        encoders,
+        options,
+        root,
+        schema: collection.map(Collection::schema),
+        rejects: RejectsFile::new(rejects_path),
+        counts: IngestProgress::default(),
+        kept: Vec::new(),
+    };
+    loop {
+        let chunk = reader.next_chunk(options.batch.max(1))?;
+        if chunk.is_empty() {
+            break;
+        }
+        state.chunk(chunk)?;
+        progress(&state.counts);
+    }
+    let rejects_file = state.rejects.finish()?;
+    Ok(IngestSummary {
+        ingested: state.counts.ingested,
+        skipped: state.counts.skipped,
+        rejected: state.counts.rejected,
+        seconds: started.elapsed().as_secs_f64(),
+        rejections: state.kept,
+        rejects_file,
+    })
+}
+
+/// A row ready to encode: its image's model input, its text and its payload.
+struct Prepared {
+    row: ArchiveRow,
+    pixels: Vec<f32>,
+    text: Option<String>,
+    payload: Vec<(String, Value)>,
+}
+
+impl Run<'_> {
+    fn chunk(&mut self, chunk: Vec<Result<ArchiveRow, Rejection>>) -> Result<(), PipelineError> {
+        self.counts.rows += chunk.len() as u64;
+        let mut fresh = Vec::with_capacity(chunk.len());
+        for row in chunk {
+            match row {
+                Err(rejection) => self.reject(rejection)?,
+                Ok(row) if self.is_stored(&row.id) => self.counts.skipped += 1,
+                Ok(row) => fresh.push(row),
+            }
+        }
+        let prepared: Vec<Result<Prepared, Rejection>> =
+            fresh.into_par_iter().map(|row| self.prepare(row)).collect();
+        let mut ready = Vec::with_capacity(prepared.len());
+        for item in prepared {
+            match item {
+                Ok(p) => ready.push(p),
+                Err(rejection) => self.reject(rejection)?,
+            }
+        }
+        self.store(ready)
+    }
+
+    fn is_stored(&self, id: &str) -> bool {
+        self.collection.is_some_and(|c| c.get(id).is_some())
+    }
+
+    fn reject(&mut self, rejection: Rejection) -> Result<(), PipelineError> {
+        self.counts.rejected += 1;
+        self.rejects.write(&rejection)?;
+        if self.kept.len() < KEPT_REJECTIONS {
+            self.kept.push(rejection);
+        }
+        Ok(())
+    }
+
+    /// Metadata first (cheap), then the image: decode and preprocess.
+    fn prepare(&self, row: ArchiveRow) -> Result<Prepared, Rejection> {
+        let payload = self.payload(&row)?;
+        let text = match self.encoders.text {
+            Some((_, template)) => {
+                let cell = |c: &str| row.get(c).map(str::to_string);
+                let text = template
+                    .render(&cell)
+                    .map_err(|e| row.reject(RejectReason::BadMetadata, e.to_string()))?;
+                Some(text)
+            }
+            None => None,
+        };
+        let image = load_row_image(&self.root, &row, &self.options.limits)?;
+        let pixels = self
+            .encoders
+            .image
+            .preprocess(&image)
+            .map_err(|e| row.reject(RejectReason::Truncated, e.to_string()))?;
+        Ok(Prepared {
+            row,
+            pixels,
+            text,
+            payload,
+        })
+    }
+
+    fn payload(&self, row: &ArchiveRow) -> Result<Vec<(String, Value)>, Rejection> {
+        let Some(schema) = &self.schema else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for field in &schema.payload {
+            if let Some(cell) = row.get(&field.name) {
+                let value = Value::parse_as(cell, field.field_type).map_err(|why| {
+                    row.reject(
+                        RejectReason::BadMetadata,
+                        format!("line {}, column {}: {why}", row.line, field.name),
+                    )
+                })?;
+                out.push((field.name.clone(), value));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Encodes the chunk's images and texts and upserts the records.
+    fn store(&mut self, ready: Vec<Prepared>) -> Result<(), PipelineError> {
+        let Some(collection) = self.collection.filter(|_| !self.options.dry_run) else {
+            self.counts.ingested += ready.len() as u64;
+            return Ok(());
+        };
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let pixels: Vec<Vec<f32>> = ready.iter().map(|p| p.pixels.clone()).collect();
+        let images = self.encoders.image.encode(&pixels)?;
+        drop(pixels);
+        let texts = match self.encoders.text {
+            Some((encoder, _)) => {
+                let texts: Vec<String> = ready.iter().filter_map(|p| p.text.clone()).collect();
+                Some(encoder.encode(&texts)?)
+            }
+            None => None,
+        };
+        let records = self.records(ready, images, texts);
+        collection.upsert(&records)?;
+        self.counts.ingested += records.len() as u64;
+        Ok(())
+    }
+
+    fn records(
+        &self,
+        ready: Vec<Prepared>,
+        images: Vec<Vec<f32>>,
+        texts: Option<Vec<Vec<f32>>>,
+    ) -> Vec<Record> {
+        let mut texts = texts.map(Vec::into_iter);
+        ready
+            .into_iter()
+            .zip(images)
+            .map(|(p, image)| {
+                let mut record =
+                    Record::new(p.row.id).with_vector(&self.options.image_field, image);
+                if let Some(text) = texts.as_mut().and_then(Iterator::next) {
+                    record = record.with_vector(&self.options.text_field, text);
+                }
+                for (field, value) in p.payload {
+                    record = record.with_value(field, value);
+                }
+                record
+            })
+            .collect()
+    }
+}
+
+/// The rejects CSV, created (owner-only: it names patients' records) at the first rejection.
+struct RejectsFile {
+    path: Option<PathBuf>,
+    writer: Option<csv::Writer<std::fs::File>>,
+}
+
+impl RejectsFile {
+    fn new(path: Option<PathBuf>) -> RejectsFile {
+        RejectsFile { path, writer: None }
+    }
+
+    fn write(&mut self, rejection: &Rejection) -> Result<(), PipelineError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let error = |detail: String| PipelineError::Rejects {
+            path: path.clone(),
+            detail,
+        };
+        if self.writer.is_none() {
+            let file = create_private(path).map_err(|e| error(e.to_string()))?;
+            let mut writer = csv::Writer::from_writer(file);
+            writer
+                .write_record(["id", "path", "reason"])
+                .map_err(|e| error(e.to_string()))?;
+            self.writer = Some(writer);
+        }
+        if let Some(writer) = &mut self.writer {
+            writer
+                .write_record([&rejection.id, &rejection.path, rejection.reason.as_str()])
+                .map_err(|e| error(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Option<PathBuf>, PipelineError> {
+        match (self.writer, self.path) {
+            (Some(mut writer), Some(path)) => {
+                writer.flush().map_err(|e| PipelineError::Rejects {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+                Ok(Some(path))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}

@@ -1,0 +1,318 @@
+//! ingest (image archives through ONNX encoders into a collection) and embed (print vectors).
+
+use super::print_json;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use medvec_ingest::archive::{ArchiveReader, ArchiveSource, ManifestColumns};
+use medvec_ingest::encode::{EncoderOptions, ImageEncoder, Runtime, RuntimeOptions, TextEncoder};
+use medvec_ingest::pipeline::{
+    check_archive, ingest_archive, Encoders, IngestOptions, IngestSummary,
+};
+use medvec_ingest::template::Template;
+use medvec_store::{Collection, PayloadField, Schema, Store, VectorField};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The exit status when some rows were rejected (everything else is stored).
+const PARTIAL: u8 = 3;
+
+/// Encode an image archive (manifest or folder) with ONNX models and store the vectors.
+///
+/// Rows already in the collection are skipped, so re-running resumes. Rows that cannot be used
+/// (missing file, path outside --root, zero-byte, not an image, truncated, too many pixels, bad
+/// metadata) go to the rejects file (CSV id,path,reason; default ./rejects-COLLECTION.csv) and the
+/// command exits with status 3 ("partial"); everything else is stored.
+///
+/// A collection that does not exist is created with the vector fields image:DIM:cosine (and
+/// text:DIM:cosine with --text-model) and a string payload field for every manifest column other
+/// than the id and path columns. Create it yourself (medvec create) for other payload types.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  medvec ingest ./clinic ham10000 --manifest fixtures/archive/manifest.csv --root fixtures/images \\\n      --image-model fixtures/models/tiny-image --text-model fixtures/models/tiny-text --template ham10000\n  medvec ingest ./clinic scans --root /archive/scans --image-model models/dinov2 --dry-run\n\nExit status: 0 when every row is stored, 3 when some rows were rejected (see the rejects file), 1 on error."
+)]
+pub struct IngestArgs {
+    store: PathBuf,
+    collection: String,
+    /// CSV or JSONL manifest: an id column, an image path column and metadata columns. Without
+    /// it, every image file under --root is ingested, its id the relative path without extension.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Folder the image paths are relative to; paths may not leave it.
+    #[arg(long)]
+    root: PathBuf,
+    /// Image model folder (Hugging Face / Optimum ONNX layout).
+    #[arg(long)]
+    image_model: PathBuf,
+    /// Manifest column holding the image path.
+    #[arg(long, default_value = "path")]
+    image_column: String,
+    /// Manifest column holding the record id.
+    #[arg(long, default_value = "id")]
+    id_column: String,
+    /// Text model folder; the text of each row comes from --template.
+    #[arg(long, requires = "template")]
+    text_model: Option<PathBuf>,
+    /// A preset (ham10000, brset) or template text such as "Age: {age|No data reported}".
+    #[arg(long, requires = "text_model")]
+    template: Option<String>,
+    /// Vector field for the image vectors.
+    #[arg(long, default_value = "image")]
+    image_field: String,
+    /// Vector field for the text vectors.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Rows per chunk: read, decoded, encoded and stored together (one atomic write).
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Threads for decoding and for the models (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Rejects file (CSV id,path,reason), written only when a row is rejected.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// Check the manifest and decode every image; encode and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+struct Models {
+    image: ImageEncoder,
+    text: Option<(TextEncoder, Template)>,
+}
+
+impl Models {
+    fn encoders(&self) -> Encoders<'_> {
+        Encoders {
+            image: &self.image,
+            text: self.text.as_ref().map(|(e, t)| (e, t)),
+        }
+    }
+}
+
+fn open_models(args: &IngestArgs) -> Result<Models> {
+    let runtime = Runtime::load(&RuntimeOptions::default())?;
+    let options = EncoderOptions {
+        intra_threads: args.threads,
+        batch_size: args.batch.clamp(1, 256),
+        ..EncoderOptions::default()
+    };
+    let image = ImageEncoder::open(&runtime, &args.image_model, &options)?;
+    let text = match (&args.text_model, &args.template) {
+        (Some(dir), Some(template)) => Some((
+            TextEncoder::open(&runtime, dir, &options)?,
+            Template::from_name_or_text(template).context("--template")?,
+        )),
+        _ => None,
+    };
+    Ok(Models { image, text })
+}
+
+fn ingest_options(args: &IngestArgs) -> IngestOptions {
+    let source = match &args.manifest {
+        Some(path) => ArchiveSource::Manifest(path.clone()),
+        None => ArchiveSource::Folder(args.root.clone()),
+    };
+    let mut options = IngestOptions::new(source, &args.root);
+    options.columns = ManifestColumns {
+        id: args.id_column.clone(),
+        image: args.image_column.clone(),
+    };
+    options.image_field = args.image_field.clone();
+    options.text_field = args.text_field.clone();
+    options.batch = args.batch.max(1);
+    options.threads = args.threads;
+    options.dry_run = args.dry_run;
+    options.rejects = Some(
+        args.rejects
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("rejects-{}.csv", args.collection))),
+    );
+    options
+}
+
+pub fn ingest(args: IngestArgs) -> Result<ExitCode> {
+    if !args.root.is_dir() {
+        bail!("{}: --root is not a folder", args.root.display());
+    }
+    if let Some(manifest) = args.manifest.as_ref().filter(|m| !m.is_file()) {
+        bail!("{}: --manifest: no such file", manifest.display());
+    }
+    let models = open_models(&args)?;
+    let options = ingest_options(&args);
+    let bar = progress_bar();
+    let progress = |p: &medvec_ingest::pipeline::IngestProgress| {
+        bar.set_position(p.rows);
+        bar.set_message(format!(
+            "{} stored, {} skipped, {} rejected",
+            p.ingested, p.skipped, p.rejected
+        ));
+    };
+    let summary = if args.dry_run && !collection_exists(&args.store, &args.collection)? {
+        check_archive(models.encoders(), &options, progress)?
+    } else {
+        let store = Store::open_or_create(&args.store)?;
+        let collection = open_collection(&store, &args, &models, &options)?;
+        let summary = ingest_archive(&collection, models.encoders(), &options, progress)?;
+        drop(collection);
+        store.close()?;
+        summary
+    };
+    bar.finish_and_clear();
+    report(&args, &summary);
+    Ok(if summary.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(PARTIAL)
+    })
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::hidden();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos} rows {per_sec} {msg}")
+            .expect("valid template"),
+    );
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    bar
+}
+
+fn collection_exists(store: &Path, name: &str) -> Result<bool> {
+    if !store.exists() {
+        return Ok(false);
+    }
+    let store = Store::open_read_only(store)?;
+    Ok(store.list_collections()?.iter().any(|c| c == name))
+}
+
+/// The collection, created when missing (see the command's help for its schema).
+fn open_collection(
+    store: &Store,
+    args: &IngestArgs,
+    models: &Models,
+    options: &IngestOptions,
+) -> Result<Arc<Collection>> {
+    if store.list_collections()?.contains(&args.collection) {
+        return Ok(store.collection(&args.collection)?);
+    }
+    let mut vectors = vec![VectorField::parse(&format!(
+        "{}:{}:cosine",
+        args.image_field,
+        models.image.dim()
+    ))?];
+    if let Some((text, _)) = &models.text {
+        vectors.push(VectorField::parse(&format!(
+            "{}:{}:cosine",
+            args.text_field,
+            text.dim()
+        ))?);
+    }
+    let reader = ArchiveReader::open(&options.source, &options.columns)?;
+    let payload = reader
+        .metadata_columns()
+        .iter()
+        .map(|c| PayloadField::parse(&format!("{c}:string")))
+        .collect::<Result<Vec<_>, _>>()
+        .context("manifest columns become payload fields")?;
+    Ok(store.create_collection(&args.collection, Schema { vectors, payload })?)
+}
+
+fn report(args: &IngestArgs, summary: &IngestSummary) {
+    let status = if summary.complete() {
+        "complete"
+    } else {
+        "partial"
+    };
+    let rejects = summary
+        .rejects_file
+        .as_ref()
+        .map(|p| p.display().to_string());
+    if args.json {
+        print_json(&json!({
+            "ingested": summary.ingested, "skipped": summary.skipped, "rejected": summary.rejected,
+            "seconds": summary.seconds, "status": status, "dry_run": args.dry_run, "rejects_file": rejects,
+        }));
+        return;
+    }
+    let verb = if args.dry_run {
+        "would ingest"
+    } else {
+        "ingested"
+    };
+    let mut line = format!(
+        "{verb} {}, skipped {} already stored, rejected {} in {:.2}s",
+        summary.ingested, summary.skipped, summary.rejected, summary.seconds
+    );
+    if !summary.complete() {
+        match &rejects {
+            Some(path) => line.push_str(&format!(" (partial: rejected rows are listed in {path})")),
+            None => line.push_str(" (partial)"),
+        }
+        if args.dry_run {
+            for r in &summary.rejections {
+                eprintln!(
+                    "rejected {} ({}): {}: {}",
+                    r.id,
+                    r.path,
+                    r.reason.as_str(),
+                    r.detail
+                );
+            }
+        }
+    }
+    println!("{line}");
+}
+
+/// Print the vectors an image or text model gives, one JSON line per input.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  medvec embed --image-model fixtures/models/tiny-image fixtures/images/rgb_80x60.jpg\n  medvec embed --text-model fixtures/models/tiny-text --text \"Patient diagnosed via histo. Age: 45 years.\"\n\nOutput: {\"input\": \"...\", \"vector\": [...]} per line, in input order."
+)]
+pub struct EmbedArgs {
+    /// Image model folder; encodes FILE arguments.
+    #[arg(long, requires = "files", conflicts_with = "text_model")]
+    image_model: Option<PathBuf>,
+    /// Text model folder; encodes --text arguments.
+    #[arg(long, requires = "text")]
+    text_model: Option<PathBuf>,
+    /// Text to encode (repeatable).
+    #[arg(long, requires = "text_model")]
+    text: Vec<String>,
+    /// Image files to encode.
+    #[arg(requires = "image_model")]
+    files: Vec<PathBuf>,
+    /// Threads for the model (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn embed(args: EmbedArgs) -> Result<ExitCode> {
+    let runtime = Runtime::load(&RuntimeOptions::default())?;
+    let options = EncoderOptions {
+        intra_threads: args.threads,
+        ..EncoderOptions::default()
+    };
+    let (inputs, vectors): (Vec<String>, Vec<Vec<f32>>) =
+        match (&args.image_model, &args.text_model) {
+            (Some(dir), None) => {
+                let encoder = ImageEncoder::open(&runtime, dir, &options)?;
+                let names = args.files.iter().map(|p| p.display().to_string()).collect();
+                (names, encoder.encode_files(&args.files)?)
+            }
+            (None, Some(dir)) => {
+                let encoder = TextEncoder::open(&runtime, dir, &options)?;
+                (args.text.clone(), encoder.encode(&args.text)?)
+            }
+            _ => bail!("give --image-model DIR FILE... or --text-model DIR --text TEXT"),
+        };
+    for (input, vector) in inputs.iter().zip(&vectors) {
+        print_json(&json!({"input": input, "vector": vector}));
+    }
+    Ok(ExitCode::SUCCESS)
+}
