@@ -72,12 +72,7 @@ pub fn gap(args: GapArgs) -> Result<()> {
     let store = Store::open_read_only(&args.store)?;
     let collection = store.collection(&args.collection)?;
     let (a, b) = field_pair(&collection, args.fields.as_deref())?;
-    let filter = args
-        .filter
-        .as_deref()
-        .map(Filter::parse)
-        .transpose()
-        .context("--filter")?;
+    let filter = super::parse_filter(args.filter.as_deref(), "--filter")?;
     let fit = FitArgs {
         fit_filter: args.filter.clone(),
     };

@@ -7,7 +7,7 @@ use medvec_query::heads::{HeadSpec, SplitFractions, TrainConfig};
 use medvec_query::training::{
     classify, train_head, LambdaResult, Prediction, SavedHead, SplitSource, TrainRequest,
 };
-use medvec_store::{Filter, Store};
+use medvec_store::Store;
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -272,12 +272,7 @@ pub fn classify_command(args: ClassifyArgs) -> Result<()> {
     let store = Store::open_read_only(&args.store)?;
     let collection = store.collection(&args.collection)?;
     let saved = SavedHead::load(&collection, &args.head)?;
-    let filter = args
-        .filter
-        .as_deref()
-        .map(Filter::parse)
-        .transpose()
-        .context("--filter")?;
+    let filter = super::parse_filter(args.filter.as_deref(), "--filter")?;
     let jsonl = args.json
         || args
             .out
@@ -370,12 +365,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let store = Store::open_read_only(&args.store)?;
     let collection = store.collection(&args.collection)?;
     let saved = SavedHead::load(&collection, &args.head)?;
-    let filter = args
-        .filter
-        .as_deref()
-        .map(Filter::parse)
-        .transpose()
-        .context("--filter")?;
+    let filter = super::parse_filter(args.filter.as_deref(), "--filter")?;
     let classes = &saved.meta.classes;
     let (mut truth, mut predicted) = (Vec::new(), Vec::new());
     classify(&collection, &saved, filter.as_ref(), 4096, |p| {

@@ -69,6 +69,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     .map(|()| ExitCode::SUCCESS)
 }
 
+/// Parses an optional `--filter`-style option, naming the flag in the error.
+fn parse_filter(text: Option<&str>, flag: &str) -> Result<Option<medvec_store::Filter>> {
+    use anyhow::Context;
+    text.map(medvec_store::Filter::parse)
+        .transpose()
+        .with_context(|| flag.to_string())
+}
+
 /// Prints a JSON value on one line.
 fn print_json(value: &serde_json::Value) {
     println!("{value}");

@@ -5,7 +5,7 @@ use super::print_json;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use medvec_query::retrieval::search_shifted;
-use medvec_store::{Collection, Filter, Hit, SearchParams, Store};
+use medvec_store::{Collection, Hit, SearchParams, Store};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -66,12 +66,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
         k: args.k + usize::from(exclude.is_some()),
         ef: args.ef,
         exact: args.exact,
-        filter: args
-            .filter
-            .as_deref()
-            .map(Filter::parse)
-            .transpose()
-            .context("--filter")?,
+        filter: super::parse_filter(args.filter.as_deref(), "--filter")?,
         offset: None,
     };
     let results = run_search(&args, &collection, &queries, params)?;
