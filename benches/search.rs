@@ -1,0 +1,999 @@
+//! Search benchmark: medvec against hnswlib and faiss-cpu on the same vectors, in the same run.
+//!
+//! `cargo bench --bench search` generates (or reuses) 100,000 clustered 512-d unit vectors and
+//! 1,000 queries under `target/bench-data/`, computes the exact top-10 by brute force, measures
+//! medvec (build, recall@10 and QPS over an ef sweep, open-to-first-query, peak RSS), runs
+//! `tools/bench_peers.py` for hnswlib and faiss on the same `.npy` files, and prints a markdown
+//! table with ratios. See `benches/README.md` for the results and the knobs below.
+//!
+//! Environment:
+//! - `MEDVEC_PYTHON`: interpreter with numpy, hnswlib, faiss (default `<workspace>/.venv/bin/python`)
+//! - `MEDVEC_BENCH_N`, `MEDVEC_BENCH_DIM`, `MEDVEC_BENCH_QUERIES`, `MEDVEC_BENCH_CLUSTERS`:
+//!   data size (defaults 100000, 512, 1000, 100)
+//! - `MEDVEC_BENCH_REPEATS`: builds per system, median reported (default 3)
+//! - `MEDVEC_BENCH_EFS`: ef sweep (default `16,32,64,128,256`)
+//! - `MEDVEC_BENCH_SKIP_PEERS=1`: medvec only
+//!
+//! Sub-commands (used by the driver on itself, in fresh processes):
+//! - `first-query STORE QUERIES EF`: open read-only, open the collection, search one query;
+//!   prints the milliseconds taken as JSON
+//! - `rss STORE QUERIES EF`: open and search every query; prints VmHWM as JSON
+//! - `build`: data generation and medvec build only (for profiling the graph build)
+
+use medvec_store::{
+    CollectionOptions, HnswParams, Metric, Record, Schema, SearchParams, Store, VectorField,
+};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const K: usize = 10;
+const COLLECTION: &str = "bench";
+const FIELD: &str = "v";
+const TARGET_RECALL: f64 = 0.95;
+/// Bumped whenever the generator changes, so stale `.npy` files are regenerated.
+const GENERATOR_VERSION: u32 = 1;
+const SEED: u64 = 0x6d65_6476_6563_0001;
+/// Within-cluster spread relative to the spread of the cluster centres.
+const SPREAD: f32 = 1.0;
+
+#[derive(Debug, Clone)]
+struct Config {
+    n: usize,
+    dim: usize,
+    queries: usize,
+    clusters: usize,
+    repeats: usize,
+    efs: Vec<usize>,
+    skip_peers: bool,
+    data_dir: PathBuf,
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+impl Config {
+    fn from_env() -> Config {
+        let efs = std::env::var("MEDVEC_BENCH_EFS")
+            .ok()
+            .map(|v| {
+                v.split(',')
+                    .filter_map(|s| s.trim().parse().ok())
+                    .collect::<Vec<usize>>()
+            })
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| vec![16, 32, 64, 128, 256]);
+        Config {
+            n: env_usize("MEDVEC_BENCH_N", 100_000),
+            dim: env_usize("MEDVEC_BENCH_DIM", 512),
+            queries: env_usize("MEDVEC_BENCH_QUERIES", 1_000),
+            clusters: env_usize("MEDVEC_BENCH_CLUSTERS", 100),
+            repeats: env_usize("MEDVEC_BENCH_REPEATS", 3).max(1),
+            efs,
+            skip_peers: std::env::var("MEDVEC_BENCH_SKIP_PEERS").is_ok_and(|v| v == "1"),
+            data_dir: workspace().join("target").join("bench-data"),
+        }
+    }
+
+    fn tag(&self) -> String {
+        format!(
+            "v{GENERATOR_VERSION}-n{}-d{}-q{}-c{}",
+            self.n, self.dim, self.queries, self.clusters
+        )
+    }
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic data
+
+/// SplitMix64: tiny, deterministic across platforms and crate versions.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal pairs by Box-Muller.
+    fn normals(&mut self, out: &mut [f32]) {
+        for pair in out.chunks_mut(2) {
+            let (u, v) = (self.unit(), self.unit());
+            let r = (-2.0 * u.ln()).sqrt();
+            let t = std::f64::consts::TAU * v;
+            pair[0] = (r * t.cos()) as f32;
+            if pair.len() > 1 {
+                pair[1] = (r * t.sin()) as f32;
+            }
+        }
+    }
+}
+
+fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+/// `count` unit vectors from `clusters` isotropic Gaussian clusters; row `i` belongs to cluster
+/// `hash(i) % clusters`. Every row has its own stream, so rows can be generated in parallel.
+fn clustered(count: usize, dim: usize, centres: &[f32], stream: u64) -> Vec<f32> {
+    let clusters = centres.len() / dim;
+    let mut out = vec![0f32; count * dim];
+    let threads = 2;
+    let per = count.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (t, chunk) in out.chunks_mut(per * dim).enumerate() {
+            scope.spawn(move || {
+                let mut noise = vec![0f32; dim];
+                for (j, row) in chunk.chunks_exact_mut(dim).enumerate() {
+                    let i = (t * per + j) as u64;
+                    let mut rng = Rng(SEED ^ stream.wrapping_mul(0x1000_0000_01B3) ^ (i << 1));
+                    rng.next_u64();
+                    let c = (rng.next_u64() % clusters as u64) as usize;
+                    rng.normals(&mut noise);
+                    for ((x, &m), &z) in row.iter_mut().zip(&centres[c * dim..]).zip(&noise) {
+                        *x = m + SPREAD * z;
+                    }
+                    normalise(row);
+                }
+            });
+        }
+    });
+    out
+}
+
+struct Data {
+    base: Vec<f32>,
+    queries: Vec<f32>,
+    truth: Vec<u32>,
+}
+
+fn npy_path(cfg: &Config, name: &str) -> PathBuf {
+    cfg.data_dir.join(format!("{name}.npy"))
+}
+
+/// Loads the data set when the files match the configuration, else generates and writes it.
+fn load_or_generate(cfg: &Config) -> Data {
+    std::fs::create_dir_all(&cfg.data_dir).expect("create target/bench-data");
+    let tag_path = cfg.data_dir.join("DATASET");
+    let tag = std::fs::read_to_string(&tag_path).unwrap_or_default();
+    if tag.trim() == cfg.tag() {
+        let base = read_npy_f32(&npy_path(cfg, "base"));
+        let queries = read_npy_f32(&npy_path(cfg, "queries"));
+        let truth = read_npy_i32(&npy_path(cfg, "truth"));
+        if let (Ok((base, [n, d])), Ok((queries, [q, _])), Ok((truth, [_, k]))) =
+            (base, queries, truth)
+        {
+            if n == cfg.n && d == cfg.dim && q == cfg.queries && k == K {
+                eprintln!(
+                    "bench: reusing data set {} in {}",
+                    cfg.tag(),
+                    cfg.data_dir.display()
+                );
+                return Data {
+                    base,
+                    queries,
+                    truth: truth.into_iter().map(|x| x as u32).collect(),
+                };
+            }
+        }
+    }
+    let t = Instant::now();
+    let _ = std::fs::remove_file(&tag_path);
+    let mut centres = vec![0f32; cfg.clusters * cfg.dim];
+    Rng(SEED).normals(&mut centres);
+    let base = clustered(cfg.n, cfg.dim, &centres, 1);
+    let queries = clustered(cfg.queries, cfg.dim, &centres, 2);
+    let truth = brute_force(&base, &queries, cfg.dim);
+    write_npy(
+        &npy_path(cfg, "base"),
+        "<f4",
+        [cfg.n, cfg.dim],
+        bytes_f32(&base),
+    );
+    write_npy(
+        &npy_path(cfg, "queries"),
+        "<f4",
+        [cfg.queries, cfg.dim],
+        bytes_f32(&queries),
+    );
+    let truth_bytes: Vec<u8> = truth
+        .iter()
+        .flat_map(|&x| (x as i32).to_le_bytes())
+        .collect();
+    write_npy(
+        &npy_path(cfg, "truth"),
+        "<i4",
+        [cfg.queries, K],
+        truth_bytes,
+    );
+    std::fs::write(&tag_path, format!("{}\n", cfg.tag())).expect("write DATASET");
+    eprintln!(
+        "bench: generated data set {} (with exact top-{K}) in {:.1} s",
+        cfg.tag(),
+        t.elapsed().as_secs_f64()
+    );
+    Data {
+        base,
+        queries,
+        truth,
+    }
+}
+
+/// Exact top-K by inner product of unit vectors (= cosine), on two threads.
+fn brute_force(base: &[f32], queries: &[f32], dim: usize) -> Vec<u32> {
+    let nq = queries.len() / dim;
+    let mut truth = vec![0u32; nq * K];
+    let per = nq.div_ceil(2).max(1);
+    std::thread::scope(|scope| {
+        for (t, out) in truth.chunks_mut(per * K).enumerate() {
+            scope.spawn(move || {
+                for (j, slot) in out.chunks_exact_mut(K).enumerate() {
+                    let q = &queries[(t * per + j) * dim..(t * per + j + 1) * dim];
+                    let mut best: Vec<(f32, u32)> = Vec::with_capacity(K + 1);
+                    for (row, x) in base.chunks_exact(dim).enumerate() {
+                        let s = medvec_store::distance::dot(q, x);
+                        if best.len() < K || s > best[K - 1].0 {
+                            let at = best.partition_point(|b| b.0 >= s);
+                            best.insert(at, (s, row as u32));
+                            best.truncate(K);
+                        }
+                    }
+                    for (dst, (_, row)) in slot.iter_mut().zip(best) {
+                        *dst = row;
+                    }
+                }
+            });
+        }
+    });
+    truth
+}
+
+fn bytes_f32(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn write_npy(path: &Path, descr: &str, shape: [usize; 2], body: Vec<u8>) {
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({}, {}), }}",
+        shape[0], shape[1]
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let tmp = path.with_extension("npy.tmp");
+    let mut out = BufWriter::new(File::create(&tmp).expect("create npy"));
+    out.write_all(b"\x93NUMPY\x01\x00").unwrap();
+    out.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
+    out.write_all(header.as_bytes()).unwrap();
+    out.write_all(&body).unwrap();
+    out.into_inner().unwrap().sync_all().unwrap();
+    std::fs::rename(&tmp, path).expect("rename npy");
+}
+
+/// Reads the 2-d little-endian 4-byte `.npy` files written above.
+fn read_npy_raw(path: &Path, descr: &str) -> Result<(Vec<u8>, [usize; 2]), String> {
+    let mut file = BufReader::new(File::open(path).map_err(|e| e.to_string())?);
+    let mut head = [0u8; 10];
+    file.read_exact(&mut head).map_err(|e| e.to_string())?;
+    if &head[..6] != b"\x93NUMPY" || head[6] != 1 {
+        return Err("not an npy 1.0 file".into());
+    }
+    let len = u16::from_le_bytes([head[8], head[9]]) as usize;
+    let mut header = vec![0u8; len];
+    file.read_exact(&mut header).map_err(|e| e.to_string())?;
+    let header = String::from_utf8_lossy(&header);
+    if !header.contains(&format!("'descr': '{descr}'")) || header.contains("'fortran_order': True")
+    {
+        return Err(format!("unexpected header {header}"));
+    }
+    let shape = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .ok_or("no shape")?;
+    let dims: Vec<usize> = shape
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let [rows, cols] = dims[..] else {
+        return Err("not 2-d".into());
+    };
+    let mut body = Vec::with_capacity(rows * cols * 4);
+    file.read_to_end(&mut body).map_err(|e| e.to_string())?;
+    if body.len() != rows * cols * 4 {
+        return Err("truncated".into());
+    }
+    Ok((body, [rows, cols]))
+}
+
+fn read_npy_f32(path: &Path) -> Result<(Vec<f32>, [usize; 2]), String> {
+    let (body, shape) = read_npy_raw(path, "<f4")?;
+    let v = body
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    Ok((v, shape))
+}
+
+fn read_npy_i32(path: &Path) -> Result<(Vec<i32>, [usize; 2]), String> {
+    let (body, shape) = read_npy_raw(path, "<i4")?;
+    let v = body
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    Ok((v, shape))
+}
+
+// ---------------------------------------------------------------------------------------------
+// medvec measurements
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+struct BuildTimes {
+    import_s: f64,
+    flush_s: f64,
+    /// CPU time (user + system, all threads) of import + flush: robust to other load.
+    cpu_s: f64,
+}
+
+/// CPU time of this process so far, all threads.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Creates a store at `dir`, imports every vector (batches of 5,000 upserts) and flushes one
+/// segment, which builds its HNSW graph.
+fn build_medvec(dir: &Path, data: &Data, dim: usize) -> BuildTimes {
+    let _ = std::fs::remove_dir_all(dir);
+    drop(Store::create(dir).expect("create store"));
+    let options = CollectionOptions {
+        flush_rows: 200_000,
+        ..CollectionOptions::default()
+    };
+    let store = Store::open_with(dir, options).expect("open store");
+    let schema = Schema {
+        vectors: vec![VectorField {
+            name: FIELD.into(),
+            dim,
+            metric: Metric::Cosine,
+            hnsw: HnswParams {
+                m: 16,
+                ef_construction: 200,
+                ef_search: 64,
+            },
+        }],
+        payload: vec![],
+    };
+    let collection = store
+        .create_collection(COLLECTION, schema)
+        .expect("create collection");
+    let cpu = cpu_seconds();
+    let start = Instant::now();
+    for (b, batch) in data.base.chunks(5_000 * dim).enumerate() {
+        let records: Vec<Record> = batch
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(j, v)| Record::new((b * 5_000 + j).to_string()).with_vector(FIELD, v.to_vec()))
+            .collect();
+        collection.upsert(&records).expect("upsert");
+    }
+    let import_s = start.elapsed().as_secs_f64();
+    let flushed = Instant::now();
+    collection.flush().expect("flush");
+    let flush_s = flushed.elapsed().as_secs_f64();
+    let cpu_s = cpu_seconds() - cpu;
+    store.close().expect("close");
+    BuildTimes {
+        import_s,
+        flush_s,
+        cpu_s,
+    }
+}
+
+fn query_rows(queries: &[f32], dim: usize) -> Vec<Vec<f32>> {
+    queries.chunks_exact(dim).map(|q| q.to_vec()).collect()
+}
+
+fn recall(hits: &[Vec<medvec_store::Hit>], truth: &[u32]) -> f64 {
+    let mut found = 0usize;
+    for (q, row) in hits.iter().enumerate() {
+        let want = &truth[q * K..(q + 1) * K];
+        found += row
+            .iter()
+            .filter_map(|h| h.id.parse::<u32>().ok())
+            .filter(|id| want.contains(id))
+            .count();
+    }
+    found as f64 / (hits.len() * K) as f64
+}
+
+#[derive(Debug, Clone)]
+struct SweepPoint {
+    ef: usize,
+    /// Median over the builds.
+    recall: f64,
+    recall_min: f64,
+    recall_max: f64,
+    qps: f64,
+    /// Queries per CPU-second (all threads): less sensitive to other load than `qps`.
+    qps_cpu: f64,
+}
+
+fn sweep_medvec(dir: &Path, data: &Data, cfg: &Config) -> Vec<SweepPoint> {
+    let store = Store::open_read_only(dir).expect("open store");
+    let collection = store.collection(COLLECTION).expect("collection");
+    let queries = query_rows(&data.queries, cfg.dim);
+    let mut out = Vec::new();
+    for &ef in &cfg.efs {
+        let params = SearchParams {
+            k: K,
+            ef: Some(ef),
+            ..SearchParams::default()
+        };
+        // One warm-up pass (faults in the pages this ef touches), then timed passes.
+        let hits = collection.search_batch(FIELD, &queries, &params).unwrap();
+        let r = recall(&hits, &data.truth);
+        let (times, cpus): (Vec<f64>, Vec<f64>) = (0..cfg.repeats.max(5))
+            .map(|_| {
+                let (t, c) = (Instant::now(), cpu_seconds());
+                let hits = collection.search_batch(FIELD, &queries, &params).unwrap();
+                let s = t.elapsed().as_secs_f64();
+                std::hint::black_box(hits);
+                (s, cpu_seconds() - c)
+            })
+            .unzip();
+        let qps = queries.len() as f64 / median(times);
+        let qps_cpu = queries.len() as f64 / median(cpus);
+        eprintln!(
+            "bench: medvec ef={ef:<4} recall@{K}={r:.4} QPS={qps:.0} queries/CPU-s={qps_cpu:.0}"
+        );
+        out.push(SweepPoint {
+            ef,
+            recall: r,
+            recall_min: r,
+            recall_max: r,
+            qps,
+            qps_cpu,
+        });
+    }
+    out
+}
+
+/// Per ef: the median recall and QPS over several builds' sweeps, and the recall range.
+fn combine(sweeps: &[Vec<SweepPoint>]) -> Vec<SweepPoint> {
+    let efs: Vec<usize> = sweeps[0].iter().map(|p| p.ef).collect();
+    efs.into_iter()
+        .map(|ef| {
+            let points: Vec<&SweepPoint> = sweeps
+                .iter()
+                .filter_map(|s| s.iter().find(|p| p.ef == ef))
+                .collect();
+            let recalls: Vec<f64> = points.iter().map(|p| p.recall).collect();
+            SweepPoint {
+                ef,
+                recall: median(recalls.clone()),
+                recall_min: recalls.iter().copied().fold(f64::INFINITY, f64::min),
+                recall_max: recalls.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                qps: median(points.iter().map(|p| p.qps).collect()),
+                qps_cpu: median(points.iter().map(|p| p.qps_cpu).collect()),
+            }
+        })
+        .collect()
+}
+
+/// The first sweep point reaching the target recall.
+fn at_target(points: &[SweepPoint]) -> Option<&SweepPoint> {
+    points.iter().find(|p| p.recall >= TARGET_RECALL)
+}
+
+fn vm_hwm_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+fn status_kib(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Child: open the store read-only, open the collection, run one search (then a second one, to
+/// show what the first paid once).
+fn child_first_query(store: &Path, queries: &Path, ef: usize) {
+    let (q, [_, dim]) = read_npy_f32(queries).expect("queries");
+    let params = SearchParams {
+        k: K,
+        ef: Some(ef),
+        ..SearchParams::default()
+    };
+    let t = Instant::now();
+    let s = Store::open_read_only(store).expect("open");
+    let opened = t.elapsed();
+    let c = s.collection(COLLECTION).expect("collection");
+    let collected = t.elapsed();
+    let hits = c.search(FIELD, &q[..dim], &params).expect("search");
+    let first = t.elapsed();
+    assert_eq!(hits.len(), K);
+    let t2 = Instant::now();
+    let hits = c.search(FIELD, &q[dim..2 * dim], &params).expect("search");
+    let second = t2.elapsed();
+    assert_eq!(hits.len(), K);
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{{\"first_query_ms\": {}, \"open_ms\": {}, \"collection_ms\": {}, \"search_ms\": {}, \"second_search_ms\": {}}}",
+        ms(first),
+        ms(opened),
+        ms(collected - opened),
+        ms(first - collected),
+        ms(second)
+    );
+}
+
+/// Child: open and search every query (three passes), then report the peak RSS.
+fn child_rss(store: &Path, queries: &Path, ef: usize) {
+    let (q, [_, dim]) = read_npy_f32(queries).expect("queries");
+    let queries = query_rows(&q, dim);
+    drop(q);
+    let baseline = status_kib("VmRSS:");
+    let s = Store::open_read_only(store).expect("open");
+    let c = s.collection(COLLECTION).expect("collection");
+    let params = SearchParams {
+        k: K,
+        ef: Some(ef),
+        ..SearchParams::default()
+    };
+    for _ in 0..3 {
+        std::hint::black_box(c.search_batch(FIELD, &queries, &params).expect("search"));
+    }
+    println!(
+        "{{\"vm_hwm_kib\": {}, \"baseline_kib\": {baseline}}}",
+        vm_hwm_kib()
+    );
+}
+
+fn run_child(args: &[&str]) -> serde_json::Value {
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new(exe).args(args).output().expect("spawn child");
+    if !out.status.success() {
+        panic!(
+            "child {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout).expect("child JSON")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peers
+
+fn python() -> PathBuf {
+    std::env::var_os("MEDVEC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"))
+}
+
+#[derive(Debug, Clone)]
+struct PeerResult {
+    name: String,
+    build_s: f64,
+    build_cpu_s: f64,
+    build_runs_s: Vec<f64>,
+    sweep: Vec<SweepPoint>,
+    first_query_ms: f64,
+    vm_hwm_kib: f64,
+    baseline_kib: f64,
+    index_bytes: u64,
+}
+
+fn run_peers(cfg: &Config) -> Vec<PeerResult> {
+    let out_path = cfg.data_dir.join("peers.json");
+    let _ = std::fs::remove_file(&out_path);
+    let efs: Vec<String> = cfg.efs.iter().map(|e| e.to_string()).collect();
+    let mut cmd = Command::new(python());
+    cmd.arg(workspace().join("tools/bench_peers.py"))
+        .arg("--data")
+        .arg(&cfg.data_dir)
+        .arg("--efs")
+        .arg(efs.join(","))
+        .arg("--repeats")
+        .arg(cfg.repeats.to_string())
+        .arg("--threads")
+        .arg("2")
+        .arg("--out")
+        .arg(&out_path);
+    eprintln!("bench: running {cmd:?}");
+    let status = cmd
+        .status()
+        .expect("run tools/bench_peers.py (set MEDVEC_PYTHON)");
+    assert!(status.success(), "tools/bench_peers.py failed");
+    let text = std::fs::read_to_string(&out_path).expect("peers.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("peers.json");
+    let f = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+    json.as_array()
+        .expect("peers.json is a list")
+        .iter()
+        .map(|p| PeerResult {
+            name: p["name"].as_str().unwrap_or("?").to_string(),
+            build_s: f(p, "build_s"),
+            build_cpu_s: f(p, "build_cpu_s"),
+            build_runs_s: p["build_runs_s"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+                .unwrap_or_default(),
+            sweep: p["sweep"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| SweepPoint {
+                            ef: x["ef"].as_u64().unwrap_or(0) as usize,
+                            recall: f(x, "recall"),
+                            recall_min: f(x, "recall_min"),
+                            recall_max: f(x, "recall_max"),
+                            qps: f(x, "qps"),
+                            qps_cpu: f(x, "qps_cpu"),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            first_query_ms: f(p, "first_query_ms"),
+            vm_hwm_kib: f(p, "vm_hwm_kib"),
+            baseline_kib: f(p, "baseline_kib"),
+            index_bytes: p["index_bytes"].as_u64().unwrap_or(0),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+struct Row {
+    name: String,
+    build_s: f64,
+    build_cpu_s: f64,
+    at_target: Option<SweepPoint>,
+    first_query_ms: f64,
+    vm_hwm_mib: f64,
+    delta_mib: f64,
+    sweep: Vec<SweepPoint>,
+}
+
+fn fmt_ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}×", a / b)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
+    let mut s = String::new();
+    let tgt = |r: &Row| r.at_target.as_ref().map(|p| (p.ef, p.recall, p.qps, p.qps_cpu));
+    s += &format!(
+        "\n### {} × {}-d cosine, {} queries, k={K}, M=16, ef_construction=200, 2 threads\n\n",
+        cfg.n, cfg.dim, cfg.queries
+    );
+    s += &format!(
+        "{} CPUs; load average (1/5/15 min) at start {load_start}, at end {}. \
+         Medians: builds of {} runs, QPS of >= 5 batch runs, open-to-first-query of 7 processes, \
+         RSS of 3 processes.\n\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        loadavg(),
+        cfg.repeats
+    );
+    s += "| metric | ";
+    s += &rows
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    s += " | medvec / hnswlib | medvec / faiss |\n|---|";
+    s += &"---:|".repeat(rows.len() + 2);
+    s += "\n";
+    let m = &rows[0];
+    let peer = |name: &str| rows.iter().find(|r| r.name == name);
+    let mut line = |label: &str, f: &dyn Fn(&Row) -> String, v: &dyn Fn(&Row) -> f64| {
+        s += &format!("| {label} | ");
+        s += &rows.iter().map(f).collect::<Vec<_>>().join(" | ");
+        for p in ["hnswlib", "faiss"] {
+            s += " | ";
+            s += &peer(p).map_or("n/a".into(), |p| fmt_ratio(v(m), v(p)));
+        }
+        s += " |\n";
+    };
+    line(
+        "build time (s, median)",
+        &|r| format!("{:.1}", r.build_s),
+        &|r| r.build_s,
+    );
+    line(
+        "build CPU time (CPU-s, median)",
+        &|r| format!("{:.1}", r.build_cpu_s),
+        &|r| r.build_cpu_s,
+    );
+    line(
+        &format!("smallest ef with recall@{K} ≥ {TARGET_RECALL}"),
+        &|r| tgt(r).map_or("not reached".into(), |t| format!("{} ({:.3})", t.0, t.1)),
+        &|r| tgt(r).map_or(f64::NAN, |t| t.0 as f64),
+    );
+    line(
+        "QPS at that ef",
+        &|r| tgt(r).map_or("n/a".into(), |t| format!("{:.0}", t.2)),
+        &|r| tgt(r).map_or(f64::NAN, |t| t.2),
+    );
+    line(
+        "queries per CPU-second at that ef",
+        &|r| tgt(r).map_or("n/a".into(), |t| format!("{:.0}", t.3)),
+        &|r| tgt(r).map_or(f64::NAN, |t| t.3),
+    );
+    line(
+        "open-to-first-query (ms, median)",
+        &|r| format!("{:.1}", r.first_query_ms),
+        &|r| r.first_query_ms,
+    );
+    line(
+        "peak RSS during search (MiB, VmHWM)",
+        &|r| format!("{:.0}", r.vm_hwm_mib),
+        &|r| r.vm_hwm_mib,
+    );
+    line(
+        "  of which index + search (MiB)",
+        &|r| format!("{:.0}", r.delta_mib),
+        &|r| r.delta_mib,
+    );
+    s += &format!(
+        "\n#### ef sweep: recall@{K} (median over the builds, range when they differ); QPS = wall-clock \
+         queries/s, q/CPU-s = queries per CPU-second (median over builds of the median of ≥5 batch \
+         runs of all queries)\n\n| ef | "
+    );
+    s += &rows
+        .iter()
+        .map(|r| format!("{} recall | {} QPS (q/CPU-s)", r.name, r.name))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    s += " | QPS (q/CPU-s) medvec / hnswlib | QPS (q/CPU-s) medvec / faiss |\n|---:|";
+    s += &"---:|".repeat(rows.len() * 2 + 2);
+    s += "\n";
+    for &ef in &cfg.efs {
+        let point = |r: &Row| r.sweep.iter().find(|p| p.ef == ef).cloned();
+        s += &format!("| {ef} | ");
+        s += &rows
+            .iter()
+            .map(|r| {
+                point(r).map_or("n/a | n/a".into(), |p| {
+                    if p.recall_max - p.recall_min >= 0.00005 {
+                        format!(
+                            "{:.4} ({:.3}–{:.3}) | {:.0} ({:.0})",
+                            p.recall, p.recall_min, p.recall_max, p.qps, p.qps_cpu
+                        )
+                    } else {
+                        format!("{:.4} | {:.0} ({:.0})", p.recall, p.qps, p.qps_cpu)
+                    }
+                })
+            })
+            .collect::<Vec<_>>()
+            .join(" | ");
+        for p in ["hnswlib", "faiss"] {
+            s += " | ";
+            s += &peer(p)
+                .and_then(|p| {
+                    let (a, b) = (point(m)?, point(p)?);
+                    Some(format!(
+                        "{} ({})",
+                        fmt_ratio(a.qps, b.qps),
+                        fmt_ratio(a.qps_cpu, b.qps_cpu)
+                    ))
+                })
+                .unwrap_or_else(|| "n/a".into());
+        }
+        s += " |\n";
+    }
+    s += "\nTargets:\n";
+    if let Some(h) = peer("hnswlib") {
+        let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+        let qps_ok = match (tgt(m), tgt(h)) {
+            (Some(a), Some(b)) => a.2 >= b.2,
+            _ => false,
+        };
+        s += &format!(
+            "- QPS ≥ 1.0× hnswlib at recall@{K} ≥ {TARGET_RECALL}: {} ({} wall-clock, {} per CPU-second)\n",
+            verdict(qps_ok),
+            match (tgt(m), tgt(h)) {
+                (Some(a), Some(b)) => fmt_ratio(a.2, b.2),
+                _ => "n/a".into(),
+            },
+            match (tgt(m), tgt(h)) {
+                (Some(a), Some(b)) => fmt_ratio(a.3, b.3),
+                _ => "n/a".into(),
+            }
+        );
+        s += &format!(
+            "- build ≤ 1.2× hnswlib: {} ({} wall-clock, {} CPU time)\n",
+            verdict(m.build_s <= 1.2 * h.build_s),
+            fmt_ratio(m.build_s, h.build_s),
+            fmt_ratio(m.build_cpu_s, h.build_cpu_s)
+        );
+        s += &format!(
+            "- peak RSS during search ≤ hnswlib: {} ({})\n",
+            verdict(m.vm_hwm_mib <= h.vm_hwm_mib),
+            fmt_ratio(m.vm_hwm_mib, h.vm_hwm_mib)
+        );
+        s += &format!(
+            "- open-to-first-query < 50 ms: {} ({:.1} ms)\n",
+            verdict(m.first_query_ms < 50.0),
+            m.first_query_ms
+        );
+    }
+    s
+}
+
+fn main() {
+    // Two threads everywhere, as for the peers (rayon reads this when its pool starts).
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "2");
+    }
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    match args.first().map(String::as_str) {
+        Some("first-query") => {
+            return child_first_query(
+                Path::new(&args[1]),
+                Path::new(&args[2]),
+                args[3].parse().unwrap(),
+            )
+        }
+        Some("rss") => {
+            return child_rss(
+                Path::new(&args[1]),
+                Path::new(&args[2]),
+                args[3].parse().unwrap(),
+            )
+        }
+        _ => {}
+    }
+    let build_only = args.first().is_some_and(|a| a == "build");
+    let load_start = loadavg();
+    let cfg = Config::from_env();
+    let data = load_or_generate(&cfg);
+
+    let store_dir = cfg.data_dir.join("medvec-store");
+    let mut builds = Vec::new();
+    let mut sweeps = Vec::new();
+    for i in 0..cfg.repeats {
+        let t = build_medvec(&store_dir, &data, cfg.dim);
+        eprintln!(
+            "bench: medvec build {}/{}: import {:.1} s + flush (segment + HNSW graph) {:.1} s = {:.1} s, {:.1} CPU-s",
+            i + 1,
+            cfg.repeats,
+            t.import_s,
+            t.flush_s,
+            t.import_s + t.flush_s,
+            t.cpu_s
+        );
+        builds.push(t);
+        if !build_only {
+            // Parallel graph builds are not deterministic: sweep every build, report medians.
+            sweeps.push(sweep_medvec(&store_dir, &data, &cfg));
+        }
+    }
+    let build_s = median(builds.iter().map(|b| b.import_s + b.flush_s).collect());
+    let build_cpu_s = median(builds.iter().map(|b| b.cpu_s).collect());
+    if build_only {
+        eprintln!(
+            "bench: medvec build median {build_s:.1} s, {build_cpu_s:.1} CPU-s (import {:.1} s, flush {:.1} s)",
+            median(builds.iter().map(|b| b.import_s).collect()),
+            median(builds.iter().map(|b| b.flush_s).collect())
+        );
+        return;
+    }
+    let sweep = combine(&sweeps);
+    let ef_target = at_target(&sweep).map_or(*cfg.efs.last().unwrap(), |p| p.ef);
+    let queries_npy = npy_path(&cfg, "queries");
+    let (store_arg, queries_arg, ef_arg) = (
+        store_dir.to_str().unwrap(),
+        queries_npy.to_str().unwrap(),
+        ef_target.to_string(),
+    );
+    run_child(&["first-query", store_arg, queries_arg, &ef_arg]); // warms the page cache
+    let firsts: Vec<serde_json::Value> = (0..7)
+        .map(|_| run_child(&["first-query", store_arg, queries_arg, &ef_arg]))
+        .collect();
+    let part = |key: &str| median(firsts.iter().map(|v| v[key].as_f64().unwrap()).collect());
+    let first_query_ms = part("first_query_ms");
+    eprintln!(
+        "bench: medvec open-to-first-query {first_query_ms:.2} ms = open_read_only {:.2} + collection() {:.2} + first search {:.2} (a second search: {:.2} ms)",
+        part("open_ms"),
+        part("collection_ms"),
+        part("search_ms"),
+        part("second_search_ms")
+    );
+    let rss: Vec<serde_json::Value> = (0..3)
+        .map(|_| run_child(&["rss", store_arg, queries_arg, &ef_arg]))
+        .collect();
+    let kib = |key: &str| median(rss.iter().map(|v| v[key].as_f64().unwrap()).collect());
+    let (hwm, base) = (kib("vm_hwm_kib"), kib("baseline_kib"));
+    eprintln!(
+        "bench: medvec peak RSS VmHWM {:.0} MiB (ef={ef_target})",
+        hwm / 1024.0
+    );
+    let mut rows = vec![Row {
+        name: "medvec".into(),
+        build_s,
+        build_cpu_s,
+        at_target: at_target(&sweep).cloned(),
+        first_query_ms,
+        vm_hwm_mib: hwm / 1024.0,
+        delta_mib: (hwm - base) / 1024.0,
+        sweep,
+    }];
+    if !cfg.skip_peers {
+        for p in run_peers(&cfg) {
+            eprintln!(
+                "bench: {} build runs {:?} s, index file {} bytes",
+                p.name, p.build_runs_s, p.index_bytes
+            );
+            rows.push(Row {
+                name: p.name.clone(),
+                build_s: p.build_s,
+                build_cpu_s: p.build_cpu_s,
+                at_target: at_target(&p.sweep).cloned(),
+                first_query_ms: p.first_query_ms,
+                vm_hwm_mib: p.vm_hwm_kib / 1024.0,
+                delta_mib: (p.vm_hwm_kib - p.baseline_kib) / 1024.0,
+                sweep: p.sweep,
+            });
+        }
+    }
+    let text = report(&cfg, &rows, &load_start);
+    println!("{text}");
+    let _ = std::fs::write(cfg.data_dir.join("report.md"), &text);
+}

@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""Peer baselines for medvec's search benchmark: hnswlib and faiss-cpu (IndexHNSWFlat).
+
+Run by `cargo bench --bench search` (benches/search.rs), which writes the data set first:
+
+    target/bench-data/base.npy     float32 (n, d), unit rows
+    target/bench-data/queries.npy  float32 (q, d), unit rows
+    target/bench-data/truth.npy    int32 (q, 10), exact top-10 by inner product
+
+For each peer: build time (median of --repeats builds, wall and CPU); after every build,
+recall@10 and QPS (batch query of all queries, median of >= 5 runs) over the ef sweep, reported
+as medians over the builds (multi-threaded builds are not deterministic); then, for an index
+saved to disk (the last build),
+load-to-first-query time (median of 7 fresh processes, page cache warm) and peak RSS (VmHWM)
+of a fresh process that loads the index and searches every query at the peer's smallest ef
+reaching recall 0.95. Writes a JSON list to --out.
+
+Same parameters as medvec: M=16, ef_construction=200, inner product on unit vectors, 2 threads
+for build and search (hnswlib set_num_threads(2), faiss omp_set_num_threads(2)).
+
+Child modes (used on itself): --child {hnswlib,faiss} --mode {first-query,rss} INDEX QUERIES EF
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+K = 10
+M = 16
+EF_CONSTRUCTION = 200
+TARGET_RECALL = 0.95
+
+
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def status_kib(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1])
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Children: a fresh process that imports only its own library.
+
+
+def child(args):
+    import numpy as np
+
+    queries = np.load(args.paths[1])
+    ef = int(args.paths[2])
+    index_path = args.paths[0]
+    baseline = status_kib("VmRSS:")
+    if args.child == "hnswlib":
+        import hnswlib
+
+        baseline = status_kib("VmRSS:")
+        t = time.perf_counter()
+        index = hnswlib.Index(space="ip", dim=queries.shape[1])
+        index.load_index(index_path)
+        index.set_num_threads(args.threads)
+        index.set_ef(ef)
+        if args.mode == "first-query":
+            labels, _ = index.knn_query(queries[:1], k=K)
+        else:
+            for _ in range(3):
+                index.knn_query(queries, k=K)
+    else:
+        import faiss
+
+        faiss.omp_set_num_threads(args.threads)
+        baseline = status_kib("VmRSS:")
+        t = time.perf_counter()
+        index = faiss.read_index(index_path)
+        index.hnsw.efSearch = ef
+        if args.mode == "first-query":
+            _, labels = index.search(queries[:1], K)
+        else:
+            for _ in range(3):
+                index.search(queries, K)
+    elapsed_ms = (time.perf_counter() - t) * 1e3
+    if args.mode == "first-query":
+        assert labels.shape == (1, K)
+        print(json.dumps({"first_query_ms": elapsed_ms}))
+    else:
+        print(json.dumps({"vm_hwm_kib": status_kib("VmHWM:"), "baseline_kib": baseline}))
+
+
+def run_child(args, name, mode, index_path, queries_path, ef):
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        name,
+        "--mode",
+        mode,
+        "--threads",
+        str(args.threads),
+        index_path,
+        queries_path,
+        str(ef),
+    ]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+# --------------------------------------------------------------------------------------------
+# Peers
+
+
+class Hnswlib:
+    name = "hnswlib"
+
+    def __init__(self, threads):
+        import hnswlib
+
+        self.lib = hnswlib
+        self.threads = threads
+        self.index = None
+
+    def build(self, base):
+        index = self.lib.Index(space="ip", dim=base.shape[1])
+        index.init_index(max_elements=base.shape[0], ef_construction=EF_CONSTRUCTION, M=M)
+        index.set_num_threads(self.threads)
+        index.add_items(base, num_threads=self.threads)
+        self.index = index
+
+    def search(self, queries, ef):
+        self.index.set_ef(ef)
+        labels, _ = self.index.knn_query(queries, k=K, num_threads=self.threads)
+        return labels
+
+    def save(self, path):
+        self.index.save_index(path)
+
+
+class Faiss:
+    name = "faiss"
+
+    def __init__(self, threads):
+        import faiss
+
+        self.lib = faiss
+        faiss.omp_set_num_threads(threads)
+        self.index = None
+
+    def build(self, base):
+        index = self.lib.IndexHNSWFlat(base.shape[1], M, self.lib.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = EF_CONSTRUCTION
+        index.add(base)
+        self.index = index
+
+    def search(self, queries, ef):
+        self.index.hnsw.efSearch = ef
+        _, labels = self.index.search(queries, K)
+        return labels
+
+    def save(self, path):
+        self.lib.write_index(self.index, path)
+
+
+def recall(labels, truth):
+    found = sum(len(set(row.tolist()) & set(want.tolist())) for row, want in zip(labels, truth))
+    return found / (truth.shape[0] * K)
+
+
+def sweep_once(peer, args, queries, truth):
+    sweep = []
+    for ef in args.efs:
+        labels = peer.search(queries, ef)  # warm-up
+        r = recall(labels, truth)
+        times, cpus = [], []
+        for _ in range(max(5, args.repeats)):
+            t, c = time.perf_counter(), cpu_seconds()
+            peer.search(queries, ef)
+            times.append(time.perf_counter() - t)
+            cpus.append(cpu_seconds() - c)
+        qps = len(queries) / statistics.median(times)
+        qps_cpu = len(queries) / statistics.median(cpus)
+        log(f"{peer.name} ef={ef:<4} recall@{K}={r:.4f} QPS={qps:.0f} queries/CPU-s={qps_cpu:.0f}")
+        sweep.append({"ef": ef, "recall": r, "qps": qps, "qps_cpu": qps_cpu})
+    return sweep
+
+
+def combine(sweeps):
+    """Per ef: median recall and QPS over the builds, and the recall range."""
+    out = []
+    for i, point in enumerate(sweeps[0]):
+        recalls = [s[i]["recall"] for s in sweeps]
+        out.append(
+            {
+                "ef": point["ef"],
+                "recall": statistics.median(recalls),
+                "recall_min": min(recalls),
+                "recall_max": max(recalls),
+                "qps": statistics.median(s[i]["qps"] for s in sweeps),
+                "qps_cpu": statistics.median(s[i]["qps_cpu"] for s in sweeps),
+            }
+        )
+    return out
+
+
+def measure(peer, args, base, queries, truth, queries_path):
+    builds, cpus, sweeps = [], [], []
+    for i in range(args.repeats):
+        peer.index = None
+        c, t = cpu_seconds(), time.perf_counter()
+        peer.build(base)
+        wall, cpu = time.perf_counter() - t, cpu_seconds() - c
+        builds.append(wall)
+        cpus.append(cpu)
+        log(f"{peer.name} build {i + 1}/{args.repeats}: {wall:.1f} s, {cpu:.1f} CPU-s")
+        # Multi-threaded builds are not deterministic: sweep every build, report medians.
+        sweeps.append(sweep_once(peer, args, queries, truth))
+    sweep = combine(sweeps)
+    ef_target = next((p["ef"] for p in sweep if p["recall"] >= TARGET_RECALL), args.efs[-1])
+    index_path = os.path.join(args.data, f"{peer.name}.index")
+    peer.save(index_path)
+    peer.index = None
+    run_child(args, peer.name, "first-query", index_path, queries_path, ef_target)  # warm cache
+    first = [
+        run_child(args, peer.name, "first-query", index_path, queries_path, ef_target)[
+            "first_query_ms"
+        ]
+        for _ in range(7)
+    ]
+    rss = [run_child(args, peer.name, "rss", index_path, queries_path, ef_target) for _ in range(3)]
+    result = {
+        "name": peer.name,
+        "build_s": statistics.median(builds),
+        "build_runs_s": builds,
+        "build_cpu_s": statistics.median(cpus),
+        "sweep": sweep,
+        "ef_target": ef_target,
+        "first_query_ms": statistics.median(first),
+        "vm_hwm_kib": statistics.median(r["vm_hwm_kib"] for r in rss),
+        "baseline_kib": statistics.median(r["baseline_kib"] for r in rss),
+        "index_bytes": os.path.getsize(index_path),
+    }
+    log(
+        f"{peer.name} load-to-first-query {result['first_query_ms']:.1f} ms, "
+        f"VmHWM {result['vm_hwm_kib'] / 1024:.0f} MiB (ef={ef_target})"
+    )
+    return result
+
+
+def log(msg):
+    print(f"bench_peers: {msg}", file=sys.stderr, flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "target", "bench-data"))
+    p.add_argument("--efs", default="16,32,64,128,256")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--peers", default="hnswlib,faiss")
+    p.add_argument("--out")
+    p.add_argument("--child", choices=["hnswlib", "faiss"])
+    p.add_argument("--mode", choices=["first-query", "rss"])
+    p.add_argument("paths", nargs="*")
+    args = p.parse_args()
+    if args.child:
+        return child(args)
+    args.efs = [int(x) for x in args.efs.split(",") if x.strip()]
+
+    import numpy as np
+
+    base = np.load(os.path.join(args.data, "base.npy"))
+    queries_path = os.path.join(args.data, "queries.npy")
+    queries = np.load(queries_path)
+    truth = np.load(os.path.join(args.data, "truth.npy"))
+    assert base.dtype == np.float32 and queries.dtype == np.float32
+    assert truth.shape == (queries.shape[0], K)
+    log(f"{base.shape[0]} x {base.shape[1]} base, {queries.shape[0]} queries, threads={args.threads}")
+    peers = {"hnswlib": Hnswlib, "faiss": Faiss}
+    results = []
+    for name in args.peers.split(","):
+        peer = peers[name](args.threads)
+        results.append(measure(peer, args, base, queries, truth, queries_path))
+        del peer
+    text = json.dumps(results, indent=2)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
