@@ -12,15 +12,7 @@ const BATCH: usize = 50;
 fn readers_see_only_whole_batches_while_a_writer_works() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    medvec_ok(&[
-        "create",
-        s(&store),
-        "cases",
-        "--vector",
-        "image:8:cosine",
-        "--field",
-        "n:int",
-    ]);
+    create_cases(&store);
     let jsonl = dir.path().join("cases.jsonl");
     write_jsonl(&jsonl, 0, 4000, 8);
     let mut writer = Command::new(medvec_bin())

@@ -18,15 +18,7 @@ const RECORDS: usize = 3000;
 
 fn prepare(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let store = dir.join("store");
-    medvec_ok(&[
-        "create",
-        s(&store),
-        "cases",
-        "--vector",
-        "image:8:cosine",
-        "--field",
-        "n:int",
-    ]);
+    create_cases(&store);
     let jsonl = dir.join("cases.jsonl");
     write_jsonl(&jsonl, 0, RECORDS, 8);
     (store, jsonl)
@@ -142,15 +134,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_batch() {
             previous = 0;
             // Start over so later trials kill mid-import too.
             medvec_ok(&["drop", s(&store), "cases"]);
-            medvec_ok(&[
-                "create",
-                s(&store),
-                "cases",
-                "--vector",
-                "image:8:cosine",
-                "--field",
-                "n:int",
-            ]);
+            create_cases(&store);
         }
     }
 }

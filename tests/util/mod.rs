@@ -45,6 +45,19 @@ pub fn medvec_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(medvec_ok(args).trim()).unwrap()
 }
 
+/// Creates collection `cases` (8-d cosine `image`, int `n`) in `store`, creating the store too.
+pub fn create_cases(store: &Path) {
+    medvec_ok(&[
+        "create",
+        s(store),
+        "cases",
+        "--vector",
+        "image:8:cosine",
+        "--field",
+        "n:int",
+    ]);
+}
+
 /// Writes records `first..first+count` as JSONL with `dim`-wide image vectors and payload `n`.
 pub fn write_jsonl(path: &Path, first: usize, count: usize, dim: usize) {
     let mut text = String::new();
