@@ -715,7 +715,11 @@ fn loadavg() -> String {
 
 fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
     let mut s = String::new();
-    let tgt = |r: &Row| r.at_target.as_ref().map(|p| (p.ef, p.recall, p.qps, p.qps_cpu));
+    let tgt = |r: &Row| {
+        r.at_target
+            .as_ref()
+            .map(|p| (p.ef, p.recall, p.qps, p.qps_cpu))
+    };
     s += &format!(
         "\n### {} × {}-d cosine, {} queries, k={K}, M=16, ef_construction=200, 2 threads\n\n",
         cfg.n, cfg.dim, cfg.queries
