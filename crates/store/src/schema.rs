@@ -48,7 +48,8 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     /// hnswlib's M and ef_construction. ef_search 128 is the smallest power of two that reached
-    /// recall@10 >= 0.95 (0.967) on 100k clustered 512-d vectors; 64 reached only 0.91 there
+    /// recall@10 >= 0.95 (0.958–0.967 over two runs) on 100k clustered 512-d vectors; 64 reached
+    /// only about 0.91 there
     /// (`benches/README.md`).
     fn default() -> Self {
         HnswParams {
