@@ -4,6 +4,8 @@ use super::align::FitArgs;
 use super::print_json;
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use medvec_ingest::encode::{EncoderOptions, Runtime, RuntimeOptions};
+use medvec_ingest::models::{self, Modality, QueryEncoder};
 use medvec_query::retrieval::search_shifted;
 use medvec_store::{Collection, Hit, SearchParams, Store};
 use serde_json::json;
@@ -12,7 +14,7 @@ use std::path::PathBuf;
 /// Find the nearest records to one or more query vectors.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  medvec search ./clinic ham10000 --field image --like ISIC_0027419 -k 5 --json\n  medvec search ./clinic ham10000 --field image --queries q.npy --filter 'dx = \"mel\" and age >= 50' --json\n  medvec search ./clinic ham10000 --field text --vector 0.1,0.2,0.3 --exact\n  # cross-modal: the images that best match case X's clinical text, with the gap closed\n  medvec search ./clinic ham10000 --field image --query-modality text --like ISIC_0027419 --shift 1.0 --json"
+    after_help = "Examples:\n  medvec search ./clinic ham10000 --field image --like ISIC_0027419 -k 5 --json\n  medvec search ./clinic ham10000 --field image --queries q.npy --filter 'dx = \"mel\" and age >= 50' --json\n  medvec search ./clinic ham10000 --field text --vector 0.1,0.2,0.3 --exact\n  # cross-modal: the images that best match case X's clinical text, with the gap closed\n  medvec search ./clinic ham10000 --field image --query-modality text --like ISIC_0027419 --shift 1.0 --json\n  # a new photo, or a clinical description, encoded with the models recorded at ingest\n  medvec search ./clinic ham10000 --field image --image new_lesion.jpg -k 5\n  medvec search ./clinic ham10000 --field image --text \"Age: 70 years. Localization: back.\" --shift 1.0"
 )]
 pub struct SearchArgs {
     store: PathBuf,
@@ -29,6 +31,18 @@ pub struct SearchArgs {
     /// A .npy file of query vectors (one per row).
     #[arg(long, group = "query")]
     queries: Option<PathBuf>,
+    /// Query images (repeatable), encoded with the image model recorded at ingest.
+    #[arg(long, group = "query", num_args = 1..)]
+    image: Vec<PathBuf>,
+    /// Query texts (repeatable), encoded with the text model recorded at ingest.
+    #[arg(long, group = "query", num_args = 1..)]
+    text: Vec<String>,
+    /// Encode --image / --text with this model folder instead of the recorded one.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Threads for the query model (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Hits per query.
     #[arg(short, long, default_value_t = 10)]
     k: usize,
@@ -41,8 +55,9 @@ pub struct SearchArgs {
     /// Scan every vector instead of the HNSW graphs.
     #[arg(long)]
     exact: bool,
-    /// The field whose kind of vector the queries are (default: --field). A text query searching
-    /// images is cross-modal retrieval.
+    /// The field whose kind of vector the queries are (default: --field; with --image / --text,
+    /// the field whose recorded model is of that kind). A text query searching images is
+    /// cross-modal retrieval.
     #[arg(long)]
     query_modality: Option<String>,
     /// Apply the alignment shift with this λ (−1..1; positive closes the modality gap).
@@ -61,7 +76,11 @@ pub struct SearchArgs {
 pub fn search(args: SearchArgs) -> Result<()> {
     let store = Store::open_read_only(&args.store)?;
     let collection = store.collection(&args.collection)?;
-    let (queries, exclude) = read_queries(&args, &collection)?;
+    let Queries {
+        vectors: queries,
+        exclude,
+        field: query_field,
+    } = read_queries(&args, &collection)?;
     let params = SearchParams {
         k: args.k + usize::from(exclude.is_some()),
         ef: args.ef,
@@ -69,7 +88,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
         filter: super::parse_filter(args.filter.as_deref(), "--filter")?,
         offset: None,
     };
-    let results = run_search(&args, &collection, &queries, params)?;
+    let results = run_search(&args, &collection, &query_field, &queries, params)?;
     for (i, mut hits) in results.into_iter().enumerate() {
         hits.retain(|h| Some(&h.id) != exclude.as_ref());
         hits.truncate(args.k);
@@ -81,27 +100,24 @@ pub fn search(args: SearchArgs) -> Result<()> {
 fn run_search(
     args: &SearchArgs,
     collection: &Collection,
+    query_field: &str,
     queries: &[Vec<f32>],
     params: SearchParams,
 ) -> Result<Vec<Vec<Hit>>> {
-    let query_field = args
-        .query_modality
-        .clone()
-        .unwrap_or_else(|| args.field.clone());
     if args.shift.is_none() && query_field == args.field {
         return Ok(collection.search_batch(&args.field, queries, &params)?);
     }
     let lambda = args.shift.unwrap_or(0.0);
     let other = match (&args.pair, query_field != args.field) {
         (Some(pair), _) => pair.clone(),
-        (None, true) => query_field.clone(),
+        (None, true) => query_field.to_string(),
         (None, false) => other_field(collection, &args.field)?,
     };
     let alignment = args.fit.fit(collection, &args.field, &other)?;
     Ok(search_shifted(
         collection,
         &args.field,
-        &query_field,
+        query_field,
         queries,
         &alignment,
         lambda,
@@ -124,10 +140,21 @@ fn other_field(collection: &Collection, field: &str) -> Result<String> {
     }
 }
 
-fn read_queries(
-    args: &SearchArgs,
-    collection: &medvec_store::Collection,
-) -> Result<(Vec<Vec<f32>>, Option<String>)> {
+/// The query vectors, the record to leave out of the hits (--like), and the field whose kind of
+/// vector they are.
+struct Queries {
+    vectors: Vec<Vec<f32>>,
+    exclude: Option<String>,
+    field: String,
+}
+
+fn read_queries(args: &SearchArgs, collection: &Collection) -> Result<Queries> {
+    let field = args.query_modality.as_ref().unwrap_or(&args.field).clone();
+    let plain = |vectors| Queries {
+        vectors,
+        exclude: None,
+        field: field.clone(),
+    };
     if let Some(text) = &args.vector {
         let vector = text
             .split(',')
@@ -137,23 +164,63 @@ fn read_queries(
                     .with_context(|| format!("--vector: `{}` is not a number", x.trim()))
             })
             .collect::<Result<Vec<f32>>>()?;
-        return Ok((vec![vector], None));
+        return Ok(plain(vec![vector]));
     }
     if let Some(id) = &args.like {
         let record = collection
             .get(id)
             .with_context(|| format!("--like: no record with id `{id}`"))?;
-        let field = args.query_modality.as_ref().unwrap_or(&args.field);
         let vector = record
             .vectors
-            .get(field)
+            .get(&field)
             .with_context(|| format!("--like: record `{id}` has no `{field}` vector"))?;
-        return Ok((vec![vector.clone()], Some(id.clone())));
+        return Ok(Queries {
+            vectors: vec![vector.clone()],
+            exclude: Some(id.clone()),
+            field,
+        });
     }
     if let Some(path) = &args.queries {
-        return Ok((medvec_ingest::load::read_matrix(path)?, None));
+        return Ok(plain(medvec_ingest::load::read_matrix(path)?));
     }
-    bail!("give a query: --vector, --like or --queries")
+    if !args.image.is_empty() || !args.text.is_empty() {
+        return encode_queries(args, collection);
+    }
+    bail!("give a query: --vector, --like, --queries, --image or --text")
+}
+
+/// --image / --text: encoded with the model recorded for the query field (or --model).
+fn encode_queries(args: &SearchArgs, collection: &Collection) -> Result<Queries> {
+    let modality = if args.image.is_empty() {
+        Modality::Text
+    } else {
+        Modality::Image
+    };
+    let field = match (&args.query_modality, &args.model) {
+        (Some(field), _) => field.clone(),
+        (None, Some(_)) => args.field.clone(),
+        (None, None) => models::field_for(collection, modality, &args.field)?,
+    };
+    let runtime = Runtime::load(&RuntimeOptions::default())?;
+    let encoder = match &args.model {
+        Some(dir) => {
+            let options = EncoderOptions {
+                intra_threads: args.threads,
+                ..EncoderOptions::default()
+            };
+            QueryEncoder::open(&runtime, modality, dir, &options)?
+        }
+        None => QueryEncoder::recorded(&runtime, collection, &field, args.threads)?,
+    };
+    let vectors = match modality {
+        Modality::Image => encoder.encode_images(&args.image)?,
+        Modality::Text => encoder.encode_texts(&args.text)?,
+    };
+    Ok(Queries {
+        vectors,
+        exclude: None,
+        field,
+    })
 }
 
 fn print_hits(query: usize, hits: &[Hit], as_json: bool) {

@@ -9,6 +9,7 @@ pub mod encode;
 pub mod error;
 pub mod import;
 pub mod load;
+pub mod models;
 pub mod npy;
 pub mod pipeline;
 pub mod template;

@@ -16,6 +16,7 @@ use crate::archive::{
     RejectReason, Rejection,
 };
 use crate::encode::{EncodeError, ImageEncoder, ImageLimits, TextEncoder};
+use crate::models::{ModelRecord, ModelRecordError};
 use crate::template::Template;
 use medvec_store::{Collection, Record, Schema, StoreError, Value};
 use rayon::prelude::*;
@@ -31,6 +32,8 @@ pub enum PipelineError {
     Encode(#[from] EncodeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Model(#[from] ModelRecordError),
     /// The archive root does not exist or cannot be resolved.
     #[error("{}: archive root: {error}", .path.display())]
     Root {
@@ -159,7 +162,24 @@ pub fn ingest_archive(
     progress: impl FnMut(&IngestProgress) + Send,
 ) -> Result<IngestSummary, PipelineError> {
     check_fields(&collection.schema(), encoders, options)?;
+    if !options.dry_run {
+        record_models(collection, encoders, options)?;
+    }
     run(Some(collection), encoders, options, progress)
+}
+
+/// Records the models with the collection before the first vector is written, refusing a
+/// model different from the one that already filled a field.
+fn record_models(
+    collection: &Collection,
+    encoders: Encoders<'_>,
+    options: &IngestOptions,
+) -> Result<(), PipelineError> {
+    ModelRecord::of_image(encoders.image)?.save(collection, &options.image_field)?;
+    if let Some((text, template)) = encoders.text {
+        ModelRecord::of_text(text, template)?.save(collection, &options.text_field)?;
+    }
+    Ok(())
 }
 
 /// A dry run without a collection (one that does not exist yet): reads the manifest and decodes

@@ -70,6 +70,8 @@ pub enum TemplateError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
+    /// The text it was parsed from (recorded with the collection's text model).
+    source: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +129,10 @@ impl Template {
         if !literal.is_empty() {
             parts.push(Part::Text(literal));
         }
-        Ok(Template { parts })
+        Ok(Template {
+            parts,
+            source: text.to_string(),
+        })
     }
 
     /// A built-in template by name: `ham10000` or `brset` ([`HAM10000`], [`BRSET`]).
@@ -159,6 +164,11 @@ impl Template {
             Some(t) => Ok(t),
             None => Template::parse(text),
         }
+    }
+
+    /// The template text this was parsed from.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The columns the template reads, in order of first use.

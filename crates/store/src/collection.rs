@@ -1,5 +1,7 @@
 //! A collection: its manifest, open segments, tombstones, the unflushed tail and its log.
 
+mod artifacts;
+
 use crate::bitset::BitSet;
 use crate::error::{IoContext, Result, StoreError};
 use crate::faults;
@@ -16,9 +18,6 @@ use crate::Record;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-
-/// The subdirectory of a collection holding saved classifier heads.
-const HEADS_DIR: &str = "heads";
 
 /// Tuning that is not part of the on-disk format.
 #[derive(Debug, Clone, Copy)]
@@ -431,12 +430,9 @@ impl Collection {
         let replay = Wal::replay(&self.dir.join(&state.manifest.wal), state.manifest.uid)?;
         drop(state);
         Manifest::load(&self.dir)?;
-        let heads = self.list_heads()?;
-        for head in &heads {
-            self.load_head(head)?;
-        }
+        let artifacts = self.verify_artifacts()?;
         Ok(VerifyReport {
-            files_checked: files + 1 + heads.len(),
+            files_checked: files + 1 + artifacts,
             wal_batches: replay.batches.len(),
             wal_tail_discarded: replay.discarded,
         })
@@ -485,54 +481,6 @@ impl Collection {
             }
         }
         Ok(())
-    }
-
-    /// Saves a named artifact of the collection (a trained classifier head) as a versioned,
-    /// checksummed file, replaced atomically. `body` is opaque to the store.
-    pub fn save_head(&self, name: &str, body: &[u8]) -> Result<()> {
-        if self.wal.is_none() {
-            return Err(StoreError::ReadOnly {
-                path: self.dir.clone(),
-            });
-        }
-        crate::schema::validate_name(name)?;
-        let dir = self.dir.join(HEADS_DIR);
-        fileio::create_private_dir(&dir)?;
-        let uid = self.read().manifest.uid;
-        let header = fileio::Header::new(fileio::FileKind::Head, uid, body, [0; 3]);
-        fileio::replace_atomically(&dir.join(format!("{name}.head")), &header, body)
-    }
-
-    /// Loads a head saved with [`save_head`](Self::save_head), checking its checksum and owner.
-    pub fn load_head(&self, name: &str) -> Result<Vec<u8>> {
-        crate::schema::validate_name(name)?;
-        let path = self.dir.join(HEADS_DIR).join(format!("{name}.head"));
-        if !path.exists() {
-            return Err(StoreError::InvalidQuery(format!(
-                "no head named `{name}` in this collection"
-            )));
-        }
-        let uid = self.read().manifest.uid;
-        Ok(fileio::read_checked(&path, fileio::FileKind::Head, Some(uid))?.1)
-    }
-
-    /// Names of the saved heads, sorted.
-    pub fn list_heads(&self) -> Result<Vec<String>> {
-        let dir = self.dir.join(HEADS_DIR);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(Vec::new());
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_suffix(".head")
-                    .map(str::to_string)
-            })
-            .collect();
-        names.sort();
-        Ok(names)
     }
 
     pub fn stats(&self) -> CollectionStats {

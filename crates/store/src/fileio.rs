@@ -27,6 +27,7 @@ pub enum FileKind {
     Payload,
     Graph,
     Head,
+    ModelRecord,
 }
 
 impl FileKind {
@@ -40,6 +41,7 @@ impl FileKind {
             FileKind::Payload => b"PL",
             FileKind::Graph => b"HG",
             FileKind::Head => b"HD",
+            FileKind::ModelRecord => b"MD",
         }
     }
 
@@ -53,6 +55,7 @@ impl FileKind {
             FileKind::Payload => "payload table",
             FileKind::Graph => "HNSW graph",
             FileKind::Head => "classifier head",
+            FileKind::ModelRecord => "model record",
         }
     }
 }

@@ -79,6 +79,9 @@ pub struct TextEncoder {
     rows_per_run: usize,
     fixed_batch: bool,
     normalize: bool,
+    options: EncoderOptions,
+    /// The model folder it was opened from.
+    dir: PathBuf,
 }
 
 impl std::fmt::Debug for TextEncoder {
@@ -169,6 +172,8 @@ impl TextEncoder {
             rows_per_run,
             fixed_batch,
             normalize: options.normalize,
+            options: options.clone(),
+            dir: dir.to_path_buf(),
         };
         encoder.dim = match output.shape.last().copied().filter(|&d| d > 0) {
             Some(d) => d as usize,
@@ -193,6 +198,24 @@ impl TextEncoder {
     /// The `.onnx` file in use.
     pub fn model_path(&self) -> &Path {
         &self.model.path
+    }
+
+    /// The model folder it was opened from.
+    pub fn model_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options that reopen exactly this encoder: the resolved `.onnx` file, input, output,
+    /// pooling and max length made explicit (recorded with a collection, see [`crate::models`]).
+    pub fn effective_options(&self) -> EncoderOptions {
+        EncoderOptions {
+            model_file: Some(self.model.path.clone()),
+            input_name: Some(self.inputs.ids.name.clone()),
+            output_name: Some(self.output.clone()),
+            pooling: Some(self.pooling),
+            max_length: Some(self.max_length),
+            ..self.options.clone()
+        }
     }
 
     /// Tokenizes a batch exactly as Python's `tokenizers` does with the same `tokenizer.json`

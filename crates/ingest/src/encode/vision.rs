@@ -45,6 +45,8 @@ pub struct ImageEncoder {
     rows_per_run: usize,
     fixed_batch: bool,
     options: EncoderOptions,
+    /// The model folder it was opened from.
+    dir: PathBuf,
 }
 
 impl std::fmt::Debug for ImageEncoder {
@@ -99,6 +101,7 @@ impl ImageEncoder {
             rows_per_run,
             fixed_batch,
             options: options.clone(),
+            dir: dir.to_path_buf(),
         };
         encoder.dim = match output.shape.last().copied().filter(|&d| d > 0) {
             Some(d) => d as usize,
@@ -120,6 +123,23 @@ impl ImageEncoder {
     /// The `.onnx` file in use.
     pub fn model_path(&self) -> &Path {
         &self.model.path
+    }
+
+    /// The model folder it was opened from.
+    pub fn model_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options that reopen exactly this encoder: the resolved `.onnx` file, input, output
+    /// and pooling made explicit (recorded with a collection, see [`crate::models`]).
+    pub fn effective_options(&self) -> EncoderOptions {
+        EncoderOptions {
+            model_file: Some(self.model.path.clone()),
+            input_name: Some(self.input.clone()),
+            output_name: Some(self.output.clone()),
+            pooling: Some(self.pooling),
+            ..self.options.clone()
+        }
     }
 
     /// The preprocessing (`preprocessor_config.json`).

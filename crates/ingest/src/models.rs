@@ -1,0 +1,394 @@
+//! Which model produced each vector field, recorded with the collection.
+//!
+//! Vectors are only comparable with vectors of the same model, preprocessing and pooling. So
+//! [`ingest_archive`](crate::pipeline::ingest_archive) records, per vector field, the model
+//! folder, the resolved `.onnx` file with its size and CRC-32, the input/output/pooling choices
+//! and (for text) the template; a later ingest with a different model into the same field is
+//! refused, and a query given as an image or a text (`medvec search --image/--text`) is encoded
+//! with exactly the recorded model ([`QueryEncoder`]). A model file changed on disk since the
+//! ingest is refused too, rather than silently giving incomparable vectors.
+//!
+//! The record is a JSON body in the collection's `models/FIELD.model` file (see
+//! `crates/store/FORMAT.md` §4.8), checksummed by the store.
+
+use crate::encode::{EncodeError, EncoderOptions, ImageEncoder, Pooling, Runtime, TextEncoder};
+use crate::template::Template;
+use medvec_store::{Collection, StoreError};
+use serde::{Deserialize, Serialize};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Version of the record body this medvec writes.
+const RECORD_VERSION: u32 = 1;
+
+/// Errors about recorded models.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelRecordError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// A model file could not be read to fingerprint it.
+    #[error("{}: cannot read the model file: {error}", .path.display())]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The record in the collection cannot be decoded.
+    #[error("model record of field `{field}`: {detail}")]
+    Corrupt { field: String, detail: String },
+    /// The field was filled by another model; its vectors would not be comparable.
+    #[error("field `{field}` holds vectors of {recorded}; refusing to add vectors of {offered} (use a new collection or field)")]
+    DifferentModel {
+        field: String,
+        recorded: String,
+        offered: String,
+    },
+    /// The recorded model's file is no longer the file the vectors were made with.
+    #[error("{}: the model of field `{field}` changed since its vectors were ingested ({detail}); pass the model folder with --model to use it anyway", .path.display())]
+    Changed {
+        field: String,
+        path: PathBuf,
+        detail: String,
+    },
+    /// No field of the collection has a model of the wanted modality recorded.
+    #[error("{0}")]
+    NotRecorded(String),
+}
+
+type Result<T, E = ModelRecordError> = std::result::Result<T, E>;
+
+/// What kind of input a model encodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Modality {
+    Image,
+    Text,
+}
+
+impl Modality {
+    fn with_article(self) -> &'static str {
+        match self {
+            Modality::Image => "an image",
+            Modality::Text => "a text",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Modality::Image => "image",
+            Modality::Text => "text",
+        }
+    }
+}
+
+/// The record of one field's model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub version: u32,
+    pub modality: Modality,
+    /// The model folder (absolute) at ingest time.
+    pub model_dir: PathBuf,
+    /// The `.onnx` file (absolute) at ingest time.
+    pub model_file: PathBuf,
+    pub model_bytes: u64,
+    pub model_crc32: u32,
+    pub input_name: Option<String>,
+    pub output_name: Option<String>,
+    /// `cls`, `mean` or `pooled`.
+    pub pooling: Option<String>,
+    pub max_length: Option<usize>,
+    pub normalize: bool,
+    /// Text fields: the template that turned metadata into the text.
+    pub template: Option<String>,
+}
+
+impl ModelRecord {
+    /// The record of an open image encoder (reads the `.onnx` file once for its fingerprint).
+    pub fn of_image(encoder: &ImageEncoder) -> Result<ModelRecord> {
+        let options = encoder.effective_options();
+        Self::describe(Modality::Image, encoder.model_dir(), &options, None)
+    }
+
+    /// The record of an open text encoder and the template feeding it.
+    pub fn of_text(encoder: &TextEncoder, template: &Template) -> Result<ModelRecord> {
+        let options = encoder.effective_options();
+        let template = Some(template.source());
+        Self::describe(Modality::Text, encoder.model_dir(), &options, template)
+    }
+
+    fn describe(
+        modality: Modality,
+        dir: &Path,
+        options: &EncoderOptions,
+        template: Option<&str>,
+    ) -> Result<ModelRecord> {
+        let model_dir = absolute(dir)?;
+        // The encoders resolve their file against the working directory (`dir/model.onnx`).
+        let model_file = absolute(options.model_file.as_deref().unwrap_or(dir))?;
+        let (model_bytes, model_crc32) = fingerprint(&model_file)?;
+        Ok(ModelRecord {
+            version: RECORD_VERSION,
+            modality,
+            model_dir,
+            model_file,
+            model_bytes,
+            model_crc32,
+            input_name: options.input_name.clone(),
+            output_name: options.output_name.clone(),
+            pooling: options.pooling.map(|p| pooling_name(p).to_string()),
+            max_length: options.max_length,
+            normalize: options.normalize,
+            template: template.map(str::to_string),
+        })
+    }
+
+    /// Short description for messages: `image model /m/vision_model.onnx (87 MB, crc 1a2b3c4d)`.
+    pub fn describe_short(&self) -> String {
+        format!(
+            "{} model {} ({} bytes, crc {:08x})",
+            self.modality.as_str(),
+            self.model_file.display(),
+            self.model_bytes,
+            self.model_crc32
+        )
+    }
+
+    /// Whether vectors of `other` are comparable with this record's: the same model bytes and
+    /// the same choices (the folder may have moved).
+    pub fn same_model(&self, other: &ModelRecord) -> bool {
+        let choices = |r: &ModelRecord| {
+            (
+                r.modality,
+                r.model_bytes,
+                r.model_crc32,
+                r.input_name.clone(),
+                r.output_name.clone(),
+                r.pooling.clone(),
+                r.max_length,
+                r.normalize,
+                r.template.clone(),
+            )
+        };
+        choices(self) == choices(other)
+    }
+
+    /// Encoder options reproducing the recorded encoder, with `threads` for ONNX Runtime.
+    pub fn encoder_options(&self, threads: Option<usize>) -> EncoderOptions {
+        EncoderOptions {
+            intra_threads: threads,
+            model_file: Some(self.model_file.clone()),
+            input_name: self.input_name.clone(),
+            output_name: self.output_name.clone(),
+            pooling: self.pooling.as_deref().and_then(parse_pooling),
+            max_length: self.max_length,
+            normalize: self.normalize,
+            ..EncoderOptions::default()
+        }
+    }
+
+    /// Fails unless the recorded `.onnx` file still has the recorded size and CRC.
+    pub fn check_unchanged(&self, field: &str) -> Result<()> {
+        let changed = |detail: String| ModelRecordError::Changed {
+            field: field.to_string(),
+            path: self.model_file.clone(),
+            detail,
+        };
+        let (bytes, crc) = fingerprint(&self.model_file).map_err(|e| changed(e.to_string()))?;
+        if (bytes, crc) != (self.model_bytes, self.model_crc32) {
+            return Err(changed(format!(
+                "now {bytes} bytes, crc {crc:08x}; recorded {} bytes, crc {:08x}",
+                self.model_bytes, self.model_crc32
+            )));
+        }
+        Ok(())
+    }
+
+    /// The record of `field`, if one was saved.
+    pub fn load(collection: &Collection, field: &str) -> Result<Option<ModelRecord>> {
+        let Some(body) = collection.load_model_record(field)? else {
+            return Ok(None);
+        };
+        let corrupt = |detail: String| ModelRecordError::Corrupt {
+            field: field.to_string(),
+            detail,
+        };
+        let record: ModelRecord =
+            serde_json::from_slice(&body).map_err(|e| corrupt(e.to_string()))?;
+        if record.version > RECORD_VERSION {
+            return Err(corrupt(format!(
+                "written by record version {}, this medvec reads up to {RECORD_VERSION}",
+                record.version
+            )));
+        }
+        if let Some(name) = record
+            .pooling
+            .as_deref()
+            .filter(|n| parse_pooling(n).is_none())
+        {
+            return Err(corrupt(format!("unknown pooling `{name}`")));
+        }
+        Ok(Some(record))
+    }
+
+    /// Records this model for `field`; if one is recorded already it must be the same model.
+    pub fn save(&self, collection: &Collection, field: &str) -> Result<()> {
+        match Self::load(collection, field)? {
+            Some(recorded) if recorded.same_model(self) => Ok(()),
+            Some(recorded) => Err(ModelRecordError::DifferentModel {
+                field: field.to_string(),
+                recorded: recorded.describe_short(),
+                offered: self.describe_short(),
+            }),
+            None => {
+                let body = serde_json::to_vec_pretty(self).expect("record serialises");
+                Ok(collection.save_model_record(field, &body)?)
+            }
+        }
+    }
+}
+
+/// The vector field whose recorded model encodes `modality`: `preferred` if its model is of that
+/// modality, else the only such field.
+pub fn field_for(collection: &Collection, modality: Modality, preferred: &str) -> Result<String> {
+    let mut matching = Vec::new();
+    for field in collection.schema().vectors {
+        if let Some(record) = ModelRecord::load(collection, &field.name)? {
+            if record.modality == modality {
+                if field.name == preferred {
+                    return Ok(field.name);
+                }
+                matching.push(field.name);
+            }
+        }
+    }
+    match matching.len() {
+        1 => Ok(matching.remove(0)),
+        0 => Err(ModelRecordError::NotRecorded(format!(
+            "no vector field of collection `{}` records {} model (made by `medvec ingest`); pass the model folder with --model",
+            collection.name(),
+            modality.with_article()
+        ))),
+        _ => Err(ModelRecordError::NotRecorded(format!(
+            "fields {} all record {} models: say which with --query-modality",
+            matching.join(", "),
+            modality.as_str()
+        ))),
+    }
+}
+
+/// Encodes query images or texts exactly as a field's vectors were made.
+///
+/// ```no_run
+/// use medvec_ingest::encode::{Runtime, RuntimeOptions};
+/// use medvec_ingest::models::QueryEncoder;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = medvec_store::Store::open_read_only("clinic")?;
+/// let cases = store.collection("ham10000")?;
+/// let runtime = Runtime::load(&RuntimeOptions::default())?;
+/// let text = QueryEncoder::recorded(&runtime, &cases, "text", None)?;
+/// let query = text.encode_texts(&["Age: 70 years. Localization: back.".to_string()])?;
+/// let hits = cases.search("image", &query[0], &Default::default())?;
+/// # Ok(()) }
+/// ```
+pub enum QueryEncoder {
+    Image(Box<ImageEncoder>),
+    Text(Box<TextEncoder>),
+}
+
+impl QueryEncoder {
+    /// Opens the model recorded for `field`, after checking the model file is unchanged.
+    pub fn recorded(
+        runtime: &Runtime,
+        collection: &Collection,
+        field: &str,
+        threads: Option<usize>,
+    ) -> Result<QueryEncoder> {
+        let record = ModelRecord::load(collection, field)?.ok_or_else(|| {
+            ModelRecordError::NotRecorded(format!(
+                "field `{field}` has no recorded model (its vectors were imported, not ingested); pass the model folder with --model"
+            ))
+        })?;
+        record.check_unchanged(field)?;
+        let options = record.encoder_options(threads);
+        Self::open(runtime, record.modality, &record.model_dir, &options)
+    }
+
+    /// Opens a model folder given explicitly.
+    pub fn open(
+        runtime: &Runtime,
+        modality: Modality,
+        dir: &Path,
+        options: &EncoderOptions,
+    ) -> Result<QueryEncoder> {
+        Ok(match modality {
+            Modality::Image => {
+                QueryEncoder::Image(Box::new(ImageEncoder::open(runtime, dir, options)?))
+            }
+            Modality::Text => {
+                QueryEncoder::Text(Box::new(TextEncoder::open(runtime, dir, options)?))
+            }
+        })
+    }
+
+    /// Vectors of image files (an error for a text model).
+    pub fn encode_images(&self, files: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
+        match self {
+            QueryEncoder::Image(encoder) => Ok(encoder.encode_files(files)?),
+            QueryEncoder::Text(_) => Err(ModelRecordError::NotRecorded(
+                "this field's model encodes text, not images".into(),
+            )),
+        }
+    }
+
+    /// Vectors of texts (an error for an image model).
+    pub fn encode_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        match self {
+            QueryEncoder::Text(encoder) => Ok(encoder.encode(texts)?),
+            QueryEncoder::Image(_) => Err(ModelRecordError::NotRecorded(
+                "this field's model encodes images, not text".into(),
+            )),
+        }
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(path).map_err(|error| ModelRecordError::Io {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// Size and CRC-32 of a file, streamed (models can be gigabytes).
+fn fingerprint(path: &Path) -> Result<(u64, u32)> {
+    let io = |error| ModelRecordError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buffer).map_err(io)?;
+        if n == 0 {
+            return Ok((bytes, hasher.finalize()));
+        }
+        hasher.update(&buffer[..n]);
+        bytes += n as u64;
+    }
+}
+
+fn pooling_name(pooling: Pooling) -> &'static str {
+    match pooling {
+        Pooling::Cls => "cls",
+        Pooling::Mean => "mean",
+        Pooling::Pooled => "pooled",
+    }
+}
+
+fn parse_pooling(name: &str) -> Option<Pooling> {
+    [Pooling::Cls, Pooling::Mean, Pooling::Pooled]
+        .into_iter()
+        .find(|p| pooling_name(*p) == name)
+}

@@ -1,0 +1,271 @@
+//! `medvec ingest` records the models with the collection; `medvec search --image/--text` encodes
+//! queries with exactly those models, and refuses a model that changed or differs.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use util::{medvec_err, medvec_json, medvec_ok, s};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of the tiny image and text model folders in `dir`, so a test may damage them.
+fn copy_models(dir: &Path) -> (PathBuf, PathBuf) {
+    let copy = |name: &str| {
+        let to = dir.join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(repo().join("fixtures/models").join(name)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+        to
+    };
+    (copy("tiny-image"), copy("tiny-text"))
+}
+
+fn ingest_args(store: &Path, image_model: &Path, text_model: &Path, rejects: &Path) -> Vec<String> {
+    let fixture = |p: &str| repo().join(p).to_str().unwrap().to_string();
+    [
+        "ingest",
+        s(store),
+        "cases",
+        "--manifest",
+        &fixture("fixtures/archive/manifest.csv"),
+        "--root",
+        &fixture("fixtures/images"),
+        "--image-model",
+        s(image_model),
+        "--text-model",
+        s(text_model),
+        "--template",
+        "ham10000",
+        "--rejects",
+        s(rejects),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// Ingests the fixture archive (8 good rows) with copies of the tiny models.
+fn ingested_store(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (image_model, text_model) = copy_models(dir);
+    let store = dir.join("store");
+    let args = ingest_args(&store, &image_model, &text_model, &dir.join("rejects.csv"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = util::medvec(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (store, image_model, text_model)
+}
+
+fn hits(output: &str) -> Vec<(String, f64)> {
+    let value: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    value["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["id"].as_str().unwrap().to_string(),
+                h["score"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The vector `medvec embed` prints, as `--vector` text.
+fn embedded(args: &[&str]) -> String {
+    let value: serde_json::Value = serde_json::from_str(medvec_ok(args).trim()).unwrap();
+    let vector: Vec<String> = value["vector"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap().to_string())
+        .collect();
+    vector.join(",")
+}
+
+#[test]
+fn image_and_text_queries_use_the_recorded_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, image_model, text_model) = ingested_store(dir.path());
+    let photo = repo().join("fixtures/images/rgb_100x75.png");
+    let by_image = medvec_ok(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--image",
+        s(&photo),
+        "-k",
+        "3",
+        "--json",
+    ]);
+    let top = hits(&by_image);
+    assert_eq!(
+        top[0].0, "ISIC_0027419",
+        "the stored copy of the photo is nearest"
+    );
+    assert!(top[0].1 > 0.9999, "same model, same preprocessing: {top:?}");
+    let vector = embedded(&["embed", "--image-model", s(&image_model), s(&photo)]);
+    let by_vector = medvec_ok(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--vector",
+        &vector,
+        "-k",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(hits(&by_image).len(), 3);
+    assert_eq!(
+        top.iter().map(|h| &h.0).collect::<Vec<_>>(),
+        hits(&by_vector).iter().map(|h| &h.0).collect::<Vec<_>>()
+    );
+
+    // A clinical description searching the images: cross-modal, with the gap closed.
+    let text = "Patient diagnosed via histo. Age: 70 years. Sex: female. Localization: back.";
+    let by_text = medvec_ok(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--text",
+        text,
+        "--shift",
+        "1.0",
+        "-k",
+        "8",
+        "--exact",
+        "--json",
+    ]);
+    let vector = embedded(&["embed", "--text-model", s(&text_model), "--text", text]);
+    let by_text_vector = medvec_ok(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--query-modality",
+        "text",
+        "--vector",
+        &vector,
+        "--shift",
+        "1.0",
+        "-k",
+        "8",
+        "--exact",
+        "--json",
+    ]);
+    let (a, b) = (hits(&by_text), hits(&by_text_vector));
+    assert_eq!(a.len(), 8);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.0, y.0);
+        assert!((x.1 - y.1).abs() < 1e-5, "{a:?} vs {b:?}");
+    }
+    medvec_ok(&["verify", s(&store)]);
+}
+
+#[test]
+fn a_different_model_for_a_filled_field_is_refused_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, text_model) = ingested_store(dir.path());
+    let other = repo().join("fixtures/models/tiny-clip");
+    let args = ingest_args(&store, &other, &text_model, &dir.path().join("r.csv"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = medvec_err(&args);
+    assert!(
+        err.contains("field `image` holds vectors of image model"),
+        "{err}"
+    );
+    assert!(err.contains("vision_model.onnx"), "{err}");
+    let stats = medvec_json(&["stats", s(&store), "cases", "--json"]);
+    assert_eq!(stats["collections"][0]["count"], 8);
+}
+
+#[test]
+fn a_model_changed_on_disk_is_refused_unless_given_explicitly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, image_model, _) = ingested_store(dir.path());
+    let onnx = image_model.join("model.onnx");
+    let mut bytes = std::fs::read(&onnx).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&onnx, &bytes).unwrap();
+    let photo = repo().join("fixtures/images/rgb_100x75.png");
+    let query = [
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--image",
+        s(&photo),
+    ];
+    let err = medvec_err(&query);
+    assert!(
+        err.contains("changed since its vectors were ingested"),
+        "{err}"
+    );
+    assert!(err.contains("model.onnx"), "{err}");
+
+    let fixture = repo().join("fixtures/models/tiny-image");
+    let mut explicit = query.to_vec();
+    explicit.extend(["--model", s(&fixture), "--json"]);
+    assert_eq!(hits(&medvec_ok(&explicit))[0].0, "ISIC_0027419");
+}
+
+#[test]
+fn imported_vectors_have_no_model_to_encode_queries_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    util::create_cases(&store);
+    let photo = repo().join("fixtures/images/rgb_100x75.png");
+    let err = medvec_err(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--image",
+        s(&photo),
+    ]);
+    assert!(
+        err.contains("records an image model") && err.contains("--model"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_damaged_model_record_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, _) = ingested_store(dir.path());
+    let record = store.join("collections/cases/models/image.model");
+    let mut bytes = std::fs::read(&record).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&record, &bytes).unwrap();
+    let err = medvec_err(&["verify", s(&store)]);
+    assert!(err.contains("image.model"), "{err}");
+    let photo = repo().join("fixtures/images/rgb_100x75.png");
+    let err = medvec_err(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--image",
+        s(&photo),
+    ]);
+    assert!(err.contains("image.model"), "{err}");
+}
