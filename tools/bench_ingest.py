@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""The Python side of the ingest benchmark (benches/ingest.rs drives it; see benches/README.md).
+
+    bench_ingest.py photos --dir DIR --n N
+        Writes N camera-sized JPEGs (640x480, textured so decoding does real work, deterministic)
+        to DIR/photos/ and DIR/manifest-N.csv in the HAM10000 shape. Existing files are reused.
+
+    bench_ingest.py run --manifest CSV --root DIR --model DIR --threads T --batch B --out OUT.npy
+        The pipeline a notebook would write, done well: Pillow decodes and preprocesses each image
+        (the reference preprocessing of tools/reference_encode.py, which medvec matches pixel for
+        pixel) in a pool of T threads (Pillow releases the GIL), batches of B go through one
+        onnxruntime session with T intra-op threads, vectors are L2-normalised and saved with
+        np.save at the end. Prints {"images": n, "seconds": s} as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reference_encode as ref  # noqa: E402
+
+SEXES = ["male", "female", "unknown"]
+SITES = ["back", "lower extremity", "trunk", "upper extremity", "abdomen", "face", "scalp"]
+DX = ["nv", "mel", "bkl", "bcc", "akiec", "vasc", "df"]
+
+
+def photo(i: int) -> np.ndarray:
+    """A 480x640 RGB image: gradients, a per-image pattern and noise (JPEG has work to do)."""
+    rng = np.random.default_rng(i)
+    y, x = np.mgrid[0:480, 0:640].astype(np.int64)
+    r = (x * 7 + y * 13 + i * 31) ^ (x * y)
+    g = (r >> 3) + rng.integers(0, 32, size=r.shape)
+    b = x + y + (i % 97)
+    return (np.stack([r, g, b], axis=-1) % 256).astype(np.uint8)
+
+
+def cmd_photos(args) -> None:
+    from PIL import Image
+
+    root = Path(args.dir)
+    (root / "photos").mkdir(parents=True, exist_ok=True)
+    for i in range(args.n):
+        path = root / "photos" / f"photo_{i:05d}.jpg"
+        if not path.exists():
+            Image.fromarray(photo(i)).save(path, quality=90)
+    manifest = root / f"manifest-{args.n}.csv"
+    if not manifest.exists():
+        with manifest.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "path", "dx", "age", "sex", "localization"])
+            for i in range(args.n):
+                w.writerow([f"case_{i:05d}", f"photos/photo_{i:05d}.jpg", DX[i % 7], 20 + i % 70, SEXES[i % 3], SITES[i % 7]])
+
+
+def cmd_run(args) -> None:
+    import onnxruntime as ort
+
+    t0 = time.perf_counter()
+    folder = Path(args.model)
+    cfg = json.loads(ref.find_file(folder, ["preprocessor_config.json"]).read_text())
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads = args.threads
+    so.inter_op_num_threads = 1
+    model = ref.find_file(folder, ["vision_model.onnx", "model.onnx"])
+    sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    pixels = next(i.name for i in sess.get_inputs() if i.type == "tensor(float)")
+    output = ref.pick_output(sess, ["image_embeds", "pooler_output"])
+    with open(args.manifest, newline="") as f:
+        paths = [Path(args.root) / row["path"] for row in csv.DictReader(f)]
+
+    def load(path: Path) -> np.ndarray:
+        return ref.preprocess(ref.load_rgb(path), cfg)
+
+    vectors = []
+    with ThreadPoolExecutor(args.threads) as pool:
+        for start in range(0, len(paths), args.batch):
+            batch = np.stack(list(pool.map(load, paths[start : start + args.batch])))
+            y = sess.run([output], {pixels: batch} | ref.dummy_feed(sess, {pixels}))[0]
+            y = y[:, 0] if y.ndim == 3 else y
+            vectors.append(ref.l2n(y.astype(np.float32)))
+    np.save(args.out, np.concatenate(vectors))
+    print(json.dumps({"images": len(paths), "seconds": time.perf_counter() - t0}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("photos")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--n", type=int, required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--manifest", required=True)
+    r.add_argument("--root", required=True)
+    r.add_argument("--model", required=True)
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--batch", type=int, default=64)
+    r.add_argument("--out", required=True)
+    args = parser.parse_args()
+    {"photos": cmd_photos, "run": cmd_run}[args.cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
