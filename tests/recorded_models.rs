@@ -269,3 +269,62 @@ fn a_damaged_model_record_is_an_error_naming_the_file() {
     ]);
     assert!(err.contains("image.model"), "{err}");
 }
+
+#[test]
+fn model_overrides_are_recorded_and_used_for_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (image_model, text_model) = copy_models(dir.path());
+    let store = dir.path().join("store");
+    let mut args = ingest_args(&store, &image_model, &text_model, &dir.path().join("r.csv"));
+    args.extend(["--text-pooling", "cls"].map(str::to_string));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(util::medvec(&args).status.code(), Some(3));
+    let record = std::fs::read(store.join("collections/cases/models/text.model")).unwrap();
+    let body = String::from_utf8_lossy(&record[64..]).to_string();
+    assert!(body.contains("\"pooling\": \"cls\""), "{body}");
+
+    // The stored text of a case, queried as text: identical only if the query is CLS-pooled too.
+    let text = "Patient diagnosed via histo. Age: 80 years. Sex: male. Localization: scalp.";
+    let top = hits(&medvec_ok(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "text",
+        "--text",
+        text,
+        "-k",
+        "1",
+        "--exact",
+        "--json",
+    ]));
+    assert!(top[0].1 > 0.99999, "{top:?}");
+    let mean = embedded(&["embed", "--text-model", s(&text_model), "--text", text]);
+    let top_mean = hits(&medvec_ok(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "text",
+        "--vector",
+        &mean,
+        "-k",
+        "1",
+        "--exact",
+        "--json",
+    ]));
+    assert!(top_mean[0].1 < 0.9999, "mean pooling differs: {top_mean:?}");
+
+    let bad = medvec_err(&[
+        "ingest",
+        s(&store),
+        "other",
+        "--root",
+        s(dir.path()),
+        "--image-model",
+        s(&image_model),
+        "--image-output",
+        "nope",
+    ]);
+    assert!(bad.contains("nope"), "{bad}");
+}

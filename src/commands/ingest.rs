@@ -5,7 +5,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use medvec_ingest::archive::{ArchiveReader, ArchiveSource, ManifestColumns};
-use medvec_ingest::encode::{EncoderOptions, ImageEncoder, Runtime, RuntimeOptions, TextEncoder};
+use medvec_ingest::encode::{
+    EncoderOptions, ImageEncoder, Pooling, Runtime, RuntimeOptions, TextEncoder,
+};
 use medvec_ingest::pipeline::{
     check_archive, ingest_archive, Encoders, IngestOptions, IngestSummary,
 };
@@ -64,6 +66,20 @@ pub struct IngestArgs {
     /// Vector field for the text vectors.
     #[arg(long, default_value = "text")]
     text_field: String,
+    /// The image model output to read (default: image_embeds, pooler_output, last_hidden_state...).
+    #[arg(long)]
+    image_output: Option<String>,
+    /// Pooling of a per-patch image output: cls, mean or pooled (default: cls).
+    #[arg(long, value_parser = parse_pooling)]
+    image_pooling: Option<Pooling>,
+    /// The text model output to read (default: text_embeds, sentence_embedding, pooler_output,
+    /// last_hidden_state...).
+    #[arg(long)]
+    text_output: Option<String>,
+    /// Pooling of a per-token text output: cls, mean or pooled (default: the folder's
+    /// 1_Pooling/config.json, else mean).
+    #[arg(long, value_parser = parse_pooling)]
+    text_pooling: Option<Pooling>,
     /// Rows per chunk: read, decoded, encoded and stored together (one atomic write).
     #[arg(long, default_value_t = 64)]
     batch: usize,
@@ -101,15 +117,29 @@ fn open_models(args: &IngestArgs) -> Result<Models> {
         batch_size: args.batch.clamp(1, 256),
         ..EncoderOptions::default()
     };
-    let image = ImageEncoder::open(&runtime, &args.image_model, &options)?;
+    let image_options = EncoderOptions {
+        output_name: args.image_output.clone(),
+        pooling: args.image_pooling,
+        ..options.clone()
+    };
+    let text_options = EncoderOptions {
+        output_name: args.text_output.clone(),
+        pooling: args.text_pooling,
+        ..options
+    };
+    let image = ImageEncoder::open(&runtime, &args.image_model, &image_options)?;
     let text = match (&args.text_model, &args.template) {
         (Some(dir), Some(template)) => Some((
-            TextEncoder::open(&runtime, dir, &options)?,
+            TextEncoder::open(&runtime, dir, &text_options)?,
             Template::from_name_or_text(template).context("--template")?,
         )),
         _ => None,
     };
     Ok(Models { image, text })
+}
+
+fn parse_pooling(text: &str) -> Result<Pooling, String> {
+    Pooling::parse(text).ok_or_else(|| format!("`{text}`: pooling is cls, mean or pooled"))
 }
 
 fn ingest_options(args: &IngestArgs) -> IngestOptions {
@@ -146,6 +176,7 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode> {
     let options = ingest_options(&args);
     let bar = progress_bar();
     let progress = |p: &medvec_ingest::pipeline::IngestProgress| {
+        bar.set_length(p.total);
         bar.set_position(p.rows);
         bar.set_message(format!(
             "{} stored, {} skipped, {} rejected",
@@ -174,7 +205,7 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode> {
 fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::hidden();
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos} rows {per_sec} {msg}")
+        ProgressStyle::with_template("{bar:30} {pos}/{len} rows, {per_sec}, ETA {eta} ({msg})")
             .expect("valid template"),
     );
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {

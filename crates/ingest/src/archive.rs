@@ -226,6 +226,22 @@ impl ArchiveReader {
         &self.metadata
     }
 
+    /// How many rows the archive has: a pass over the manifest (or folder) that reads no image,
+    /// so that progress can show an ETA.
+    pub fn count_rows(
+        source: &ArchiveSource,
+        columns: &ManifestColumns,
+    ) -> Result<u64, ArchiveError> {
+        let mut reader = ArchiveReader::open(source, columns)?;
+        let mut rows = 0;
+        loop {
+            match reader.next_chunk(4096)?.len() {
+                0 => return Ok(rows),
+                n => rows += n as u64,
+            }
+        }
+    }
+
     /// Up to `n` rows (fewer only at the end; empty when done), each usable or rejected.
     pub fn next_chunk(
         &mut self,

@@ -136,7 +136,7 @@ impl ModelRecord {
             model_crc32,
             input_name: options.input_name.clone(),
             output_name: options.output_name.clone(),
-            pooling: options.pooling.map(|p| pooling_name(p).to_string()),
+            pooling: options.pooling.map(|p| p.name().to_string()),
             max_length: options.max_length,
             normalize: options.normalize,
             template: template.map(str::to_string),
@@ -180,7 +180,7 @@ impl ModelRecord {
             model_file: Some(self.model_file.clone()),
             input_name: self.input_name.clone(),
             output_name: self.output_name.clone(),
-            pooling: self.pooling.as_deref().and_then(parse_pooling),
+            pooling: self.pooling.as_deref().and_then(Pooling::parse),
             max_length: self.max_length,
             normalize: self.normalize,
             ..EncoderOptions::default()
@@ -224,7 +224,7 @@ impl ModelRecord {
         if let Some(name) = record
             .pooling
             .as_deref()
-            .filter(|n| parse_pooling(n).is_none())
+            .filter(|n| Pooling::parse(n).is_none())
         {
             return Err(corrupt(format!("unknown pooling `{name}`")));
         }
@@ -377,18 +377,4 @@ fn fingerprint(path: &Path) -> Result<(u64, u32)> {
         hasher.update(&buffer[..n]);
         bytes += n as u64;
     }
-}
-
-fn pooling_name(pooling: Pooling) -> &'static str {
-    match pooling {
-        Pooling::Cls => "cls",
-        Pooling::Mean => "mean",
-        Pooling::Pooled => "pooled",
-    }
-}
-
-fn parse_pooling(name: &str) -> Option<Pooling> {
-    [Pooling::Cls, Pooling::Mean, Pooling::Pooled]
-        .into_iter()
-        .find(|p| pooling_name(*p) == name)
 }

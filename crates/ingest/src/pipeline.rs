@@ -104,6 +104,8 @@ impl IngestOptions {
 /// Counts after each chunk, for a progress bar.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IngestProgress {
+    /// Rows in the archive (counted in a quick first pass over the manifest or folder).
+    pub total: u64,
     pub rows: u64,
     pub ingested: u64,
     pub skipped: u64,
@@ -256,6 +258,7 @@ fn run_here(
         path: options.root.clone(),
         error,
     })?;
+    let total = ArchiveReader::count_rows(&options.source, &options.columns)?;
     let mut reader = ArchiveReader::open(&options.source, &options.columns)?;
     let rejects_path = options.rejects.clone().filter(|_| !options.dry_run);
     let mut state = Run {
@@ -265,7 +268,10 @@ fn run_here(
         root,
         schema: collection.map(Collection::schema),
         rejects: RejectsFile::new(rejects_path),
-        counts: IngestProgress::default(),
+        counts: IngestProgress {
+            total,
+            ..IngestProgress::default()
+        },
         kept: Vec::new(),
     };
     loop {

@@ -98,14 +98,19 @@ fn ingests_rejects_resumes_and_dry_runs() {
     assert_eq!((checked.ingested, checked.rejected), (8, 8));
 
     // Real run.
-    let mut calls = 0;
-    let summary = ingest_archive(&cases, encoders, &options(&rejects), |_| calls += 1).unwrap();
+    let mut seen = Vec::new();
+    let summary = ingest_archive(&cases, encoders, &options(&rejects), |p| seen.push(*p)).unwrap();
     assert_eq!(
         (summary.ingested, summary.skipped, summary.rejected),
         (8, 0, 8)
     );
     assert!(!summary.complete());
-    assert_eq!(calls, 6, "16 rows in chunks of 3");
+    assert_eq!(seen.len(), 6, "16 rows in chunks of 3");
+    assert!(
+        seen.iter().all(|p| p.total == 16),
+        "the total is known up front (ETA)"
+    );
+    assert_eq!(seen.last().unwrap().rows, 16);
     assert_eq!(cases.len(), 8);
     check_records(&cases, &models);
     check_rejects(&rejects);

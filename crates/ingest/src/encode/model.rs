@@ -24,6 +24,30 @@ pub enum Pooling {
     Pooled,
 }
 
+impl Pooling {
+    /// `cls`, `mean` or `pooled`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Cls => "cls",
+            Pooling::Mean => "mean",
+            Pooling::Pooled => "pooled",
+        }
+    }
+
+    /// The pooling named by [`name`](Self::name).
+    ///
+    /// ```
+    /// use medvec_ingest::encode::Pooling;
+    /// assert_eq!(Pooling::parse("mean"), Some(Pooling::Mean));
+    /// assert_eq!(Pooling::parse("max"), None);
+    /// ```
+    pub fn parse(name: &str) -> Option<Pooling> {
+        [Pooling::Cls, Pooling::Mean, Pooling::Pooled]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+}
+
 /// Settings shared by [`ImageEncoder::open`](super::ImageEncoder::open) and
 /// [`TextEncoder::open`](super::TextEncoder::open). `Default` suits Hugging Face / Optimum exports.
 #[derive(Debug, Clone)]
