@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The Python side of the ingest benchmark (benches/ingest.rs drives it; see benches/README.md).
 
-    bench_ingest.py photos --dir DIR --n N
-        Writes N camera-sized JPEGs (640x480, textured so decoding does real work, deterministic)
-        to DIR/photos/ and DIR/manifest-N.csv in the HAM10000 shape. Existing files are reused.
+    bench_ingest.py photos --dir DIR --n N [--distinct D]
+        Writes DIR/manifest-N.csv (N rows in the HAM10000 shape) over D distinct camera-sized JPEGs
+        (640x480, textured so decoding does real work, deterministic; default D = min(N, 2000),
+        rows cycle through them) in DIR/photos/. Existing files are reused.
 
     bench_ingest.py run --manifest CSV --root DIR --model DIR --threads T --batch B --out OUT.npy
         The pipeline a notebook would write, done well: Pillow decodes and preprocesses each image
@@ -48,7 +49,8 @@ def cmd_photos(args) -> None:
 
     root = Path(args.dir)
     (root / "photos").mkdir(parents=True, exist_ok=True)
-    for i in range(args.n):
+    distinct = min(args.n, args.distinct)
+    for i in range(distinct):
         path = root / "photos" / f"photo_{i:05d}.jpg"
         if not path.exists():
             Image.fromarray(photo(i)).save(path, quality=90)
@@ -58,7 +60,7 @@ def cmd_photos(args) -> None:
             w = csv.writer(f)
             w.writerow(["id", "path", "dx", "age", "sex", "localization"])
             for i in range(args.n):
-                w.writerow([f"case_{i:05d}", f"photos/photo_{i:05d}.jpg", DX[i % 7], 20 + i % 70, SEXES[i % 3], SITES[i % 7]])
+                w.writerow([f"case_{i:05d}", f"photos/photo_{i % distinct:05d}.jpg", DX[i % 7], 20 + i % 70, SEXES[i % 3], SITES[i % 7]])
 
 
 def cmd_run(args) -> None:
@@ -98,6 +100,7 @@ def main() -> int:
     p = sub.add_parser("photos")
     p.add_argument("--dir", required=True)
     p.add_argument("--n", type=int, required=True)
+    p.add_argument("--distinct", type=int, default=2000)
     r = sub.add_parser("run")
     r.add_argument("--manifest", required=True)
     r.add_argument("--root", required=True)

@@ -69,9 +69,7 @@ pub fn import(args: ImportArgs) -> Result<()> {
         }
         bar.set_position(done);
         if args.progress_lines {
-            // One write per line, so a reader never sees half a number from a killed process.
-            let line = format!("acknowledged {done}\n");
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            super::acknowledge(done);
         }
     })?;
     bar.finish_and_clear();

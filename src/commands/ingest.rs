@@ -89,6 +89,10 @@ pub struct IngestArgs {
     /// Rejects file (CSV id,path,reason), written only when a row is rejected.
     #[arg(long)]
     rejects: Option<PathBuf>,
+    /// After each chunk is durable, print `acknowledged N` (rows stored or already present) on
+    /// stderr, for scripts and the crash tests.
+    #[arg(long)]
+    progress_lines: bool,
     /// Check the manifest and decode every image; encode and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -178,6 +182,9 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode> {
     let progress = |p: &medvec_ingest::pipeline::IngestProgress| {
         bar.set_length(p.total);
         bar.set_position(p.rows);
+        if args.progress_lines && !args.dry_run {
+            super::acknowledge(p.ingested + p.skipped);
+        }
         bar.set_message(format!(
             "{} stored, {} skipped, {} rejected",
             p.ingested, p.skipped, p.rejected

@@ -81,3 +81,11 @@ fn parse_filter(text: Option<&str>, flag: &str) -> Result<Option<medvec_store::F
 fn print_json(value: &serde_json::Value) {
     println!("{value}");
 }
+
+/// Prints `acknowledged N` on stderr once N rows are durable (`--progress-lines`, used by scripts
+/// and the crash tests). One write per line, so a reader never sees half a number from a killed
+/// process.
+fn acknowledge(rows: u64) {
+    let line = format!("acknowledged {rows}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+}
