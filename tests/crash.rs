@@ -31,47 +31,25 @@ fn import_until_killed(
     kill_after: Option<Duration>,
     crash_at: Option<&str>,
 ) -> usize {
-    let mut command = Command::new(medvec_bin());
-    command
-        .args([
-            "import",
-            s(store),
-            "cases",
-            "--jsonl",
-            s(jsonl),
-            "--batch",
-            &BATCH.to_string(),
-            "--flush-rows",
-            "700",
-            "--progress-lines",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if let Some(point) = crash_at {
-        command.env("MEDVEC_CRASH_AT", point);
-    }
-    let mut child = command.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut acknowledged = 0;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            // A kill can cut the last line short; a partial number is not an acknowledgement.
-            if let Some(n) = line
-                .strip_prefix("acknowledged ")
-                .and_then(|n| n.parse().ok())
-            {
-                acknowledged = n;
-            }
-        }
-        acknowledged
-    });
-    if let Some(delay) = kill_after {
-        std::thread::sleep(delay);
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    }
-    child.wait().unwrap();
-    reader.join().unwrap()
+    let batch = BATCH.to_string();
+    let args = [
+        "import",
+        s(store),
+        "cases",
+        "--jsonl",
+        s(jsonl),
+        "--batch",
+        &batch,
+        "--flush-rows",
+        "700",
+    ];
+    run_until_killed(&args, kill_after, crash_at)
+}
+
+/// Prints one line of the crash matrix (`tests/README.md`); reached only when every trial of
+/// the test passed, so "0 lost" is what the assertions proved.
+fn report(name: &str, trials: usize) {
+    eprintln!("crash-matrix: {name}: {trials} trials, 0 lost");
 }
 
 /// Checks the store after a crash and returns its record count. The import writes ids in order,
@@ -109,20 +87,12 @@ fn check_after_crash(
 
 #[test]
 fn sigkill_at_random_points_loses_no_acknowledged_batch() {
-    let trials: usize = std::env::var("MEDVEC_CRASH_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
     let dir = tempfile::tempdir().unwrap();
     let (store, jsonl) = prepare(dir.path());
-    let mut seed = 0x2545F4914F6CDD1Du64;
     let mut previous = 0;
-    for trial in 0..trials {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let delay = Duration::from_millis(5 + seed % 400);
-        let acknowledged = import_until_killed(&store, &jsonl, Some(delay), None);
+    let trials = delays(random_trials(), 400);
+    for (trial, delay) in trials.iter().enumerate() {
+        let acknowledged = import_until_killed(&store, &jsonl, Some(*delay), None);
         let count = check_after_crash(
             &store,
             acknowledged,
@@ -137,6 +107,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_batch() {
             create_cases(&store);
         }
     }
+    report("import, SIGKILL at random times", trials.len());
 }
 
 #[test]
@@ -173,6 +144,10 @@ fn aborts_before_and_after_every_fsync_and_rename_lose_nothing() {
             assert_eq!(check_after_crash(&store, RECORDS, 0, &spec), RECORDS);
         }
     }
+    report(
+        "import + flush, abort at each fsync/rename point",
+        points.len() * 2,
+    );
 }
 
 #[test]
@@ -230,6 +205,7 @@ fn a_crash_during_compaction_keeps_every_live_record() {
         );
         assert_eq!(stats["collections"][0]["deleted_rows"], 0, "{point}");
     }
+    report("compaction, abort at each fsync/rename point", 4);
 }
 
 /// Seconds-scale pseudo-random delays (xorshift), the same on every run.
@@ -409,6 +385,7 @@ mod ingest {
             }
         }
         finish(&store, &manifest, "after the random kills");
+        report("ingest, SIGKILL at random times", random_trials());
     }
 
     #[test]
@@ -434,6 +411,7 @@ mod ingest {
             finish(&store, &manifest, spec);
             medvec_ok(&["verify", s(&store)]);
         }
+        report("ingest, abort at each fsync/rename point", 4);
     }
 }
 
@@ -547,6 +525,10 @@ mod updates {
         }
         medvec_ok(&["import", s(&store), "cases", "--jsonl", s(&updates)]);
         assert_eq!(updated_prefix(&store, "completed"), RECORDS);
+        report(
+            "upsert of existing ids, SIGKILL at random times",
+            random_trials(),
+        );
     }
 
     #[test]
@@ -600,6 +582,7 @@ mod updates {
                 "{point}: the store accepts the delete"
             );
         }
+        report("delete batch, abort before/after the log fsync", 2);
     }
 }
 
@@ -729,6 +712,7 @@ mod heads {
                 point,
             );
         }
+        report("head save, abort before/after its rename", 2);
     }
 
     #[test]
@@ -744,6 +728,10 @@ mod heads {
                 &format!("training trial {trial}, kill after {delay:?}"),
             );
         }
+        report(
+            "head training, SIGKILL at random times",
+            random_trials().div_ceil(4),
+        );
     }
 
     fn run_until_killed_quiet(args: &[&str], delay: Duration) {
