@@ -43,6 +43,8 @@ pub enum StoreError {
     DuplicateId(String),
     #[error("query: {0}")]
     InvalidQuery(String),
+    #[error("{0}; not repairable (only HNSW graphs can be rebuilt, from their columns): nothing was changed, restore the collection from a backup")]
+    NotRepairable(Box<StoreError>),
     #[error("filter: {0}")]
     Filter(#[from] crate::filter::FilterError),
 }
