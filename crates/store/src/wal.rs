@@ -143,6 +143,7 @@ impl Wal {
 
     /// Truncates the file to the end of the last good frame.
     fn cut_back(&mut self) -> Result<()> {
+        faults::failure::check("wal-truncate").at(&self.path)?;
         self.file.set_len(self.len).at(&self.path)?;
         self.file.seek(SeekFrom::Start(self.len)).at(&self.path)?;
         self.torn = false;
