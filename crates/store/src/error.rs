@@ -25,6 +25,12 @@ pub enum StoreError {
     Locked { path: PathBuf, holder: String },
     #[error("{path}: store opened read-only; writes need a writer handle")]
     ReadOnly { path: PathBuf },
+    #[error("{path}: the store directory is not writable ({source}); searches and other reads work, writes need write access")]
+    NotWritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "{path}: not a medvec store (no `medvec.store` file); create one with `medvec create`"
     )]
