@@ -75,7 +75,7 @@ impl Ledger {
             );
         }
         let hits = cases
-            .search("image", &vec![0.25; 16], &SearchParams::top(3))
+            .search("image", &[0.25; 16], &SearchParams::top(3))
             .unwrap();
         assert_eq!(hits.len(), 3, "{what}");
     }

@@ -129,11 +129,14 @@ fn a_damaged_graph_is_rebuilt_from_its_column() {
     }
 }
 
+/// Damages a file's bytes in place.
+type Hurt = fn(&mut Vec<u8>);
+
 #[test]
 fn other_damage_is_not_repairable_and_changes_nothing() {
     let (_dir, root, _) = build_store();
     let graph = segment_file(&root, "image.hnsw");
-    let cases: [(&str, fn(&mut Vec<u8>)); 4] = [
+    let cases: [(&str, Hurt); 4] = [
         ("ids.rkyv", |b| b[100] ^= 1),
         ("payload.rkyv", |b| b[200] ^= 1),
         ("image.f32", |b| {
