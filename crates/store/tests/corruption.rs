@@ -269,3 +269,36 @@ fn a_torn_log_tail_is_cut_with_a_warning_and_appends_continue() {
     assert!(cases.warnings().is_empty(), "{:?}", cases.warnings());
     assert_eq!(cases.len(), 1500);
 }
+
+#[test]
+fn a_truncated_log_is_cut_and_a_swapped_log_is_reported() {
+    let (_dir, root, vectors) = build_store();
+    let (_other_dir, other_root, _) = build_store();
+    let log = files_under(&root)
+        .into_iter()
+        .find(|f| file_name(f).ends_with(".log"))
+        .unwrap();
+    let original = std::fs::read(&log).unwrap();
+    for cut in [0, 10, 63] {
+        std::fs::write(&log, &original[..cut]).unwrap();
+        let message = exercise(&root, &vectors[0])
+            .unwrap_or_else(|| panic!("log cut at {cut} went unnoticed"));
+        assert!(message.contains(&file_name(&log)), "`{message}`");
+    }
+    // Cut inside a frame: the torn frame is cut with a warning. (A cut exactly at a frame
+    // boundary, like 64, leaves a shorter valid log, which no check can tell apart.)
+    for cut in [100, original.len() / 2, original.len() - 1] {
+        std::fs::write(&log, &original[..cut]).unwrap();
+        assert_eq!(exercise(&root, &vectors[0]), None, "log cut at {cut}");
+        let warnings = open_writer(&root).unwrap();
+        assert_eq!(warnings.len(), 1, "log cut at {cut}");
+        assert!(warnings[0].contains(&file_name(&log)), "{warnings:?}");
+        std::fs::write(&log, &original).unwrap();
+    }
+    let twin = other_root.join(log.strip_prefix(&root).unwrap());
+    std::fs::copy(&twin, &log).unwrap();
+    let message = exercise(&root, &vectors[0]).expect("a log from another store went unnoticed");
+    assert!(message.contains(&file_name(&log)), "`{message}`");
+    std::fs::write(&log, &original).unwrap();
+    assert_eq!(exercise(&root, &vectors[0]), None);
+}
