@@ -256,3 +256,34 @@ impl Drop for Unmount {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+#[test]
+fn a_crash_during_repair_leaves_the_old_graph_and_a_rerun_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 1300);
+    let before = exact_results(&store);
+    let graph = graph_file(&store);
+    let mut bytes = std::fs::read(&graph).unwrap();
+    bytes[100] ^= 0xFF;
+    std::fs::write(&graph, &bytes).unwrap();
+    for point in ["before-rename", "after-rename"] {
+        let out = Command::new(medvec_bin())
+            .args(["verify", s(&store), "--repair"])
+            .env("MEDVEC_CRASH_AT", point)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{point}: no crash");
+        let now = std::fs::read(&graph).unwrap();
+        // Before the rename the damaged file is still in place; after it, the rebuilt one.
+        assert_eq!(now == bytes, point == "before-rename", "{point}");
+        medvec_ok(&["verify", s(&store), "--repair"]);
+        assert_eq!(exact_results(&store), before, "{point}");
+        let leftovers: Vec<_> = std::fs::read_dir(graph.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{point}: {leftovers:?}");
+        std::fs::write(&graph, &bytes).unwrap();
+    }
+}

@@ -734,6 +734,22 @@ fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
             removed.at(&path)?;
         }
     }
+    // A crash while a graph was being repaired or a head saved leaves a temporary file inside.
+    for sub in manifest.segments.iter().map(|s| segment::dir_name(s.id)) {
+        remove_temp_files(&dir.join(sub))?;
+    }
+    remove_temp_files(&dir.join(HEADS_DIR))
+}
+
+fn remove_temp_files(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(()); // no heads directory
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            std::fs::remove_file(entry.path()).at(entry.path())?;
+        }
+    }
     Ok(())
 }
 

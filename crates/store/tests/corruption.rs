@@ -302,3 +302,26 @@ fn a_truncated_log_is_cut_and_a_swapped_log_is_reported() {
     std::fs::write(&log, &original).unwrap();
     assert_eq!(exercise(&root, &vectors[0]), None);
 }
+
+#[test]
+fn temporary_files_left_by_a_crash_are_removed_by_the_writer() {
+    let (_dir, root, _) = build_store();
+    let collection = root.join("collections/cases");
+    let leftovers = [
+        collection.join("MANIFEST.tmp"),
+        collection.join("seg-00000001/image.hnsw.tmp"),
+        collection.join("heads/early.head.tmp"),
+    ];
+    for path in &leftovers {
+        std::fs::write(path, b"half written").unwrap();
+    }
+    Store::open_read_only(&root).unwrap().verify().unwrap();
+    assert!(
+        leftovers.iter().all(|p| p.exists()),
+        "readers change nothing"
+    );
+    open_writer(&root).unwrap();
+    for path in &leftovers {
+        assert!(!path.exists(), "{} is still there", path.display());
+    }
+}
