@@ -191,6 +191,11 @@ fn a_cut_log_tail_is_a_warning_on_stderr() {
     let torn = bytes.len() - 40;
     bytes.truncate(torn);
     std::fs::write(&log, &bytes).unwrap();
+    let report = medvec_ok(&["verify", s(&store)]);
+    assert!(
+        report.contains("bytes of torn or damaged log tail"),
+        "{report}"
+    );
     let out = Command::new(medvec_bin())
         .args(["delete", s(&store), "cases", "case-000001"])
         .output()

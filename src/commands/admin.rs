@@ -161,8 +161,12 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         print_json(&json!({"ok": true, "collections": rows}));
     } else {
         for (name, r) in &reports {
+            let torn = match r.wal_tail_discarded {
+                0 => String::new(),
+                n => format!("; {n} bytes of torn or damaged log tail, which the next writer cuts"),
+            };
             println!(
-                "{name}: ok ({} files, {} logged batches)",
+                "{name}: ok ({} files, {} logged batches{torn})",
                 r.files_checked, r.wal_batches
             );
         }
