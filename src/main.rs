@@ -9,11 +9,15 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = commands::Cli::parse();
+    medvec_store::privacy::set_verbose(cli.verbose);
     match commands::run(cli) {
         Ok(code) => code,
         Err(error) => {
             // One line: the chain of causes joined, so scripts can grep it.
-            let message = format!("{error:#}").replace('\n', " ");
+            let mut message = format!("{error:#}").replace('\n', " ");
+            if message.contains(medvec_store::privacy::PLACEHOLDER) {
+                message.push_str(" (payload values are hidden; --verbose shows them)");
+            }
             eprintln!("medvec: error: {message}");
             ExitCode::FAILURE
         }

@@ -3,8 +3,9 @@
 use super::print_json;
 use anyhow::{Context, Result};
 use clap::Args;
-use medvec_store::{CollectionStats, PayloadField, Schema, Store, VectorField};
+use medvec_store::{CollectionStats, PayloadField, RepairReport, Schema, Store, VectorField};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Create a collection (and the store, if the directory holds none).
@@ -118,31 +119,85 @@ fn stats_json(s: &CollectionStats) -> serde_json::Value {
 
 /// Check every checksum of every file; exits non-zero on any fault.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  medvec verify ./clinic")]
+#[command(
+    after_help = "Examples:\n  medvec verify ./clinic\n  medvec verify ./clinic ham10000 --repair\n\n--repair rebuilds damaged HNSW graph files from their intact vector columns (each is replaced\natomically). Damage to any other file (columns, ids, payload, manifest, log header, heads) is\nreported by name and nothing is changed: restore those from a backup."
+)]
 pub struct VerifyArgs {
     store: PathBuf,
+    /// Only this collection (default: all).
+    collection: Option<String>,
+    /// Rebuild damaged HNSW graphs from their columns before verifying (takes the write lock).
+    #[arg(long)]
+    repair: bool,
     #[arg(long)]
     json: bool,
 }
 
 pub fn verify(args: VerifyArgs) -> Result<()> {
+    let repaired = if args.repair {
+        repair(&args)?
+    } else {
+        BTreeMap::new()
+    };
     let store = Store::open_read_only(&args.store)?;
-    let reports = store.verify()?;
+    let reports = match &args.collection {
+        Some(name) => vec![(name.clone(), store.collection(name)?.verify()?)],
+        None => store.verify()?,
+    };
     if args.json {
         let rows: Vec<_> = reports
             .iter()
-            .map(|(name, r)| json!({"collection": name, "files_checked": r.files_checked, "wal_batches": r.wal_batches, "wal_tail_discarded": r.wal_tail_discarded}))
+            .map(|(name, r)| {
+                let rebuilt: Vec<_> = repaired
+                    .get(name)
+                    .map(|report| &report.rebuilt[..])
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|(file, reason)| json!({"file": file, "reason": reason}))
+                    .collect();
+                json!({"collection": name, "files_checked": r.files_checked, "wal_batches": r.wal_batches, "wal_tail_discarded": r.wal_tail_discarded, "rebuilt": rebuilt})
+            })
             .collect();
         print_json(&json!({"ok": true, "collections": rows}));
     } else {
         for (name, r) in &reports {
+            let torn = match r.wal_tail_discarded {
+                0 => String::new(),
+                n => format!("; {n} bytes of torn or damaged log tail, which the next writer cuts"),
+            };
             println!(
-                "{name}: ok ({} files, {} logged batches)",
+                "{name}: ok ({} files, {} logged batches{torn})",
                 r.files_checked, r.wal_batches
             );
         }
     }
     Ok(())
+}
+
+/// Rebuilds the damaged graphs of the chosen collections; stops at the first collection with
+/// damage that cannot be repaired (which is then left unchanged).
+fn repair(args: &VerifyArgs) -> Result<BTreeMap<String, RepairReport>> {
+    let store = Store::open(&args.store)?;
+    let names = match &args.collection {
+        Some(name) => vec![name.clone()],
+        None => store.list_collections()?,
+    };
+    let mut reports = BTreeMap::new();
+    for name in names {
+        let report = store
+            .repair(&name)
+            .with_context(|| format!("repairing `{name}`"))?;
+        if !args.json {
+            for (file, reason) in &report.rebuilt {
+                println!("{name}: rebuilt {} ({reason})", file.display());
+            }
+            if report.rebuilt.is_empty() {
+                println!("{name}: no damaged HNSW graph");
+            }
+        }
+        reports.insert(name, report);
+    }
+    Ok(reports)
 }
 
 /// Rewrite segments without deleted rows, reclaiming disk space.

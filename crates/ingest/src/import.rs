@@ -6,6 +6,7 @@
 
 use crate::error::{ImportError, Result};
 use crate::npy::NpyReader;
+use medvec_store::privacy::Redacted;
 use medvec_store::{validate_id, FieldType, PayloadField, Record, Schema, Value};
 use std::collections::HashMap;
 use std::fs::File;
@@ -430,9 +431,10 @@ impl CsvTable {
                 first_empty.get_or_insert(column);
                 continue;
             }
-            let value = text
-                .parse::<f32>()
-                .map_err(|_| self.cell_error(line, column, format!("`{text}` is not a number")))?;
+            let value = text.parse::<f32>().map_err(|_| {
+                let why = format!("`{}` is not a number", Redacted(text));
+                self.cell_error(line, column, why)
+            })?;
             values.push(value);
         }
         match first_empty {
@@ -707,7 +709,8 @@ impl JsonlReader {
                 serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
                     json_kind(json).to_string()
                 }
-                _ => json.to_string(),
+                // A payload value may identify a patient: shown only with --verbose.
+                _ => Redacted(json).to_string(),
             };
             self.cell_error(key, format!("{shown} is not {}", with_article(field_type)))
         };
@@ -974,11 +977,11 @@ mod tests {
         let cases = [
             (
                 "a,mel,80,yes,,,,,,\nb,mel,eighty,no,,,,,,\n",
-                "row 3, column age: `eighty` is not an integer",
+                "row 3, column age: `<hidden>` is not an integer",
             ),
             (
                 "a,mel,80,maybe,,,,,,\n",
-                "row 2, column smoker: `maybe` is not a boolean",
+                "row 2, column smoker: `<hidden>` is not a boolean",
             ),
             (
                 "a,mel,80,yes,1,,3,,,\n",
@@ -986,12 +989,12 @@ mod tests {
             ),
             (
                 "a,mel,80,yes,1,x2,3,,,\n",
-                "row 2, column img1: `x2` is not a number",
+                "row 2, column img1: `<hidden>` is not a number",
             ),
             (" ,mel,80,yes,,,,,,\n", "row 2, column id: id is empty"),
             (
                 "a,\"m\nel\",80,yes,,,,,,\nc,mel,1.5,,,,,,,\n",
-                "row 4, column age: `1.5` is not an integer",
+                "row 4, column age: `<hidden>` is not an integer",
             ),
         ];
         for (i, (rows, expected)) in cases.iter().enumerate() {
@@ -1171,7 +1174,7 @@ mod tests {
         };
         error_of(
             &source,
-            &["bad.csv: row 2, column age: `old` is not an integer"],
+            &["bad.csv: row 2, column age: `<hidden>` is not an integer"],
         );
     }
 
@@ -1192,11 +1195,11 @@ mod tests {
             ),
             (
                 r#"{"id": "b", "age": "eighty"}"#,
-                "row 2, column age: \"eighty\" is not an int",
+                "row 2, column age: <hidden> is not an int",
             ),
             (
                 r#"{"id": "b", "age": 80.5}"#,
-                "row 2, column age: 80.5 is not an int",
+                "row 2, column age: <hidden> is not an int",
             ),
             (
                 r#"{"id": "b", "dx": {"a": 1}}"#,

@@ -146,6 +146,8 @@ pub struct Collection {
     pub(crate) state: RwLock<State>,
     wal: Option<Mutex<Wal>>,
     options: CollectionOptions,
+    /// Problems recovered from while opening (a cut log tail), for callers to show.
+    warnings: Vec<String>,
 }
 
 impl Collection {
@@ -182,12 +184,17 @@ impl Collection {
         let mut state = load_state(dir, manifest)?;
         let wal_path = dir.join(&state.manifest.wal);
         let replay = Wal::replay(&wal_path, state.manifest.uid)?;
+        let mut warnings = Vec::new();
         if replay.discarded > 0 {
-            eprintln!(
-                "warning: {}: cut {} bytes of torn or damaged log tail (writes that were never acknowledged)",
+            let warning = format!(
+                "{}: cut {} bytes of torn or damaged log tail after {} intact batches (a torn tail holds writes that were never acknowledged)",
                 wal_path.display(),
-                replay.discarded
+                replay.discarded,
+                replay.batches.len()
             );
+            // Also printed here so that every command that opens a writer shows it.
+            eprintln!("warning: {warning}");
+            warnings.push(warning);
         }
         let wal = Wal::open_for_append(&wal_path, &replay)?;
         for batch in replay.batches {
@@ -198,6 +205,7 @@ impl Collection {
             state: RwLock::new(state),
             wal: Some(Mutex::new(wal)),
             options,
+            warnings,
         })
     }
 
@@ -230,7 +238,14 @@ impl Collection {
             state: RwLock::new(state),
             wal: None,
             options: CollectionOptions::default(),
+            warnings: Vec::new(),
         })
+    }
+
+    /// Problems found and recovered from when the collection was opened, such as a damaged log
+    /// tail that was cut (each names the file); empty for a clean open.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     pub fn name(&self) -> String {
@@ -377,10 +392,27 @@ impl Collection {
         let old_wal = self.dir.join(&state.manifest.wal);
         manifest.wal = Manifest::wal_name(manifest.generation);
         let new_wal = self.dir.join(&manifest.wal);
-        Wal::create(&new_wal, manifest.uid)?;
-        manifest.commit(&self.dir)?;
-        let replay = Wal::replay(&new_wal, manifest.uid)?;
-        *wal = Wal::open_for_append(&new_wal, &replay)?;
+        // Everything that can fail is done before the commit, so that after an error the
+        // in-memory state still matches the manifest on disk and the log it names.
+        let opened = Wal::create(&new_wal, manifest.uid)
+            .and_then(|()| Wal::replay(&new_wal, manifest.uid))
+            .and_then(|replay| Wal::open_for_append(&new_wal, &replay));
+        let next = match opened {
+            Ok(next) => next,
+            Err(e) => {
+                let _ = std::fs::remove_file(&new_wal);
+                return Err(e);
+            }
+        };
+        if let Err(e) = manifest.commit(&self.dir) {
+            // The rename may have happened before the error (a failed directory fsync): then
+            // the new manifest is the one on disk and writes must go to its log.
+            if !Manifest::load(&self.dir).is_ok_and(|m| m.generation == manifest.generation) {
+                let _ = std::fs::remove_file(&new_wal);
+                return Err(e);
+            }
+        }
+        *wal = next;
         // The manifest no longer names the old log; a crash before this line leaves an orphan
         // that the next open removes.
         let _ = std::fs::remove_file(&old_wal);
@@ -648,6 +680,22 @@ fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
                 std::fs::remove_file(&path)
             };
             removed.at(&path)?;
+        }
+    }
+    // A crash while a graph was being repaired or a head saved leaves a temporary file inside.
+    for sub in manifest.segments.iter().map(|s| segment::dir_name(s.id)) {
+        remove_temp_files(&dir.join(sub))?;
+    }
+    remove_temp_files(&dir.join(HEADS_DIR))
+}
+
+fn remove_temp_files(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(()); // no heads directory
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            std::fs::remove_file(entry.path()).at(entry.path())?;
         }
     }
     Ok(())

@@ -25,6 +25,12 @@ pub enum StoreError {
     Locked { path: PathBuf, holder: String },
     #[error("{path}: store opened read-only; writes need a writer handle")]
     ReadOnly { path: PathBuf },
+    #[error("{path}: the store directory is not writable ({source}); searches and other reads work, writes need write access")]
+    NotWritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "{path}: not a medvec store (no `medvec.store` file); create one with `medvec create`"
     )]
@@ -43,6 +49,8 @@ pub enum StoreError {
     DuplicateId(String),
     #[error("query: {0}")]
     InvalidQuery(String),
+    #[error("{0}; not repairable (only HNSW graphs can be rebuilt, from their columns): nothing was changed, restore the collection from a backup")]
+    NotRepairable(Box<StoreError>),
     #[error("filter: {0}")]
     Filter(#[from] crate::filter::FilterError),
 }

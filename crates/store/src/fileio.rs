@@ -209,8 +209,25 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
 pub fn write_new_file(path: &Path, header: &Header, body: &[u8]) -> Result<()> {
     let mut file = create_private(path)?;
     file.write_all(&header.encode()).at(path)?;
+    if let Err(e) = crate::faults::failure::check(failure_point(header.kind)) {
+        // A full disk typically accepts part of a write first: leave half the body behind.
+        file.write_all(&body[..body.len() / 2]).at(path)?;
+        return Err(e).at(path);
+    }
     file.write_all(body).at(path)?;
     file.sync_all().at(path)
+}
+
+/// The injected-failure point (see [`crate::faults::failure`]) for writing a file of `kind`.
+fn failure_point(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Wal => "wal-create",
+        FileKind::VectorColumn | FileKind::Ids | FileKind::Payload => "segment-write",
+        FileKind::Graph => "graph-write",
+        FileKind::Manifest => "manifest-write",
+        FileKind::Head => "head-write",
+        FileKind::StoreMarker => "marker-write",
+    }
 }
 
 /// Replaces `path` atomically: write a temporary sibling, fsync it, rename over `path`, fsync the

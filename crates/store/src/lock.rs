@@ -29,8 +29,9 @@ impl WriteLock {
             .open(&path)
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
-                    StoreError::ReadOnly {
+                    StoreError::NotWritable {
                         path: store_dir.to_path_buf(),
+                        source: e,
                     }
                 }
                 _ => StoreError::Io {

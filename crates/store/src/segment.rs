@@ -10,7 +10,7 @@ use crate::faults;
 use crate::fileio::{self, FileKind, Header, HEADER_LEN};
 use crate::filter::{PayloadRow, ValueRef};
 use crate::graph::{self, GraphLayout};
-use crate::schema::Schema;
+use crate::schema::{Schema, VectorField};
 use crate::value::FieldType;
 use crate::value::Value;
 use crate::wal::LoggedRecord;
@@ -63,6 +63,11 @@ fn graph_path(dir: &Path, field: &str) -> PathBuf {
 /// Writes a complete segment directory for `records` and fsyncs it. The segment becomes part of
 /// the collection only when a manifest naming it is committed.
 pub fn write(dir: &Path, owner_uid: u64, schema: &Schema, records: &[LoggedRecord]) -> Result<()> {
+    if dir.exists() {
+        // Left by a failed attempt in this process (a full disk, say): a stale graph file in it
+        // would not match the rows written now.
+        std::fs::remove_dir_all(dir).at(dir)?;
+    }
     fileio::create_private_dir(dir)?;
     for (index, field) in schema.vectors.iter().enumerate() {
         let (values, present) = gather_vectors(records, index, field.dim);
@@ -268,8 +273,26 @@ pub struct Column {
     graph: Option<(MappedFile, GraphLayout)>,
 }
 
+/// A graph file that failed its checks while the segment was opened for repair.
+#[derive(Debug)]
+pub struct GraphDamage {
+    /// Index of the vector field in the schema.
+    pub field: usize,
+    pub path: PathBuf,
+    /// Why the file was rejected; `None` when it is missing although the segment needs one.
+    pub error: Option<crate::error::StoreError>,
+}
+
 impl Column {
-    fn open(dir: &Path, field: &str, owner_uid: u64, rows: usize, dim: usize) -> Result<Column> {
+    /// Opens the column and its graph. With `damaged` given, a graph that fails its checks is
+    /// recorded there and left out instead of failing the open (repair rebuilds it).
+    fn open(
+        dir: &Path,
+        field: &str,
+        owner_uid: u64,
+        (rows, dim): (usize, usize),
+        damaged: Option<&mut Option<crate::error::StoreError>>,
+    ) -> Result<Column> {
         let path = column_path(dir, field);
         let file = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
         let [file_rows, file_dim, _] = file.header.extra;
@@ -286,7 +309,14 @@ impl Column {
             ));
         }
         cast_words::<f32>(&path, file.body())?;
-        let graph = Self::open_graph(dir, field, owner_uid, rows)?;
+        let graph = match (Self::open_graph(dir, field, owner_uid, rows), damaged) {
+            (Err(e), Some(slot)) => {
+                *slot = Some(e);
+                None
+            }
+            (Err(e), None) => return Err(with_repair_hint(e)),
+            (Ok(graph), _) => graph,
+        };
         Ok(Column {
             file,
             dim,
@@ -361,6 +391,19 @@ impl Column {
     }
 }
 
+/// Points at the cure in the message of a damaged graph: unlike other files it can be rebuilt.
+fn with_repair_hint(error: crate::error::StoreError) -> crate::error::StoreError {
+    match error {
+        crate::error::StoreError::Corrupt { path, detail } => crate::error::StoreError::Corrupt {
+            path,
+            detail: format!(
+                "{detail} (an HNSW graph can be rebuilt from its column: `medvec verify STORE COLLECTION --repair`)"
+            ),
+        },
+        other => other,
+    }
+}
+
 /// Strips the "path: corrupt: " prefix a cached error message already carries.
 fn detail_only(message: &str) -> String {
     message
@@ -383,6 +426,43 @@ impl Segment {
     /// Maps and validates a segment: headers, lengths, the id and payload archives (fully) and
     /// the graphs (fully). Column CRCs are checked on first use ([`Column::ensure_verified`]).
     pub fn open(dir: &Path, owner_uid: u64, schema: &Schema, rows: usize) -> Result<Segment> {
+        Self::open_checked(dir, owner_uid, schema, rows, None)
+    }
+
+    /// Like [`open`](Self::open), but a graph that fails its checks (or is missing where the
+    /// segment needs one) is reported in the returned list instead of failing the open. Every
+    /// other file must be intact, columns included (their CRCs are checked here).
+    pub fn open_for_repair(
+        dir: &Path,
+        owner_uid: u64,
+        schema: &Schema,
+        rows: usize,
+    ) -> Result<(Segment, Vec<GraphDamage>)> {
+        let mut damage = Vec::new();
+        let segment = Self::open_checked(dir, owner_uid, schema, rows, Some(&mut damage))?;
+        segment.verify()?;
+        for (field, column) in segment.columns.iter().enumerate() {
+            let present = (0..rows).filter(|&r| segment.has_vector(field, r)).count();
+            let known = damage.iter().any(|d| d.field == field);
+            if column.graph.is_none() && present >= MIN_GRAPH_ROWS && !known {
+                damage.push(GraphDamage {
+                    field,
+                    path: graph_path(dir, &schema.vectors[field].name),
+                    error: None,
+                });
+            }
+        }
+        damage.sort_by_key(|d| d.field);
+        Ok((segment, damage))
+    }
+
+    fn open_checked(
+        dir: &Path,
+        owner_uid: u64,
+        schema: &Schema,
+        rows: usize,
+        mut damage: Option<&mut Vec<GraphDamage>>,
+    ) -> Result<Segment> {
         let ids_file = MappedFile::open(&dir.join("ids.rkyv"), FileKind::Ids, owner_uid)?;
         ids_file.verify()?;
         let ids = rkyv::access::<ArchivedSegmentIds, rkyv::rancor::Error>(ids_file.body())
@@ -400,11 +480,25 @@ impl Segment {
             MappedFile::open(&dir.join("payload.rkyv"), FileKind::Payload, owner_uid)?;
         payload_file.verify()?;
         check_payload(&payload_file, schema, rows)?;
-        let columns = schema
-            .vectors
-            .iter()
-            .map(|f| Column::open(dir, &f.name, owner_uid, rows, f.dim))
-            .collect::<Result<Vec<_>>>()?;
+        let mut columns = Vec::with_capacity(schema.vectors.len());
+        for (index, field) in schema.vectors.iter().enumerate() {
+            let mut error = None;
+            let slot = damage.is_some().then_some(&mut error);
+            columns.push(Column::open(
+                dir,
+                &field.name,
+                owner_uid,
+                (rows, field.dim),
+                slot,
+            )?);
+            if let (Some(list), Some(error)) = (damage.as_deref_mut(), error) {
+                list.push(GraphDamage {
+                    field: index,
+                    path: graph_path(dir, &field.name),
+                    error: Some(error),
+                });
+            }
+        }
         Ok(Segment {
             dir: dir.to_path_buf(),
             rows,
@@ -464,6 +558,18 @@ impl Segment {
         self.ids_file.verify()?;
         self.payload_file.verify()?;
         self.columns.iter().try_for_each(Column::verify_all)
+    }
+
+    /// Builds field `field`'s graph afresh from its (verified) column and replaces the graph
+    /// file atomically, like a flush writes it.
+    pub fn rebuild_graph(&self, field: usize, spec: &VectorField, owner_uid: u64) -> Result<()> {
+        let column = &self.columns[field];
+        column.ensure_verified()?;
+        let values = &column.floats()[..self.rows * column.dim];
+        let present: Vec<bool> = (0..self.rows).map(|r| self.has_vector(field, r)).collect();
+        let body = graph::build(values, column.dim, &present, spec.metric, spec.hnsw);
+        let header = Header::new(FileKind::Graph, owner_uid, &body, [self.rows as u64, 0, 0]);
+        fileio::replace_atomically(&graph_path(&self.dir, &spec.name), &header, &body)
     }
 
     pub fn file_paths(&self) -> Vec<&Path> {

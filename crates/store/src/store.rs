@@ -189,6 +189,25 @@ impl Store {
         std::fs::remove_dir_all(&trash).at(&trash)
     }
 
+    /// Rebuilds the damaged HNSW graphs of collection `name` from their columns (see
+    /// [`RepairReport`](crate::RepairReport)). Opens the collection in a mode that tolerates bad
+    /// graphs, so it works when a normal open fails. If any other file is damaged it returns
+    /// [`StoreError::NotRepairable`] naming that file, and nothing is modified.
+    pub fn repair(&self, name: &str) -> Result<crate::RepairReport> {
+        self.require_writer()?;
+        validate_name(name).map_err(|_| StoreError::NoSuchCollection(name.to_string()))?;
+        let dir = self.collection_dir(name);
+        if !dir.join(crate::manifest::FILE_NAME).exists() {
+            return Err(StoreError::NoSuchCollection(name.to_string()));
+        }
+        // A cached handle may map the damaged graph; the next `collection` call reopens.
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        crate::repair::repair(&dir)
+    }
+
     /// Verifies every collection; the first damaged file is returned as an error naming it.
     pub fn verify(&self) -> Result<Vec<(String, VerifyReport)>> {
         check_marker(&self.root)?;

@@ -1,5 +1,6 @@
 //! Typed payload values and their field types.
 
+use crate::privacy::Redacted;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -79,15 +80,15 @@ impl Value {
                 .parse::<i64>()
                 .or_else(|_| parse_integral_float(trimmed))
                 .map(Value::Int)
-                .map_err(|_| format!("`{trimmed}` is not an integer")),
+                .map_err(|_| format!("`{}` is not an integer", Redacted(trimmed))),
             FieldType::Float => trimmed
                 .parse::<f64>()
                 .map(Value::Float)
-                .map_err(|_| format!("`{trimmed}` is not a number")),
+                .map_err(|_| format!("`{}` is not a number", Redacted(trimmed))),
             FieldType::Bool => match trimmed.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "t" | "y" => Ok(Value::Bool(true)),
                 "false" | "0" | "no" | "f" | "n" => Ok(Value::Bool(false)),
-                _ => Err(format!("`{trimmed}` is not a boolean")),
+                _ => Err(format!("`{}` is not a boolean", Redacted(trimmed))),
             },
         }
     }

@@ -56,6 +56,8 @@ pub struct Wal {
     file: File,
     next_seq: u64,
     len: u64,
+    /// A failed append left bytes after `len` that could not be cut yet.
+    torn: bool,
 }
 
 impl Wal {
@@ -108,6 +110,7 @@ impl Wal {
             file,
             next_seq: replay.batches.len() as u64,
             len: replay.valid_len,
+            torn: false,
         })
     }
 
@@ -121,11 +124,16 @@ impl Wal {
         let body = rkyv::to_bytes::<rkyv::rancor::Error>(&batch)
             .map_err(|e| corrupt(&self.path, format!("cannot encode batch: {e}")))?;
         let frame = encode_frame(&body);
+        if self.torn {
+            // An earlier failed append could not cut its partial frame; do it before appending
+            // after it, or replay would stop at that frame and drop this batch.
+            self.cut_back()?;
+        }
         let result = self.write_and_sync(&frame);
         if result.is_err() {
-            // Best effort: if even this fails, replay cuts the torn frame at the next open.
-            let _ = self.file.set_len(self.len);
-            let _ = self.file.seek(SeekFrom::Start(self.len));
+            // If even this fails, the next append retries, and replay cuts the partial frame
+            // at the next open.
+            self.torn = self.cut_back().is_err();
             return result;
         }
         self.len += frame.len() as u64;
@@ -133,7 +141,23 @@ impl Wal {
         Ok(())
     }
 
+    /// Truncates the file to the end of the last good frame.
+    fn cut_back(&mut self) -> Result<()> {
+        faults::failure::check("wal-truncate").at(&self.path)?;
+        self.file.set_len(self.len).at(&self.path)?;
+        self.file.seek(SeekFrom::Start(self.len)).at(&self.path)?;
+        self.torn = false;
+        Ok(())
+    }
+
     fn write_and_sync(&mut self, frame: &[u8]) -> Result<()> {
+        if let Err(e) = faults::failure::check("wal-append") {
+            // A full disk typically takes part of a write first: leave half a frame behind.
+            self.file
+                .write_all(&frame[..frame.len() / 2])
+                .at(&self.path)?;
+            return Err(e).at(&self.path);
+        }
         self.file.write_all(frame).at(&self.path)?;
         faults::point("wal-before-fsync");
         self.file.sync_data().at(&self.path)?;

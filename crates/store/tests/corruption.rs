@@ -15,7 +15,12 @@ fn build_store() -> (tempfile::TempDir, PathBuf, Vec<Vec<f32>>) {
     let vectors = clustered(1500, 16, 6, 21);
     cases.upsert(&records(&vectors[..1400], 0)).unwrap();
     cases.flush().unwrap();
-    cases.upsert(&records(&vectors[1400..], 1400)).unwrap();
+    // The tail in ten logged batches, so that damage inside the log cuts some of them.
+    for first in (1400..1500).step_by(10) {
+        let batch = records(&vectors[first..first + 10], first);
+        cases.upsert(&batch).unwrap();
+    }
+    cases.save_head("early", &[7u8; 5000]).unwrap();
     (dir, root, vectors)
 }
 
@@ -55,6 +60,7 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
         "text.f32",
         "image.hnsw",
         ".log",
+        "early.head",
     ];
     for kind in kinds {
         assert!(
@@ -157,4 +163,165 @@ fn saved_heads_are_checksummed_and_owned() {
         .to_string()
         .contains("early.head"));
     assert!(cases.load_head("../x").is_err());
+}
+
+/// The 4 KiB pages to zero in a file of `len` bytes: the first, a middle and the last.
+fn pages(len: usize) -> Vec<std::ops::Range<usize>> {
+    const PAGE: usize = 4096;
+    let count = len.div_ceil(PAGE);
+    let mut starts = vec![0, count / 2 * PAGE, (count - 1) * PAGE];
+    starts.dedup();
+    starts
+        .into_iter()
+        .map(|start| start..(start + PAGE).min(len))
+        .collect()
+}
+
+/// Opens the store as the writer, searches both fields and loads the head (files that are
+/// checked lazily, on first use); the first error, or the collection's warnings.
+fn open_writer(root: &Path) -> Result<Vec<String>, String> {
+    let text = |e: medvec_store::StoreError| e.to_string();
+    let store = Store::open(root).map_err(text)?;
+    let cases = store.collection("cases").map_err(text)?;
+    let query = vec![0.25f32; 16];
+    for field in ["image", "text"] {
+        cases
+            .search(field, &query, &SearchParams::top(5))
+            .map_err(text)?;
+    }
+    cases.load_head("early").map_err(text)?;
+    Ok(cases.warnings().to_vec())
+}
+
+#[test]
+fn zeroed_pages_in_any_file_are_reported_by_name() {
+    let (_dir, root, vectors) = build_store();
+    let mut trials = 0;
+    for file in files_under(&root).iter().filter(|f| file_name(f) != "LOCK") {
+        let original = std::fs::read(file).unwrap();
+        for page in pages(original.len()) {
+            let mut damaged = original.clone();
+            damaged[page.clone()].fill(0);
+            if damaged == original {
+                continue; // an all-zero page: nothing to damage
+            }
+            trials += 1;
+            std::fs::write(file, &damaged).unwrap();
+            let what = format!("{} zeroed at {page:?}", file.display());
+            if file_name(file).ends_with(".log") && page.start > 0 {
+                check_cut_log(&root, file, &vectors[0], &what);
+            } else {
+                let message =
+                    exercise(&root, &vectors[0]).unwrap_or_else(|| panic!("{what} went unnoticed"));
+                assert!(message.contains(&file_name(file)), "{what}: `{message}`");
+                let message = open_writer(&root).expect_err(&what);
+                assert!(message.contains(&file_name(file)), "{what}: `{message}`");
+            }
+            std::fs::write(file, &original).unwrap();
+        }
+    }
+    eprintln!("{trials} pages zeroed");
+    assert!(trials >= 20, "only {trials} pages zeroed");
+    assert_eq!(exercise(&root, &vectors[0]), None);
+    assert_eq!(open_writer(&root), Ok(Vec::new()));
+}
+
+/// Log damage past the header is a torn tail: readers and verify report how much they skip,
+/// the writer cuts it with a warning naming the log, and everything before it is still there.
+fn check_cut_log(root: &Path, log: &Path, query: &[f32], what: &str) {
+    assert_eq!(exercise(root, query), None, "{what}");
+    let store = Store::open_read_only(root).unwrap();
+    let report = store.verify().unwrap();
+    assert!(report[0].1.wal_tail_discarded > 0, "{what}: {report:?}");
+    let segment_rows = 1400;
+    let intact = store.collection("cases").unwrap().len();
+    assert!((segment_rows..1500).contains(&intact), "{what}: {intact}");
+    drop(store);
+    let warnings = open_writer(root).unwrap();
+    assert_eq!(warnings.len(), 1, "{what}: {warnings:?}");
+    assert!(warnings[0].contains(&file_name(log)), "{}", warnings[0]);
+    assert!(warnings[0].contains("cut"), "{}", warnings[0]);
+    // The writer cut the tail: the log is clean now and holds the same intact batches.
+    let store = Store::open_read_only(root).unwrap();
+    assert_eq!(store.verify().unwrap()[0].1.wal_tail_discarded, 0, "{what}");
+    assert_eq!(store.collection("cases").unwrap().len(), intact, "{what}");
+}
+
+#[test]
+fn a_torn_log_tail_is_cut_with_a_warning_and_appends_continue() {
+    let (_dir, root, vectors) = build_store();
+    let log = files_under(&root)
+        .into_iter()
+        .find(|f| file_name(f).ends_with(".log"))
+        .unwrap();
+    let full = std::fs::read(&log).unwrap();
+    // Half of the last frame, as a crash mid-append leaves it.
+    std::fs::write(&log, &full[..full.len() - 100]).unwrap();
+    let store = Store::open(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+    let warning = cases.warnings().join("\n");
+    assert!(warning.contains(&file_name(&log)), "{warning}");
+    assert_eq!(cases.len(), 1490, "the last batch of ten was torn");
+    cases.upsert(&records(&vectors[1490..], 1490)).unwrap();
+    drop((cases, store));
+    let store = Store::open(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+    assert!(cases.warnings().is_empty(), "{:?}", cases.warnings());
+    assert_eq!(cases.len(), 1500);
+}
+
+#[test]
+fn a_truncated_log_is_cut_and_a_swapped_log_is_reported() {
+    let (_dir, root, vectors) = build_store();
+    let (_other_dir, other_root, _) = build_store();
+    let log = files_under(&root)
+        .into_iter()
+        .find(|f| file_name(f).ends_with(".log"))
+        .unwrap();
+    let original = std::fs::read(&log).unwrap();
+    for cut in [0, 10, 63] {
+        std::fs::write(&log, &original[..cut]).unwrap();
+        let message = exercise(&root, &vectors[0])
+            .unwrap_or_else(|| panic!("log cut at {cut} went unnoticed"));
+        assert!(message.contains(&file_name(&log)), "`{message}`");
+    }
+    // Cut inside a frame: the torn frame is cut with a warning. (A cut exactly at a frame
+    // boundary, like 64, leaves a shorter valid log, which no check can tell apart.)
+    for cut in [100, original.len() / 2, original.len() - 1] {
+        std::fs::write(&log, &original[..cut]).unwrap();
+        assert_eq!(exercise(&root, &vectors[0]), None, "log cut at {cut}");
+        let warnings = open_writer(&root).unwrap();
+        assert_eq!(warnings.len(), 1, "log cut at {cut}");
+        assert!(warnings[0].contains(&file_name(&log)), "{warnings:?}");
+        std::fs::write(&log, &original).unwrap();
+    }
+    let twin = other_root.join(log.strip_prefix(&root).unwrap());
+    std::fs::copy(&twin, &log).unwrap();
+    let message = exercise(&root, &vectors[0]).expect("a log from another store went unnoticed");
+    assert!(message.contains(&file_name(&log)), "`{message}`");
+    std::fs::write(&log, &original).unwrap();
+    assert_eq!(exercise(&root, &vectors[0]), None);
+}
+
+#[test]
+fn temporary_files_left_by_a_crash_are_removed_by_the_writer() {
+    let (_dir, root, _) = build_store();
+    let collection = root.join("collections/cases");
+    let leftovers = [
+        collection.join("MANIFEST.tmp"),
+        collection.join("seg-00000001/image.hnsw.tmp"),
+        collection.join("heads/early.head.tmp"),
+    ];
+    for path in &leftovers {
+        std::fs::write(path, b"half written").unwrap();
+    }
+    Store::open_read_only(&root).unwrap().verify().unwrap();
+    assert!(
+        leftovers.iter().all(|p| p.exists()),
+        "readers change nothing"
+    );
+    open_writer(&root).unwrap();
+    for path in &leftovers {
+        assert!(!path.exists(), "{} is still there", path.display());
+    }
 }
