@@ -682,16 +682,20 @@ fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
             removed.at(&path)?;
         }
     }
-    // A crash while a graph was being repaired or a head saved leaves a temporary file inside.
+    // A crash while a graph was being repaired or an artifact (head, model record) saved leaves
+    // a temporary file inside.
     for sub in manifest.segments.iter().map(|s| segment::dir_name(s.id)) {
         remove_temp_files(&dir.join(sub))?;
     }
-    remove_temp_files(&dir.join(HEADS_DIR))
+    for artifact in artifacts::Artifact::ALL {
+        remove_temp_files(&dir.join(artifact.dir()))?;
+    }
+    Ok(())
 }
 
 fn remove_temp_files(dir: &Path) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(()); // no heads directory
+        return Ok(()); // no such directory
     };
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().ends_with(".tmp") {

@@ -75,6 +75,7 @@ pub mod failure {
         "graph-write",
         "manifest-write",
         "head-write",
+        "model-record-write",
     ];
 
     const UNKNOWN: u8 = 0;

@@ -226,6 +226,7 @@ fn failure_point(kind: FileKind) -> &'static str {
         FileKind::Graph => "graph-write",
         FileKind::Manifest => "manifest-write",
         FileKind::Head => "head-write",
+        FileKind::ModelRecord => "model-record-write",
         FileKind::StoreMarker => "marker-write",
     }
 }

@@ -21,6 +21,7 @@ fn build_store() -> (tempfile::TempDir, PathBuf, Vec<Vec<f32>>) {
         cases.upsert(&batch).unwrap();
     }
     cases.save_head("early", &[7u8; 5000]).unwrap();
+    cases.save_model_record("image", &[9u8; 3000]).unwrap();
     (dir, root, vectors)
 }
 
@@ -61,6 +62,7 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
         "image.hnsw",
         ".log",
         "early.head",
+        "image.model",
     ];
     for kind in kinds {
         assert!(
@@ -190,6 +192,7 @@ fn open_writer(root: &Path) -> Result<Vec<String>, String> {
             .map_err(text)?;
     }
     cases.load_head("early").map_err(text)?;
+    cases.load_model_record("image").map_err(text)?;
     Ok(cases.warnings().to_vec())
 }
 

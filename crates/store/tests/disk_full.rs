@@ -103,6 +103,7 @@ fn run_with_full_disk(point: &str) -> (Ledger, usize) {
     let cases = store.collection("cases").unwrap();
     ledger.record(cases.flush());
     ledger.record(cases.save_head("early", b"weights"));
+    ledger.record(cases.save_model_record("image", b"model"));
     ledger.record(cases.compact());
     // Still readable while the disk is full.
     assert!(cases.get("case-000000").is_some(), "{point}");
@@ -121,6 +122,7 @@ fn run_with_full_disk(point: &str) -> (Ledger, usize) {
     }
     ledger.record(cases.flush());
     ledger.record(cases.save_head("early", b"weights"));
+    ledger.record(cases.save_model_record("image", b"model"));
     assert_eq!(
         ledger.errors.len(),
         failures,
@@ -128,6 +130,7 @@ fn run_with_full_disk(point: &str) -> (Ledger, usize) {
         ledger.errors
     );
     assert_eq!(cases.load_head("early").unwrap(), b"weights");
+    assert_eq!(cases.load_model_record("image").unwrap().unwrap(), b"model");
     drop((cases, store));
     ledger.check(&root, &format!("{point}, after space returned"));
     // A writer open cleans up the failed attempts' leftovers and finds nothing to cut.

@@ -19,7 +19,7 @@ pub(crate) enum Artifact {
 impl Artifact {
     pub(crate) const ALL: [Artifact; 2] = [Artifact::Head, Artifact::ModelRecord];
 
-    fn dir(self) -> &'static str {
+    pub(crate) fn dir(self) -> &'static str {
         match self {
             Artifact::Head => "heads",
             Artifact::ModelRecord => "models",
