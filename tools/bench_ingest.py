@@ -53,7 +53,9 @@ def cmd_photos(args) -> None:
     for i in range(distinct):
         path = root / "photos" / f"photo_{i:05d}.jpg"
         if not path.exists():
-            Image.fromarray(photo(i)).save(path, quality=90)
+            # Write then rename, so an interrupted run never leaves a truncated photo behind.
+            Image.fromarray(photo(i)).save(path.with_suffix(".tmp"), format="JPEG", quality=90)
+            path.with_suffix(".tmp").rename(path)
     manifest = root / f"manifest-{args.n}.csv"
     if not manifest.exists():
         with manifest.open("w", newline="") as f:
