@@ -17,7 +17,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -35,44 +34,15 @@ fn python() -> String {
         .unwrap_or_else(|_| workspace().join(".venv/bin/python").display().to_string())
 }
 
-/// What one child process cost.
-#[derive(Debug, Clone, Copy)]
-struct Cost {
-    wall: f64,
-    cpu: f64,
-    max_rss_mib: f64,
-}
+#[path = "../tests/util/mod.rs"]
+mod util;
+use util::{run_measured, Cost};
 
-/// Runs `command` to completion, measuring wall time, CPU time and peak RSS with `wait4`.
-// The child is reaped by `wait4` (which also gives its rusage), not by `Child::wait`.
-#[allow(clippy::zombie_processes)]
+/// Runs a child to completion (it must succeed), measuring it.
 fn measure(mut command: Command) -> Cost {
-    let start = Instant::now();
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the child");
-    let mut status = 0;
-    // SAFETY: `rusage` is plain old data that wait4 fills in; the pid is our own child, which we
-    // reap here exactly once (std's `Child` is never waited on).
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        let pid = libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
-        assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
-        usage
-    };
-    let wall = start.elapsed().as_secs_f64();
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "child failed with status {status}: {command:?}"
-    );
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Cost {
-        wall,
-        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
-        max_rss_mib: usage.ru_maxrss as f64 / 1024.0,
-    }
+    let cost = run_measured(command.stdout(Stdio::null()).stderr(Stdio::inherit()));
+    assert_eq!(cost.exit_code, Some(0), "child failed: {command:?}");
+    cost
 }
 
 struct Bench {

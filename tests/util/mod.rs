@@ -71,3 +71,36 @@ pub fn write_jsonl(path: &Path, first: usize, count: usize, dim: usize) {
     }
     std::fs::write(path, text).unwrap();
 }
+
+/// What a finished child process cost: wall seconds, CPU seconds, peak RSS (MiB), exit code.
+#[derive(Debug, Clone, Copy)]
+pub struct Cost {
+    pub wall: f64,
+    pub cpu: f64,
+    pub max_rss_mib: f64,
+    pub exit_code: Option<i32>,
+}
+
+/// Runs `command` to completion, measuring it with `wait4` (its own rusage, not the test's).
+// The child is reaped by `wait4` (which also gives its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
+pub fn run_measured(command: &mut Command) -> Cost {
+    let start = std::time::Instant::now();
+    let child = command.spawn().expect("spawn the child");
+    let mut status = 0;
+    // SAFETY: `rusage` is plain old data that wait4 fills in; the pid is our own child, reaped
+    // here exactly once (std's `Child` is never waited on).
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let pid = libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
+        assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Cost {
+        wall: start.elapsed().as_secs_f64(),
+        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        max_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        exit_code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+    }
+}
