@@ -248,6 +248,10 @@ pub struct SweepArgs {
     to: f32,
     #[arg(long, default_value_t = 0.1)]
     step: f32,
+    /// Write the macro-F1-vs-λ chart to this SVG file, and the PCA-2 scatter of both
+    /// modalities before/after the chosen shift next to it (FILE.svg → FILE.pca.svg).
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -258,6 +262,9 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     let saved = args
         .options
         .train(&collection, grid(args.from, args.to, args.step)?)?;
+    if let Some(path) = &args.plot {
+        write_plots(&collection, &args.options, &saved, path)?;
+    }
     if args.json {
         print_json(&json!({"chosen_lambda": saved.meta.lambda, "curve": saved.curve}));
         return Ok(());
@@ -280,6 +287,32 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             test_macro_f1.unwrap_or(f64::NAN)
         );
     }
+    Ok(())
+}
+
+/// Points per modality in the PCA scatter (evenly strided training rows).
+const SCATTER_POINTS: usize = 500;
+
+/// The sweep chart at `path` and the PCA scatter at `path` with extension `.pca.svg`.
+fn write_plots(
+    collection: &Collection,
+    options: &TrainOptions,
+    saved: &SavedHead,
+    path: &Path,
+) -> Result<()> {
+    let chart = medvec_query::plot::sweep_chart_svg(&saved.curve, saved.meta.lambda)?;
+    std::fs::write(path, chart).with_context(|| format!("{}", path.display()))?;
+    let request = options.request(collection, Vec::new())?;
+    let scatter = medvec_query::training::shift_scatter(
+        collection,
+        &request,
+        saved.meta.lambda,
+        SCATTER_POINTS,
+    )?;
+    let svg = medvec_query::plot::scatter_svg(&scatter, &request.image_field, &request.text_field)?;
+    let pca_path = path.with_extension("pca.svg");
+    std::fs::write(&pca_path, svg).with_context(|| format!("{}", pca_path.display()))?;
+    eprintln!("wrote {} and {}", path.display(), pca_path.display());
     Ok(())
 }
 

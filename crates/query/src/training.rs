@@ -19,6 +19,7 @@ use crate::heads::{
     stratified_split, train, HeadSpec, Inputs, KnnConfig, KnnHead, Labelled, SplitFractions,
     TrainConfig, TrainedHead,
 };
+use crate::pca::Pca2;
 pub use crate::saved::{HeadModel, KnnMeta, SavedHead, TrainingCases};
 use medvec_store::{Collection, Record};
 use ndarray::Array2;
@@ -553,4 +554,64 @@ pub(crate) fn fingerprint(ids: &[String], labels: &[usize], rows: &[usize]) -> S
         }
     }
     format!("{hash:016x}")
+}
+
+/// Both modalities in the PCA-2 plane, before and after a shift (the paper's Figures 2–3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShiftScatter {
+    /// λ of the "after" panel.
+    pub lambda: f32,
+    /// Image and text points without the shift (unit vectors).
+    pub before: [Vec<[f64; 2]>; 2],
+    /// The same rows' image and text points after the shift.
+    pub after: [Vec<[f64; 2]>; 2],
+}
+
+/// Projects the training rows (evenly strided to at most `max_points` per modality) before and
+/// after the shift by `lambda`, with Δ fitted on the training split as in [`train_head`].
+///
+/// The PCA is fitted once, on the **unshifted** unit vectors of both modalities of all training
+/// rows, stacked; both panels use that same projection, so the panels are comparable and the
+/// shift's movement is what differs. Needs fields of one dimension (the shift does too).
+pub fn shift_scatter(
+    collection: &Collection,
+    request: &TrainRequest,
+    lambda: f32,
+    max_points: usize,
+) -> Result<ShiftScatter> {
+    let data = load_dataset(collection, request)?;
+    let (image_dim, text_dim) = (data.image[0].len(), data.text[0].len());
+    if image_dim != text_dim {
+        return Err(QueryError::DimensionMismatch {
+            a: request.image_field.clone(),
+            a_dim: image_dim,
+            b: request.text_field.clone(),
+            b_dim: text_dim,
+        });
+    }
+    let parts = split_rows(&data, &request.split)?;
+    let delta = delta_of(&data, &parts[0]);
+    let (image, text, _) = subset(&data, &parts[0]);
+    let (t0, i0) = shifted_matrices(&image, &text, &delta, 0.0);
+    let stacked: Vec<&[f32]> = i0
+        .rows()
+        .into_iter()
+        .chain(t0.rows())
+        .map(|r| r.to_slice().expect("standard layout"))
+        .collect();
+    let pca = Pca2::fit(&stacked)?;
+    let stride = parts[0].len().div_ceil(max_points.max(1)).max(1);
+    let sample: Vec<usize> = (0..parts[0].len()).step_by(stride).collect();
+    let (t1, i1) = shifted_matrices(&image, &text, &delta, lambda);
+    let project = |m: &Array2<f32>| -> Vec<[f64; 2]> {
+        sample
+            .iter()
+            .map(|&r| pca.project(m.row(r).to_slice().expect("standard layout")))
+            .collect()
+    };
+    Ok(ShiftScatter {
+        lambda,
+        before: [project(&i0), project(&t0)],
+        after: [project(&i1), project(&t1)],
+    })
 }
