@@ -339,3 +339,74 @@ fn classifying_exported_vectors_equals_classifying_the_stored_records() {
     ]);
     assert!(err.contains("text=FILE.npy"), "{err}");
 }
+
+/// `<polyline` elements of `stroke` with exactly `points` points, and `<circle` elements filled
+/// with `fill`, counted in an SVG document.
+fn svg_counts(svg: &str, stroke: &str, points: usize, fill: &str) -> (usize, usize) {
+    let tags: Vec<&str> = svg.split('<').skip(1).collect();
+    let lines = tags
+        .iter()
+        .filter(|t| t.starts_with("polyline") && t.contains(&format!("stroke=\"{stroke}\"")))
+        .filter(|t| {
+            let pts = t
+                .split("points=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            pts.split_whitespace().count() == points
+        })
+        .count();
+    let dots = tags
+        .iter()
+        .filter(|t| t.starts_with("circle") && t.contains(&format!("fill=\"{fill}\"")))
+        .count();
+    (lines, dots)
+}
+
+#[test]
+fn sweep_plot_writes_the_lambda_chart_and_the_pca_scatter() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = demo_store(dir.path());
+    let chart = dir.path().join("sweep.svg");
+    let out = medvec_json(&[
+        "sweep",
+        s(&store),
+        "ham10000",
+        "--head",
+        "early",
+        "--label",
+        "dx",
+        "--split-column",
+        "split",
+        "--from",
+        "-1",
+        "--to",
+        "1",
+        "--step",
+        "0.5",
+        "--epochs",
+        "3",
+        "--plot",
+        s(&chart),
+        "--json",
+    ]);
+    assert_eq!(out["curve"].as_array().unwrap().len(), 5);
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    // Validation (blue) and test (orange) curves, five λ each, one dot per λ.
+    assert_eq!(svg_counts(&svg, "#1F77B4", 5, "#1F77B4"), (1, 5));
+    assert_eq!(svg_counts(&svg, "#FF7F0E", 5, "#FF7F0E"), (1, 5));
+    let pca = std::fs::read_to_string(dir.path().join("sweep.pca.svg")).unwrap();
+    assert!(pca.starts_with("<svg") && pca.trim_end().ends_with("</svg>"));
+    let image_dots = svg_counts(&pca, "-", 0, "#2CA02C").1;
+    let text_dots = svg_counts(&pca, "-", 0, "#9467BD").1;
+    assert!(image_dots > 20, "{image_dots} image points");
+    assert_eq!(image_dots, text_dots, "one point per row and modality");
+    assert_eq!(
+        image_dots % 2,
+        0,
+        "before and after panels show the same rows"
+    );
+}
