@@ -137,7 +137,8 @@ pub fn sweep_chart_svg(curve: &[LambdaResult], chosen: f32) -> Result<String> {
 }
 
 /// Two side-by-side panels, "before" (λ = 0) and "after" (the scatter's λ), with one point per
-/// row and modality, on common axes so the movement is visible.
+/// row and modality, on common axes so the movement is visible (example at
+/// [`shift_scatter`](crate::training::shift_scatter)).
 pub fn scatter_svg(scatter: &ShiftScatter, image_name: &str, text_name: &str) -> Result<String> {
     let all = scatter.before.iter().chain(&scatter.after).flatten();
     let x = padded(all.clone().map(|p| p[0]), 0.01);

@@ -321,7 +321,8 @@ pub fn train_head(collection: &Collection, request: &TrainRequest) -> Result<Sav
     train_head_with(collection, request, &mut |_| {})
 }
 
-/// [`train_head`], calling `progress` before each λ is trained (for a progress bar).
+/// [`train_head`], calling `progress` before each λ is trained (for a progress bar); see
+/// [`train_knn_head`] for an example of the callback.
 pub fn train_head_with(
     collection: &Collection,
     request: &TrainRequest,
@@ -340,6 +341,39 @@ pub fn train_head_with(
 ///
 /// The saved head keeps the training ids and labels, not the vectors: they are read back
 /// from the collection when the head is loaded (see [`SavedHead::load`]).
+///
+/// ```
+/// use medvec_query::heads::{HeadSpec, KnnConfig, TrainConfig};
+/// use medvec_query::training::{train_knn_head, SavedHead, SplitSource, TrainRequest};
+/// use medvec_store::*;
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::create(dir.path().join("s")).unwrap();
+/// let schema = Schema {
+///     vectors: vec![VectorField::parse("image:2:cosine").unwrap(), VectorField::parse("text:2:cosine").unwrap()],
+///     payload: vec![PayloadField::parse("y:string").unwrap()],
+/// };
+/// let cases = store.create_collection("cases", schema).unwrap();
+/// let records: Vec<Record> = (0..40)
+///     .map(|i| {
+///         let (y, v) = if i % 2 == 0 { ("a", vec![1.0, 0.1]) } else { ("b", vec![0.1, 1.0]) };
+///         Record::new(format!("r{i}")).with_vector("image", v.clone()).with_vector("text", v)
+///             .with_value("y", Value::String(y.into()))
+///     })
+///     .collect();
+/// cases.upsert(&records).unwrap();
+/// let request = TrainRequest {
+///     spec: HeadSpec::early(), label_field: "y".into(), image_field: "image".into(),
+///     text_field: "text".into(), split: SplitSource::Fractions(Default::default(), 0),
+///     lambdas: vec![0.0, 0.5], config: TrainConfig::default(),
+/// };
+/// let knn = KnnConfig { k: 3, ..KnnConfig::default() };
+/// let head = train_knn_head(&cases, &request, knn, &mut |p| eprintln!("λ {}", p.lambda)).unwrap();
+/// assert_eq!(head.meta.test.as_ref().unwrap().accuracy, 1.0);
+/// head.save(&cases, "y-knn").unwrap();
+/// assert_eq!(SavedHead::load_meta(&cases, "y-knn").unwrap().knn.unwrap().k, 3);
+/// cases.delete(&[head.training.as_ref().unwrap().ids[0].clone()]).unwrap();
+/// assert!(SavedHead::load(&cases, "y-knn").is_err()); // a training case is gone: retrain
+/// ```
 pub fn train_knn_head(
     collection: &Collection,
     request: &TrainRequest,
@@ -573,6 +607,43 @@ pub struct ShiftScatter {
 /// The PCA is fitted once, on the **unshifted** unit vectors of both modalities of all training
 /// rows, stacked; both panels use that same projection, so the panels are comparable and the
 /// shift's movement is what differs. Needs fields of one dimension (the shift does too).
+///
+/// ```
+/// use medvec_query::heads::{HeadSpec, TrainConfig};
+/// use medvec_query::training::{shift_scatter, SplitSource, TrainRequest};
+/// use medvec_store::*;
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::create(dir.path().join("s")).unwrap();
+/// let schema = Schema {
+///     vectors: vec![VectorField::parse("image:3:cosine").unwrap(), VectorField::parse("text:3:cosine").unwrap()],
+///     payload: vec![PayloadField::parse("y:string").unwrap()],
+/// };
+/// let cases = store.create_collection("cases", schema).unwrap();
+/// let records: Vec<Record> = (0..40)
+///     .map(|i| {
+///         let w = (i % 5) as f32 * 0.1;
+///         Record::new(format!("r{i}")).with_vector("image", vec![1.0, w, 0.2])
+///             .with_vector("text", vec![0.1, w, 1.0])
+///             .with_value("y", Value::String(if i % 2 == 0 { "a" } else { "b" }.into()))
+///     })
+///     .collect();
+/// cases.upsert(&records).unwrap();
+/// let request = TrainRequest {
+///     spec: HeadSpec::early(), label_field: "y".into(), image_field: "image".into(),
+///     text_field: "text".into(), split: SplitSource::Fractions(Default::default(), 0),
+///     lambdas: vec![], config: TrainConfig::default(),
+/// };
+/// let scatter = shift_scatter(&cases, &request, 1.0, 10).unwrap();
+/// assert_eq!(scatter.before[0].len(), scatter.after[1].len());
+/// // λ = 1 moves both centroids to the midpoint: the modalities' mean PC-1 gap shrinks.
+/// let gap = |s: &[Vec<[f64; 2]>; 2]| {
+///     let mean = |v: &Vec<[f64; 2]>| v.iter().map(|p| p[0]).sum::<f64>() / v.len() as f64;
+///     (mean(&s[0]) - mean(&s[1])).abs()
+/// };
+/// assert!(gap(&scatter.after) < 0.25 * gap(&scatter.before));
+/// let svg = medvec_query::plot::scatter_svg(&scatter, "image", "text").unwrap();
+/// assert!(svg.contains("<circle"));
+/// ```
 pub fn shift_scatter(
     collection: &Collection,
     request: &TrainRequest,
