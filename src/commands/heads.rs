@@ -75,6 +75,7 @@ impl TrainOptions {
     ) -> Result<TrainRequest> {
         let (image, text) = super::align::field_pair(collection, self.fields.as_deref())?;
         let spec = match self.head {
+            // A kNN has no network; its request carries the early spec unused.
             HeadKind::Early | HeadKind::Knn => HeadSpec::early(),
             HeadKind::Late => HeadSpec::late(),
         }
@@ -133,7 +134,7 @@ fn lambda_bar(total: usize) -> ProgressBar {
     let bar = ProgressBar::hidden();
     bar.set_length(total as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} λ {msg} ({elapsed})")
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
             .expect("valid template"),
     );
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {

@@ -4,7 +4,7 @@
 //! - [`sweep_chart_svg`]: macro-F1 against λ, validation and test curves, the chosen λ marked
 //!   (the paper's Figures 4–6, with medvec's choice on validation).
 //! - [`scatter_svg`]: both modalities in the PCA-2 plane before and after the shift (the
-//!   paper's Figures 2–3), from [`ShiftScatter`](crate::training::ShiftScatter).
+//!   paper's Figures 2–3), from [`ShiftScatter`].
 //!
 //! Colours are fixed (the constants below) so a script or a test can find each series.
 

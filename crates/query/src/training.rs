@@ -5,8 +5,8 @@
 //! picks λ and the epoch on **validation** macro-F1, reports on test, and returns a
 //! [`SavedHead`] that [`SavedHead::save`] stores inside the collection. [`train_knn_head`] does
 //! the same for a kNN head (nothing to fit but λ, chosen on validation).
-//! [`classify`](crate::classify::classify) streams predictions for stored records with bounded
-//! memory; [`classify_vectors`](crate::classify::classify_vectors) classifies vectors that are
+//! [`classify`] streams predictions for stored records with bounded
+//! memory; [`classify_vectors`] classifies vectors that are
 //! not in the store with the same normalisation and shift.
 //!
 //! Fields of different dimensions (e.g. DINOv2 768 + LLaMA-2 4096) can be fused, but only
