@@ -154,3 +154,259 @@ fn sweep_chooses_lambda_on_validation() {
     ]);
     assert!(bad.contains("nope"), "{bad}");
 }
+
+fn jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_saved_knn_head_is_listed_evaluated_and_refuses_deleted_training_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = demo_store(dir.path());
+    let trained = medvec_json(&[
+        "train",
+        s(&store),
+        "ham10000",
+        "--head",
+        "knn",
+        "--k",
+        "3",
+        "--knn-weighting",
+        "distance",
+        "--label",
+        "dx",
+        "--split-column",
+        "split",
+        "--shift",
+        "auto",
+        "--name",
+        "dx-knn",
+        "--json",
+    ]);
+    let meta = &trained["meta"];
+    assert_eq!(meta["fusion"], "knn");
+    assert_eq!(meta["knn"]["k"], 3);
+    assert_eq!(meta["knn"]["weighting"], "distance");
+    assert_eq!(
+        trained["curve"].as_array().unwrap().len(),
+        21,
+        "λ = −1..1 step 0.1"
+    );
+    let listed = medvec_ok(&["heads", s(&store), "ham10000", "--json"]);
+    let knn_line: serde_json::Value = listed
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|h| h["name"] == "dx-knn")
+        .expect("heads lists the kNN head");
+    assert_eq!(knn_line["meta"]["lambda"], meta["lambda"]);
+    let eval = medvec_json(&[
+        "eval",
+        s(&store),
+        "ham10000",
+        "--head",
+        "dx-knn",
+        "--filter",
+        "split = \"test\"",
+        "--json",
+    ]);
+    assert_eq!(
+        eval["macro_f1"], meta["test"]["macro_f1"],
+        "the loaded kNN votes exactly as the trained one"
+    );
+    assert_eq!(eval["accuracy"], meta["test"]["accuracy"]);
+    // Delete one training record: loading the head must fail and say why.
+    let preds = dir.path().join("train.jsonl");
+    medvec_ok(&[
+        "classify",
+        s(&store),
+        "ham10000",
+        "--head",
+        "dx-knn",
+        "--filter",
+        "split = \"train\"",
+        "--out",
+        s(&preds),
+    ]);
+    let victim = jsonl(&preds)[0]["id"].as_str().unwrap().to_string();
+    medvec_ok(&["delete", s(&store), "ham10000", &victim]);
+    let err = medvec_err(&["classify", s(&store), "ham10000", "--head", "dx-knn"]);
+    assert!(
+        err.contains("1 of its") && err.contains(&victim) && err.contains("retrain"),
+        "{err}"
+    );
+    // Listing still works: it reads metadata only.
+    assert!(medvec_ok(&["heads", s(&store), "ham10000"]).contains("dx-knn"));
+}
+
+/// Exports the stored vectors, classifies them as new inputs, and compares with classifying
+/// the stored records: same classes, same probabilities.
+#[test]
+fn classifying_exported_vectors_equals_classifying_the_stored_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = demo_store(dir.path());
+    let table = dir.path().join("meta.csv");
+    for field in ["image", "text"] {
+        let npy = dir.path().join(format!("{field}.npy"));
+        medvec_ok(&[
+            "export",
+            s(&store),
+            "ham10000",
+            "--field",
+            field,
+            "--npy",
+            s(&npy),
+            "--table",
+            s(&table),
+        ]);
+    }
+    let csv = std::fs::read_to_string(&table).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let id_col = header.iter().position(|h| *h == "id").expect("id column");
+    let ids: Vec<String> = lines
+        .map(|l| l.split(',').nth(id_col).unwrap().to_string())
+        .collect();
+    let ids_file = dir.path().join("ids.txt");
+    std::fs::write(&ids_file, ids.join("\n") + "\n").unwrap();
+    let stored = dir.path().join("stored.jsonl");
+    let fresh = dir.path().join("fresh.jsonl");
+    medvec_ok(&[
+        "classify",
+        s(&store),
+        "ham10000",
+        "--head",
+        "dx-late",
+        "--out",
+        s(&stored),
+    ]);
+    let image_spec = format!("image={}", s(&dir.path().join("image.npy")));
+    let text_spec = format!("text={}", s(&dir.path().join("text.npy")));
+    medvec_ok(&[
+        "classify",
+        s(&store),
+        "ham10000",
+        "--head",
+        "dx-late",
+        "--input-npy",
+        &format!("{text_spec},{image_spec}"),
+        "--ids",
+        s(&ids_file),
+        "--batch",
+        "13",
+        "--out",
+        s(&fresh),
+    ]);
+    let stored = jsonl(&stored);
+    let fresh: std::collections::HashMap<String, serde_json::Value> = jsonl(&fresh)
+        .into_iter()
+        .map(|p| (p["id"].as_str().unwrap().to_string(), p))
+        .collect();
+    assert_eq!(fresh.len(), ids.len());
+    assert!(stored.len() > 50, "the demo has records with both vectors");
+    for p in &stored {
+        let q = &fresh[p["id"].as_str().unwrap()];
+        assert_eq!(p["predicted"], q["predicted"], "{p} vs {q}");
+        assert_eq!(p["probabilities"], q["probabilities"], "{p} vs {q}");
+    }
+    // Without --ids the rows are numbered; a missing field is named.
+    let numbered = medvec_ok(&[
+        "classify",
+        s(&store),
+        "ham10000",
+        "--head",
+        "dx-late",
+        "--input-npy",
+        &image_spec,
+        "--input-npy",
+        &text_spec,
+    ]);
+    assert!(
+        numbered.lines().nth(1).unwrap().starts_with("0,"),
+        "{numbered}"
+    );
+    let err = medvec_err(&[
+        "classify",
+        s(&store),
+        "ham10000",
+        "--head",
+        "dx-late",
+        "--input-npy",
+        &image_spec,
+    ]);
+    assert!(err.contains("text=FILE.npy"), "{err}");
+}
+
+/// `<polyline` elements of `stroke` with exactly `points` points, and `<circle` elements filled
+/// with `fill`, counted in an SVG document.
+fn svg_counts(svg: &str, stroke: &str, points: usize, fill: &str) -> (usize, usize) {
+    let tags: Vec<&str> = svg.split('<').skip(1).collect();
+    let lines = tags
+        .iter()
+        .filter(|t| t.starts_with("polyline") && t.contains(&format!("stroke=\"{stroke}\"")))
+        .filter(|t| {
+            let pts = t
+                .split("points=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            pts.split_whitespace().count() == points
+        })
+        .count();
+    let dots = tags
+        .iter()
+        .filter(|t| t.starts_with("circle") && t.contains(&format!("fill=\"{fill}\"")))
+        .count();
+    (lines, dots)
+}
+
+#[test]
+fn sweep_plot_writes_the_lambda_chart_and_the_pca_scatter() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = demo_store(dir.path());
+    let chart = dir.path().join("sweep.svg");
+    let out = medvec_json(&[
+        "sweep",
+        s(&store),
+        "ham10000",
+        "--head",
+        "early",
+        "--label",
+        "dx",
+        "--split-column",
+        "split",
+        "--from",
+        "-1",
+        "--to",
+        "1",
+        "--step",
+        "0.5",
+        "--epochs",
+        "3",
+        "--plot",
+        s(&chart),
+        "--json",
+    ]);
+    assert_eq!(out["curve"].as_array().unwrap().len(), 5);
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    // Validation (blue) and test (orange) curves, five λ each, one dot per λ.
+    assert_eq!(svg_counts(&svg, "#1F77B4", 5, "#1F77B4"), (1, 5));
+    assert_eq!(svg_counts(&svg, "#FF7F0E", 5, "#FF7F0E"), (1, 5));
+    let pca = std::fs::read_to_string(dir.path().join("sweep.pca.svg")).unwrap();
+    assert!(pca.starts_with("<svg") && pca.trim_end().ends_with("</svg>"));
+    let image_dots = svg_counts(&pca, "-", 0, "#2CA02C").1;
+    let text_dots = svg_counts(&pca, "-", 0, "#9467BD").1;
+    assert!(image_dots > 20, "{image_dots} image points");
+    assert_eq!(image_dots, text_dots, "one point per row and modality");
+    assert_eq!(
+        image_dots % 2,
+        0,
+        "before and after panels show the same rows"
+    );
+}

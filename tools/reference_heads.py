@@ -15,6 +15,11 @@ written by the Rust test and prints one JSON document on stdout.
                 -> test macro-F1 / accuracy of sklearn MLPClassifier((128,), adam,
                    lr 1e-3, batch 64, max_iter 30, random_state 0) trained on the
                    concatenated training features.
+  pca DIR       x.npy -> {"projected": [[pc1, pc2], ...], "explained_variance": [...]} from
+                   sklearn PCA(n_components=2, svd_solver="full") in float64.
+  svg DIR       chart.svg -> parsed with xml.etree (so it must be well-formed XML):
+                   {"root": tag, "circles": {fill or stroke colour: count},
+                    "polylines": [{"stroke": colour, "points": count}, ...]}
 """
 import json
 import struct
@@ -162,8 +167,32 @@ def cmd_mlp(d: Path):
     }
 
 
+def cmd_pca(d: Path):
+    from sklearn.decomposition import PCA
+
+    x = np.load(d / "x.npy").astype(np.float64)
+    pca = PCA(n_components=2, svd_solver="full")
+    projected = pca.fit_transform(x)
+    return {"projected": projected.tolist(), "explained_variance": pca.explained_variance_.tolist()}
+
+
+def cmd_svg(d: Path):
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(d / "chart.svg").getroot()
+    local = lambda tag: tag.rsplit("}", 1)[-1]
+    circles, polylines = {}, []
+    for el in root.iter():
+        if local(el.tag) == "circle":
+            colour = el.get("fill") if el.get("fill") not in (None, "none") else el.get("stroke")
+            circles[colour] = circles.get(colour, 0) + 1
+        elif local(el.tag) == "polyline":
+            polylines.append({"stroke": el.get("stroke"), "points": len(el.get("points", "").split())})
+    return {"root": local(root.tag), "circles": circles, "polylines": polylines}
+
+
 def main(argv):
-    commands = {"forward": cmd_forward, "metrics": cmd_metrics, "mlp": cmd_mlp}
+    commands = {"forward": cmd_forward, "metrics": cmd_metrics, "mlp": cmd_mlp, "pca": cmd_pca, "svg": cmd_svg}
     if len(argv) != 3 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         return 2

@@ -3,19 +3,32 @@
 use super::print_json;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use medvec_query::heads::{HeadSpec, SplitFractions, TrainConfig};
-use medvec_query::training::{
-    classify, train_head, LambdaResult, Prediction, SavedHead, SplitSource, TrainRequest,
+use indicatif::{ProgressBar, ProgressStyle};
+use medvec_ingest::npy::NpyReader;
+use medvec_query::heads::{
+    HeadSpec, KnnConfig, KnnView, KnnWeighting, SplitFractions, TrainConfig,
 };
-use medvec_store::Store;
+use medvec_query::training::{
+    classify, classify_vectors, train_head_with, train_knn_head, HeadMeta, LambdaProgress,
+    LambdaResult, Prediction, SavedHead, SplitSource, TrainRequest,
+};
+use medvec_store::{Collection, Store};
 use serde_json::json;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum HeadKind {
     Early,
     Late,
+    /// k nearest training cases (cosine over both modalities); nothing to train but λ.
+    Knn,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Weighting {
+    Uniform,
+    Distance,
 }
 
 /// Options shared by train and sweep.
@@ -23,9 +36,15 @@ enum HeadKind {
 struct TrainOptions {
     store: PathBuf,
     collection: String,
-    /// early or late fusion (the paper's architectures).
+    /// early or late fusion (the paper's architectures), or knn.
     #[arg(long, value_enum)]
     head: HeadKind,
+    /// Neighbours of a knn head.
+    #[arg(long, default_value_t = 5)]
+    k: usize,
+    /// Vote weighting of a knn head: one vote each, or 1 / cosine distance.
+    #[arg(long, value_enum, default_value = "uniform")]
+    knn_weighting: Weighting,
     /// Payload field holding the class label.
     #[arg(long)]
     label: String,
@@ -56,7 +75,8 @@ impl TrainOptions {
     ) -> Result<TrainRequest> {
         let (image, text) = super::align::field_pair(collection, self.fields.as_deref())?;
         let spec = match self.head {
-            HeadKind::Early => HeadSpec::early(),
+            // A kNN has no network; its request carries the early spec unused.
+            HeadKind::Early | HeadKind::Knn => HeadSpec::early(),
             HeadKind::Late => HeadSpec::late(),
         }
         .with_dropout(self.dropout);
@@ -79,6 +99,48 @@ impl TrainOptions {
             config,
         })
     }
+
+    /// Trains the chosen kind of head, showing the λ being trained on a terminal.
+    fn train(&self, collection: &Collection, lambdas: Vec<f32>) -> Result<SavedHead> {
+        let request = self.request(collection, lambdas)?;
+        let bar = lambda_bar(request.lambdas.len());
+        let mut progress = |p: LambdaProgress| {
+            bar.set_position(p.index as u64);
+            bar.set_message(format!("training λ = {}", p.lambda));
+        };
+        let saved = match self.head {
+            HeadKind::Knn => {
+                let knn = KnnConfig {
+                    k: self.k,
+                    weighting: match self.knn_weighting {
+                        Weighting::Uniform => KnnWeighting::Uniform,
+                        Weighting::Distance => KnnWeighting::Distance,
+                    },
+                    view: KnnView::Both,
+                };
+                train_knn_head(collection, &request, knn, &mut progress)?
+            }
+            HeadKind::Early | HeadKind::Late => {
+                train_head_with(collection, &request, &mut progress)?
+            }
+        };
+        bar.finish_and_clear();
+        Ok(saved)
+    }
+}
+
+/// A bar over the λ grid on standard error, hidden when that is not a terminal.
+fn lambda_bar(total: usize) -> ProgressBar {
+    let bar = ProgressBar::hidden();
+    bar.set_length(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
+            .expect("valid template"),
+    );
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    bar
 }
 
 fn parse_fractions(text: &str) -> Result<SplitFractions> {
@@ -108,7 +170,7 @@ fn grid(from: f32, to: f32, step: f32) -> Result<Vec<f32>> {
         .collect())
 }
 
-/// Train an early or late fusion head on stored vectors and save it in the collection.
+/// Train an early, late or kNN head on stored vectors and save it in the collection.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  medvec train ./clinic ham10000 --head late --label dx --split-column split --shift auto --name dx-late"
@@ -133,18 +195,17 @@ pub fn train(args: TrainArgs) -> Result<()> {
         "auto" => grid(-1.0, 1.0, 0.1)?,
         text => vec![text.parse::<f32>().context("--shift: a number or `auto`")?],
     };
-    let saved = train_head(&collection, &args.options.request(&collection, lambdas)?)?;
+    let saved = args.options.train(&collection, lambdas)?;
     saved.save(&collection, &args.name)?;
     if args.json {
         print_json(&json!({"name": args.name, "meta": saved.meta, "curve": saved.curve}));
     } else {
-        print_summary(&args.name, &saved);
+        print_summary(&args.name, &saved.meta);
     }
     Ok(())
 }
 
-fn print_summary(name: &str, saved: &SavedHead) {
-    let m = &saved.meta;
+fn print_summary(name: &str, m: &HeadMeta) {
     println!(
         "saved head `{name}`: {} fusion on {}+{}, label `{}` ({} classes), λ = {}",
         m.fusion,
@@ -154,10 +215,17 @@ fn print_summary(name: &str, saved: &SavedHead) {
         m.classes.len(),
         m.lambda
     );
-    println!(
-        "  rows train/val/test {}/{}/{}, best epoch {}, {} parameters, {:.3} s/epoch",
-        m.rows[0], m.rows[1], m.rows[2], m.best_epoch, m.params, m.seconds_per_epoch
-    );
+    match &m.knn {
+        Some(knn) => println!(
+            "  rows train/val/test {}/{}/{}, k = {}, {:?} votes (training cases read from the \
+             collection by id)",
+            m.rows[0], m.rows[1], m.rows[2], knn.k, knn.weighting
+        ),
+        None => println!(
+            "  rows train/val/test {}/{}/{}, best epoch {}, {} parameters, {:.3} s/epoch",
+            m.rows[0], m.rows[1], m.rows[2], m.best_epoch, m.params, m.seconds_per_epoch
+        ),
+    }
     println!("  validation macro-F1 {:.4}", m.val_macro_f1);
     if let Some(t) = &m.test {
         println!(
@@ -181,6 +249,10 @@ pub struct SweepArgs {
     to: f32,
     #[arg(long, default_value_t = 0.1)]
     step: f32,
+    /// Write the macro-F1-vs-λ chart to this SVG file, and the PCA-2 scatter of both
+    /// modalities before/after the chosen shift next to it (FILE.svg → FILE.pca.svg).
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -188,12 +260,12 @@ pub struct SweepArgs {
 pub fn sweep(args: SweepArgs) -> Result<()> {
     let store = Store::open_read_only(&args.options.store)?;
     let collection = store.collection(&args.options.collection)?;
-    let saved = train_head(
-        &collection,
-        &args
-            .options
-            .request(&collection, grid(args.from, args.to, args.step)?)?,
-    )?;
+    let saved = args
+        .options
+        .train(&collection, grid(args.from, args.to, args.step)?)?;
+    if let Some(path) = &args.plot {
+        write_plots(&collection, &args.options, &saved, path)?;
+    }
     if args.json {
         print_json(&json!({"chosen_lambda": saved.meta.lambda, "curve": saved.curve}));
         return Ok(());
@@ -219,6 +291,32 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
+/// Points per modality in the PCA scatter (evenly strided training rows).
+const SCATTER_POINTS: usize = 500;
+
+/// The sweep chart at `path` and the PCA scatter at `path` with extension `.pca.svg`.
+fn write_plots(
+    collection: &Collection,
+    options: &TrainOptions,
+    saved: &SavedHead,
+    path: &Path,
+) -> Result<()> {
+    let chart = medvec_query::plot::sweep_chart_svg(&saved.curve, saved.meta.lambda)?;
+    std::fs::write(path, chart).with_context(|| format!("{}", path.display()))?;
+    let request = options.request(collection, Vec::new())?;
+    let scatter = medvec_query::training::shift_scatter(
+        collection,
+        &request,
+        saved.meta.lambda,
+        SCATTER_POINTS,
+    )?;
+    let svg = medvec_query::plot::scatter_svg(&scatter, &request.image_field, &request.text_field)?;
+    let pca_path = path.with_extension("pca.svg");
+    std::fs::write(&pca_path, svg).with_context(|| format!("{}", pca_path.display()))?;
+    eprintln!("wrote {} and {}", path.display(), pca_path.display());
+    Ok(())
+}
+
 /// List the heads saved in a collection, with their metrics.
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  medvec heads ./clinic ham10000 --json")]
@@ -233,20 +331,21 @@ pub fn heads(args: HeadsArgs) -> Result<()> {
     let store = Store::open_read_only(&args.store)?;
     let collection = store.collection(&args.collection)?;
     for name in collection.list_heads()? {
-        let saved = SavedHead::load(&collection, &name)?;
+        let meta = SavedHead::load_meta(&collection, &name)?;
         if args.json {
-            print_json(&json!({"name": name, "meta": saved.meta}));
+            print_json(&json!({"name": name, "meta": meta}));
         } else {
-            print_summary(&name, &saved);
+            print_summary(&name, &meta);
         }
     }
     Ok(())
 }
 
-/// Classify stored records with a saved head, streaming id, class and probabilities.
+/// Classify stored records, or vectors from .npy files, with a saved head; streams id, class
+/// and probabilities.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  medvec classify ./clinic ham10000 --head dx-late --filter 'split = \"test\"' --out preds.csv"
+    after_help = "Examples:\n  medvec classify ./clinic ham10000 --head dx-late --filter 'split = \"test\"' --out preds.csv\n  medvec classify ./clinic ham10000 --head dx-late --input-npy image=new_img.npy,text=new_txt.npy --ids new_ids.txt --out preds.jsonl"
 )]
 pub struct ClassifyArgs {
     store: PathBuf,
@@ -255,8 +354,16 @@ pub struct ClassifyArgs {
     #[arg(long)]
     head: String,
     /// Only records matching this filter.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "input_npy")]
     filter: Option<String>,
+    /// Classify vectors that are not in the store: FIELD=FILE.npy for the head's image and text
+    /// fields (comma-separated or repeated), rows aligned across files. The head's
+    /// normalisation and λ shift are applied as for stored records.
+    #[arg(long, value_name = "FIELD=FILE", value_delimiter = ',')]
+    input_npy: Vec<String>,
+    /// With --input-npy: a text file with one id per row (default: row numbers 0, 1, ...).
+    #[arg(long, requires = "input_npy")]
+    ids: Option<PathBuf>,
     /// Output file, .csv or .jsonl (default: CSV on standard output).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -272,7 +379,6 @@ pub fn classify_command(args: ClassifyArgs) -> Result<()> {
     let store = Store::open_read_only(&args.store)?;
     let collection = store.collection(&args.collection)?;
     let saved = SavedHead::load(&collection, &args.head)?;
-    let filter = super::parse_filter(args.filter.as_deref(), "--filter")?;
     let jsonl = args.json
         || args
             .out
@@ -284,28 +390,113 @@ pub fn classify_command(args: ClassifyArgs) -> Result<()> {
         )),
         None => Box::new(std::io::stdout().lock()),
     };
+    let classes = saved.meta.classes.clone();
     if !jsonl {
-        let probs: Vec<String> = saved
-            .meta
-            .classes
-            .iter()
-            .map(|c| format!("p_{c}"))
-            .collect();
+        let probs: Vec<String> = classes.iter().map(|c| format!("p_{c}")).collect();
         writeln!(out, "id,predicted,{}", probs.join(","))?;
     }
-    let classes = saved.meta.classes.clone();
-    classify(
-        &collection,
-        &saved,
-        filter.as_ref(),
-        args.batch.max(1),
-        |p| {
-            write_prediction(&mut out, &p, &classes, jsonl)
-                .map_err(|e| medvec_query::QueryError::Invalid(e.to_string()))
-        },
-    )?;
+    let mut write = |p: Prediction| {
+        write_prediction(&mut out, &p, &classes, jsonl)
+            .map_err(|e| medvec_query::QueryError::Invalid(e.to_string()))
+    };
+    if args.input_npy.is_empty() {
+        let filter = super::parse_filter(args.filter.as_deref(), "--filter")?;
+        classify(
+            &collection,
+            &saved,
+            filter.as_ref(),
+            args.batch.max(1),
+            write,
+        )?;
+    } else {
+        classify_npy(&saved, &args, &mut write)?;
+    }
     out.flush()?;
     Ok(())
+}
+
+/// Streams rows of the --input-npy files through the head, `--batch` rows at a time.
+fn classify_npy(
+    saved: &SavedHead,
+    args: &ClassifyArgs,
+    emit: &mut dyn FnMut(Prediction) -> medvec_query::error::Result<()>,
+) -> Result<()> {
+    let (mut image, mut text) = npy_inputs(saved, &args.input_npy)?;
+    let rows = image.rows();
+    let ids = match &args.ids {
+        Some(path) => read_ids(path, rows)?,
+        None => (0..rows).map(|r| r.to_string()).collect(),
+    };
+    let (mut image_buf, mut text_buf) = (Vec::new(), Vec::new());
+    for chunk in ids.chunks(args.batch.max(1)) {
+        image_buf.clear();
+        text_buf.clear();
+        image.read_rows(chunk.len(), &mut image_buf)?;
+        text.read_rows(chunk.len(), &mut text_buf)?;
+        let image_rows = as_rows(&image_buf, image.dim());
+        let text_rows = as_rows(&text_buf, text.dim());
+        for p in classify_vectors(saved, chunk, &image_rows, &text_rows)? {
+            emit(p)?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens the .npy file of each field the head needs; rows must agree.
+fn npy_inputs(saved: &SavedHead, specs: &[String]) -> Result<(NpyReader, NpyReader)> {
+    let meta = &saved.meta;
+    let mut files = std::collections::BTreeMap::new();
+    for spec in specs {
+        let (field, file) = spec
+            .split_once('=')
+            .with_context(|| format!("--input-npy `{spec}`: expected FIELD=FILE.npy"))?;
+        if field != meta.image_field && field != meta.text_field {
+            bail!(
+                "--input-npy `{field}`: the head uses fields `{}` and `{}`",
+                meta.image_field,
+                meta.text_field
+            );
+        }
+        files.insert(field.to_string(), PathBuf::from(file));
+    }
+    let mut open = |field: &str| -> Result<NpyReader> {
+        let path = files
+            .remove(field)
+            .with_context(|| format!("--input-npy: the head needs `{field}=FILE.npy`"))?;
+        Ok(NpyReader::open(&path)?)
+    };
+    let (image, text) = (open(&meta.image_field)?, open(&meta.text_field)?);
+    if image.rows() != text.rows() {
+        bail!(
+            "--input-npy: {} has {} rows, {} has {}; rows must be aligned",
+            image.path().display(),
+            image.rows(),
+            text.path().display(),
+            text.rows()
+        );
+    }
+    Ok((image, text))
+}
+
+/// One id per line; the count must match the .npy rows.
+fn read_ids(path: &Path, rows: usize) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    if ids.len() != rows {
+        bail!(
+            "--ids {}: {} ids for {rows} rows",
+            path.display(),
+            ids.len()
+        );
+    }
+    Ok(ids)
+}
+
+fn as_rows(flat: &[f32], dim: usize) -> Vec<Vec<f32>> {
+    flat.chunks(dim.max(1)).map(<[f32]>::to_vec).collect()
 }
 
 fn write_prediction(

@@ -197,7 +197,7 @@ fn pca_variances(a: &[Vec<f64>], b: &[Vec<f64>]) -> (f64, f64) {
 
 /// The top two principal directions of centred `x` (d × 2), by subspace iteration on the
 /// covariance (or on `x` itself when d is too large for a d × d matrix).
-fn top_two_directions(x: &Array2<f64>) -> Array2<f64> {
+pub(crate) fn top_two_directions(x: &Array2<f64>) -> Array2<f64> {
     let dim = x.ncols();
     let covariance = (dim <= 1024).then(|| x.t().dot(x));
     let apply = |v: &Array2<f64>| match &covariance {

@@ -4,16 +4,22 @@
 //! - [`alignment`]: the gap vector Δ = mean(image) − mean(text) and the alignment shift
 //!   t' = normalize(t + λ/2·Δ), v' = normalize(v − λ/2·Δ), applied at read time;
 //! - [`gap`]: the modality-gap report (‖Δ‖, paired cosine, concentration, PCA-2 variances);
+//! - [`pca`], [`plot`]: PCA-2 projection and the SVG charts of a λ sweep;
 //! - [`retrieval`]: same- and cross-modal search under a shift;
 //! - [`heads`]: early, late and kNN fusion heads, their training, metrics and splits;
-//! - [`training`]: heads trained on, saved in and applied to a collection, with λ chosen on
-//!   validation.
+//! - [`training`]: heads trained on and saved in a collection, with λ chosen on validation;
+//! - [`saved`]: the saved-head file (MLP weights, or a kNN's training ids);
+//! - [`classify`]: saved heads applied to stored records or to new in-memory vectors.
 
 pub mod alignment;
+pub mod classify;
 pub mod error;
 pub mod gap;
 pub mod heads;
+pub mod pca;
+pub mod plot;
 pub mod retrieval;
+pub mod saved;
 pub mod training;
 
 pub use alignment::Alignment;

@@ -3,15 +3,25 @@
 //! [`train_head`] reads the labelled records, splits them (an existing split column or a seeded
 //! stratified split), fits Δ on the **training** rows only, trains one head per candidate λ,
 //! picks λ and the epoch on **validation** macro-F1, reports on test, and returns a
-//! [`SavedHead`] that [`SavedHead::save`] stores inside the collection. [`classify`] streams
-//! predictions for stored records with bounded memory.
+//! [`SavedHead`] that [`SavedHead::save`] stores inside the collection. [`train_knn_head`] does
+//! the same for a kNN head (nothing to fit but λ, chosen on validation).
+//! [`classify`] streams predictions for stored records with bounded
+//! memory; [`classify_vectors`] classifies vectors that are
+//! not in the store with the same normalisation and shift.
+//!
+//! Fields of different dimensions (e.g. DINOv2 768 + LLaMA-2 4096) can be fused, but only
+//! unshifted (λ = 0): the shift needs Δ in one space (method.md §3.6).
 
+pub use crate::classify::{classify, classify_vectors, Prediction};
 use crate::error::{QueryError, Result};
 use crate::heads::metrics::ClassificationReport;
 use crate::heads::{
-    stratified_split, train, HeadSpec, Inputs, Labelled, SplitFractions, TrainConfig, TrainedHead,
+    stratified_split, train, HeadSpec, Inputs, KnnConfig, KnnHead, Labelled, SplitFractions,
+    TrainConfig, TrainedHead,
 };
-use medvec_store::{Collection, Filter, Record};
+use crate::pca::Pca2;
+pub use crate::saved::{HeadModel, KnnMeta, SavedHead, TrainingCases};
+use medvec_store::{Collection, Record};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +67,9 @@ pub struct HeadMeta {
     /// FNV-1a over the training ids and labels, to tell which data a head saw.
     pub fingerprint: String,
     pub rows: [usize; 3],
+    /// Set for kNN heads (`fusion` = `knn`): the settings; the training cases are kept as ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knn: Option<KnnMeta>,
 }
 
 /// Test metrics kept with a head.
@@ -76,17 +89,9 @@ pub struct LambdaResult {
     pub test_accuracy: Option<f64>,
 }
 
-/// A trained head with its metadata, ready to save or apply.
-pub struct SavedHead {
-    pub meta: HeadMeta,
-    pub head: TrainedHead,
-    /// Every λ tried, in order (the sweep curve).
-    pub curve: Vec<LambdaResult>,
-    /// The full test report for the chosen λ (when there is a test split).
-    pub test_report: Option<ClassificationReport>,
-}
-
-const HEAD_FORMAT: u32 = 1;
+/// Head file format: 1 = MLP heads, 2 = kNN heads (a reader of 1 refuses them cleanly).
+pub(crate) const HEAD_FORMAT: u32 = 1;
+pub(crate) const KNN_HEAD_FORMAT: u32 = 2;
 
 /// Labelled records with both modalities, in scan order.
 struct Dataset {
@@ -196,9 +201,13 @@ fn split_rows(data: &Dataset, split: &SplitSource) -> Result<[Vec<usize>; 3]> {
     }
 }
 
-/// Δ = mean(image) − mean(text) over the unit vectors of `rows`.
+/// Δ = mean(image) − mean(text) over the unit vectors of `rows`; empty when the two fields
+/// differ in dimension (then only λ = 0 is allowed, see [`check_lambdas`]).
 fn delta_of(data: &Dataset, rows: &[usize]) -> Vec<f32> {
     let dim = data.image[0].len();
+    if data.text[0].len() != dim {
+        return Vec::new();
+    }
     let mut delta = vec![0f64; dim];
     for &row in rows {
         let (i, t) = (unit(&data.image[row]), unit(&data.text[row]));
@@ -209,6 +218,23 @@ fn delta_of(data: &Dataset, rows: &[usize]) -> Vec<f32> {
     delta.into_iter().map(|x| x as f32).collect()
 }
 
+/// A non-zero λ needs both fields in one space; refuse rather than silently truncate.
+fn check_lambdas(data: &Dataset, request: &TrainRequest) -> Result<()> {
+    let (image_dim, text_dim) = (data.image[0].len(), data.text[0].len());
+    if image_dim != text_dim && request.lambdas.iter().any(|l| *l != 0.0) {
+        return Err(QueryError::DimensionMismatch {
+            a: request.image_field.clone(),
+            a_dim: image_dim,
+            b: request.text_field.clone(),
+            b_dim: text_dim,
+        });
+    }
+    if request.lambdas.iter().any(|l| !l.is_finite()) {
+        return Err(QueryError::Invalid("λ must be finite".into()));
+    }
+    Ok(())
+}
+
 fn unit(v: &[f32]) -> Vec<f64> {
     let n = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     v.iter()
@@ -217,26 +243,37 @@ fn unit(v: &[f32]) -> Vec<f64> {
 }
 
 /// Shifted (text, image) matrices of `rows`: t' = normalize(t̂ + λ/2·Δ), v' = normalize(v̂ − λ/2·Δ).
-/// With λ = 0 this is just L2 normalisation, as the paper's code does first.
-fn shifted_matrices(
+/// With λ = 0 this is just L2 normalisation, as the paper's code does first. An empty Δ (fields
+/// of different dimensions) stands for a zero vector, so the arithmetic — and therefore every
+/// bit of the result — is the same as for λ = 0 with a real Δ.
+pub(crate) fn shifted_matrices(
     image: &[&[f32]],
     text: &[&[f32]],
     delta: &[f32],
     lambda: f32,
 ) -> (Array2<f32>, Array2<f32>) {
-    let alignment = crate::Alignment {
-        a_field: String::new(),
-        b_field: String::new(),
-        delta: delta.to_vec(),
-    };
-    let build = |rows: &[&[f32]], shift: &dyn Fn(&[f32]) -> Vec<f32>| {
+    let build = |rows: &[&[f32]], coefficient: f32| {
         let dim = rows.first().map_or(0, |r| r.len());
-        let flat: Vec<f32> = rows.iter().flat_map(|r| shift(r)).collect();
+        let zeros;
+        let delta = if delta.len() == dim {
+            delta
+        } else {
+            zeros = vec![0.0; dim];
+            &zeros
+        };
+        let alignment = crate::Alignment {
+            a_field: String::new(),
+            b_field: String::new(),
+            delta: delta.to_vec(),
+        };
+        let flat: Vec<f32> = rows
+            .iter()
+            .flat_map(|r| alignment.shift_b(r, coefficient))
+            .collect();
         Array2::from_shape_vec((rows.len(), dim), flat).expect("rows share a dimension")
     };
-    let text_m = build(text, &|t| alignment.shift_b(t, lambda));
-    let image_m = build(image, &|v| alignment.shift_a(v, lambda));
-    (text_m, image_m)
+    // shift_b moves by +λ/2·Δ, so the image side passes −λ.
+    (build(text, lambda), build(image, -lambda))
 }
 
 fn subset<'a>(data: &'a Dataset, rows: &[usize]) -> (Vec<&'a [f32]>, Vec<&'a [f32]>, Vec<usize>) {
@@ -247,8 +284,9 @@ fn subset<'a>(data: &'a Dataset, rows: &[usize]) -> (Vec<&'a [f32]>, Vec<&'a [f3
     )
 }
 
+/// Evaluates `model` on `rows` under the shift; `None` when there are no rows.
 fn report_on(
-    head: &TrainedHead,
+    model: &HeadModel,
     data: &Dataset,
     rows: &[usize],
     delta: &[f32],
@@ -259,26 +297,119 @@ fn report_on(
     }
     let (image, text, labels) = subset(data, rows);
     let (t, i) = shifted_matrices(&image, &text, delta, lambda);
-    let set = Labelled::new(Inputs::new(t.view(), i.view()).map_err(head_err)?, &labels)
-        .map_err(head_err)?;
-    Ok(Some(head.evaluate(&set).map_err(head_err)?))
+    let inputs = Inputs::new(t.view(), i.view()).map_err(head_err)?;
+    let predicted = model.predict(&inputs).map_err(head_err)?;
+    Ok(Some(
+        ClassificationReport::new(&labels, &predicted).map_err(head_err)?,
+    ))
 }
 
-fn head_err(e: crate::heads::HeadError) -> QueryError {
+pub(crate) fn head_err(e: crate::heads::HeadError) -> QueryError {
     QueryError::Invalid(e.to_string())
+}
+
+/// Progress of a λ loop: called before λ number `index` (0-based) of `total` is trained.
+#[derive(Debug, Clone, Copy)]
+pub struct LambdaProgress {
+    pub index: usize,
+    pub total: usize,
+    pub lambda: f32,
 }
 
 /// Trains a head on `collection` as described by `request` (see the module docs).
 pub fn train_head(collection: &Collection, request: &TrainRequest) -> Result<SavedHead> {
+    train_head_with(collection, request, &mut |_| {})
+}
+
+/// [`train_head`], calling `progress` before each λ is trained (for a progress bar); see
+/// [`train_knn_head`] for an example of the callback.
+pub fn train_head_with(
+    collection: &Collection,
+    request: &TrainRequest,
+    progress: &mut dyn FnMut(LambdaProgress),
+) -> Result<SavedHead> {
+    let fit = |data: &Dataset, parts: &[Vec<usize>; 3], delta: &[f32], lambda: f32| {
+        train_one(data, parts, delta, lambda, request).map(HeadModel::Net)
+    };
+    let fusion = format!("{:?}", request.spec.fusion).to_lowercase();
+    choose_lambda(collection, request, &fusion, None, progress, fit)
+}
+
+/// Builds a kNN head (`knn`) over the training split, choosing λ among `request.lambdas` on
+/// validation macro-F1 exactly as [`train_head`] does. `request.spec` and the optimiser
+/// settings of `request.config` do not apply (a kNN has no weights).
+///
+/// The saved head keeps the training ids and labels, not the vectors: they are read back
+/// from the collection when the head is loaded (see [`SavedHead::load`]).
+///
+/// ```
+/// use medvec_query::heads::{HeadSpec, KnnConfig, TrainConfig};
+/// use medvec_query::training::{train_knn_head, SavedHead, SplitSource, TrainRequest};
+/// use medvec_store::*;
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::create(dir.path().join("s")).unwrap();
+/// let schema = Schema {
+///     vectors: vec![VectorField::parse("image:2:cosine").unwrap(), VectorField::parse("text:2:cosine").unwrap()],
+///     payload: vec![PayloadField::parse("y:string").unwrap()],
+/// };
+/// let cases = store.create_collection("cases", schema).unwrap();
+/// let records: Vec<Record> = (0..40)
+///     .map(|i| {
+///         let (y, v) = if i % 2 == 0 { ("a", vec![1.0, 0.1]) } else { ("b", vec![0.1, 1.0]) };
+///         Record::new(format!("r{i}")).with_vector("image", v.clone()).with_vector("text", v)
+///             .with_value("y", Value::String(y.into()))
+///     })
+///     .collect();
+/// cases.upsert(&records).unwrap();
+/// let request = TrainRequest {
+///     spec: HeadSpec::early(), label_field: "y".into(), image_field: "image".into(),
+///     text_field: "text".into(), split: SplitSource::Fractions(Default::default(), 0),
+///     lambdas: vec![0.0, 0.5], config: TrainConfig::default(),
+/// };
+/// let knn = KnnConfig { k: 3, ..KnnConfig::default() };
+/// let head = train_knn_head(&cases, &request, knn, &mut |p| eprintln!("λ {}", p.lambda)).unwrap();
+/// assert_eq!(head.meta.test.as_ref().unwrap().accuracy, 1.0);
+/// head.save(&cases, "y-knn").unwrap();
+/// assert_eq!(SavedHead::load_meta(&cases, "y-knn").unwrap().knn.unwrap().k, 3);
+/// cases.delete(&[head.training.as_ref().unwrap().ids[0].clone()]).unwrap();
+/// assert!(SavedHead::load(&cases, "y-knn").is_err()); // a training case is gone: retrain
+/// ```
+pub fn train_knn_head(
+    collection: &Collection,
+    request: &TrainRequest,
+    knn: KnnConfig,
+    progress: &mut dyn FnMut(LambdaProgress),
+) -> Result<SavedHead> {
+    let fit = |data: &Dataset, parts: &[Vec<usize>; 3], delta: &[f32], lambda: f32| {
+        fit_knn(data, &parts[0], delta, lambda, knn).map(HeadModel::Knn)
+    };
+    choose_lambda(collection, request, "knn", Some(knn), progress, fit)
+}
+
+/// The shared λ loop: fit per λ, score on validation and test, keep the best on validation.
+fn choose_lambda(
+    collection: &Collection,
+    request: &TrainRequest,
+    fusion: &str,
+    knn: Option<KnnConfig>,
+    progress: &mut dyn FnMut(LambdaProgress),
+    fit: impl Fn(&Dataset, &[Vec<usize>; 3], &[f32], f32) -> Result<HeadModel>,
+) -> Result<SavedHead> {
     let data = load_dataset(collection, request)?;
+    check_lambdas(&data, request)?;
     let parts = split_rows(&data, &request.split)?;
     let delta = delta_of(&data, &parts[0]);
-    let mut best: Option<(f64, f32, TrainedHead)> = None;
+    let mut best: Option<(f64, f32, HeadModel)> = None;
     let mut curve = Vec::new();
-    for &lambda in &request.lambdas {
-        let head = train_one(&data, &parts, &delta, lambda, request)?;
-        let val = report_on(&head, &data, &parts[1], &delta, lambda)?.map_or(0.0, |r| r.macro_f1);
-        let test = report_on(&head, &data, &parts[2], &delta, lambda)?;
+    for (index, &lambda) in request.lambdas.iter().enumerate() {
+        progress(LambdaProgress {
+            index,
+            total: request.lambdas.len(),
+            lambda,
+        });
+        let model = fit(&data, &parts, &delta, lambda)?;
+        let val = report_on(&model, &data, &parts[1], &delta, lambda)?.map_or(0.0, |r| r.macro_f1);
+        let test = report_on(&model, &data, &parts[2], &delta, lambda)?;
         curve.push(LambdaResult {
             lambda,
             val_macro_f1: val,
@@ -286,27 +417,27 @@ pub fn train_head(collection: &Collection, request: &TrainRequest) -> Result<Sav
             test_accuracy: test.as_ref().map(|r| r.accuracy),
         });
         if best.as_ref().is_none_or(|(score, _, _)| val > *score) {
-            best = Some((val, lambda, head));
+            best = Some((val, lambda, model));
         }
     }
-    let (val_macro_f1, lambda, head) =
+    let (val_macro_f1, lambda, model) =
         best.ok_or_else(|| QueryError::Invalid("no λ to try".into()))?;
-    let test_report = report_on(&head, &data, &parts[2], &delta, lambda)?;
-    let meta = describe(
-        &data,
-        &parts,
-        request,
-        &head,
+    let test_report = report_on(&model, &data, &parts[2], &delta, lambda)?;
+    let chosen = Chosen {
+        fusion,
         delta,
         lambda,
         val_macro_f1,
-        test_report.as_ref(),
-    );
+        knn,
+    };
+    let meta = describe(&data, &parts, request, &model, chosen, test_report.as_ref());
+    let training = knn.map(|_| training_cases(&data, &parts[0]));
     Ok(SavedHead {
         meta,
-        head,
+        model,
         curve,
         test_report,
+        training,
     })
 }
 
@@ -334,34 +465,105 @@ fn train_one(
     train(&request.spec, &train_set, &val_set, &request.config).map_err(head_err)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A kNN over the shifted training rows; every class must occur there so that the head's
+/// probability columns line up with the collection's classes.
+fn fit_knn(
+    data: &Dataset,
+    rows: &[usize],
+    delta: &[f32],
+    lambda: f32,
+    knn: KnnConfig,
+) -> Result<KnnHead> {
+    let (image, text, labels) = subset(data, rows);
+    if let Some(missing) = (0..data.classes.len()).find(|c| !labels.contains(c)) {
+        return Err(QueryError::Invalid(format!(
+            "class `{}` has no training rows; the kNN head needs every class",
+            data.classes[missing]
+        )));
+    }
+    build_knn(&image, &text, &labels, delta, lambda, knn)
+}
+
+/// Shifts the training rows and fits the kNN on them (also used when a saved head is loaded).
+pub(crate) fn build_knn(
+    image: &[&[f32]],
+    text: &[&[f32]],
+    labels: &[usize],
+    delta: &[f32],
+    lambda: f32,
+    knn: KnnConfig,
+) -> Result<KnnHead> {
+    let (t, i) = shifted_matrices(image, text, delta, lambda);
+    let set = Labelled::new(Inputs::new(t.view(), i.view()).map_err(head_err)?, labels)
+        .map_err(head_err)?;
+    KnnHead::fit(&set, knn).map_err(head_err)
+}
+
+/// The training ids, labels and a fingerprint of their raw vectors, kept by a saved kNN head.
+fn training_cases(data: &Dataset, rows: &[usize]) -> TrainingCases {
+    let (image, text, labels) = subset(data, rows);
+    TrainingCases {
+        ids: rows.iter().map(|&r| data.ids[r].clone()).collect(),
+        labels,
+        vectors: vectors_fingerprint(&image, &text),
+    }
+}
+
+/// FNV-1a over the raw f32 bits of every (image, text) pair, in order.
+pub(crate) fn vectors_fingerprint(image: &[&[f32]], text: &[&[f32]]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, t) in image.iter().zip(text) {
+        for byte in i.iter().chain(t.iter()).flat_map(|x| x.to_le_bytes()) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// What the λ loop chose, for [`describe`].
+struct Chosen<'a> {
+    fusion: &'a str,
+    delta: Vec<f32>,
+    lambda: f32,
+    val_macro_f1: f64,
+    knn: Option<KnnConfig>,
+}
+
 fn describe(
     data: &Dataset,
     parts: &[Vec<usize>; 3],
     request: &TrainRequest,
-    head: &TrainedHead,
-    delta: Vec<f32>,
-    lambda: f32,
-    val_macro_f1: f64,
+    model: &HeadModel,
+    chosen: Chosen<'_>,
     test: Option<&ClassificationReport>,
 ) -> HeadMeta {
-    let history = head.history();
-    let seconds =
-        history.iter().map(|e| e.train_seconds).sum::<f64>() / history.len().max(1) as f64;
+    let (best_epoch, params, seconds) = match model {
+        HeadModel::Net(head) => {
+            let history = head.history();
+            let seconds =
+                history.iter().map(|e| e.train_seconds).sum::<f64>() / history.len().max(1) as f64;
+            (head.best_epoch(), head.param_count(), seconds)
+        }
+        HeadModel::Knn(_) => (0, 0, 0.0),
+    };
     HeadMeta {
-        format: HEAD_FORMAT,
-        fusion: format!("{:?}", request.spec.fusion).to_lowercase(),
+        format: if chosen.knn.is_some() {
+            KNN_HEAD_FORMAT
+        } else {
+            HEAD_FORMAT
+        },
+        fusion: chosen.fusion.to_string(),
         image_field: request.image_field.clone(),
         text_field: request.text_field.clone(),
         label_field: request.label_field.clone(),
         classes: data.classes.clone(),
-        lambda,
-        delta,
+        lambda: chosen.lambda,
+        delta: chosen.delta,
         seed: request.config.seed,
-        best_epoch: head.best_epoch(),
-        params: head.param_count(),
+        best_epoch,
+        params,
         seconds_per_epoch: seconds,
-        val_macro_f1,
+        val_macro_f1: chosen.val_macro_f1,
         test: test.map(|r| TestSummary {
             accuracy: r.accuracy,
             macro_f1: r.macro_f1,
@@ -369,10 +571,16 @@ fn describe(
         }),
         fingerprint: fingerprint(&data.ids, &data.labels, &parts[0]),
         rows: [parts[0].len(), parts[1].len(), parts[2].len()],
+        knn: chosen.knn.map(|config| KnnMeta {
+            k: config.k,
+            weighting: config.weighting,
+            view: config.view,
+        }),
     }
 }
 
-fn fingerprint(ids: &[String], labels: &[usize], rows: &[usize]) -> String {
+/// FNV-1a over the training ids and labels.
+pub(crate) fn fingerprint(ids: &[String], labels: &[usize], rows: &[usize]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for &row in rows {
         for byte in ids[row].bytes().chain(labels[row].to_le_bytes()) {
@@ -382,129 +590,99 @@ fn fingerprint(ids: &[String], labels: &[usize], rows: &[usize]) -> String {
     format!("{hash:016x}")
 }
 
-impl SavedHead {
-    /// Stores the head inside the collection under `name` (a versioned, checksummed file).
-    pub fn save(&self, collection: &Collection, name: &str) -> Result<()> {
-        let meta = serde_json::to_vec(&self.meta).expect("metadata serialises");
-        let mut body = (meta.len() as u32).to_le_bytes().to_vec();
-        body.extend_from_slice(&meta);
-        body.extend_from_slice(&self.head.to_bytes());
-        Ok(collection.save_head(name, &body)?)
-    }
-
-    /// Loads a head saved with [`save`](Self::save).
-    pub fn load(collection: &Collection, name: &str) -> Result<SavedHead> {
-        let body = collection.load_head(name)?;
-        let bad = |why: &str| QueryError::Invalid(format!("head `{name}`: {why}"));
-        let len = body
-            .get(..4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
-            .ok_or_else(|| bad("too short"))?;
-        let meta_bytes = body
-            .get(4..4 + len)
-            .ok_or_else(|| bad("metadata truncated"))?;
-        let meta: HeadMeta = serde_json::from_slice(meta_bytes).map_err(|e| bad(&e.to_string()))?;
-        if meta.format > HEAD_FORMAT {
-            return Err(bad(&format!(
-                "written by head format {}, this medvec reads up to {HEAD_FORMAT}",
-                meta.format
-            )));
-        }
-        let head = TrainedHead::from_bytes(&body[4 + len..]).map_err(|e| bad(&e.to_string()))?;
-        Ok(SavedHead {
-            meta,
-            head,
-            curve: Vec::new(),
-            test_report: None,
-        })
-    }
-}
-
-/// One prediction.
+/// Both modalities in the PCA-2 plane, before and after a shift (the paper's Figures 2–3).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Prediction {
-    pub id: String,
-    pub class: String,
-    /// Probability of each class, in `meta.classes` order.
-    pub probabilities: Vec<f32>,
-    /// The record's stored label, when the head's label field is set.
-    pub truth: Option<String>,
+pub struct ShiftScatter {
+    /// λ of the "after" panel.
+    pub lambda: f32,
+    /// Image and text points without the shift (unit vectors).
+    pub before: [Vec<[f64; 2]>; 2],
+    /// The same rows' image and text points after the shift.
+    pub after: [Vec<[f64; 2]>; 2],
 }
 
-/// Classifies every stored record matching `filter` that has both vectors, `chunk` records at a
-/// time, calling `emit` for each prediction in scan order. Memory is bounded by `chunk`.
-pub fn classify(
+/// Projects the training rows (evenly strided to at most `max_points` per modality) before and
+/// after the shift by `lambda`, with Δ fitted on the training split as in [`train_head`].
+///
+/// The PCA is fitted once, on the **unshifted** unit vectors of both modalities of all training
+/// rows, stacked; both panels use that same projection, so the panels are comparable and the
+/// shift's movement is what differs. Needs fields of one dimension (the shift does too).
+///
+/// ```
+/// use medvec_query::heads::{HeadSpec, TrainConfig};
+/// use medvec_query::training::{shift_scatter, SplitSource, TrainRequest};
+/// use medvec_store::*;
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::create(dir.path().join("s")).unwrap();
+/// let schema = Schema {
+///     vectors: vec![VectorField::parse("image:3:cosine").unwrap(), VectorField::parse("text:3:cosine").unwrap()],
+///     payload: vec![PayloadField::parse("y:string").unwrap()],
+/// };
+/// let cases = store.create_collection("cases", schema).unwrap();
+/// let records: Vec<Record> = (0..40)
+///     .map(|i| {
+///         let w = (i % 5) as f32 * 0.1;
+///         Record::new(format!("r{i}")).with_vector("image", vec![1.0, w, 0.2])
+///             .with_vector("text", vec![0.1, w, 1.0])
+///             .with_value("y", Value::String(if i % 2 == 0 { "a" } else { "b" }.into()))
+///     })
+///     .collect();
+/// cases.upsert(&records).unwrap();
+/// let request = TrainRequest {
+///     spec: HeadSpec::early(), label_field: "y".into(), image_field: "image".into(),
+///     text_field: "text".into(), split: SplitSource::Fractions(Default::default(), 0),
+///     lambdas: vec![], config: TrainConfig::default(),
+/// };
+/// let scatter = shift_scatter(&cases, &request, 1.0, 10).unwrap();
+/// assert_eq!(scatter.before[0].len(), scatter.after[1].len());
+/// // λ = 1 moves both centroids to the midpoint: the modalities' mean PC-1 gap shrinks.
+/// let gap = |s: &[Vec<[f64; 2]>; 2]| {
+///     let mean = |v: &Vec<[f64; 2]>| v.iter().map(|p| p[0]).sum::<f64>() / v.len() as f64;
+///     (mean(&s[0]) - mean(&s[1])).abs()
+/// };
+/// assert!(gap(&scatter.after) < 0.25 * gap(&scatter.before));
+/// let svg = medvec_query::plot::scatter_svg(&scatter, "image", "text").unwrap();
+/// assert!(svg.contains("<circle"));
+/// ```
+pub fn shift_scatter(
     collection: &Collection,
-    saved: &SavedHead,
-    filter: Option<&Filter>,
-    chunk: usize,
-    mut emit: impl FnMut(Prediction) -> Result<()>,
-) -> Result<usize> {
-    let meta = &saved.meta;
-    let mut pending: Vec<Record> = Vec::with_capacity(chunk);
-    let mut count = 0;
-    let mut failure: Option<QueryError> = None;
-    collection
-        .scan_where(filter, |record| {
-            if record.vectors.contains_key(&meta.image_field)
-                && record.vectors.contains_key(&meta.text_field)
-            {
-                pending.push(record);
-            }
-            if pending.len() >= chunk.max(1) {
-                if let Err(e) = predict_chunk(saved, &mut pending, &mut emit) {
-                    failure = Some(e);
-                    return Err(medvec_store::StoreError::InvalidQuery(
-                        "classification stopped".into(),
-                    ));
-                }
-                count += chunk.max(1);
-            }
-            Ok(())
-        })
-        .map_err(|e| failure.take().unwrap_or_else(|| e.into()))?;
-    count += pending.len();
-    predict_chunk(saved, &mut pending, &mut emit)?;
-    Ok(count)
-}
-
-fn predict_chunk(
-    saved: &SavedHead,
-    pending: &mut Vec<Record>,
-    emit: &mut impl FnMut(Prediction) -> Result<()>,
-) -> Result<()> {
-    if pending.is_empty() {
-        return Ok(());
+    request: &TrainRequest,
+    lambda: f32,
+    max_points: usize,
+) -> Result<ShiftScatter> {
+    let data = load_dataset(collection, request)?;
+    let (image_dim, text_dim) = (data.image[0].len(), data.text[0].len());
+    if image_dim != text_dim {
+        return Err(QueryError::DimensionMismatch {
+            a: request.image_field.clone(),
+            a_dim: image_dim,
+            b: request.text_field.clone(),
+            b_dim: text_dim,
+        });
     }
-    let meta = &saved.meta;
-    let image: Vec<&[f32]> = pending
-        .iter()
-        .map(|r| r.vectors[&meta.image_field].as_slice())
+    let parts = split_rows(&data, &request.split)?;
+    let delta = delta_of(&data, &parts[0]);
+    let (image, text, _) = subset(&data, &parts[0]);
+    let (t0, i0) = shifted_matrices(&image, &text, &delta, 0.0);
+    let stacked: Vec<&[f32]> = i0
+        .rows()
+        .into_iter()
+        .chain(t0.rows())
+        .map(|r| r.to_slice().expect("standard layout"))
         .collect();
-    let text: Vec<&[f32]> = pending
-        .iter()
-        .map(|r| r.vectors[&meta.text_field].as_slice())
-        .collect();
-    let (t, i) = shifted_matrices(&image, &text, &meta.delta, meta.lambda);
-    let probabilities = saved
-        .head
-        .predict_proba(&Inputs::new(t.view(), i.view()).map_err(head_err)?)
-        .map_err(head_err)?;
-    for (record, row) in pending.drain(..).zip(probabilities.rows()) {
-        let best = row
+    let pca = Pca2::fit(&stacked)?;
+    let stride = parts[0].len().div_ceil(max_points.max(1)).max(1);
+    let sample: Vec<usize> = (0..parts[0].len()).step_by(stride).collect();
+    let (t1, i1) = shifted_matrices(&image, &text, &delta, lambda);
+    let project = |m: &Array2<f32>| -> Vec<[f64; 2]> {
+        sample
             .iter()
-            .enumerate()
-            .fold(0, |b, (k, p)| if *p > row[b] { k } else { b });
-        emit(Prediction {
-            class: meta.classes.get(best).cloned().unwrap_or_default(),
-            probabilities: row.to_vec(),
-            truth: record
-                .payload
-                .get(&meta.label_field)
-                .map(|v| v.to_string())
-                .filter(|s| !s.is_empty()),
-            id: record.id,
-        })?;
-    }
-    Ok(())
+            .map(|&r| pca.project(m.row(r).to_slice().expect("standard layout")))
+            .collect()
+    };
+    Ok(ShiftScatter {
+        lambda,
+        before: [project(&i0), project(&t0)],
+        after: [project(&i1), project(&t1)],
+    })
 }

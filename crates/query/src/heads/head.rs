@@ -6,7 +6,7 @@ use super::error::{HeadError, Result};
 use super::inputs::{Inputs, Labelled};
 use super::loss::{sigmoid, softmax_rows};
 use super::metrics::ClassificationReport;
-use super::net::{gather, Net};
+use super::net::Net;
 use super::spec::HeadSpec;
 use super::train::EpochRecord;
 
@@ -18,33 +18,29 @@ pub struct TrainedHead {
     pub(crate) best_epoch: usize,
 }
 
-/// Rows per inference chunk: bounds inference memory to `CHUNK × (d_t + d_i + hidden)` floats.
+/// Rows per inference chunk: bounds inference memory to `CHUNK × (hidden + classes)` floats
+/// (the inputs are read in place).
 pub(crate) const INFER_CHUNK: usize = 2048;
 
-/// Inference-mode logits in chunks of [`INFER_CHUNK`] rows.
+/// Inference-mode logits in chunks of [`INFER_CHUNK`] rows, read in place from `inputs`.
 pub(crate) fn logits_net(net: &Net<f32>, inputs: &Inputs<'_>) -> Array2<f32> {
     let layout = net.layout;
     let n = inputs.rows();
     let mut out = Array2::zeros((n, layout.out_dim()));
-    let mut buffers: Vec<Array2<f32>> = (0..layout.branches().len())
-        .map(|k| Array2::zeros((INFER_CHUNK.min(n), layout.branch_in_dim(k))))
-        .collect();
     for start in (0..n).step_by(INFER_CHUNK) {
         let end = (start + INFER_CHUNK).min(n);
-        for (k, buf) in buffers.iter_mut().enumerate() {
-            gather(
-                inputs,
-                layout.branches()[k],
-                start..end,
-                buf.slice_mut(s![..end - start, ..]),
-            );
-        }
-        let xs: Vec<_> = buffers
+        let blocks: Vec<Vec<_>> = layout
+            .branches()
             .iter()
-            .map(|b| b.slice(s![..end - start, ..]))
+            .map(|modalities| {
+                modalities
+                    .iter()
+                    .map(|&m| inputs.matrix(m).slice_move(s![start..end, ..]))
+                    .collect()
+            })
             .collect();
         out.slice_mut(s![start..end, ..])
-            .assign(&net.forward_eval(&xs));
+            .assign(&net.forward_eval_blocks(&blocks));
     }
     out
 }

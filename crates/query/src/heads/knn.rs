@@ -8,7 +8,8 @@ use super::inputs::{Inputs, Labelled, Modality};
 use super::linalg::matmul_into;
 
 /// Which embedding the neighbours are found in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum KnnView {
     /// Both modalities, each L2-normalised, concatenated (cosine = mean of the two cosines).
     Both,
@@ -19,7 +20,8 @@ pub enum KnnView {
 }
 
 /// How neighbours vote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum KnnWeighting {
     /// One vote each.
     Uniform,
@@ -29,7 +31,7 @@ pub enum KnnWeighting {
 }
 
 /// kNN settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KnnConfig {
     /// Number of neighbours (default 5, as scikit-learn).
     pub k: usize,
@@ -101,6 +103,16 @@ impl KnnHead {
             labels: train.labels().to_vec(),
             num_classes: train.labels().iter().max().map_or(0, |m| m + 1),
         })
+    }
+
+    /// `(text_dim, image_dim)` the head expects.
+    pub fn dims(&self) -> (usize, usize) {
+        self.dims
+    }
+
+    /// The settings the head was fitted with.
+    pub fn config(&self) -> KnnConfig {
+        self.config
     }
 
     /// Number of classes (`1 + max training label`).

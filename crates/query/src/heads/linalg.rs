@@ -42,19 +42,29 @@ const COL_BLOCK: usize = 64;
 /// Below this many multiply-adds a single call is faster than spawning tasks.
 const PAR_MIN_WORK: usize = 1 << 21;
 
-/// `c = a · b`, overwriting `c`.
+/// `c = a · b`, overwriting `c`. See [`matmul_acc_into`].
+pub(crate) fn matmul_into<F: Real>(
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    c: ArrayViewMut2<'_, F>,
+) {
+    matmul_acc_into(a, b, c, F::zero());
+}
+
+/// `c = a · b + beta · c` (beta 0 overwrites, 1 accumulates).
 ///
 /// Large products are cut into output blocks whose boundaries depend only on the shapes,
 /// never on the number of threads, and every block is an independent product with no
 /// cross-block reduction. The result is therefore bit-identical for any thread count.
-pub(crate) fn matmul_into<F: Real>(
+pub(crate) fn matmul_acc_into<F: Real>(
     a: ArrayView2<'_, F>,
     b: ArrayView2<'_, F>,
     mut c: ArrayViewMut2<'_, F>,
+    beta: F,
 ) {
     let (m, n) = c.dim();
     if m * n * a.ncols() < PAR_MIN_WORK {
-        general_mat_mul(F::one(), &a, &b, F::zero(), &mut c);
+        general_mat_mul(F::one(), &a, &b, beta, &mut c);
         return;
     }
     if m >= 2 * ROW_BLOCK {
@@ -63,13 +73,13 @@ pub(crate) fn matmul_into<F: Real>(
             .zip(a.axis_chunks_iter(Axis(0), ROW_BLOCK))
             .collect();
         jobs.into_par_iter()
-            .for_each(|(mut cb, ab)| general_mat_mul(F::one(), &ab, &b, F::zero(), &mut cb));
+            .for_each(|(mut cb, ab)| general_mat_mul(F::one(), &ab, &b, beta, &mut cb));
     } else {
         let jobs: Vec<_> = c
             .axis_chunks_iter_mut(Axis(1), COL_BLOCK)
             .zip(b.axis_chunks_iter(Axis(1), COL_BLOCK))
             .collect();
         jobs.into_par_iter()
-            .for_each(|(mut cb, bb)| general_mat_mul(F::one(), &a, &bb, F::zero(), &mut cb));
+            .for_each(|(mut cb, bb)| general_mat_mul(F::one(), &a, &bb, beta, &mut cb));
     }
 }

@@ -9,7 +9,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::inputs::{Inputs, Modality};
-use super::linalg::{matmul_into, Real};
+use super::linalg::{matmul_acc_into, matmul_into, Real};
 use super::spec::Layout;
 
 /// BatchNorm1d epsilon (PyTorch default).
@@ -202,13 +202,22 @@ impl<F: Real> Net<F> {
 
     /// Inference-mode forward pass: dropout is the identity and BatchNorm uses the
     /// running statistics.
+    #[cfg(test)]
     pub fn forward_eval(&self, xs: &[ArrayView2<'_, F>]) -> Array2<F> {
-        let rows = xs[0].nrows();
+        let blocks: Vec<Vec<ArrayView2<'_, F>>> = xs.iter().map(|x| vec![x.view()]).collect();
+        self.forward_eval_blocks(&blocks)
+    }
+
+    /// [`forward_eval`](Self::forward_eval) with each branch's input given as column blocks
+    /// (e.g. the text and image matrices of early fusion) instead of one concatenated
+    /// matrix: inference then reads the caller's matrices in place, with no copy.
+    pub fn forward_eval_blocks(&self, blocks: &[Vec<ArrayView2<'_, F>>]) -> Array2<F> {
+        let rows = blocks[0][0].nrows();
         let h = self.layout.spec.hidden;
         let mut hcat = Array2::zeros((rows, self.layout.concat_width()));
-        for (k, x) in xs.iter().enumerate() {
+        for (k, x) in blocks.iter().enumerate() {
             let br = &self.params.branches[k];
-            let z = linear(x.view(), &br.w, &br.b);
+            let z = linear_blocks(x, &br.w, &br.b);
             let st = &self.stats[k];
             let eps = F::cast_f64(BN_EPS);
             // Fold BatchNorm into one scale and shift per feature.
@@ -235,6 +244,21 @@ impl<F: Real> Net<F> {
 fn linear<F: Real>(x: ArrayView2<'_, F>, w: &Array2<F>, b: &Array1<F>) -> Array2<F> {
     let mut z = Array2::zeros((x.nrows(), w.ncols()));
     matmul_into(x, w.view(), z.view_mut());
+    z += b;
+    z
+}
+
+/// `[x₁ x₂ …]·W + b` without building the concatenation: each block multiplies its own rows
+/// of `W` and the products accumulate.
+fn linear_blocks<F: Real>(blocks: &[ArrayView2<'_, F>], w: &Array2<F>, b: &Array1<F>) -> Array2<F> {
+    let mut z = Array2::zeros((blocks[0].nrows(), w.ncols()));
+    let mut offset = 0;
+    for (i, x) in blocks.iter().enumerate() {
+        let rows = w.slice(s![offset..offset + x.ncols(), ..]);
+        let beta = if i == 0 { F::zero() } else { F::one() };
+        matmul_acc_into(x.view(), rows, z.view_mut(), beta);
+        offset += x.ncols();
+    }
     z += b;
     z
 }

@@ -1,0 +1,220 @@
+//! Heads saved inside a collection: the file layout, and loading an MLP or kNN head back.
+//!
+//! A head file body is `u32` metadata length, the [`HeadMeta`] JSON, then the model:
+//! - MLP heads (format 1): the [`TrainedHead`] encoding;
+//! - kNN heads (format 2): the JSON of [`TrainingCases`] — the ids and labels of the training
+//!   rows and a fingerprint of their vectors. The vectors themselves stay in the collection
+//!   and are read back by id when the head is loaded, so a kNN head costs a few bytes per
+//!   training case. Loading fails with a clear error when a training record was deleted or
+//!   its vectors changed since training (retrain the head then); a changed *label* payload
+//!   does not matter, because the head votes with the labels recorded at training.
+
+use crate::error::{QueryError, Result};
+use crate::heads::metrics::ClassificationReport;
+use crate::heads::{Inputs, KnnHead, KnnView, KnnWeighting, TrainedHead};
+use crate::training::{
+    build_knn, vectors_fingerprint, HeadMeta, LambdaResult, HEAD_FORMAT, KNN_HEAD_FORMAT,
+};
+use medvec_store::Collection;
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+/// The model inside a saved head.
+#[derive(Debug, Clone)]
+pub enum HeadModel {
+    /// An early- or late-fusion MLP.
+    Net(TrainedHead),
+    /// A kNN over the (shifted) training cases.
+    Knn(KnnHead),
+}
+
+impl HeadModel {
+    /// Class probabilities, `n × C` in `meta.classes` order.
+    pub fn predict_proba(&self, inputs: &Inputs<'_>) -> crate::heads::Result<Array2<f32>> {
+        match self {
+            HeadModel::Net(head) => head.predict_proba(inputs),
+            HeadModel::Knn(knn) => knn.predict_proba(inputs),
+        }
+    }
+
+    /// Predicted class indices.
+    pub fn predict(&self, inputs: &Inputs<'_>) -> crate::heads::Result<Vec<usize>> {
+        match self {
+            HeadModel::Net(head) => head.predict(inputs),
+            HeadModel::Knn(knn) => knn.predict(inputs),
+        }
+    }
+
+    /// `(text_dim, image_dim)` the model expects.
+    pub fn dims(&self) -> (usize, usize) {
+        match self {
+            HeadModel::Net(head) => head.dims(),
+            HeadModel::Knn(knn) => knn.dims(),
+        }
+    }
+}
+
+/// kNN settings recorded in [`HeadMeta::knn`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct KnnMeta {
+    pub k: usize,
+    pub weighting: KnnWeighting,
+    pub view: KnnView,
+}
+
+/// The training cases a kNN head votes with, as stored in its head file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainingCases {
+    /// Record ids of the training rows, in training order.
+    pub ids: Vec<String>,
+    /// Their class indices (into `meta.classes`) at training time.
+    pub labels: Vec<usize>,
+    /// FNV-1a over the raw image and text vectors of those records at training time.
+    pub vectors: String,
+}
+
+/// A trained head with its metadata, ready to save or apply.
+#[derive(Debug, Clone)]
+pub struct SavedHead {
+    pub meta: HeadMeta,
+    pub model: HeadModel,
+    /// Every λ tried, in order (the sweep curve); empty for a loaded head.
+    pub curve: Vec<LambdaResult>,
+    /// The full test report for the chosen λ (when there is a test split).
+    pub test_report: Option<ClassificationReport>,
+    /// The training cases of a kNN head (`None` for MLP heads).
+    pub training: Option<TrainingCases>,
+}
+
+impl SavedHead {
+    /// Stores the head inside the collection under `name` (a versioned, checksummed file).
+    pub fn save(&self, collection: &Collection, name: &str) -> Result<()> {
+        let meta = serde_json::to_vec(&self.meta).expect("metadata serialises");
+        let mut body = (meta.len() as u32).to_le_bytes().to_vec();
+        body.extend_from_slice(&meta);
+        match (&self.model, &self.training) {
+            (HeadModel::Net(head), _) => body.extend_from_slice(&head.to_bytes()),
+            (HeadModel::Knn(_), Some(cases)) => {
+                body.extend_from_slice(&serde_json::to_vec(cases).expect("cases serialise"))
+            }
+            (HeadModel::Knn(_), None) => {
+                return Err(QueryError::Invalid(format!(
+                    "head `{name}`: a kNN head needs its training cases to be saved"
+                )))
+            }
+        }
+        Ok(collection.save_head(name, &body)?)
+    }
+
+    /// Loads a head saved with [`save`](Self::save). A kNN head reads its training vectors
+    /// back from `collection` (see the module docs for what happens if they changed).
+    pub fn load(collection: &Collection, name: &str) -> Result<SavedHead> {
+        let body = collection.load_head(name)?;
+        let (meta, rest) = split_body(name, &body)?;
+        let bad = |why: String| QueryError::Invalid(format!("head `{name}`: {why}"));
+        let (model, training) = match &meta.knn {
+            None => (
+                HeadModel::Net(TrainedHead::from_bytes(rest).map_err(|e| bad(e.to_string()))?),
+                None,
+            ),
+            Some(knn) => {
+                let cases: TrainingCases =
+                    serde_json::from_slice(rest).map_err(|e| bad(e.to_string()))?;
+                let model = rebuild_knn(collection, name, &meta, knn, &cases)?;
+                (HeadModel::Knn(model), Some(cases))
+            }
+        };
+        Ok(SavedHead {
+            meta,
+            model,
+            curve: Vec::new(),
+            test_report: None,
+            training,
+        })
+    }
+
+    /// Reads only the metadata of a saved head (cheap; never touches training records).
+    pub fn load_meta(collection: &Collection, name: &str) -> Result<HeadMeta> {
+        let body = collection.load_head(name)?;
+        Ok(split_body(name, &body)?.0)
+    }
+}
+
+/// Splits a head body into its metadata and the model bytes, checking the format version.
+fn split_body<'a>(name: &str, body: &'a [u8]) -> Result<(HeadMeta, &'a [u8])> {
+    let bad = |why: &str| QueryError::Invalid(format!("head `{name}`: {why}"));
+    let len = body
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or_else(|| bad("too short"))?;
+    let meta_bytes = body
+        .get(4..4 + len)
+        .ok_or_else(|| bad("metadata truncated"))?;
+    let meta: HeadMeta = serde_json::from_slice(meta_bytes).map_err(|e| bad(&e.to_string()))?;
+    let newest = HEAD_FORMAT.max(KNN_HEAD_FORMAT);
+    if meta.format > newest {
+        return Err(bad(&format!(
+            "written by head format {}, this medvec reads up to {newest}",
+            meta.format
+        )));
+    }
+    Ok((meta, &body[4 + len..]))
+}
+
+/// Looks the training records up by id, checks they are unchanged, and refits the kNN.
+fn rebuild_knn(
+    collection: &Collection,
+    name: &str,
+    meta: &HeadMeta,
+    knn: &KnnMeta,
+    cases: &TrainingCases,
+) -> Result<KnnHead> {
+    let mut image = Vec::with_capacity(cases.ids.len());
+    let mut text = Vec::with_capacity(cases.ids.len());
+    let mut missing = Vec::new();
+    for id in &cases.ids {
+        let vectors = collection.get(id).and_then(|mut r| {
+            let i = r.vectors.remove(&meta.image_field)?;
+            Some((i, r.vectors.remove(&meta.text_field)?))
+        });
+        match vectors {
+            Some((i, t)) => {
+                image.push(i);
+                text.push(t);
+            }
+            None => missing.push(id.as_str()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(QueryError::Invalid(format!(
+            "kNN head `{name}`: {} of its {} training records are gone or lack `{}`/`{}` since \
+             training (first: `{}`); retrain the head",
+            missing.len(),
+            cases.ids.len(),
+            meta.image_field,
+            meta.text_field,
+            missing[0]
+        )));
+    }
+    let image: Vec<&[f32]> = image.iter().map(Vec::as_slice).collect();
+    let text: Vec<&[f32]> = text.iter().map(Vec::as_slice).collect();
+    if vectors_fingerprint(&image, &text) != cases.vectors {
+        return Err(QueryError::Invalid(format!(
+            "kNN head `{name}`: the vectors of its training records changed since training; \
+             retrain the head"
+        )));
+    }
+    let config = crate::heads::KnnConfig {
+        k: knn.k,
+        weighting: knn.weighting,
+        view: knn.view,
+    };
+    build_knn(
+        &image,
+        &text,
+        &cases.labels,
+        &meta.delta,
+        meta.lambda,
+        config,
+    )
+}
