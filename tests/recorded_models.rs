@@ -328,3 +328,155 @@ fn model_overrides_are_recorded_and_used_for_queries() {
     ]);
     assert!(bad.contains("nope"), "{bad}");
 }
+
+/// A manifest of `rows` cases over the fixture images, with a label that follows the image, so
+/// a head can learn it.
+fn labelled_manifest(dir: &Path, rows: usize) -> PathBuf {
+    let images = [
+        ("rgb_100x75.png", "nv"),
+        ("rgb_80x60.jpg", "mel"),
+        ("gray_64x48.jpg", "nv"),
+        ("tall_30x90.jpg", "mel"),
+    ];
+    let mut text = String::from("id,path,dx,dx_type,age,sex,localization\n");
+    for i in 0..rows {
+        let (image, dx) = images[i % images.len()];
+        text.push_str(&format!(
+            "case-{i:04},{image},{dx},histo,{},female,back\n",
+            30 + i % 50
+        ));
+    }
+    let path = dir.join("labelled.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn new_images_and_texts_are_classified_like_their_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (image_model, text_model) = copy_models(dir.path());
+    let store = dir.path().join("store");
+    let manifest = labelled_manifest(dir.path(), 48);
+    let images = repo().join("fixtures/images");
+    medvec_ok(&[
+        "ingest",
+        s(&store),
+        "cases",
+        "--manifest",
+        s(&manifest),
+        "--root",
+        s(&images),
+        "--image-model",
+        s(&image_model),
+        "--text-model",
+        s(&text_model),
+        "--template",
+        "ham10000",
+    ]);
+    medvec_ok(&[
+        "train",
+        s(&store),
+        "cases",
+        "--head",
+        "late",
+        "--label",
+        "dx",
+        "--split",
+        "0.6,0.2,0.2",
+        "--shift",
+        "0.5",
+        "--epochs",
+        "5",
+        "--name",
+        "dx",
+    ]);
+    let photos = [images.join("rgb_80x60.jpg"), images.join("gray_64x48.jpg")];
+    let texts = [
+        "Patient diagnosed via histo. Age: 70 years. Sex: female. Localization: back.",
+        "Age: 35 years.",
+    ];
+    let encoded = medvec_ok(&[
+        "classify",
+        s(&store),
+        "cases",
+        "--head",
+        "dx",
+        "--image",
+        s(&photos[0]),
+        s(&photos[1]),
+        "--text",
+        texts[0],
+        texts[1],
+    ]);
+
+    // The same cases as vectors from `medvec embed`, through --input-npy.
+    let vector = |args: &[&str]| -> Vec<f32> {
+        let v: serde_json::Value = serde_json::from_str(medvec_ok(args).trim()).unwrap();
+        v["vector"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let image_rows: Vec<Vec<f32>> = photos
+        .iter()
+        .map(|p| vector(&["embed", "--image-model", s(&image_model), s(p)]))
+        .collect();
+    let text_rows: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| vector(&["embed", "--text-model", s(&text_model), "--text", t]))
+        .collect();
+    let (image_npy, text_npy) = (dir.path().join("i.npy"), dir.path().join("t.npy"));
+    let write = |path: &Path, rows: &[Vec<f32>]| {
+        medvec_ingest::npy::write_npy_f32(path, rows[0].len(), rows.iter().map(Vec::as_slice))
+            .unwrap()
+    };
+    write(&image_npy, &image_rows);
+    write(&text_npy, &text_rows);
+    let ids = dir.path().join("ids.txt");
+    std::fs::write(
+        &ids,
+        format!("{}\n{}\n", photos[0].display(), photos[1].display()),
+    )
+    .unwrap();
+    let from_vectors = medvec_ok(&[
+        "classify",
+        s(&store),
+        "cases",
+        "--head",
+        "dx",
+        "--input-npy",
+        &format!("image={},text={}", image_npy.display(), text_npy.display()),
+        "--ids",
+        s(&ids),
+    ]);
+    let rows = |csv: &str| -> Vec<Vec<String>> {
+        csv.lines()
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
+    };
+    let (a, b) = (rows(&encoded), rows(&from_vectors));
+    assert_eq!(a.len(), 3, "header + 2 predictions: {encoded}");
+    assert_eq!(a[0], b[0]);
+    for (x, y) in a[1..].iter().zip(&b[1..]) {
+        assert_eq!(x[..2], y[..2], "same id and class");
+        for (p, q) in x[2..].iter().zip(&y[2..]) {
+            let (p, q): (f64, f64) = (p.parse().unwrap(), q.parse().unwrap());
+            assert!((p - q).abs() < 1e-5, "{encoded} vs {from_vectors}");
+        }
+    }
+    let err = medvec_err(&[
+        "classify",
+        s(&store),
+        "cases",
+        "--head",
+        "dx",
+        "--image",
+        s(&photos[0]),
+        "--text",
+        "a",
+        "b",
+    ]);
+    assert!(err.contains("pair up"), "{err}");
+}

@@ -4,6 +4,8 @@ use super::print_json;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use medvec_ingest::encode::{Runtime, RuntimeOptions};
+use medvec_ingest::models::QueryEncoder;
 use medvec_ingest::npy::NpyReader;
 use medvec_query::heads::{
     HeadSpec, KnnConfig, KnnView, KnnWeighting, SplitFractions, TrainConfig,
@@ -345,7 +347,7 @@ pub fn heads(args: HeadsArgs) -> Result<()> {
 /// and probabilities.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  medvec classify ./clinic ham10000 --head dx-late --filter 'split = \"test\"' --out preds.csv\n  medvec classify ./clinic ham10000 --head dx-late --input-npy image=new_img.npy,text=new_txt.npy --ids new_ids.txt --out preds.jsonl"
+    after_help = "Examples:\n  medvec classify ./clinic ham10000 --head dx-late --filter 'split = \"test\"' --out preds.csv\n  medvec classify ./clinic ham10000 --head dx-late --input-npy image=new_img.npy,text=new_txt.npy --ids new_ids.txt --out preds.jsonl\n  medvec classify ./clinic ham10000 --head dx-late --image new/lesion.jpg --text \"Age: 70 years. Sex: female. Localization: back.\""
 )]
 pub struct ClassifyArgs {
     store: PathBuf,
@@ -361,6 +363,13 @@ pub struct ClassifyArgs {
     /// normalisation and λ shift are applied as for stored records.
     #[arg(long, value_name = "FIELD=FILE", value_delimiter = ',')]
     input_npy: Vec<String>,
+    /// New cases as image files, encoded with the image model recorded at ingest; each pairs
+    /// with the --text at the same position. Rows are named by their file path.
+    #[arg(long, num_args = 1.., requires = "text", conflicts_with_all = ["filter", "input_npy"])]
+    image: Vec<PathBuf>,
+    /// The clinical text of each --image case, encoded with the text model recorded at ingest.
+    #[arg(long, num_args = 1.., requires = "image")]
+    text: Vec<String>,
     /// With --input-npy: a text file with one id per row (default: row numbers 0, 1, ...).
     #[arg(long, requires = "input_npy")]
     ids: Option<PathBuf>,
@@ -399,7 +408,9 @@ pub fn classify_command(args: ClassifyArgs) -> Result<()> {
         write_prediction(&mut out, &p, &classes, jsonl)
             .map_err(|e| medvec_query::QueryError::Invalid(e.to_string()))
     };
-    if args.input_npy.is_empty() {
+    if !args.image.is_empty() {
+        classify_encoded(&collection, &saved, &args, &mut write)?;
+    } else if args.input_npy.is_empty() {
         let filter = super::parse_filter(args.filter.as_deref(), "--filter")?;
         classify(
             &collection,
@@ -412,6 +423,32 @@ pub fn classify_command(args: ClassifyArgs) -> Result<()> {
         classify_npy(&saved, &args, &mut write)?;
     }
     out.flush()?;
+    Ok(())
+}
+
+/// --image / --text: new cases encoded with the models recorded at ingest, then classified with
+/// the head's normalisation and shift, exactly as stored records are.
+fn classify_encoded(
+    collection: &Collection,
+    saved: &SavedHead,
+    args: &ClassifyArgs,
+    emit: &mut dyn FnMut(Prediction) -> medvec_query::error::Result<()>,
+) -> Result<()> {
+    if args.image.len() != args.text.len() {
+        bail!(
+            "--image and --text pair up: {} images but {} texts",
+            args.image.len(),
+            args.text.len()
+        );
+    }
+    let runtime = Runtime::load(&RuntimeOptions::default())?;
+    let recorded = |field: &str| QueryEncoder::recorded(&runtime, collection, field, None);
+    let image = recorded(&saved.meta.image_field)?.encode_images(&args.image)?;
+    let text = recorded(&saved.meta.text_field)?.encode_texts(&args.text)?;
+    let ids: Vec<String> = args.image.iter().map(|p| p.display().to_string()).collect();
+    for prediction in classify_vectors(saved, &ids, &image, &text)? {
+        emit(prediction)?;
+    }
     Ok(())
 }
 
