@@ -272,7 +272,7 @@ fn run_here(
     collection: Option<&Collection>,
     encoders: Encoders<'_>,
     options: &IngestOptions,
-    mut progress: impl FnMut(&IngestProgress),
+    progress: impl FnMut(&IngestProgress) + Send,
 ) -> Result<IngestSummary, PipelineError> {
     let started = Instant::now();
     let root = std::fs::canonicalize(&options.root).map_err(|error| PipelineError::Root {
@@ -295,23 +295,63 @@ fn run_here(
         },
         kept: Vec::new(),
     };
-    loop {
-        let chunk = reader.next_chunk(options.batch.max(1))?;
-        if chunk.is_empty() {
-            break;
-        }
-        state.chunk(chunk)?;
-        progress(&state.counts);
-    }
+    // Chunk i is written (one fsynced upsert) on its own thread while chunk i+1 is decoded and
+    // encoded: the disk's fsync latency hides behind the CPU work. The rendezvous channel keeps
+    // at most one finished chunk waiting, so memory stays bounded.
+    let target = collection.filter(|_| !options.dry_run);
+    let ingested = std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Encoded>(0);
+        let writer = scope.spawn(move || write_chunks(target, receiver, progress));
+        let read = (|| -> Result<(), PipelineError> {
+            loop {
+                let chunk = reader.next_chunk(options.batch.max(1))?;
+                if chunk.is_empty() || sender.send(state.chunk(chunk)?).is_err() {
+                    return Ok(()); // done, or the writer stopped with an error
+                }
+            }
+        })();
+        drop(sender);
+        let written = writer.join().expect("the ingest writer thread panicked");
+        read.and(written)
+    })?;
     let rejects_file = state.rejects.finish()?;
     Ok(IngestSummary {
-        ingested: state.counts.ingested,
+        ingested,
         skipped: state.counts.skipped,
         rejected: state.counts.rejected,
         seconds: started.elapsed().as_secs_f64(),
         rejections: state.kept,
         rejects_file,
     })
+}
+
+/// One chunk, encoded: its records (none in a dry run) and the counts as of its end.
+struct Encoded {
+    records: Vec<Record>,
+    /// Rows that count as ingested once written (in a dry run: the rows that would be).
+    rows: u64,
+    counts: IngestProgress,
+}
+
+/// Upserts chunks as they arrive and reports progress only once a chunk is durable, so
+/// `ingested` never counts a row a crash could lose. Returns the rows ingested.
+fn write_chunks(
+    collection: Option<&Collection>,
+    chunks: std::sync::mpsc::Receiver<Encoded>,
+    mut progress: impl FnMut(&IngestProgress),
+) -> Result<u64, PipelineError> {
+    let mut ingested = 0;
+    for chunk in chunks {
+        if let (Some(collection), false) = (collection, chunk.records.is_empty()) {
+            collection.upsert(&chunk.records)?;
+        }
+        ingested += chunk.rows;
+        progress(&IngestProgress {
+            ingested,
+            ..chunk.counts
+        });
+    }
+    Ok(ingested)
 }
 
 /// A row ready to encode: its image's model input, its text and its payload.
@@ -323,7 +363,10 @@ struct Prepared {
 }
 
 impl Run<'_> {
-    fn chunk(&mut self, chunk: Vec<Result<ArchiveRow, Rejection>>) -> Result<(), PipelineError> {
+    fn chunk(
+        &mut self,
+        chunk: Vec<Result<ArchiveRow, Rejection>>,
+    ) -> Result<Encoded, PipelineError> {
         self.counts.rows += chunk.len() as u64;
         let mut fresh = Vec::with_capacity(chunk.len());
         for row in chunk {
@@ -342,7 +385,12 @@ impl Run<'_> {
                 Err(rejection) => self.reject(rejection)?,
             }
         }
-        self.store(ready)
+        let rows = ready.len() as u64;
+        Ok(Encoded {
+            records: self.encode(ready)?,
+            rows,
+            counts: self.counts,
+        })
     }
 
     fn is_stored(&self, id: &str) -> bool {
@@ -404,14 +452,10 @@ impl Run<'_> {
         Ok(out)
     }
 
-    /// Encodes the chunk's images and texts and upserts the records.
-    fn store(&mut self, ready: Vec<Prepared>) -> Result<(), PipelineError> {
-        let Some(collection) = self.collection.filter(|_| !self.options.dry_run) else {
-            self.counts.ingested += ready.len() as u64;
-            return Ok(());
-        };
-        if ready.is_empty() {
-            return Ok(());
+    /// Encodes the chunk's images and texts into records (none in a dry run).
+    fn encode(&self, ready: Vec<Prepared>) -> Result<Vec<Record>, PipelineError> {
+        if ready.is_empty() || self.collection.is_none() || self.options.dry_run {
+            return Ok(Vec::new());
         }
         let pixels: Vec<Vec<f32>> = ready.iter().map(|p| p.pixels.clone()).collect();
         let images = self.encoders.image.encode(&pixels)?;
@@ -423,10 +467,7 @@ impl Run<'_> {
             }
             None => None,
         };
-        let records = self.records(ready, images, texts);
-        collection.upsert(&records)?;
-        self.counts.ingested += records.len() as u64;
-        Ok(())
+        Ok(self.records(ready, images, texts))
     }
 
     fn records(
