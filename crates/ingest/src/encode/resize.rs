@@ -178,17 +178,20 @@ fn to_fixed(w: f64) -> i32 {
 }
 
 /// Pillow's `clip8`: drop the fraction (floor), clamp to 0..=255.
-fn clip8(acc: i64) -> u8 {
+fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Convolves `weights.len()` RGB samples starting at byte `first * stride`, `stride` bytes apart.
-fn convolve(src: &[u8], first: usize, stride: usize, weights: &[i32]) -> [u8; 3] {
-    let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
-    for (i, &w) in weights.iter().enumerate() {
-        let p = (first + i) * stride;
+/// The rounding offset every accumulator starts from (Pillow's `ss = 1 << (PRECISION_BITS-1)`).
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+/// Convolves consecutive RGB pixels (`pixels`: `weights.len()` pixels, 3 bytes each). Sums are
+/// 32-bit, as in Pillow's `ImagingResampleHorizontal_8bpc` (wrapping where C would overflow).
+fn convolve_pixels(pixels: &[u8], weights: &[i32]) -> [u8; 3] {
+    let mut acc = [HALF; 3];
+    for (px, &w) in pixels.chunks_exact(3).zip(weights) {
         for c in 0..3 {
-            acc[c] += i64::from(src[p + c]) * i64::from(w);
+            acc[c] = acc[c].wrapping_add(i32::from(px[c]) * w);
         }
     }
     [clip8(acc[0]), clip8(acc[1]), clip8(acc[2])]
@@ -204,23 +207,33 @@ fn horizontal(src: &RgbImage, out_w: u32, filter: ResizeFilter) -> RgbImage {
         for (xx, px) in out_row.enumerate() {
             let (first, taps) = co.bounds[xx];
             let w = &co.weights[xx * co.ksize..xx * co.ksize + taps];
-            px.0 = convolve(row, first, 3, w);
+            px.0 = convolve_pixels(&row[first * 3..(first + taps) * 3], w);
         }
     }
     out
 }
 
+/// Each output row is a weighted sum of whole input rows: accumulated row by row, so the inner
+/// loop runs over contiguous bytes (and vectorises); per byte the taps are summed in the same
+/// order as Pillow's `ImagingResampleVertical_8bpc`.
 fn vertical(src: &RgbImage, out_h: u32, filter: ResizeFilter) -> RgbImage {
     let (w, in_h) = src.dimensions();
     let co = coefficients(in_h, out_h, filter);
     let mut out = RgbImage::new(w, out_h);
     let stride = w as usize * 3;
-    for (yy, out_row) in out.rows_mut().enumerate() {
+    let mut acc = vec![HALF; stride];
+    for (yy, out_row) in out.chunks_exact_mut(stride).enumerate() {
         let (first, taps) = co.bounds[yy];
         let weights = &co.weights[yy * co.ksize..yy * co.ksize + taps];
-        for (x, px) in out_row.enumerate() {
-            // Column x: sample i of the column starts at byte (first + i) * stride + 3x.
-            px.0 = convolve(&src.as_raw()[x * 3..], first, stride, weights);
+        acc.fill(HALF);
+        for (i, &weight) in weights.iter().enumerate() {
+            let row = &src.as_raw()[(first + i) * stride..(first + i + 1) * stride];
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a = a.wrapping_add(i32::from(p) * weight);
+            }
+        }
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
+            *o = clip8(a);
         }
     }
     out
