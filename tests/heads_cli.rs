@@ -38,6 +38,27 @@ fn a_trained_head_reports_the_same_test_metrics_as_eval_and_classify() {
         "early fusion, 64+64 → 128 → 7"
     );
     assert_eq!(meta["lambda"], 0.5);
+    assert!(meta["test"]["rows_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        meta["model_bytes"].as_u64().unwrap() as usize % 4,
+        0,
+        "f32 weights and u64 headers"
+    );
+    assert!(
+        meta["model_bytes"].as_u64().unwrap() as usize
+            > 4 * meta["params"].as_u64().unwrap() as usize
+    );
+    let confusion = trained["test_report"]["confusion"].as_array().unwrap();
+    let total: u64 = confusion
+        .iter()
+        .flat_map(|row| row.as_array().unwrap())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        total,
+        meta["rows"][2].as_u64().unwrap(),
+        "every test row is in the confusion matrix"
+    );
     assert_eq!(meta["classes"].as_array().unwrap().len(), 7);
     let eval = medvec_json(&[
         "eval",

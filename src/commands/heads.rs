@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use medvec_ingest::encode::{Runtime, RuntimeOptions};
 use medvec_ingest::models::QueryEncoder;
 use medvec_ingest::npy::NpyReader;
+use medvec_query::heads::metrics::ClassificationReport;
 use medvec_query::heads::{
     HeadSpec, KnnConfig, KnnView, KnnWeighting, SplitFractions, TrainConfig,
 };
@@ -199,12 +200,70 @@ pub fn train(args: TrainArgs) -> Result<()> {
     };
     let saved = args.options.train(&collection, lambdas)?;
     saved.save(&collection, &args.name)?;
+    let classes = &saved.meta.classes;
+    let test = saved.test_report.as_ref();
     if args.json {
-        print_json(&json!({"name": args.name, "meta": saved.meta, "curve": saved.curve}));
+        let test = test.map(|r| report_json(saved.meta.rows[2], r, classes));
+        print_json(
+            &json!({"name": args.name, "meta": saved.meta, "curve": saved.curve, "test_report": test}),
+        );
     } else {
         print_summary(&args.name, &saved.meta);
+        if let Some(report) = test {
+            print!("  test split, ");
+            print_report(saved.meta.rows[2], report, classes);
+        }
     }
     Ok(())
+}
+
+/// Every metric of a report as JSON (the shape `medvec eval --json` prints).
+fn report_json(
+    rows: usize,
+    report: &ClassificationReport,
+    classes: &[String],
+) -> serde_json::Value {
+    json!({
+        "rows": rows, "accuracy": report.accuracy, "macro_f1": report.macro_f1,
+        "balanced_accuracy": report.balanced_accuracy, "classes": classes,
+        "precision": report.per_class.precision, "recall": report.per_class.recall, "f1": report.per_class.f1,
+        "support": report.per_class.support,
+        "confusion": report.confusion.counts.outer_iter().map(|row| row.to_vec()).collect::<Vec<_>>(),
+    })
+}
+
+/// The report as text: headline metrics, per-class table, confusion matrix (rows: truth).
+fn print_report(rows: usize, report: &ClassificationReport, classes: &[String]) {
+    println!(
+        "{rows} rows: accuracy {:.4}, macro-F1 {:.4}, balanced accuracy {:.4}",
+        report.accuracy, report.macro_f1, report.balanced_accuracy
+    );
+    let name = |label: usize| classes.get(label).map_or("?", String::as_str);
+    println!(
+        "{:<12} {:>9} {:>9} {:>9} {:>8}",
+        "class", "precision", "recall", "f1", "support"
+    );
+    for (k, &label) in report.per_class.labels.iter().enumerate() {
+        println!(
+            "{:<12} {:>9.4} {:>9.4} {:>9.4} {:>8}",
+            name(label),
+            report.per_class.precision[k],
+            report.per_class.recall[k],
+            report.per_class.f1[k],
+            report.per_class.support[k]
+        );
+    }
+    let labels = &report.confusion.labels;
+    let header: Vec<String> = labels.iter().map(|&l| format!("{:>7}", name(l))).collect();
+    println!(
+        "confusion (rows: recorded, columns: predicted)\n{:<12}{}",
+        "",
+        header.join("")
+    );
+    for (i, row) in report.confusion.counts.outer_iter().enumerate() {
+        let cells: Vec<String> = row.iter().map(|n| format!("{n:>7}")).collect();
+        println!("{:<12}{}", name(labels[i]), cells.join(""));
+    }
 }
 
 fn print_summary(name: &str, m: &HeadMeta) {
@@ -231,8 +290,8 @@ fn print_summary(name: &str, m: &HeadMeta) {
     println!("  validation macro-F1 {:.4}", m.val_macro_f1);
     if let Some(t) = &m.test {
         println!(
-            "  test: accuracy {:.4}, macro-F1 {:.4}, balanced accuracy {:.4}",
-            t.accuracy, t.macro_f1, t.balanced_accuracy
+            "  inference {:.0} rows/s on the test split, model {} bytes",
+            t.rows_per_second, m.model_bytes
         );
     }
 }
@@ -613,37 +672,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             saved.meta.label_field
         );
     }
-    let report = medvec_query::heads::metrics::ClassificationReport::new(&truth, &predicted)?;
+    let report = ClassificationReport::new(&truth, &predicted)?;
     if args.json {
-        print_json(&json!({
-            "rows": truth.len(), "accuracy": report.accuracy, "macro_f1": report.macro_f1,
-            "balanced_accuracy": report.balanced_accuracy, "classes": classes,
-            "precision": report.per_class.precision, "recall": report.per_class.recall, "f1": report.per_class.f1,
-            "support": report.per_class.support,
-            "confusion": report.confusion.counts.outer_iter().map(|row| row.to_vec()).collect::<Vec<_>>(),
-        }));
+        print_json(&report_json(truth.len(), &report, classes));
     } else {
-        println!(
-            "{} rows: accuracy {:.4}, macro-F1 {:.4}, balanced accuracy {:.4}",
-            truth.len(),
-            report.accuracy,
-            report.macro_f1,
-            report.balanced_accuracy
-        );
-        println!(
-            "{:<12} {:>9} {:>9} {:>9} {:>8}",
-            "class", "precision", "recall", "f1", "support"
-        );
-        for (k, &label) in report.per_class.labels.iter().enumerate() {
-            let name = classes.get(label).map_or("?", String::as_str);
-            println!(
-                "{name:<12} {:>9.4} {:>9.4} {:>9.4} {:>8}",
-                report.per_class.precision[k],
-                report.per_class.recall[k],
-                report.per_class.f1[k],
-                report.per_class.support[k]
-            );
-        }
+        print_report(truth.len(), &report, classes);
     }
     Ok(())
 }

@@ -62,6 +62,9 @@ pub struct HeadMeta {
     pub best_epoch: usize,
     pub params: usize,
     pub seconds_per_epoch: f64,
+    /// Size of the weights as saved (0 for kNN heads, which keep only their cases' ids).
+    #[serde(default)]
+    pub model_bytes: usize,
     pub val_macro_f1: f64,
     pub test: Option<TestSummary>,
     /// FNV-1a over the training ids and labels, to tell which data a head saw.
@@ -78,6 +81,9 @@ pub struct TestSummary {
     pub accuracy: f64,
     pub macro_f1: f64,
     pub balanced_accuracy: f64,
+    /// Inference speed on the test split (shift, forward pass, argmax), rows per second.
+    #[serde(default)]
+    pub rows_per_second: f64,
 }
 
 /// One λ tried during training or a sweep.
@@ -422,7 +428,9 @@ fn choose_lambda(
     }
     let (val_macro_f1, lambda, model) =
         best.ok_or_else(|| QueryError::Invalid("no λ to try".into()))?;
+    let started = std::time::Instant::now();
     let test_report = report_on(&model, &data, &parts[2], &delta, lambda)?;
+    let test_rows_per_second = parts[2].len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
     let chosen = Chosen {
         fusion,
         delta,
@@ -430,7 +438,10 @@ fn choose_lambda(
         val_macro_f1,
         knn,
     };
-    let meta = describe(&data, &parts, request, &model, chosen, test_report.as_ref());
+    let mut meta = describe(&data, &parts, request, &model, chosen, test_report.as_ref());
+    if let Some(test) = meta.test.as_mut() {
+        test.rows_per_second = test_rows_per_second;
+    }
     let training = knn.map(|_| training_cases(&data, &parts[0]));
     Ok(SavedHead {
         meta,
@@ -568,7 +579,12 @@ fn describe(
             accuracy: r.accuracy,
             macro_f1: r.macro_f1,
             balanced_accuracy: r.balanced_accuracy,
+            rows_per_second: 0.0,
         }),
+        model_bytes: match model {
+            HeadModel::Net(head) => head.to_bytes().len(),
+            HeadModel::Knn(_) => 0,
+        },
         fingerprint: fingerprint(&data.ids, &data.labels, &parts[0]),
         rows: [parts[0].len(), parts[1].len(), parts[2].len()],
         knn: chosen.knn.map(|config| KnnMeta {
