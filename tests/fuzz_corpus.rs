@@ -147,42 +147,86 @@ fn write_store_seeds() {
     let wal = store::template_file(&wal_name);
     let frames = &wal[64..];
     seed("wal_frames", "frames", &[[0].as_slice(), frames].concat());
-    seed("wal_frames", "torn", &[[0].as_slice(), &frames[..frames.len() - 5]].concat());
+    seed(
+        "wal_frames",
+        "torn",
+        &[[0].as_slice(), &frames[..frames.len() - 5]].concat(),
+    );
     seed("wal_frames", "empty", &[0]);
     let first_len = u32::from_le_bytes(frames[0..4].try_into().unwrap()) as usize;
-    seed("wal_frames", "one-body", &[[1].as_slice(), &frames[8..8 + first_len]].concat());
-    seed("wal_frames", "huge-length", &[0, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4]);
+    seed(
+        "wal_frames",
+        "one-body",
+        &[[1].as_slice(), &frames[8..8 + first_len]].concat(),
+    );
+    seed(
+        "wal_frames",
+        "huge-length",
+        &[0, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4],
+    );
 
     // Segments: XOR patches in each file, read-only (0-3) and as a writer (8-11); tiny bodies.
     let files = ["ids", "payload", "column", "graph"];
     for (i, file) in files.iter().enumerate() {
         let i = i as u8;
         let p = patches(&[(0, 0x01), (17, 0x80), (4000, 0xff), (65_537, 0x10)]);
-        seed("segment_files", &format!("{file}-patch"), &[[i | 4].as_slice(), &p].concat());
-        seed("segment_files", &format!("{file}-patch-write"), &[[i | 12].as_slice(), &p].concat());
+        seed(
+            "segment_files",
+            &format!("{file}-patch"),
+            &[[i | 4].as_slice(), &p].concat(),
+        );
+        seed(
+            "segment_files",
+            &format!("{file}-patch-write"),
+            &[[i | 12].as_slice(), &p].concat(),
+        );
         seed("segment_files", &format!("{file}-empty"), &[i]);
     }
-    seed("segment_files", "graph-header-words", &[[3 | 4].as_slice(), &patches(&[(4, 0x0f), (8, 0x40)])].concat());
+    seed(
+        "segment_files",
+        "graph-header-words",
+        &[[3 | 4].as_slice(), &patches(&[(4, 0x0f), (8, 0x40)])].concat(),
+    );
     seed("segment_files", "untouched", &[4]);
 
     // Manifests: the template's, and edits of it that point outside or out of range.
     let manifest = String::from_utf8(store::template_file("MANIFEST")[64..].to_vec()).unwrap();
     seed("manifest", "template", manifest.as_bytes());
     let edits: &[(&str, &str, &str)] = &[
-        ("wal-parent", "\"wal\": \"wal-", "\"wal\": \"../../escaped-wal-"),
-        ("wal-absolute", "\"wal\": \"wal-", "\"wal\": \"/tmp/medvec-fuzz-absolute-wal-"),
-        ("segment-id-huge", "\"id\": 1,", "\"id\": 18446744073709551615,"),
+        (
+            "wal-parent",
+            "\"wal\": \"wal-",
+            "\"wal\": \"../../escaped-wal-",
+        ),
+        (
+            "wal-absolute",
+            "\"wal\": \"wal-",
+            "\"wal\": \"/tmp/medvec-fuzz-absolute-wal-",
+        ),
+        (
+            "segment-id-huge",
+            "\"id\": 1,",
+            "\"id\": 18446744073709551615,",
+        ),
         ("rows-more", "\"rows\": 4100,", "\"rows\": 4101,"),
         ("dim-zero", "\"dim\": 2,", "\"dim\": 0,"),
         ("dim-three", "\"dim\": 2,", "\"dim\": 3,"),
         ("m-huge", "\"m\": 2,", "\"m\": 100000,"),
-        ("deleted-beyond", "\"deleted\": [", "\"deleted\": [4294967295, "),
+        (
+            "deleted-beyond",
+            "\"deleted\": [",
+            "\"deleted\": [4294967295, ",
+        ),
     ];
     for (name, from, to) in edits {
         assert!(manifest.contains(from), "{from} not in the manifest");
         seed("manifest", name, manifest.replacen(from, to, 1).as_bytes());
     }
-    seed("manifest", "truncated", &manifest.as_bytes()[..manifest.len() / 2]);
+    seed(
+        "manifest",
+        "truncated",
+        &manifest.as_bytes()[..manifest.len() / 2],
+    );
     seed("manifest", "not-json", b"\x00\xffMEDVEC");
 
     let filters = [
@@ -197,7 +241,11 @@ fn write_store_seeds() {
     for (i, text) in filters.iter().enumerate() {
         seed("filter", &format!("expr-{i}"), text.as_bytes());
     }
-    seed("filter", "deep", format!("{}n = 1{}", "(".repeat(200), ")".repeat(200)).as_bytes());
+    seed(
+        "filter",
+        "deep",
+        format!("{}n = 1{}", "(".repeat(200), ")".repeat(200)).as_bytes(),
+    );
 }
 
 fn write_ingest_seeds() {
@@ -206,11 +254,39 @@ fn write_ingest_seeds() {
     seed("npy", "f32", &good);
     seed("npy", "truncated", &good[..good.len() - 3]);
     let f64_data: Vec<u8> = [1.0f64, 2.0].iter().flat_map(|x| x.to_be_bytes()).collect();
-    seed("npy", "f64-be", &npy_with_header("{'descr': '>f8', 'fortran_order': False, 'shape': (1, 2), }", &f64_data));
-    seed("npy", "one-dim", &npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", &[0; 8]));
-    seed("npy", "negative", &npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 2), }", &[0; 8]));
+    seed(
+        "npy",
+        "f64-be",
+        &npy_with_header(
+            "{'descr': '>f8', 'fortran_order': False, 'shape': (1, 2), }",
+            &f64_data,
+        ),
+    );
+    seed(
+        "npy",
+        "one-dim",
+        &npy_with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
+            &[0; 8],
+        ),
+    );
+    seed(
+        "npy",
+        "negative",
+        &npy_with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 2), }",
+            &[0; 8],
+        ),
+    );
     seed("npy", "huge", &npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 4611686018427387904), }", &[0; 8]));
-    seed("npy", "fortran", &npy_with_header("{'descr': '<f4', 'fortran_order': True, 'shape': (1, 2), }", &[0; 8]));
+    seed(
+        "npy",
+        "fortran",
+        &npy_with_header(
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (1, 2), }",
+            &[0; 8],
+        ),
+    );
 
     let table = "id,n,s,f,b\na,1,x,0.5,true\nb,,y,,false\nc,3,,1e3,\n";
     let mut npy_table = vec![(good.len() / 4) as u8];
@@ -267,11 +343,23 @@ fn write_ingest_seeds() {
         seed("preprocessor_config", model, &config);
     }
     let configs: &[(&str, &[u8])] = &[
-        ("truncated", b"{\"do_resize\": true, \"size\": {\"shortest_edge\": "),
-        ("wrong-types", b"{\"size\": \"big\", \"image_mean\": [1, \"x\"], \"resample\": 9}"),
+        (
+            "truncated",
+            b"{\"do_resize\": true, \"size\": {\"shortest_edge\": ",
+        ),
+        (
+            "wrong-types",
+            b"{\"size\": \"big\", \"image_mean\": [1, \"x\"], \"resample\": 9}",
+        ),
         ("array", b"[]"),
-        ("crop-huge", b"{\"do_center_crop\": true, \"crop_size\": 4294967295}"),
-        ("zero-std", b"{\"image_std\": [0, 0, 0], \"size\": {\"height\": 2, \"width\": 0}}"),
+        (
+            "crop-huge",
+            b"{\"do_center_crop\": true, \"crop_size\": 4294967295}",
+        ),
+        (
+            "zero-std",
+            b"{\"image_std\": [0, 0, 0], \"size\": {\"height\": 2, \"width\": 0}}",
+        ),
     ];
     for (name, data) in configs {
         seed("preprocessor_config", name, data);

@@ -35,12 +35,19 @@ pub fn npy(data: &[u8]) {
                 out.clear();
             }
             Err(_) => {
-                assert_eq!(out.len(), before, "a failed read leaves the output as it was");
+                assert_eq!(
+                    out.len(),
+                    before,
+                    "a failed read leaves the output as it was"
+                );
                 return;
             }
         }
     }
-    assert_eq!(total, rows, "an opened file yields the rows its header promises");
+    assert_eq!(
+        total, rows,
+        "an opened file yields the rows its header promises"
+    );
 }
 
 /// CSV target: the bytes are a wide CSV with an id column, the template schema's payload
@@ -104,12 +111,19 @@ fn drain(source: &ImportSource) {
 }
 
 fn check_record(schema: &medvec_store::Schema, record: &Record) {
-    assert_eq!(validate_id(&record.id), Ok(()), "importer let a bad id through");
+    assert_eq!(
+        validate_id(&record.id),
+        Ok(()),
+        "importer let a bad id through"
+    );
     for name in record.vectors.keys() {
         assert!(schema.vector_field(name).is_ok(), "unknown vector `{name}`");
     }
     for name in record.payload.keys() {
-        assert!(schema.payload_index(name).is_some(), "unknown field `{name}`");
+        assert!(
+            schema.payload_index(name).is_some(),
+            "unknown field `{name}`"
+        );
     }
 }
 

@@ -194,8 +194,13 @@ fn fresh_store() -> (Scratch, PathBuf) {
 /// The bytes of one template file, e.g. `MANIFEST` or `seg-00000001/ids.rkyv`, relative to the
 /// collection's directory (for writing seed files).
 pub fn template_file(relative: &str) -> Vec<u8> {
-    std::fs::read(template().join("collections").join(COLLECTION).join(relative))
-        .expect("template file")
+    std::fs::read(
+        template()
+            .join("collections")
+            .join(COLLECTION)
+            .join(relative),
+    )
+    .expect("template file")
 }
 
 /// File names of the template collection, relative to its directory.
@@ -353,7 +358,10 @@ pub fn manifest(data: &[u8]) {
         .into_iter()
         .filter(|p| !p.starts_with(&root))
         .collect();
-    assert!(outside.is_empty(), "files appeared outside the store: {outside:?}");
+    assert!(
+        outside.is_empty(),
+        "files appeared outside the store: {outside:?}"
+    );
 }
 
 /// One in-memory row for the filter target.
@@ -368,7 +376,9 @@ impl PayloadRow for Row {
     }
 
     fn value(&self, index: usize) -> ValueRef<'_> {
-        self.values.get(index).map_or(ValueRef::Null, ValueRef::from)
+        self.values
+            .get(index)
+            .map_or(ValueRef::Null, ValueRef::from)
     }
 }
 
