@@ -120,7 +120,7 @@ fn npy_bytes(dim: usize, rows: &[Vec<f32>]) -> Vec<u8> {
 /// A hand-made `.npy` with any header text (for shapes and dtypes the writer never makes).
 fn npy_with_header(header: &str, data: &[u8]) -> Vec<u8> {
     let mut text = header.to_string();
-    while (10 + text.len() + 1) % 64 != 0 {
+    while !(10 + text.len() + 1).is_multiple_of(64) {
         text.push(' ');
     }
     text.push('\n');

@@ -94,7 +94,7 @@ fn npy_headers_with_huge_or_negative_dimensions_are_refused() {
 /// A float32 `.npy` whose header states `shape`, with 8 bytes of data.
 fn npy_with_shape(shape: &str) -> Vec<u8> {
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

@@ -102,11 +102,11 @@ fn template_record(i: usize) -> Record {
         .with_vector("v", vec![x, y])
         .with_value("n", Value::Int(i as i64))
         .with_value("s", Value::String(format!("s{}", i % 7)));
-    if i % 3 != 0 {
+    if !i.is_multiple_of(3) {
         record = record.with_value("f", Value::Float(i as f64 / 8.0));
     }
-    if i % 5 != 0 {
-        record = record.with_value("b", Value::Bool(i % 2 == 0));
+    if !i.is_multiple_of(5) {
+        record = record.with_value("b", Value::Bool(i.is_multiple_of(2)));
     }
     record
 }
