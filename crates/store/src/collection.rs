@@ -182,7 +182,8 @@ impl Collection {
         remove_orphans(dir, &manifest)?;
         let mut state = load_state(dir, manifest)?;
         let wal_path = dir.join(&state.manifest.wal);
-        let replay = Wal::replay(&wal_path, state.manifest.uid)?;
+        let replay = Wal::replay(&wal_path, state.manifest.uid)?
+            .fitting(&wal_path, &state.manifest.schema)?;
         if replay.discarded > 0 {
             eprintln!(
                 "warning: {}: cut {} bytes of torn or damaged log tail (writes that were never acknowledged)",
@@ -222,7 +223,9 @@ impl Collection {
     fn try_open_reader(dir: &Path) -> Result<Collection> {
         let manifest = Manifest::load(dir)?;
         let mut state = load_state(dir, manifest)?;
-        let replay = Wal::replay(&dir.join(&state.manifest.wal), state.manifest.uid)?;
+        let wal_path = dir.join(&state.manifest.wal);
+        let replay = Wal::replay(&wal_path, state.manifest.uid)?
+            .fitting(&wal_path, &state.manifest.schema)?;
         for batch in replay.batches {
             batch.ops.into_iter().for_each(|op| state.apply(op));
         }
@@ -428,7 +431,9 @@ impl Collection {
             segment.verify()?;
             files += segment.file_paths().len();
         }
-        let replay = Wal::replay(&self.dir.join(&state.manifest.wal), state.manifest.uid)?;
+        let wal_path = self.dir.join(&state.manifest.wal);
+        let replay = Wal::replay(&wal_path, state.manifest.uid)?
+            .fitting(&wal_path, &state.manifest.schema)?;
         drop(state);
         Manifest::load(&self.dir)?;
         let heads = self.list_heads()?;

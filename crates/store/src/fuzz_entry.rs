@@ -426,3 +426,84 @@ pub fn filter(data: &[u8]) {
         assert_eq!(compiled.matches(row), again.matches(row));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::{LoggedBatch, LoggedOp, LoggedRecord};
+
+    /// One frame body (mode byte 1) holding `ops` as the log's first batch.
+    fn frame_input(ops: Vec<LoggedOp>) -> Vec<u8> {
+        let batch = LoggedBatch { seq: 0, ops };
+        let body = rkyv::to_bytes::<rkyv::rancor::Error>(&batch).unwrap();
+        [[1u8].as_slice(), &body].concat()
+    }
+
+    fn upsert(vectors: Vec<Option<Vec<f32>>>, payload: Vec<Value>) -> LoggedOp {
+        LoggedOp::Upsert(LoggedRecord {
+            id: "x".into(),
+            vectors,
+            payload,
+        })
+    }
+
+    #[test]
+    fn logged_records_that_do_not_fit_the_schema_are_errors_not_panics() {
+        let full = || vec![Value::Int(1), Value::Null, Value::Null, Value::Null];
+        for op in [
+            upsert(vec![Some(vec![1.0, 2.0, 3.0])], full()),
+            upsert(vec![Some(vec![1.0])], full()),
+            upsert(vec![], full()),
+            upsert(vec![Some(vec![1.0, 2.0]), Some(vec![1.0])], full()),
+            upsert(vec![Some(vec![1.0, 2.0])], vec![]),
+            upsert(
+                vec![Some(vec![1.0, 2.0])],
+                vec![Value::String("n".into()); 4],
+            ),
+            upsert(vec![Some(vec![f32::NAN, 2.0])], full()),
+        ] {
+            let input = frame_input(vec![op]);
+            wal_frames(&input);
+            let (scratch, dir) = fresh_store();
+            let wal = dir.join(Manifest::load(&dir).unwrap().wal);
+            let mut bytes = std::fs::read(&wal).unwrap()[..HEADER_LEN].to_vec();
+            bytes.extend_from_slice(&input[1..]);
+            let framed = [
+                (input.len() as u32 - 1).to_le_bytes(),
+                crc32fast::hash(&input[1..]).to_le_bytes(),
+            ]
+            .concat();
+            bytes.splice(HEADER_LEN..HEADER_LEN, framed);
+            std::fs::write(&wal, &bytes).unwrap();
+            let root = scratch.path().join("store");
+            for store in [Store::open_read_only(&root), Store::open(&root)] {
+                let error = store
+                    .unwrap()
+                    .collection(COLLECTION)
+                    .err()
+                    .unwrap()
+                    .to_string();
+                assert!(
+                    error.contains("wal-") && error.contains("batch 0: record \"x\""),
+                    "{error}"
+                );
+            }
+            let kept = std::fs::read(&wal).unwrap();
+            assert_eq!(kept, bytes, "a log that does not fit is reported, not cut");
+            write_regression("wal_frames", &input);
+        }
+    }
+
+    /// With MEDVEC_WRITE_SEEDS set, records `input` in `tests/fuzz/regressions/<target>/`.
+    fn write_regression(target: &str, input: &[u8]) {
+        if std::env::var_os("MEDVEC_WRITE_SEEDS").is_none() {
+            return;
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fuzz/regressions")
+            .join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = format!("{:08x}", crc32fast::hash(input));
+        std::fs::write(dir.join(name), input).unwrap();
+    }
+}
