@@ -494,6 +494,64 @@ mod tests {
         }
     }
 
+    #[test]
+    fn manifests_naming_paths_outside_or_colliding_segments_are_refused() {
+        let text = String::from_utf8(template_file("MANIFEST")[HEADER_LEN..].to_vec()).unwrap();
+        let wal = Manifest::load(&template().join("collections").join(COLLECTION))
+            .unwrap()
+            .wal;
+        let edits = [
+            (
+                format!("\"wal\": \"{wal}\""),
+                "\"wal\": \"../../wal-1.log\"".to_string(),
+                "not a wal-* file name",
+            ),
+            (
+                format!("\"wal\": \"{wal}\""),
+                "\"wal\": \"/tmp/wal-1.log\"".to_string(),
+                "not a wal-* file name",
+            ),
+            (
+                format!("\"wal\": \"{wal}\""),
+                "\"wal\": \"MANIFEST\"".to_string(),
+                "not a wal-* file name",
+            ),
+            (
+                "\"next_segment\": 2".to_string(),
+                "\"next_segment\": 1".to_string(),
+                "not below next_segment",
+            ),
+            (
+                "\"next_segment\": 2".to_string(),
+                "\"next_segment\": 18446744073709551615".to_string(),
+                "out of range",
+            ),
+        ];
+        for (from, to, why) in edits {
+            assert!(text.contains(&from), "{from}");
+            let (scratch, dir) = fresh_store();
+            let path = dir.join(crate::manifest::FILE_NAME);
+            let body = text.replacen(&from, &to, 1);
+            seal(
+                &path,
+                FileKind::Manifest,
+                TEMPLATE_UID,
+                [0; 3],
+                body.as_bytes(),
+            );
+            let error = Manifest::load(&dir).unwrap_err().to_string();
+            assert!(error.contains("MANIFEST") && error.contains(why), "{error}");
+            let store = Store::open(scratch.path().join("store")).unwrap();
+            assert!(store.collection(COLLECTION).is_err());
+            assert!(
+                dir.join(&wal).is_file(),
+                "the real log is not deleted as an orphan"
+            );
+            manifest(body.as_bytes());
+            write_regression("manifest", body.as_bytes());
+        }
+    }
+
     /// With MEDVEC_WRITE_SEEDS set, records `input` in `tests/fuzz/regressions/<target>/`.
     fn write_regression(target: &str, input: &[u8]) {
         if std::env::var_os("MEDVEC_WRITE_SEEDS").is_none() {
