@@ -116,11 +116,31 @@ fn template_record(i: usize) -> Record {
 fn template() -> &'static Path {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
+        remove_stale_scratch();
         let root = scratch_root().join(format!("medvec-fuzz-template-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         build_template(&root).expect("cannot build the fuzz template store");
         root
     })
+}
+
+/// The template lives as long as the process and a fuzzer never returns to drop it, so each
+/// process removes what processes that have exited left behind.
+fn remove_stale_scratch() {
+    let Ok(entries) = std::fs::read_dir(scratch_root()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("medvec-fuzz-") else {
+            continue;
+        };
+        let pid = rest.trim_start_matches("template-").split('-').next();
+        let alive = pid.is_some_and(|p| Path::new("/proc").join(p).exists());
+        if pid.is_some_and(|p| p.parse::<u32>().is_ok()) && !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn build_template(root: &Path) -> crate::Result<()> {
