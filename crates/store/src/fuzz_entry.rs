@@ -22,8 +22,23 @@ use std::sync::OnceLock;
 pub const TEMPLATE_UID: u64 = 0x5EED;
 /// The template collection's name.
 pub const COLLECTION: &str = "c";
-/// Rows in the template's one segment: above `search::EXACT_ROWS`, so searches walk its graph.
-const SEGMENT_ROWS: usize = 4100;
+/// The two template stores. `Large` has a segment above `search::EXACT_ROWS` rows, so searches
+/// walk its graph; `Small` has a segment without a graph, and is quick to copy, open, flush
+/// and compact, for the targets that fuzz the log and the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    Small,
+    Large,
+}
+
+impl Template {
+    fn segment_rows(self) -> usize {
+        match self {
+            Template::Small => 40,
+            Template::Large => 4100,
+        }
+    }
+}
 
 /// A directory removed when dropped. Under `/dev/shm` when there is one, since the store fsyncs.
 pub struct Scratch {
@@ -111,15 +126,22 @@ fn template_record(i: usize) -> Record {
     record
 }
 
-/// The template store: one segment of [`SEGMENT_ROWS`] rows with a graph, a few tombstones,
-/// and a log with unflushed upserts and deletes. Built once per process and never changed.
-fn template() -> &'static Path {
-    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
+/// A template store: one segment, a few tombstones, and a log with unflushed upserts and
+/// deletes. Built once per process and never changed.
+fn template(kind: Template) -> &'static Path {
+    static SMALL: OnceLock<PathBuf> = OnceLock::new();
+    static LARGE: OnceLock<PathBuf> = OnceLock::new();
+    let cell = if kind == Template::Small {
+        &SMALL
+    } else {
+        &LARGE
+    };
+    cell.get_or_init(|| {
         remove_stale_scratch();
-        let root = scratch_root().join(format!("medvec-fuzz-template-{}", std::process::id()));
+        let name = format!("medvec-fuzz-template-{}-{kind:?}", std::process::id());
+        let root = scratch_root().join(name);
         let _ = std::fs::remove_dir_all(&root);
-        build_template(&root).expect("cannot build the fuzz template store");
+        build_template(&root, kind.segment_rows()).expect("cannot build the fuzz template store");
         root
     })
 }
@@ -143,14 +165,14 @@ fn remove_stale_scratch() {
     }
 }
 
-fn build_template(root: &Path) -> crate::Result<()> {
+fn build_template(root: &Path, rows: usize) -> crate::Result<()> {
     let store = Store::create(root)?;
     let collection = store.create_collection(COLLECTION, schema())?;
-    let records: Vec<Record> = (0..SEGMENT_ROWS).map(template_record).collect();
+    let records: Vec<Record> = (0..rows).map(template_record).collect();
     collection.upsert(&records)?;
     collection.flush()?;
     collection.delete(&["r1".to_string(), "r2".to_string()])?;
-    collection.upsert(&[template_record(1), template_record(SEGMENT_ROWS)])?;
+    collection.upsert(&[template_record(1), template_record(rows)])?;
     collection.delete(&["r3".to_string()])?;
     // Dropped, not closed: closing would flush the log, and the template keeps a live log.
     drop(collection);
@@ -203,10 +225,10 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// A fresh copy of the template store; returns it and the collection's directory.
-fn fresh_store() -> (Scratch, PathBuf) {
+fn fresh_store(kind: Template) -> (Scratch, PathBuf) {
     let scratch = Scratch::new();
     let root = scratch.path().join("store");
-    copy_tree(template(), &root);
+    copy_tree(template(kind), &root);
     let dir = root.join("collections").join(COLLECTION);
     (scratch, dir)
 }
@@ -215,7 +237,7 @@ fn fresh_store() -> (Scratch, PathBuf) {
 /// collection's directory (for writing seed files).
 pub fn template_file(relative: &str) -> Vec<u8> {
     std::fs::read(
-        template()
+        template(Template::Small)
             .join("collections")
             .join(COLLECTION)
             .join(relative),
@@ -225,7 +247,9 @@ pub fn template_file(relative: &str) -> Vec<u8> {
 
 /// File names of the template collection, relative to its directory.
 pub fn template_files() -> Vec<String> {
-    let dir = template().join("collections").join(COLLECTION);
+    let dir = template(Template::Small)
+        .join("collections")
+        .join(COLLECTION);
     walk(&dir)
         .iter()
         .map(|p| p.strip_prefix(&dir).expect("inside").display().to_string())
@@ -249,8 +273,8 @@ fn extra_of(path: &Path, kind: FileKind) -> [u64; 3] {
 }
 
 /// Opens the collection (as a writer when `write`), then searches, reads, verifies and, for a
-/// writer, flushes and compacts it. Errors are fine; panics and hangs are not.
-fn exercise(root: &Path, write: bool) {
+/// writer, flushes and (for a small store) compacts it. Errors are fine; panics and hangs are not.
+fn exercise(root: &Path, write: bool, kind: Template) {
     let store = if write {
         Store::open(root)
     } else {
@@ -269,7 +293,7 @@ fn exercise(root: &Path, write: bool) {
         let _ = collection.search("v", &query, &graph);
         let _ = collection.search("v", &query, &exact);
     }
-    for id in ["r0", "r1", "r3", "r4099", "r4100", "missing"] {
+    for id in ["r0", "r1", "r3", "r39", "r40", "r4099", "r4100", "missing"] {
         let _ = collection.get(id);
     }
     let mut rows = 0usize;
@@ -280,7 +304,8 @@ fn exercise(root: &Path, write: bool) {
     let _ = collection.verify();
     let _ = collection.field_sum("v");
     let _ = collection.stats();
-    if write && collection.flush().is_ok() {
+    // Compacting the large store rebuilds its graph, which would cost the fuzzer most of its time.
+    if write && collection.flush().is_ok() && kind == Template::Small {
         let _ = collection.compact();
         let _ = collection.verify();
     }
@@ -293,7 +318,7 @@ pub fn wal_frames(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let (scratch, dir) = fresh_store();
+    let (scratch, dir) = fresh_store(Template::Small);
     let wal_name = Manifest::load(&dir).expect("template manifest").wal;
     let path = dir.join(wal_name);
     let body = if mode % 2 == 0 {
@@ -315,7 +340,7 @@ pub fn wal_frames(data: &[u8]) {
             assert_eq!(batch.seq, i as u64, "replay kept a batch out of sequence");
         }
     }
-    exercise(&scratch.path().join("store"), true);
+    exercise(&scratch.path().join("store"), true, Template::Small);
 }
 
 /// Segment target. The first byte picks the file (ids, payload, column, graph) and the mode:
@@ -331,7 +356,7 @@ pub fn segment_files(data: &[u8]) {
         ("v.f32", FileKind::VectorColumn),
         ("v.hnsw", FileKind::Graph),
     ][usize::from(selector % 4)];
-    let (scratch, dir) = fresh_store();
+    let (scratch, dir) = fresh_store(Template::Large);
     let path = dir.join(crate::segment::dir_name(1)).join(name);
     let extra = extra_of(&path, kind);
     let body = if selector & 4 == 0 {
@@ -348,13 +373,17 @@ pub fn segment_files(data: &[u8]) {
         body
     };
     seal(&path, kind, TEMPLATE_UID, extra, &body);
-    exercise(&scratch.path().join("store"), selector & 8 != 0);
+    exercise(
+        &scratch.path().join("store"),
+        selector & 8 != 0,
+        Template::Large,
+    );
 }
 
 /// Manifest target: the bytes are the manifest's JSON body, sealed with the template's uid (a
 /// manifest whose body names another uid is rejected before anything else is read).
 pub fn manifest(data: &[u8]) {
-    let (scratch, dir) = fresh_store();
+    let (scratch, dir) = fresh_store(Template::Small);
     let path = dir.join(crate::manifest::FILE_NAME);
     let extra = extra_of(&path, FileKind::Manifest);
     seal(&path, FileKind::Manifest, TEMPLATE_UID, extra, data);
@@ -369,10 +398,10 @@ pub fn manifest(data: &[u8]) {
             .iter()
             .all(|s| dir.join(crate::segment::dir_name(s.id)).is_dir());
         if wal_exists && segments_exist {
-            exercise(&root, false);
+            exercise(&root, false, Template::Small);
         }
     }
-    exercise(&root, true);
+    exercise(&root, true, Template::Small);
     // Whatever the manifest said, nothing may be created or deleted outside the store.
     let outside: Vec<PathBuf> = walk(scratch.path())
         .into_iter()
@@ -484,7 +513,7 @@ mod tests {
         ] {
             let input = frame_input(vec![op]);
             wal_frames(&input);
-            let (scratch, dir) = fresh_store();
+            let (scratch, dir) = fresh_store(Template::Small);
             let wal = dir.join(Manifest::load(&dir).unwrap().wal);
             let mut bytes = std::fs::read(&wal).unwrap()[..HEADER_LEN].to_vec();
             bytes.extend_from_slice(&input[1..]);
@@ -517,9 +546,13 @@ mod tests {
     #[test]
     fn manifests_naming_paths_outside_or_colliding_segments_are_refused() {
         let text = String::from_utf8(template_file("MANIFEST")[HEADER_LEN..].to_vec()).unwrap();
-        let wal = Manifest::load(&template().join("collections").join(COLLECTION))
-            .unwrap()
-            .wal;
+        let wal = Manifest::load(
+            &template(Template::Small)
+                .join("collections")
+                .join(COLLECTION),
+        )
+        .unwrap()
+        .wal;
         let edits = [
             (
                 format!("\"wal\": \"{wal}\""),
@@ -549,7 +582,7 @@ mod tests {
         ];
         for (from, to, why) in edits {
             assert!(text.contains(&from), "{from}");
-            let (scratch, dir) = fresh_store();
+            let (scratch, dir) = fresh_store(Template::Small);
             let path = dir.join(crate::manifest::FILE_NAME);
             let body = text.replacen(&from, &to, 1);
             seal(
