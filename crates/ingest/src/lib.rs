@@ -7,6 +7,8 @@
 pub mod archive;
 pub mod encode;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod import;
 pub mod load;
 pub mod models;

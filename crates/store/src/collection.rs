@@ -1,6 +1,6 @@
 //! A collection: its manifest, open segments, tombstones, the unflushed tail and its log.
 
-mod artifacts;
+pub(crate) mod artifacts;
 
 use crate::bitset::BitSet;
 use crate::error::{IoContext, Result, StoreError};
@@ -183,7 +183,8 @@ impl Collection {
         remove_orphans(dir, &manifest)?;
         let mut state = load_state(dir, manifest)?;
         let wal_path = dir.join(&state.manifest.wal);
-        let replay = Wal::replay(&wal_path, state.manifest.uid)?;
+        let replay = Wal::replay(&wal_path, state.manifest.uid)?
+            .fitting(&wal_path, &state.manifest.schema)?;
         let mut warnings = Vec::new();
         if replay.discarded > 0 {
             let warning = format!(
@@ -229,7 +230,9 @@ impl Collection {
     fn try_open_reader(dir: &Path) -> Result<Collection> {
         let manifest = Manifest::load(dir)?;
         let mut state = load_state(dir, manifest)?;
-        let replay = Wal::replay(&dir.join(&state.manifest.wal), state.manifest.uid)?;
+        let wal_path = dir.join(&state.manifest.wal);
+        let replay = Wal::replay(&wal_path, state.manifest.uid)?
+            .fitting(&wal_path, &state.manifest.schema)?;
         for batch in replay.batches {
             batch.ops.into_iter().for_each(|op| state.apply(op));
         }
@@ -459,7 +462,9 @@ impl Collection {
             segment.verify()?;
             files += segment.file_paths().len();
         }
-        let replay = Wal::replay(&self.dir.join(&state.manifest.wal), state.manifest.uid)?;
+        let wal_path = self.dir.join(&state.manifest.wal);
+        let replay = Wal::replay(&wal_path, state.manifest.uid)?
+            .fitting(&wal_path, &state.manifest.schema)?;
         drop(state);
         Manifest::load(&self.dir)?;
         let artifacts = self.verify_artifacts()?;

@@ -20,6 +20,8 @@ mod error;
 pub mod faults;
 pub mod fileio;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzz_entry;
 mod graph;
 mod lock;
 mod manifest;

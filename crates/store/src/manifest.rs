@@ -48,7 +48,35 @@ impl Manifest {
             .schema
             .validate()
             .map_err(|e| corrupt(&path, e.to_string()))?;
+        manifest
+            .check_references()
+            .map_err(|why| corrupt(&path, why))?;
         Ok(manifest)
+    }
+
+    /// The names a manifest leads to must stay inside the collection and must not collide: a
+    /// log named `../x` would be opened (and, by a writer, cut) outside it, with the real log
+    /// deleted as an orphan; a segment id at or above `next_segment` would be overwritten by
+    /// the next flush while it is mapped.
+    fn check_references(&self) -> std::result::Result<(), String> {
+        let plain = Path::new(&self.wal).file_name() == Some(std::ffi::OsStr::new(&self.wal));
+        if !plain || !self.wal.starts_with("wal-") {
+            return Err(format!("log name {:?} is not a wal-* file name", self.wal));
+        }
+        // Far from any real count, and leaves room for the `+= 1` of flushes and commits.
+        if self.next_segment >= 1 << 62 || self.generation >= 1 << 62 {
+            return Err("generation or next_segment is out of range".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        for segment in &self.segments {
+            if segment.id >= self.next_segment || !ids.insert(segment.id) {
+                return Err(format!(
+                    "segment id {} is repeated or not below next_segment {}",
+                    segment.id, self.next_segment
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Commits this manifest: temp file, fsync, rename, directory fsync.

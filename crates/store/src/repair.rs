@@ -6,7 +6,6 @@
 //! nothing and names the file, because guessing would risk a wrong answer.
 
 use crate::error::{Result, StoreError};
-use crate::fileio::{self, FileKind};
 use crate::manifest::Manifest;
 use crate::segment::{self, GraphDamage, Segment};
 use crate::wal::Wal;
@@ -34,8 +33,11 @@ pub fn repair(dir: &Path) -> Result<RepairReport> {
         let segment = Arc::new(segment);
         work.extend(damage.into_iter().map(|d| (segment.clone(), d)));
     }
-    Wal::replay(&dir.join(&manifest.wal), uid).map_err(not_repairable)?;
-    check_heads(dir, uid)?;
+    let wal = dir.join(&manifest.wal);
+    Wal::replay(&wal, uid)
+        .and_then(|replay| replay.fitting(&wal, &manifest.schema))
+        .map_err(not_repairable)?;
+    crate::collection::artifacts::verify_all(dir, uid).map_err(not_repairable)?;
     // Everything but the graphs is intact: only now is anything written.
     let mut report = RepairReport::default();
     for (segment, damage) in work {
@@ -47,19 +49,6 @@ pub fn repair(dir: &Path) -> Result<RepairReport> {
         report.rebuilt.push((damage.path, reason));
     }
     Ok(report)
-}
-
-fn check_heads(dir: &Path, uid: u64) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir.join("heads")) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "head") {
-            fileio::read_checked(&path, FileKind::Head, Some(uid)).map_err(not_repairable)?;
-        }
-    }
-    Ok(())
 }
 
 fn not_repairable(error: StoreError) -> StoreError {

@@ -8,7 +8,9 @@
 use crate::error::{corrupt, IoContext, Result};
 use crate::faults;
 use crate::fileio::{self, FileKind, Header, HEADER_LEN};
-use crate::value::Value;
+use crate::record::validate_id;
+use crate::schema::Schema;
+use crate::value::{FieldType, Value};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -48,6 +50,56 @@ pub struct Replay {
     pub valid_len: u64,
     /// Bytes after the valid prefix (a torn or damaged tail), zero for a clean log.
     pub discarded: u64,
+}
+
+impl Replay {
+    /// Checks every replayed record against `schema`, as `validate_batch` checked it before it
+    /// was logged. A frame with a valid CRC that does not fit was not written by this
+    /// collection's writer (a bug, or an edited file); applying it would panic later (a flush
+    /// copies vectors by the schema's dimension), so it is reported as corruption instead.
+    pub fn fitting(self, path: &Path, schema: &Schema) -> Result<Replay> {
+        for batch in &self.batches {
+            for op in &batch.ops {
+                if let LoggedOp::Upsert(record) = op {
+                    if let Err(why) = record_fits(record, schema) {
+                        let what = format!("batch {}: record {:?}: {why}", batch.seq, record.id);
+                        return Err(corrupt(path, what));
+                    }
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+fn record_fits(record: &LoggedRecord, schema: &Schema) -> std::result::Result<(), String> {
+    validate_id(&record.id)?;
+    if record.vectors.len() != schema.vectors.len() || record.payload.len() != schema.payload.len()
+    {
+        return Err("field count differs from the schema".into());
+    }
+    for (vector, field) in record.vectors.iter().zip(&schema.vectors) {
+        match vector {
+            Some(v) if v.len() != field.dim => {
+                return Err(format!("`{}` has dimension {}", field.name, v.len()))
+            }
+            Some(v) if v.iter().any(|x| !x.is_finite()) => {
+                return Err(format!("`{}` has a non-finite value", field.name))
+            }
+            _ => {}
+        }
+    }
+    for (value, field) in record.payload.iter().zip(&schema.payload) {
+        let fits = match value {
+            Value::Null => true,
+            Value::Float(f) => field.field_type == FieldType::Float && f.is_finite(),
+            other => other.field_type() == Some(field.field_type),
+        };
+        if !fits {
+            return Err(format!("`{}` holds a value of the wrong type", field.name));
+        }
+    }
+    Ok(())
 }
 
 /// An open log, positioned for appends.

@@ -7,7 +7,7 @@
 use super::Collection;
 use crate::error::{Result, StoreError};
 use crate::fileio::{self, FileKind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The kinds of artifact and where each lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,32 +76,12 @@ impl Collection {
     }
 
     fn list_artifacts(&self, kind: Artifact) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.dir.join(kind.dir())) else {
-            return Vec::new();
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_suffix(kind.extension())
-                    .map(str::to_string)
-            })
-            .collect();
-        names.sort();
-        names
+        list(&self.dir, kind)
     }
 
     /// Checks every artifact's checksum and owner; returns how many files were checked.
     pub(crate) fn verify_artifacts(&self) -> Result<usize> {
-        let mut checked = 0;
-        for kind in Artifact::ALL {
-            for name in self.list_artifacts(kind) {
-                self.load_artifact(kind, &name)?;
-                checked += 1;
-            }
-        }
-        Ok(checked)
+        verify_all(&self.dir, self.read().manifest.uid)
     }
 
     /// Saves a named artifact of the collection (a trained classifier head) as a versioned,
@@ -146,4 +126,38 @@ impl Collection {
         self.schema().vector_field(field)?;
         self.load_artifact(Artifact::ModelRecord, field)
     }
+}
+
+/// Names of the artifacts of `kind` in the collection directory `dir`, sorted.
+fn list(dir: &Path, kind: Artifact) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir.join(kind.dir())) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(kind.extension())
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Checks the checksum and owner of every artifact file in the collection directory `dir`
+/// (also used by repair, which has no open collection); returns how many were checked.
+pub(crate) fn verify_all(dir: &Path, uid: u64) -> Result<usize> {
+    let mut checked = 0;
+    for kind in Artifact::ALL {
+        for name in list(dir, kind) {
+            let path = dir
+                .join(kind.dir())
+                .join(format!("{name}{}", kind.extension()));
+            fileio::read_checked(&path, kind.file_kind(), Some(uid))?;
+            checked += 1;
+        }
+    }
+    Ok(checked)
 }
