@@ -27,6 +27,9 @@ status=0
 MEDVEC_CRASH_TRIALS="$trials" cargo nextest run --release --no-fail-fast --no-capture -p medvec \
     --test crash --test concurrency --test resources --test privacy 2>&1 | tee "$log" |
     grep -E "crash-matrix:|PASS|FAIL|Summary" || status=1
+echo "==> memory bounds at 1M rows"
+cargo nextest run --release --no-fail-fast --no-capture -p medvec --test memory --run-ignored only 2>&1 |
+    tee -a "$log" | grep -E "memory:|PASS|FAIL|Summary" || status=1
 cargo nextest run --release --no-fail-fast --no-capture -p medvec-store \
     --test corruption --test disk_full --test read_only --test repair 2>&1 | tee -a "$log" |
     grep -E "PASS|FAIL|Summary|lost" || status=1
