@@ -650,11 +650,18 @@ mod heads {
         out.lines()
             .map(|l| {
                 let mut head: serde_json::Value = serde_json::from_str(l).unwrap();
-                let meta = head["meta"].as_object_mut().unwrap();
-                meta.retain(|key, _| !key.contains("seconds"));
+                drop_timings(&mut head);
                 head
             })
             .collect()
+    }
+
+    /// Removes every measured time or speed (`seconds_per_epoch`, `rows_per_second`, ...).
+    fn drop_timings(value: &mut serde_json::Value) {
+        if let Some(object) = value.as_object_mut() {
+            object.retain(|key, _| !key.contains("second"));
+            object.values_mut().for_each(drop_timings);
+        }
     }
 
     /// Trains seed 2 over a head trained with seed 1, crashing; the head afterwards must be the

@@ -4,6 +4,7 @@ use super::print_json;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use medvec_ingest::columnar::export_parquet;
 use medvec_ingest::import::ImportSource;
 use medvec_ingest::load::{export_collection, import_into};
 use medvec_store::{CollectionOptions, Store};
@@ -135,7 +136,7 @@ fn import_source(args: &ImportArgs) -> Result<ImportSource> {
 /// Write one vector field to .npy and the ids and payload to CSV, in stored order.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  medvec export ./clinic ham10000 --field image --npy image.npy --table meta.csv\n  python -c 'import numpy, pandas; print(numpy.load(\"image.npy\").shape, pandas.read_csv(\"meta.csv\").shape)'"
+    after_help = "Examples:\n  medvec export ./clinic ham10000 --parquet ham10000.parquet\n  medvec export ./clinic ham10000 --field image --npy image.npy --table meta.csv\n  python -c 'import numpy, pandas; print(numpy.load(\"image.npy\").shape, pandas.read_csv(\"meta.csv\").shape)'"
 )]
 pub struct ExportArgs {
     store: PathBuf,
@@ -144,11 +145,18 @@ pub struct ExportArgs {
     #[arg(long, requires = "npy")]
     field: Option<String>,
     /// Output .npy (float32, rows in stored order; rows lacking the field are zeros).
-    #[arg(long)]
+    #[arg(long, requires = "table")]
     npy: Option<PathBuf>,
     /// Output CSV: id, payload columns, and has_<field> flags.
-    #[arg(long)]
-    table: PathBuf,
+    #[arg(long, required_unless_present = "parquet")]
+    table: Option<PathBuf>,
+    /// Output Apache Parquet: id, typed payload columns and every vector field as a
+    /// FixedSizeList<Float32> column (nulls where missing), for Spark, Dask, DuckDB, pandas...
+    #[arg(long, conflicts_with_all = ["table", "npy", "field"])]
+    parquet: Option<PathBuf>,
+    /// Rows per Parquet row group (bounds memory while writing).
+    #[arg(long, default_value_t = medvec_ingest::columnar::DEFAULT_ROWS_PER_GROUP)]
+    row_group: usize,
     #[arg(long)]
     json: bool,
 }
@@ -156,8 +164,14 @@ pub struct ExportArgs {
 pub fn export(args: ExportArgs) -> Result<()> {
     let store = Store::open_read_only(&args.store)?;
     let collection = store.collection(&args.collection)?;
-    let vectors = args.field.as_deref().zip(args.npy.as_deref());
-    let rows = export_collection(&collection, vectors, &args.table)?;
+    let rows = match (&args.parquet, &args.table) {
+        (Some(path), _) => export_parquet(&collection, path, args.row_group)?,
+        (None, Some(table)) => {
+            let vectors = args.field.as_deref().zip(args.npy.as_deref());
+            export_collection(&collection, vectors, table)?
+        }
+        (None, None) => bail!("give --table FILE.csv [--field F --npy FILE] or --parquet FILE"),
+    };
     if args.json {
         print_json(&json!({"exported": rows}));
     } else {

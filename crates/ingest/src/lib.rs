@@ -5,6 +5,7 @@
 //! `.npy` + CSV, and (issue 3) ONNX image and text encoders over hospital archives.
 
 pub mod archive;
+pub mod columnar;
 pub mod encode;
 pub mod error;
 #[doc(hidden)]

@@ -23,6 +23,12 @@ pub enum LoadError {
         last: u64,
         refused: StoreError,
     },
+    /// Writing an export file failed.
+    #[error("{}: export: {detail}", .path.display())]
+    Export {
+        path: std::path::PathBuf,
+        detail: String,
+    },
     #[error("{path}: {source}")]
     Csv {
         path: std::path::PathBuf,
