@@ -104,3 +104,9 @@ pub fn run_measured(command: &mut Command) -> Cost {
         exit_code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
     }
 }
+
+/// Live records in collection `cases` of `store`, as `medvec stats` (another process) sees them.
+pub fn count_records(store: &Path) -> usize {
+    let stats = medvec_json(&["stats", s(store), "cases", "--json"]);
+    stats["collections"][0]["count"].as_u64().unwrap() as usize
+}
