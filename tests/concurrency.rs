@@ -248,17 +248,23 @@ fn a_lock_left_by_a_killed_writer_is_recovered() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the writer holds the lock (a second writer is refused), then kill it.
-    let mut refused = false;
-    for _ in 0..200 {
-        let out = util::medvec(&["delete", s(&store), "cases", "nobody"]);
-        if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("lock") {
-            refused = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    // Wait until the writer holds the lock (it writes its pid into LOCK once it has the flock;
+    // polling with another writer could take the lock first and make the import fail).
+    let pid = writer.id().to_string();
+    let holds = |store: &std::path::Path| {
+        std::fs::read_to_string(store.join("LOCK")).is_ok_and(|text| text.trim() == pid)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !holds(&store) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    assert!(refused, "the running import never held the write lock");
+    assert!(
+        holds(&store),
+        "the running import never took the write lock"
+    );
+    let second = util::medvec(&["delete", s(&store), "cases", "nobody"]);
+    assert!(!second.status.success(), "a second writer must be refused");
+    assert!(String::from_utf8_lossy(&second.stderr).contains("lock"));
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(writer.id() as i32, libc::SIGKILL) };
     writer.wait().unwrap();
