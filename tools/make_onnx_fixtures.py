@@ -414,7 +414,16 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bench", action="store_true", help="also write target/bench-models/vit-b32 (~350 MB)")
     p.add_argument("--bench-only", action="store_true", help="only write the benchmark model")
+    p.add_argument("--wide-image", metavar="DIR", help="only write the tiny image model with 512-d output to DIR (the 1M-row memory test)")
     args = p.parse_args(argv)
+    if args.wide_image:
+        global DIM
+        DIM = 512
+        d = Path(args.wide_image)
+        save_model(image_model(SEED, fixed=False), d / "model.onnx")
+        write_json(d / "preprocessor_config.json", preprocessor_config(56))
+        write_json(d / "config.json", {"model_type": "medvec-tiny-image", "hidden_size": DIM, "image_size": 56})
+        return 0
     if not args.bench_only:
         IMAGES.mkdir(parents=True, exist_ok=True)
         good_images()
