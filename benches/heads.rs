@@ -15,6 +15,10 @@
 //!   `MEDVEC_BENCH_INFER_REPEATS` passes over the test set (default 10)
 //! - `MEDVEC_BENCH_SKIP_PEERS=1`: medvec only
 
+#[path = "common/mod.rs"]
+mod common;
+use common::*;
+
 use medvec_query::heads::{train, HeadSpec, Inputs, Labelled, TrainConfig, TrainedHead};
 use ndarray::{s, Array2};
 use std::io::{BufWriter, Write};
@@ -60,17 +64,6 @@ struct Config {
     infer_repeats: usize,
     skip_peers: bool,
     data_dir: PathBuf,
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,29 +176,6 @@ fn data(cfg: &Config, shape: &Shape) -> (Part, Part) {
 // ---------------------------------------------------------------------------------------------
 // medvec
 
-/// User + system CPU seconds of this process (Linux /proc; USER_HZ = 100).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rfind(')').map_or("", |i| &stat[i + 2..]);
-    let fields: Vec<f64> = after_name
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0.0))
-        .collect();
-    (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
 /// Medians of one system on one shape and head.
 #[derive(Debug, Clone, Default)]
 struct Measured {
@@ -260,12 +230,6 @@ fn measure_medvec(cfg: &Config, spec: HeadSpec, train_part: &Part, test: &Part) 
 
 // ---------------------------------------------------------------------------------------------
 // scikit-learn
-
-fn python() -> PathBuf {
-    std::env::var_os("MEDVEC_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv/bin/python"))
-}
 
 /// Runs tools/bench_heads.py; results keyed by (shape name, fusion).
 fn run_sklearn(cfg: &Config) -> Vec<(String, String, Measured)> {

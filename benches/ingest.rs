@@ -15,19 +15,12 @@
 //! `MEDVEC_BENCH_VIT_N` (256), `MEDVEC_BENCH_RSS_NS` (`1000,10000`; empty skips).
 //! `ORT_DYLIB_PATH` must point at ONNX Runtime (`. tools/.cache/env.sh`).
 
+#[path = "common/mod.rs"]
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn python() -> String {
     std::env::var("MEDVEC_PYTHON")
@@ -121,16 +114,6 @@ impl Bench {
             );
         }
         (ours, theirs)
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
     }
 }
 

@@ -22,6 +22,10 @@
 //! - `rss STORE QUERIES EF`: open and search every query; prints VmHWM as JSON
 //! - `build`: data generation and medvec build only (for profiling the graph build)
 
+#[path = "common/mod.rs"]
+mod common;
+use common::*;
+
 use medvec_store::{
     CollectionOptions, HnswParams, Metric, Record, Schema, SearchParams, Store, VectorField,
 };
@@ -53,13 +57,6 @@ struct Config {
     data_dir: PathBuf,
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
 impl Config {
     fn from_env() -> Config {
         let efs = std::env::var("MEDVEC_BENCH_EFS")
@@ -89,10 +86,6 @@ impl Config {
             self.n, self.dim, self.queries, self.clusters
         )
     }
-}
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,32 +344,11 @@ fn read_npy_i32(path: &Path) -> Result<(Vec<i32>, [usize; 2]), String> {
 // ---------------------------------------------------------------------------------------------
 // medvec measurements
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 struct BuildTimes {
     import_s: f64,
     flush_s: f64,
     /// CPU time (user + system, all threads) of import + flush: robust to other load.
     cpu_s: f64,
-}
-
-/// CPU time of this process so far, all threads.
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// Creates a store at `dir`, imports every vector (batches of 5,000 upserts) and flushes one
@@ -606,12 +578,6 @@ fn run_child(args: &[&str]) -> serde_json::Value {
 
 // ---------------------------------------------------------------------------------------------
 // Peers
-
-fn python() -> PathBuf {
-    std::env::var_os("MEDVEC_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv/bin/python"))
-}
 
 #[derive(Debug, Clone)]
 struct PeerResult {
