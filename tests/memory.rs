@@ -11,8 +11,8 @@
 //! (constant); and two parts that grow with the collection: the in-memory id index over every
 //! stored record, and the resident pages of the memory-mapped segment files the writer has
 //! written and reopened (file-backed, so the kernel can reclaim them, but counted in RSS).
-//! Measured: 684 MiB for 1M ingested rows of 32-d vectors (an earlier run with the 32-d fixture
-//! model), 990 MiB for 1M × 512 imported, i.e.
+//! Measured: 966 MiB for 1M ingested rows of 512-d vectors (684 MiB in an earlier run with the
+//! 32-d fixture model), 990 MiB for 1M × 512 imported, i.e.
 //! roughly 0.5 KiB per stored record beyond the constant parts; the two growing parts are not
 //! yet measured separately. The bounds are stated for one million records; a first guess of
 //! 512 MiB for ingest was exceeded (684 MiB) for this reason.
