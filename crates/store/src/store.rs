@@ -174,14 +174,7 @@ impl Store {
     /// Deletes a collection and all its files.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
         self.require_writer()?;
-        let dir = self.collection_dir(name);
-        if !dir.join(crate::manifest::FILE_NAME).exists() {
-            return Err(StoreError::NoSuchCollection(name.to_string()));
-        }
-        self.open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        let dir = self.release_collection(name)?;
         // Rename first so that a crash mid-delete leaves no half collection under its name.
         let trash = fileio::temp_sibling(&dir);
         std::fs::rename(&dir, &trash).at(&dir)?;
@@ -196,16 +189,23 @@ impl Store {
     pub fn repair(&self, name: &str) -> Result<crate::RepairReport> {
         self.require_writer()?;
         validate_name(name).map_err(|_| StoreError::NoSuchCollection(name.to_string()))?;
+        // A cached handle may map the damaged graph; the next `collection` call reopens.
+        let dir = self.release_collection(name)?;
+        crate::repair::repair(&dir)
+    }
+
+    /// The directory of the existing collection `name`, after dropping this store's cached
+    /// handle to it (the caller is about to change its files underneath).
+    fn release_collection(&self, name: &str) -> Result<PathBuf> {
         let dir = self.collection_dir(name);
         if !dir.join(crate::manifest::FILE_NAME).exists() {
             return Err(StoreError::NoSuchCollection(name.to_string()));
         }
-        // A cached handle may map the damaged graph; the next `collection` call reopens.
         self.open
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
-        crate::repair::repair(&dir)
+        Ok(dir)
     }
 
     /// Verifies every collection; the first damaged file is returned as an error naming it.
