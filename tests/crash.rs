@@ -479,11 +479,10 @@ mod updates {
         updated
     }
 
-    #[test]
-    fn upserts_killed_at_random_points_are_all_or_nothing_per_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, jsonl) = prepare(dir.path());
-        medvec_ok(&[
+    /// A store holding all RECORDS cases, imported without interruption.
+    fn imported_store(dir: &Path) -> std::path::PathBuf {
+        let (store, jsonl) = prepare(dir);
+        let args = [
             "import",
             s(&store),
             "cases",
@@ -491,7 +490,15 @@ mod updates {
             s(&jsonl),
             "--batch",
             "1000",
-        ]);
+        ];
+        medvec_ok(&args);
+        store
+    }
+
+    #[test]
+    fn upserts_killed_at_random_points_are_all_or_nothing_per_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = imported_store(dir.path());
         let updates = dir.path().join("updates.jsonl");
         write_updates(&updates);
         let args = [
@@ -529,16 +536,7 @@ mod updates {
     fn a_delete_aborted_at_the_log_fsync_is_all_or_nothing() {
         for point in ["wal-before-fsync", "wal-after-fsync"] {
             let dir = tempfile::tempdir().unwrap();
-            let (store, jsonl) = prepare(dir.path());
-            medvec_ok(&[
-                "import",
-                s(&store),
-                "cases",
-                "--jsonl",
-                s(&jsonl),
-                "--batch",
-                "1000",
-            ]);
+            let store = imported_store(dir.path());
             let doomed: Vec<String> = (0..RECORDS)
                 .step_by(5)
                 .map(|n| format!("case-{n:06}"))
