@@ -80,14 +80,19 @@ fn hits(output: &str) -> Vec<(String, f64)> {
 
 /// The vector `medvec embed` prints, as `--vector` text.
 fn embedded(args: &[&str]) -> String {
+    let vector: Vec<String> = embedded_vector(args).iter().map(f32::to_string).collect();
+    vector.join(",")
+}
+
+/// The vector `medvec embed` prints.
+fn embedded_vector(args: &[&str]) -> Vec<f32> {
     let value: serde_json::Value = serde_json::from_str(medvec_ok(args).trim()).unwrap();
-    let vector: Vec<String> = value["vector"]
+    value["vector"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|x| x.as_f64().unwrap().to_string())
-        .collect();
-    vector.join(",")
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 #[test]
@@ -409,22 +414,13 @@ fn new_images_and_texts_are_classified_like_their_vectors() {
     ]);
 
     // The same cases as vectors from `medvec embed`, through --input-npy.
-    let vector = |args: &[&str]| -> Vec<f32> {
-        let v: serde_json::Value = serde_json::from_str(medvec_ok(args).trim()).unwrap();
-        v["vector"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect()
-    };
     let image_rows: Vec<Vec<f32>> = photos
         .iter()
-        .map(|p| vector(&["embed", "--image-model", s(&image_model), s(p)]))
+        .map(|p| embedded_vector(&["embed", "--image-model", s(&image_model), s(p)]))
         .collect();
     let text_rows: Vec<Vec<f32>> = texts
         .iter()
-        .map(|t| vector(&["embed", "--text-model", s(&text_model), "--text", t]))
+        .map(|t| embedded_vector(&["embed", "--text-model", s(&text_model), "--text", t]))
         .collect();
     let (image_npy, text_npy) = (dir.path().join("i.npy"), dir.path().join("t.npy"));
     let write = |path: &Path, rows: &[Vec<f32>]| {

@@ -78,7 +78,6 @@ pub struct TextEncoder {
     max_length: usize,
     rows_per_run: usize,
     fixed_batch: bool,
-    normalize: bool,
     options: EncoderOptions,
     /// The model folder it was opened from.
     dir: PathBuf,
@@ -171,7 +170,6 @@ impl TextEncoder {
             max_length,
             rows_per_run,
             fixed_batch,
-            normalize: options.normalize,
             options: options.clone(),
             dir: dir.to_path_buf(),
         };
@@ -271,7 +269,7 @@ impl TextEncoder {
         let mut vectors = model::pool(&self.model.path, &shape, &values, self.pooling, mask)?;
         model::check_rows(&self.model.path, &vectors, chunk.len())?;
         vectors.truncate(chunk.len());
-        if self.normalize {
+        if self.options.normalize {
             vectors.iter_mut().for_each(|v| model::l2_normalize(v));
         }
         model::check_finite(&self.model.path, &vectors)?;
