@@ -349,3 +349,26 @@ fn ingest_stores_good_rows_reports_bad_ones_and_resumes() {
     );
     medvec_ok(&["verify", s(&store)]);
 }
+
+#[test]
+fn create_records_the_chosen_graph_builder() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let create = |builder: &str| {
+        medvec(&[
+            "create",
+            s(&store),
+            &format!("c_{builder}"),
+            "--vector",
+            "image:4:cosine",
+            "--graph-builder",
+            builder,
+        ])
+    };
+    assert!(create("hnsw_rs").status.success());
+    let manifest = std::fs::read(store.join("collections/c_hnsw_rs/MANIFEST")).unwrap();
+    assert!(String::from_utf8_lossy(&manifest).contains(r#""builder": "hnsw_rs""#));
+    let refused = create("faiss");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("medvec or hnsw_rs"));
+}

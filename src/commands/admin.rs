@@ -3,7 +3,9 @@
 use super::print_json;
 use anyhow::{Context, Result};
 use clap::Args;
-use medvec_store::{CollectionStats, PayloadField, RepairReport, Schema, Store, VectorField};
+use medvec_store::{
+    CollectionStats, GraphBuilder, PayloadField, RepairReport, Schema, Store, VectorField,
+};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,6 +35,9 @@ pub struct CreateArgs {
     /// Default HNSW ef at search time for every vector field.
     #[arg(long)]
     ef_search: Option<usize>,
+    /// HNSW graph builder for every vector field: medvec (default) or hnsw_rs.
+    #[arg(long, value_parser = parse_graph_builder)]
+    graph_builder: Option<GraphBuilder>,
     #[arg(long)]
     json: bool,
 }
@@ -47,6 +52,7 @@ pub fn create(args: CreateArgs) -> Result<()> {
         field.hnsw.m = args.m.unwrap_or(field.hnsw.m);
         field.hnsw.ef_construction = args.ef_construction.unwrap_or(field.hnsw.ef_construction);
         field.hnsw.ef_search = args.ef_search.unwrap_or(field.hnsw.ef_search);
+        field.hnsw.builder = args.graph_builder.unwrap_or(field.hnsw.builder);
     }
     let payload = args
         .fields
@@ -254,4 +260,9 @@ pub fn drop_collection(args: DropArgs) -> Result<()> {
         println!("dropped `{}`", args.collection);
     }
     Ok(())
+}
+
+fn parse_graph_builder(name: &str) -> Result<GraphBuilder, String> {
+    GraphBuilder::parse(name)
+        .ok_or_else(|| format!("`{name}` is not a graph builder (medvec or hnsw_rs)"))
 }

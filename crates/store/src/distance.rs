@@ -43,6 +43,29 @@ pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     (kernels().l2)(a, b)
 }
 
+/// Asks the CPU to start loading the first cache lines of `v` (a hint: it never faults and does
+/// nothing on other architectures). Graph searches are bound by loading neighbours' vectors
+/// from random places, and issuing the loads for a whole neighbour list before computing any
+/// distance lets them overlap.
+#[inline]
+pub fn prefetch(v: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in v.chunks(16).take(PREFETCH_LINES) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is only a hint, valid for any address, and SSE is part of the x86_64
+        // baseline.
+        unsafe { _mm_prefetch(line.as_ptr().cast::<i8>(), _MM_HINT_T0) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
+/// Cache lines prefetched per vector: the hardware prefetcher streams the rest once the first
+/// lines arrive. On 100k × 512-d, 8 lines gave 5–15% more queries per CPU-second than 4, 16 or 32
+/// (`cargo bench --bench search`, one build each, quiet machine).
+#[cfg(target_arch = "x86_64")]
+const PREFETCH_LINES: usize = 8;
+
 pub fn norm(v: &[f32]) -> f32 {
     dot(v, v).sqrt()
 }

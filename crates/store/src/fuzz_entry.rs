@@ -100,6 +100,7 @@ pub fn schema() -> Schema {
         m: 2,
         ef_construction: 16,
         ef_search: 16,
+        ..HnswParams::default()
     };
     Schema {
         vectors: vec![vector],

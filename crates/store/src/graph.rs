@@ -1,16 +1,17 @@
-//! HNSW graphs: built with `hnsw_rs`, then written in medvec's own flat layout so that a search
-//! runs directly on the memory-mapped file, with no deserialisation at open.
+//! HNSW graphs: built in memory, then written in medvec's own flat layout so that a search runs
+//! directly on the memory-mapped file, with no deserialisation at open.
 //!
-//! `hnsw_rs` builds the graph (parallel insertion, its neighbour-selection heuristic). Its own
-//! dump format must be fully reloaded into heap structures before a search, which would make
-//! opening a 100k-vector store take hundreds of milliseconds, so medvec keeps only the graph's
-//! edges, as fixed-width `u32` adjacency lists (layout in `FORMAT.md`), and searches them in place.
+//! Two builders produce the same layout (`GraphBuilder` in the field's `HnswParams`):
+//! [`native`], medvec's own (flat arrays, hnswlib's neighbour heuristic on every overflow), and
+//! [`hnsw_rs_builder`], the `hnsw_rs` crate's. Either way medvec keeps only the graph's edges, as
+//! fixed-width `u32` adjacency lists (layout in `FORMAT.md`), and searches them in place.
 
-use crate::distance::{dot, l2_squared, normalized};
+mod hnsw_rs_builder;
+mod native;
+
+use crate::distance::normalized;
 use crate::error::{corrupt, Result};
-use crate::schema::{HnswParams, Metric};
-use hnsw_rs::anndists::dist::distances::Distance;
-use hnsw_rs::hnsw::Hnsw;
+use crate::schema::{GraphBuilder, HnswParams, Metric};
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -18,27 +19,12 @@ use std::path::Path;
 
 /// Marks an empty adjacency slot.
 const EMPTY: u32 = u32::MAX;
-/// hnsw_rs allows at most 16 layers.
+/// The most layers a graph may have (the file format's limit, and `hnsw_rs`'s).
 const MAX_LAYERS: usize = 16;
 
-/// The distance `hnsw_rs` builds with. Cosine and dot graphs are built on unit vectors
-/// (distances must be non-negative there); the search re-ranks with the true metric.
-struct BuildDistance {
-    squared_l2: bool,
-}
-
-impl Distance<f32> for BuildDistance {
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        if self.squared_l2 {
-            l2_squared(a, b)
-        } else {
-            (1.0 - dot(a, b)).max(0.0)
-        }
-    }
-}
-
 /// Builds a graph over the rows of `vectors` (row-major, `dim` wide) for which `present` is true,
-/// and returns the file body. Node numbers are row numbers.
+/// and returns the file body. Node numbers are row numbers. Cosine and dot graphs are built on
+/// unit vectors; the search re-ranks with the true metric.
 pub fn build(
     vectors: &[f32],
     dim: usize,
@@ -46,7 +32,6 @@ pub fn build(
     metric: Metric,
     params: HnswParams,
 ) -> Vec<u8> {
-    let rows = present.len();
     let unit: Vec<f32>;
     let data = if metric == Metric::L2 {
         vectors
@@ -54,66 +39,76 @@ pub fn build(
         unit = vectors.chunks_exact(dim).flat_map(normalized).collect();
         &unit
     };
-    let items: Vec<(&[f32], usize)> = (0..rows)
-        .filter(|&row| present[row])
-        .map(|row| (&data[row * dim..(row + 1) * dim], row))
-        .collect();
-    let distance = BuildDistance {
-        squared_l2: metric == Metric::L2,
+    let squared_l2 = metric == Metric::L2;
+    let lists = match params.builder {
+        GraphBuilder::Medvec => native::build(data, dim, present, squared_l2, params),
+        GraphBuilder::HnswRs => hnsw_rs_builder::build(data, dim, present, squared_l2, params),
     };
-    let hnsw = Hnsw::<f32, BuildDistance>::new(
-        params.m,
-        items.len().max(1),
-        MAX_LAYERS,
-        params.ef_construction,
-        distance,
-    );
-    hnsw.parallel_insert_slice(&items);
-    encode(&hnsw, rows, params.m)
+    lists.encode()
 }
 
-fn encode(hnsw: &Hnsw<f32, BuildDistance>, rows: usize, m: usize) -> Vec<u8> {
-    let indexation = hnsw.get_point_indexation();
-    let max_level = indexation.get_max_level_observed() as usize;
-    let entry = indexation
-        .get_layer_iterator(max_level)
-        .next()
-        .map(|p| p.get_origin_id() as u32)
-        .unwrap_or(EMPTY);
-    let mut layer0 = vec![EMPTY; rows * (1 + 2 * m)];
-    let mut upper: Vec<Vec<(u32, Vec<u32>)>> = vec![Vec::new(); max_level + 1];
-    for point in indexation {
-        let node = point.get_origin_id();
-        let level = point.get_point_id().0 as usize;
-        let neighbourhood = point.get_neighborhood_id();
-        for (layer, neighbours) in neighbourhood.iter().enumerate().take(level + 1) {
-            let ids: Vec<u32> = neighbours.iter().map(|n| n.d_id as u32).collect();
-            if layer == 0 {
-                write_list(
-                    &mut layer0[node * (1 + 2 * m)..(node + 1) * (1 + 2 * m)],
-                    &ids,
-                );
-            } else {
-                upper[layer].push((node as u32, ids));
+/// A built graph's edges, before encoding: a layer-0 list for every row, and lists for the nodes
+/// of each upper layer.
+struct GraphLists {
+    m: usize,
+    entry: Option<u32>,
+    /// `rows` fixed-width slots of `1 + 2m` words: `[count, ids..., EMPTY...]`.
+    layer0: Vec<u32>,
+    /// `upper[l - 1]` holds (node, neighbours) of layer `l`.
+    upper: Vec<Vec<(u32, Vec<u32>)>>,
+}
+
+impl GraphLists {
+    fn new(rows: usize, m: usize, entry: Option<u32>, max_level: usize) -> GraphLists {
+        let mut layer0 = vec![EMPTY; rows * (1 + 2 * m)];
+        // Rows without a vector keep an empty list.
+        for slot in layer0.chunks_exact_mut(1 + 2 * m) {
+            slot[0] = 0;
+        }
+        GraphLists {
+            m,
+            entry,
+            layer0,
+            upper: vec![Vec::new(); max_level],
+        }
+    }
+
+    /// Sets `node`'s neighbours on `layer`, keeping the first ones that fit its slot.
+    fn set(&mut self, layer: usize, node: u32, ids: Vec<u32>) {
+        if layer == 0 {
+            let width = 1 + 2 * self.m;
+            let at = node as usize * width;
+            write_list(&mut self.layer0[at..at + width], &ids);
+        } else {
+            self.upper[layer - 1].push((node, ids));
+        }
+    }
+
+    fn encode(mut self) -> Vec<u8> {
+        let rows = self.layer0.len() / (1 + 2 * self.m);
+        let header = [
+            rows as u32,
+            self.upper.len() as u32,
+            self.entry.unwrap_or(EMPTY),
+            self.m as u32,
+        ];
+        let mut words = header.to_vec();
+        words.append(&mut self.layer0);
+        for nodes in &mut self.upper {
+            nodes.sort_by_key(|(node, _)| *node);
+            words.push(nodes.len() as u32);
+            words.extend(nodes.iter().map(|(node, _)| *node));
+            for (_, ids) in nodes.iter() {
+                let mut slot = vec![EMPTY; 1 + self.m];
+                write_list(&mut slot, ids);
+                words.extend_from_slice(&slot);
             }
         }
+        words.iter().flat_map(|w| w.to_le_bytes()).collect()
     }
-    let mut words = vec![rows as u32, max_level as u32, entry, m as u32];
-    words.extend_from_slice(&layer0);
-    for nodes in upper.iter_mut().skip(1) {
-        nodes.sort_by_key(|(node, _)| *node);
-        words.push(nodes.len() as u32);
-        words.extend(nodes.iter().map(|(node, _)| *node));
-        for (_, ids) in nodes.iter() {
-            let mut slot = vec![EMPTY; 1 + m];
-            write_list(&mut slot, ids);
-            words.extend_from_slice(&slot);
-        }
-    }
-    words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
-/// Writes `[count, ids..., EMPTY...]` into a fixed-width slot, keeping the closest ids that fit.
+/// Writes `[count, ids..., EMPTY...]` into a fixed-width slot, keeping the first ids that fit.
 fn write_list(slot: &mut [u32], ids: &[u32]) {
     let count = ids.len().min(slot.len() - 1);
     slot[0] = count as u32;
@@ -219,88 +214,66 @@ impl GraphLayout {
     }
 
     /// Searches for the `ef` nearest allowed nodes, returned as (distance, node), nearest first.
-    /// `distance` is called only for nodes in `0..nodes`; `allowed` filters the results but not
-    /// the traversal, so the graph stays connected under a filter.
-    pub fn search(
-        &self,
-        words: &[u32],
-        ef: usize,
-        distance: &dyn Fn(u32) -> f32,
-        allowed: &dyn Fn(u32) -> bool,
-    ) -> Vec<(f32, u32)> {
+    /// `nodes.allowed` filters the results but not the traversal, so the graph stays connected
+    /// under a filter.
+    pub fn search<N: Nodes>(&self, words: &[u32], ef: usize, nodes: &N) -> Vec<(f32, u32)> {
         if self.nodes == 0 || self.entry == EMPTY || ef == 0 {
             return Vec::new();
         }
-        let mut entry = self.entry;
-        let mut entry_distance = distance(entry);
+        let mut entry = Scored(nodes.distance(self.entry), self.entry);
         for level in (1..=self.upper.len()).rev() {
-            (entry, entry_distance) = self.greedy(words, level, entry, entry_distance, distance);
+            entry = self.greedy(words, level, entry, nodes);
         }
         VISITED.with(|cell| {
             let mut visited = cell.borrow_mut();
             visited.reset(self.nodes);
-            self.beam(
-                words,
-                &mut visited,
-                ef,
-                (entry, entry_distance),
-                distance,
-                allowed,
-            )
+            self.beam(words, &mut visited, ef, entry, nodes)
         })
     }
 
-    fn greedy(
-        &self,
-        words: &[u32],
-        level: usize,
-        mut node: u32,
-        mut best: f32,
-        distance: &dyn Fn(u32) -> f32,
-    ) -> (u32, f32) {
+    fn greedy<N: Nodes>(&self, words: &[u32], level: usize, start: Scored, nodes: &N) -> Scored {
+        let mut best = start;
         loop {
-            let mut moved = false;
-            for &next in self.neighbours(words, level, node) {
-                let d = distance(next);
-                if d < best {
-                    (node, best, moved) = (next, d, true);
+            let before = best.1;
+            for &next in self.neighbours(words, level, best.1) {
+                let d = nodes.distance(next);
+                if d < best.0 {
+                    best = Scored(d, next);
                 }
             }
-            if !moved {
-                return (node, best);
+            if best.1 == before {
+                return best;
             }
         }
     }
 
-    fn beam(
+    fn beam<N: Nodes>(
         &self,
         words: &[u32],
         visited: &mut Visited,
         ef: usize,
-        start: (u32, f32),
-        distance: &dyn Fn(u32) -> f32,
-        allowed: &dyn Fn(u32) -> bool,
+        start: Scored,
+        nodes: &N,
     ) -> Vec<(f32, u32)> {
         let mut candidates = BinaryHeap::new();
         let mut results: BinaryHeap<Scored> = BinaryHeap::new();
-        visited.mark(start.0);
-        candidates.push(Reverse(Scored(start.1, start.0)));
-        if allowed(start.0) {
-            results.push(Scored(start.1, start.0));
+        let mut fresh = Vec::with_capacity(2 * self.m);
+        visited.mark(start.1);
+        candidates.push(Reverse(start));
+        if nodes.allowed(start.1) {
+            results.push(start);
         }
         while let Some(Reverse(Scored(d, node))) = candidates.pop() {
             if results.len() >= ef && d > results.peek().map_or(f32::INFINITY, |w| w.0) {
                 break;
             }
-            for &next in self.neighbours(words, 0, node) {
-                if !visited.mark(next) {
-                    continue;
-                }
-                let dn = distance(next);
+            unvisited_with_prefetch(self.neighbours(words, 0, node), visited, nodes, &mut fresh);
+            for &next in &fresh {
+                let dn = nodes.distance(next);
                 let worst = results.peek().map_or(f32::INFINITY, |w| w.0);
                 if results.len() < ef || dn < worst {
                     candidates.push(Reverse(Scored(dn, next)));
-                    if allowed(next) {
+                    if nodes.allowed(next) {
                         results.push(Scored(dn, next));
                         if results.len() > ef {
                             results.pop();
@@ -312,6 +285,36 @@ impl GraphLayout {
         let mut out: Vec<(f32, u32)> = results.into_iter().map(|s| (s.0, s.1)).collect();
         out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         out
+    }
+}
+
+/// What a graph search needs to know about the nodes: distances to the query, a hint to start
+/// loading a node's vector, and which nodes may be returned.
+pub trait Nodes {
+    fn distance(&self, node: u32) -> f32;
+    /// Starts loading `node`'s vector into cache; the search calls it for a whole neighbour list
+    /// before computing any of its distances, so the memory loads overlap.
+    fn prefetch(&self, _node: u32) {}
+    fn allowed(&self, _node: u32) -> bool {
+        true
+    }
+}
+
+/// Collects the neighbours not visited yet into `fresh` (marking them) and prefetches their
+/// vectors: a neighbour's vector is usually not in cache, and loading several at once hides
+/// most of the latency.
+fn unvisited_with_prefetch<N: Nodes>(
+    neighbours: &[u32],
+    visited: &mut Visited,
+    nodes: &N,
+    fresh: &mut Vec<u32>,
+) {
+    fresh.clear();
+    for &next in neighbours {
+        if visited.mark(next) {
+            nodes.prefetch(next);
+            fresh.push(next);
+        }
     }
 }
 
@@ -419,8 +422,20 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::distance::l2_squared;
 
-    fn words_of(bytes: &[u8]) -> Vec<u32> {
+    struct ClosureNodes<D, A>(D, A);
+
+    impl<D: Fn(u32) -> f32, A: Fn(u32) -> bool> Nodes for ClosureNodes<D, A> {
+        fn distance(&self, node: u32) -> f32 {
+            (self.0)(node)
+        }
+        fn allowed(&self, node: u32) -> bool {
+            (self.1)(node)
+        }
+    }
+
+    pub(super) fn words_of(bytes: &[u8]) -> Vec<u32> {
         bytes
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
@@ -438,19 +453,10 @@ mod tests {
         let words = words_of(&body);
         let layout = GraphLayout::parse(Path::new("g"), &words, 400).unwrap();
         let query = [7.2f32, 11.9];
-        let hits = layout.search(
-            &words,
-            16,
-            &|n| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]),
-            &|_| true,
-        );
+        let distance = |n: u32| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]);
+        let hits = layout.search(&words, 16, &ClosureNodes(distance, |_| true));
         assert_eq!(hits[0].1, 12 * 20 + 7);
-        let odd_only = layout.search(
-            &words,
-            16,
-            &|n| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]),
-            &|n| n % 2 == 1,
-        );
+        let odd_only = layout.search(&words, 16, &ClosureNodes(distance, |n| n % 2 == 1));
         assert!(odd_only.iter().all(|(_, n)| n % 2 == 1));
         assert!(odd_only[0].0 <= 1.1);
     }
@@ -467,6 +473,7 @@ mod tests {
                 m: 4,
                 ef_construction: 20,
                 ef_search: 10,
+                ..HnswParams::default()
             },
         );
         let words = words_of(&body);
@@ -481,7 +488,7 @@ mod tests {
             damaged[at] = (state >> 32) as u32 % 300;
             if let Ok(layout) = GraphLayout::parse(Path::new("g"), &damaged, 100) {
                 // Whatever survived validation must be searchable without panicking.
-                layout.search(&damaged, 8, &|n| n as f32, &|_| true);
+                layout.search(&damaged, 8, &ClosureNodes(|n| n as f32, |_| true));
             }
         }
     }

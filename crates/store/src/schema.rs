@@ -44,18 +44,43 @@ pub struct HnswParams {
     pub ef_construction: usize,
     /// Default beam width while searching; raised to k when k is larger.
     pub ef_search: usize,
+    /// Which implementation builds the graph (both write the same file layout).
+    #[serde(default)]
+    pub builder: GraphBuilder,
+}
+
+/// The HNSW graph builder of a vector field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GraphBuilder {
+    /// medvec's own builder: flat arrays and hnswlib's heuristic on every list overflow.
+    #[default]
+    Medvec,
+    /// The `hnsw_rs` crate's builder.
+    HnswRs,
+}
+
+impl GraphBuilder {
+    /// Parses `medvec` or `hnsw_rs`.
+    pub fn parse(name: &str) -> Option<GraphBuilder> {
+        match name {
+            "medvec" => Some(GraphBuilder::Medvec),
+            "hnsw_rs" => Some(GraphBuilder::HnswRs),
+            _ => None,
+        }
+    }
 }
 
 impl Default for HnswParams {
-    /// hnswlib's M and ef_construction. ef_search 128 is the smallest power of two that reached
-    /// recall@10 >= 0.95 (0.958–0.967 over two runs) on 100k clustered 512-d vectors; 64 reached
-    /// only about 0.91 there
-    /// (`benches/README.md`).
+    /// hnswlib's M and ef_construction. ef_search 64 is the smallest power of two that reached
+    /// recall@10 >= 0.95 (0.965–0.967) on 100k clustered 512-d vectors with medvec's builder, as
+    /// it is for hnswlib and faiss (`benches/README.md`).
     fn default() -> Self {
         HnswParams {
             m: 16,
             ef_construction: 200,
-            ef_search: 128,
+            ef_search: 64,
+            builder: GraphBuilder::default(),
         }
     }
 }

@@ -3,12 +3,13 @@
 
 use crate::bitset::BitSet;
 use crate::collection::{Collection, State};
-use crate::distance::PreparedQuery;
+use crate::distance::{prefetch, PreparedQuery};
 use crate::error::{Result, StoreError};
 use crate::filter::{CompiledFilter, Filter};
+use crate::graph::Nodes;
 use crate::memtable::LoggedRow;
 use crate::schema::VectorField;
-use crate::segment::Segment;
+use crate::segment::{Column, Segment};
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -188,13 +189,12 @@ fn search_segment(
     top: &mut TopK,
 ) {
     let column = &segment.columns[field];
-    let distance =
-        |row: u32| query.distance(column.vector(row as usize), column.inv_norm(row as usize));
     match plan {
         Plan::Skip => {}
         Plan::Exact(rows) => {
+            let nodes = ColumnNodes::new(column, query, None);
             for &row in rows {
-                let d = distance(row);
+                let d = nodes.distance(row);
                 if top.accepts(d) {
                     top.push(d, segment.id_of(row as usize));
                 }
@@ -204,12 +204,55 @@ fn search_segment(
             let Some((words, layout)) = column.graph() else {
                 return;
             };
-            for (d, row) in layout.search(words, ef, &distance, &|row| allowed.get(row as usize)) {
+            let nodes = ColumnNodes::new(column, query, Some(allowed));
+            for (d, row) in layout.search(words, ef, &nodes) {
                 if top.accepts(d) {
                     top.push(d, segment.id_of(row as usize));
                 }
             }
         }
+    }
+}
+
+/// A segment column seen by a graph search: the rows' vectors and reciprocal norms, resolved
+/// once per search rather than per distance.
+struct ColumnNodes<'a> {
+    vectors: &'a [f32],
+    inv_norms: &'a [f32],
+    dim: usize,
+    query: &'a PreparedQuery,
+    allowed: Option<&'a BitSet>,
+}
+
+impl<'a> ColumnNodes<'a> {
+    fn new(column: &'a Column, query: &'a PreparedQuery, allowed: Option<&'a BitSet>) -> Self {
+        ColumnNodes {
+            vectors: column.vectors(),
+            inv_norms: column.inv_norms(),
+            dim: column.dim,
+            query,
+            allowed,
+        }
+    }
+
+    fn vector(&self, node: u32) -> &[f32] {
+        let at = node as usize * self.dim;
+        &self.vectors[at..at + self.dim]
+    }
+}
+
+impl Nodes for ColumnNodes<'_> {
+    fn distance(&self, node: u32) -> f32 {
+        self.query
+            .distance(self.vector(node), self.inv_norms[node as usize])
+    }
+
+    fn prefetch(&self, node: u32) {
+        prefetch(self.vector(node));
+    }
+
+    fn allowed(&self, node: u32) -> bool {
+        self.allowed.is_none_or(|set| set.get(node as usize))
     }
 }
 

@@ -359,11 +359,18 @@ impl Column {
     }
 
     pub fn vector(&self, row: usize) -> &[f32] {
-        &self.floats()[row * self.dim..(row + 1) * self.dim]
+        &self.vectors()[row * self.dim..(row + 1) * self.dim]
     }
 
-    pub fn inv_norm(&self, row: usize) -> f32 {
-        self.floats()[self.rows * self.dim + row]
+    /// Every row's vector, row-major.
+    pub fn vectors(&self) -> &[f32] {
+        &self.floats()[..self.rows * self.dim]
+    }
+
+    /// Every row's reciprocal norm (0 for an all-zero vector), stored after the vectors.
+    pub fn inv_norms(&self) -> &[f32] {
+        let at = self.rows * self.dim;
+        &self.floats()[at..at + self.rows]
     }
 
     pub fn graph(&self) -> Option<(&[u32], &GraphLayout)> {

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use medvec_store::{Collection, Filter, SearchParams, Store};
+use medvec_store::{Collection, Filter, GraphBuilder, SearchParams, Store};
 use std::sync::{Arc, OnceLock};
 
 /// One store shared by the tests: 10,000 clustered 64-d records in one segment with graphs,
@@ -75,4 +75,49 @@ fn filtered_hits_all_match_the_filter() {
             assert_eq!(n % 100, 7, "{} does not match bucket = 7", hit.id);
         }
     }
+}
+
+/// Recall@10 of graph search against exact search on the `image` field of a collection built
+/// with `builder`, where every third record has no image vector, after a reopen.
+fn recall_with_a_missing_modality(builder: GraphBuilder) -> f64 {
+    let (dir, store) = new_store();
+    let mut schema = schema(32);
+    schema.vectors[0].hnsw.builder = builder;
+    let cases = store.create_collection("cases", schema).unwrap();
+    let mut vectors = clustered(4_100, 32, 20, 5);
+    let queries = vectors.split_off(4_000);
+    let mut batch = records(&vectors, 0);
+    for record in batch.iter_mut().step_by(3) {
+        record.vectors.remove("image");
+    }
+    cases.upsert(&batch).unwrap();
+    store.close().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    store.verify().unwrap();
+    let cases = store.collection("cases").unwrap();
+    let approx = SearchParams::top(10);
+    let mut exact = approx.clone();
+    exact.exact = true;
+    let got = cases.search_batch("image", &queries, &approx).unwrap();
+    let truth = cases.search_batch("image", &queries, &exact).unwrap();
+    let mut found = 0;
+    for (g, t) in got.iter().zip(&truth) {
+        assert!(g
+            .iter()
+            .all(|h| cases.get(&h.id).unwrap().vectors.contains_key("image")));
+        found += t.iter().filter(|h| g.iter().any(|x| x.id == h.id)).count();
+    }
+    found as f64 / (10 * queries.len()) as f64
+}
+
+#[test]
+fn medvec_builder_handles_rows_without_the_field() {
+    let recall = recall_with_a_missing_modality(GraphBuilder::Medvec);
+    assert!(recall >= 0.95, "recall@10 {recall}");
+}
+
+#[test]
+fn hnsw_rs_builder_handles_rows_without_the_field() {
+    let recall = recall_with_a_missing_modality(GraphBuilder::HnswRs);
+    assert!(recall >= 0.95, "recall@10 {recall}");
 }
