@@ -15,6 +15,7 @@
 //! - `MEDVEC_BENCH_REPEATS`: builds per system, median reported (default 3)
 //! - `MEDVEC_BENCH_EFS`: ef sweep (default `16,32,64,128,256`)
 //! - `MEDVEC_BENCH_SKIP_PEERS=1`: medvec only
+//! - `MEDVEC_BENCH_SKIP_HNSW_RS=1`: without the extra build and sweep with the `hnsw_rs` builder
 //!
 //! Sub-commands (used by the driver on itself, in fresh processes):
 //! - `first-query STORE QUERIES EF`: open read-only, open the collection, search one query;
@@ -27,7 +28,8 @@ mod common;
 use common::*;
 
 use medvec_store::{
-    CollectionOptions, HnswParams, Metric, Record, Schema, SearchParams, Store, VectorField,
+    CollectionOptions, GraphBuilder, HnswParams, Metric, Record, Schema, SearchParams, Store,
+    VectorField,
 };
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -54,6 +56,8 @@ struct Config {
     repeats: usize,
     efs: Vec<usize>,
     skip_peers: bool,
+    /// Also build and sweep with the `hnsw_rs` builder, for comparison.
+    with_hnsw_rs: bool,
     data_dir: PathBuf,
 }
 
@@ -76,6 +80,7 @@ impl Config {
             repeats: env_usize("MEDVEC_BENCH_REPEATS", 3).max(1),
             efs,
             skip_peers: std::env::var("MEDVEC_BENCH_SKIP_PEERS").is_ok_and(|v| v == "1"),
+            with_hnsw_rs: !std::env::var("MEDVEC_BENCH_SKIP_HNSW_RS").is_ok_and(|v| v == "1"),
             data_dir: workspace().join("target").join("bench-data"),
         }
     }
@@ -353,7 +358,7 @@ struct BuildTimes {
 
 /// Creates a store at `dir`, imports every vector (batches of 5,000 upserts) and flushes one
 /// segment, which builds its HNSW graph.
-fn build_medvec(dir: &Path, data: &Data, dim: usize) -> BuildTimes {
+fn build_medvec(dir: &Path, data: &Data, dim: usize, builder: GraphBuilder) -> BuildTimes {
     let _ = std::fs::remove_dir_all(dir);
     drop(Store::create(dir).expect("create store"));
     let options = CollectionOptions {
@@ -369,6 +374,7 @@ fn build_medvec(dir: &Path, data: &Data, dim: usize) -> BuildTimes {
             hnsw: HnswParams {
                 m: 16,
                 ef_construction: 200,
+                builder,
                 ..HnswParams::default()
             },
         }],
@@ -672,6 +678,14 @@ fn fmt_ratio(a: f64, b: f64) -> String {
     }
 }
 
+fn fmt_or_na(value: f64, decimals: usize) -> String {
+    if value.is_finite() {
+        format!("{value:.decimals$}")
+    } else {
+        "n/a".into()
+    }
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -747,17 +761,17 @@ fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
     );
     line(
         "open-to-first-query (ms, median)",
-        &|r| format!("{:.1}", r.first_query_ms),
+        &|r| fmt_or_na(r.first_query_ms, 1),
         &|r| r.first_query_ms,
     );
     line(
         "peak RSS during search (MiB, VmHWM)",
-        &|r| format!("{:.0}", r.vm_hwm_mib),
+        &|r| fmt_or_na(r.vm_hwm_mib, 0),
         &|r| r.vm_hwm_mib,
     );
     line(
         "  of which index + search (MiB)",
-        &|r| format!("{:.0}", r.delta_mib),
+        &|r| fmt_or_na(r.delta_mib, 0),
         &|r| r.delta_mib,
     );
     s += &format!(
@@ -840,6 +854,55 @@ fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
     s
 }
 
+/// Builds `cfg.repeats` times with `builder` into `dir`, sweeping every build (parallel graph
+/// builds are not deterministic, so the report takes medians).
+fn builds_and_sweeps(
+    dir: &Path,
+    data: &Data,
+    cfg: &Config,
+    builder: GraphBuilder,
+    build_only: bool,
+) -> (Vec<BuildTimes>, Vec<Vec<SweepPoint>>) {
+    let mut builds = Vec::new();
+    let mut sweeps = Vec::new();
+    for i in 0..cfg.repeats {
+        let t = build_medvec(dir, data, cfg.dim, builder);
+        eprintln!(
+            "bench: medvec ({builder:?} builder) build {}/{}: import {:.1} s + flush (segment + HNSW graph) {:.1} s = {:.1} s, {:.1} CPU-s",
+            i + 1,
+            cfg.repeats,
+            t.import_s,
+            t.flush_s,
+            t.import_s + t.flush_s,
+            t.cpu_s
+        );
+        builds.push(t);
+        if !build_only {
+            sweeps.push(sweep_medvec(dir, data, cfg));
+        }
+    }
+    (builds, sweeps)
+}
+
+/// The same store and search built with the `hnsw_rs` crate's builder: build time and sweep only
+/// (opening and memory do not depend on the builder).
+fn hnsw_rs_row(data: &Data, cfg: &Config) -> Row {
+    let dir = cfg.data_dir.join("medvec-store-hnsw_rs");
+    let (builds, sweeps) = builds_and_sweeps(&dir, data, cfg, GraphBuilder::HnswRs, false);
+    let sweep = combine(&sweeps);
+    let _ = std::fs::remove_dir_all(&dir);
+    Row {
+        name: "medvec, hnsw_rs builder".into(),
+        build_s: median(builds.iter().map(|b| b.import_s + b.flush_s).collect()),
+        build_cpu_s: median(builds.iter().map(|b| b.cpu_s).collect()),
+        at_target: at_target(&sweep).cloned(),
+        first_query_ms: f64::NAN,
+        vm_hwm_mib: f64::NAN,
+        delta_mib: f64::NAN,
+        sweep,
+    }
+}
+
 fn main() {
     // Two threads everywhere, as for the peers (rayon reads this when its pool starts).
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -872,25 +935,8 @@ fn main() {
     let data = load_or_generate(&cfg);
 
     let store_dir = cfg.data_dir.join("medvec-store");
-    let mut builds = Vec::new();
-    let mut sweeps = Vec::new();
-    for i in 0..cfg.repeats {
-        let t = build_medvec(&store_dir, &data, cfg.dim);
-        eprintln!(
-            "bench: medvec build {}/{}: import {:.1} s + flush (segment + HNSW graph) {:.1} s = {:.1} s, {:.1} CPU-s",
-            i + 1,
-            cfg.repeats,
-            t.import_s,
-            t.flush_s,
-            t.import_s + t.flush_s,
-            t.cpu_s
-        );
-        builds.push(t);
-        if !build_only {
-            // Parallel graph builds are not deterministic: sweep every build, report medians.
-            sweeps.push(sweep_medvec(&store_dir, &data, &cfg));
-        }
-    }
+    let (builds, sweeps) =
+        builds_and_sweeps(&store_dir, &data, &cfg, GraphBuilder::Medvec, build_only);
     let build_s = median(builds.iter().map(|b| b.import_s + b.flush_s).collect());
     let build_cpu_s = median(builds.iter().map(|b| b.cpu_s).collect());
     if build_only {
@@ -941,6 +987,9 @@ fn main() {
         delta_mib: (hwm - base) / 1024.0,
         sweep,
     }];
+    if cfg.with_hnsw_rs {
+        rows.push(hnsw_rs_row(&data, &cfg));
+    }
     if !cfg.skip_peers {
         for p in run_peers(&cfg) {
             eprintln!(
