@@ -22,6 +22,7 @@
 //!   prints the milliseconds taken as JSON
 //! - `rss STORE QUERIES EF`: open and search every query; prints VmHWM as JSON
 //! - `build`: data generation and medvec build only (for profiling the graph build)
+//! - `sweep`: the ef sweep of the store the last run built (for profiling the search)
 
 #[path = "common/mod.rs"]
 mod common;
@@ -928,6 +929,12 @@ fn main() {
             )
         }
         _ => {}
+    }
+    if args.first().is_some_and(|a| a == "sweep") {
+        let cfg = Config::from_env();
+        let data = load_or_generate(&cfg);
+        sweep_medvec(&cfg.data_dir.join("medvec-store"), &data, &cfg);
+        return;
     }
     let build_only = args.first().is_some_and(|a| a == "build");
     let load_start = loadavg();

@@ -225,7 +225,7 @@ fn a_line_at_the_limit_is_read_and_one_byte_more_is_refused() {
 }
 
 #[test]
-fn ids_that_are_empty_too_long_or_hold_control_characters_are_refused() {
+fn ids_that_are_empty_too_long_padded_or_hold_control_characters_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_three(dir.path());
     let long = "x".repeat(medvec_store::MAX_ID_BYTES + 1);
@@ -239,6 +239,11 @@ fn ids_that_are_empty_too_long_or_hold_control_characters_are_refused() {
         ("nul\u{0}".to_string(), "control character"),
         ("c1\u{85}".to_string(), "control character"),
         ("esc\u{1b}[31m".to_string(), "control character"),
+        ("   ".to_string(), "starts or ends with whitespace"),
+        (
+            " ISIC_0027419".to_string(),
+            "starts or ends with whitespace",
+        ),
     ];
     for (i, (id, why)) in cases.iter().enumerate() {
         let jsonl = dir.path().join(format!("id-{i}.jsonl"));

@@ -26,6 +26,7 @@
 //! exactly; strings compare by bytes; NaN compares false to everything. `not` inverts the whole
 //! result of its operand, so `not (age > 50)` matches rows without an age.
 
+use crate::privacy::Redacted;
 use crate::schema::Schema;
 use crate::value::{FieldType, Value};
 use std::cmp::Ordering;
@@ -51,7 +52,8 @@ pub enum FilterError {
     #[error("unknown field `{0}`")]
     UnknownField(String),
     /// A literal does not fit the field's type; `literal` is the literal as written.
-    #[error("field `{field}` is {}, but {literal} is {}", .field_type.name(), with_article(.literal_type))]
+    /// A string literal shows as `<hidden>` unless verbose: it may be a patient's data.
+    #[error("field `{field}` is {}, but {} is {}", .field_type.name(), shown_literal(.literal, .literal_type), with_article(.literal_type))]
     TypeMismatch {
         field: String,
         field_type: FieldType,
@@ -61,6 +63,14 @@ pub enum FilterError {
     /// `<`, `<=`, `>` or `>=` was applied to a bool field.
     #[error("field `{field}` is bool, so it cannot be compared with `{op}`; use `=` or `!=`")]
     Unordered { field: String, op: String },
+}
+
+/// String literals can hold payload values (names, notes), so messages redact them.
+fn shown_literal(literal: &str, literal_type: &FieldType) -> String {
+    match literal_type {
+        FieldType::String => Redacted(literal).to_string(),
+        _ => literal.to_string(),
+    }
 }
 
 fn with_article(field_type: &FieldType) -> &'static str {
@@ -573,6 +583,10 @@ impl<'a> Parser<'a> {
     fn expected(&self, what: &str, hint: &str) -> FilterError {
         let found = match self.peek.tok {
             Tok::End => "end of input".to_string(),
+            Tok::Str(_) => format!(
+                "a string {}",
+                Redacted(format!("`{}`", clip(self.text(&self.peek))))
+            ),
             _ => format!("`{}`", clip(self.text(&self.peek))),
         };
         self.error_at_peek(format!("expected {what}, found {found}{hint}"))
@@ -1391,11 +1405,19 @@ mod tests {
     }
 
     #[test]
+    fn messages_hide_string_literals_which_may_be_patient_data() {
+        let misplaced = parse_err(r#"dx = "mel" "Jane Doe""#);
+        assert!(misplaced.contains("a string <hidden>"), "{misplaced}");
+        assert!(!misplaced.contains("Jane"), "{misplaced}");
+        assert!(!compile_err(r#"age = "Jane Doe""#).contains("Jane"));
+    }
+
+    #[test]
     fn type_errors_name_the_field() {
         let cases = [
             (
                 r#"age >= "x""#,
-                r#"field `age` is int, but "x" is a string"#,
+                "field `age` is int, but <hidden> is a string",
             ),
             ("dx = 5", "field `dx` is string, but 5 is an int"),
             ("score = true", "field `score` is float, but true is a bool"),
@@ -1410,7 +1432,7 @@ mod tests {
             ),
             (
                 r#"dx = "mel" or not (age in (1, "2"))"#,
-                r#"field `age` is int, but "2" is a string"#,
+                "field `age` is int, but <hidden> is a string",
             ),
         ];
         for (text, message) in cases {

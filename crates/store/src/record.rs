@@ -41,8 +41,15 @@ impl Record {
 /// The longest id accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 512;
 
-/// Ids are non-empty, at most [`MAX_ID_BYTES`] long and free of control characters, because they
-/// are printed in CSV, JSON and error messages.
+/// Ids are non-empty, at most [`MAX_ID_BYTES`] long, free of control characters (they are printed
+/// in CSV, JSON and error messages) and of leading or trailing whitespace.
+///
+/// ```
+/// use medvec_store::validate_id;
+/// assert!(validate_id("ISIC_0027419").is_ok());
+/// assert!(validate_id("   ").is_err());
+/// assert!(validate_id("ISIC_0027419 ").is_err());
+/// ```
 pub fn validate_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("id is empty".into());
@@ -55,6 +62,10 @@ pub fn validate_id(id: &str) -> Result<(), String> {
     }
     if id.chars().any(char::is_control) {
         return Err("id contains a control character".into());
+    }
+    // Spreadsheets and CSV readers trim cells, so " ISIC_1" would be stored but never found again.
+    if id.trim() != id {
+        return Err("id starts or ends with whitespace".into());
     }
     Ok(())
 }
