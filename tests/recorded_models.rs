@@ -333,6 +333,84 @@ fn model_overrides_are_recorded_and_used_for_queries() {
     assert!(bad.contains("nope"), "{bad}");
 }
 
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// `ingest --jpeg-draft` is recorded with the image field's model: `search --image` decodes the
+/// query the same way (the stored vector of a reduced JPEG comes back at score 1, which a
+/// full-size decode does not give), `embed --jpeg-draft` prints the stored vector, and an ingest
+/// without the flag into the same field is refused.
+#[test]
+fn jpeg_draft_is_recorded_and_used_for_image_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (image_model, _) = copy_models(dir.path());
+    let store = dir.path().join("store");
+    let root = repo().join("fixtures/images/draft");
+    let ingest = |extra: &[&str]| {
+        let mut args = vec!["ingest", s(&store), "photos", "--root", s(&root)];
+        args.extend(["--image-model", s(&image_model)]);
+        args.extend(extra);
+        util::medvec(&args)
+    };
+    let out = ingest(&["--jpeg-draft"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record = std::fs::read(store.join("collections/photos/models/image.model")).unwrap();
+    let body = String::from_utf8_lossy(&record[64..]).to_string();
+    assert!(
+        body.contains("\"jpeg_draft\": true") && body.contains("\"version\": 2"),
+        "{body}"
+    );
+
+    let photo = root.join("photo_520x390.jpg");
+    let query = [
+        "search",
+        s(&store),
+        "photos",
+        "--field",
+        "image",
+        "--exact",
+        "--json",
+    ];
+    let top = hits(&medvec_ok(
+        &[&query[..], &["--image", s(&photo), "-k", "1"]].concat(),
+    ));
+    assert_eq!(top[0].0, "photo_520x390");
+    assert!(
+        top[0].1 > 0.99999,
+        "the query is decoded with the draft too: {top:?}"
+    );
+    let embed = |extra: &[&str]| {
+        let mut args = vec!["embed", "--image-model", s(&image_model)];
+        args.extend(extra);
+        args.push(s(&photo));
+        embedded_vector(&args)
+    };
+    let (drafted, full) = (embed(&["--jpeg-draft"]), embed(&[]));
+    assert!(
+        cosine(&drafted, &full) < 0.99999,
+        "the draft changes the vector"
+    );
+    let vector: Vec<String> = drafted.iter().map(f32::to_string).collect();
+    let top = hits(&medvec_ok(
+        &[&query[..], &["--vector", &vector.join(","), "-k", "1"]].concat(),
+    ));
+    assert!(top[0].1 > 0.99999, "{top:?}");
+
+    let refused = ingest(&[]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("JPEG draft decoding"),
+        "{err}"
+    );
+}
+
 /// A manifest of `rows` cases over the fixture images, with a label that follows the image, so
 /// a head can learn it.
 fn labelled_manifest(dir: &Path, rows: usize) -> PathBuf {

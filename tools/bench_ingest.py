@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """The Python side of the ingest benchmark (benches/ingest.rs drives it; see benches/README.md).
 
-    bench_ingest.py photos --dir DIR --n N [--distinct D]
+    bench_ingest.py photos --dir DIR --n N [--distinct D] [--size WxH]
         Writes DIR/manifest-N.csv (N rows in the HAM10000 shape) over D distinct camera-sized JPEGs
         (640x480, textured so decoding does real work, deterministic; default D = min(N, 2000),
-        rows cycle through them) in DIR/photos/. Existing files are reused.
+        rows cycle through them) in DIR/photos/. Existing files are reused. Another --size (e.g.
+        4000x3000, a 12-megapixel phone photo) uses DIR/photos-WxH/ and DIR/manifest-WxH-N.csv.
 
-    bench_ingest.py run --manifest CSV --root DIR --model DIR --threads T --batch B --out OUT.npy
+    bench_ingest.py run --manifest CSV --root DIR --model DIR --threads T --batch B --out OUT.npy [--jpeg-draft]
         The pipeline a notebook would write, done well: Pillow decodes and preprocesses each image
         (the reference preprocessing of tools/reference_encode.py, which medvec matches pixel for
         pixel) in a pool of T threads (Pillow releases the GIL), batches of B go through one
         onnxruntime session with T intra-op threads, vectors are L2-normalised and saved with
-        np.save at the end. Prints {"images": n, "seconds": s} as JSON.
+        np.save at the end. Prints {"images": n, "seconds": s} as JSON. --jpeg-draft adds the one
+        call a notebook would add for speed, im.draft("RGB", (n, n)) before loading
+        (reference_encode.draft_request; medvec ingest --jpeg-draft does the same).
 """
 
 from __future__ import annotations
@@ -34,10 +37,10 @@ SITES = ["back", "lower extremity", "trunk", "upper extremity", "abdomen", "face
 DX = ["nv", "mel", "bkl", "bcc", "akiec", "vasc", "df"]
 
 
-def photo(i: int) -> np.ndarray:
-    """A 480x640 RGB image: gradients, a per-image pattern and noise (JPEG has work to do)."""
+def photo(i: int, width: int = 640, height: int = 480) -> np.ndarray:
+    """A height x width RGB image: gradients, a per-image pattern and noise (JPEG has work to do)."""
     rng = np.random.default_rng(i)
-    y, x = np.mgrid[0:480, 0:640].astype(np.int64)
+    y, x = np.mgrid[0:height, 0:width].astype(np.int64)
     r = (x * 7 + y * 13 + i * 31) ^ (x * y)
     g = (r >> 3) + rng.integers(0, 32, size=r.shape)
     b = x + y + (i % 97)
@@ -48,21 +51,25 @@ def cmd_photos(args) -> None:
     from PIL import Image
 
     root = Path(args.dir)
-    (root / "photos").mkdir(parents=True, exist_ok=True)
+    width, height = (int(v) for v in args.size.split("x"))
+    # The original 640x480 set keeps its names, so existing benchmark data is reused.
+    suffix = "" if (width, height) == (640, 480) else f"-{width}x{height}"
+    photos = f"photos{suffix}"
+    (root / photos).mkdir(parents=True, exist_ok=True)
     distinct = min(args.n, args.distinct)
     for i in range(distinct):
-        path = root / "photos" / f"photo_{i:05d}.jpg"
+        path = root / photos / f"photo_{i:05d}.jpg"
         if not path.exists():
             # Write then rename, so an interrupted run never leaves a truncated photo behind.
-            Image.fromarray(photo(i)).save(path.with_suffix(".tmp"), format="JPEG", quality=90)
+            Image.fromarray(photo(i, width, height)).save(path.with_suffix(".tmp"), format="JPEG", quality=90)
             path.with_suffix(".tmp").rename(path)
-    manifest = root / f"manifest-{args.n}.csv"
+    manifest = root / f"manifest{suffix}-{args.n}.csv"
     if not manifest.exists():
         with manifest.open("w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["id", "path", "dx", "age", "sex", "localization"])
             for i in range(args.n):
-                w.writerow([f"case_{i:05d}", f"photos/photo_{i % distinct:05d}.jpg", DX[i % 7], 20 + i % 70, SEXES[i % 3], SITES[i % 7]])
+                w.writerow([f"case_{i:05d}", f"{photos}/photo_{i % distinct:05d}.jpg", DX[i % 7], 20 + i % 70, SEXES[i % 3], SITES[i % 7]])
 
 
 def cmd_run(args) -> None:
@@ -82,8 +89,10 @@ def cmd_run(args) -> None:
     with open(args.manifest, newline="") as f:
         paths = [Path(args.root) / row["path"] for row in csv.DictReader(f)]
 
+    draft = ref.draft_request(cfg) if args.jpeg_draft else None
+
     def load(path: Path) -> np.ndarray:
-        return ref.preprocess(ref.load_rgb(path), cfg)
+        return ref.preprocess(ref.load_rgb(path, draft), cfg)
 
     vectors = []
     with ThreadPoolExecutor(args.threads) as pool:
@@ -103,6 +112,7 @@ def main() -> int:
     p.add_argument("--dir", required=True)
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--distinct", type=int, default=2000)
+    p.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the photos")
     r = sub.add_parser("run")
     r.add_argument("--manifest", required=True)
     r.add_argument("--root", required=True)
@@ -110,6 +120,7 @@ def main() -> int:
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--batch", type=int, default=64)
     r.add_argument("--out", required=True)
+    r.add_argument("--jpeg-draft", action="store_true")
     args = parser.parse_args()
     {"photos": cmd_photos, "run": cmd_run}[args.cmd](args)
     return 0

@@ -7,6 +7,8 @@
 fixtures/images/        a few dozen synthetic images, 8x6 to 120x90, in every format and pixel layout
                         load_image must handle (JPEG baseline/progressive/greyscale/EXIF-rotated, PNG
                         RGB/RGBA/L/LA/palette/16-bit, TIFF 8/16-bit, BMP, WebP lossy/lossless)
+fixtures/images/draft/  larger JPEGs (100x80 to 520x512) that Pillow's Image.draft reduces by 1/2, 1/4 or
+                        1/8 for the tiny model (the --jpeg-draft parity test)
 fixtures/images/bad/    files that must give typed errors: truncated JPEG and PNG, a zero-byte file,
                         text named .png, a PNG header claiming 60000x60000 pixels (decompression bomb)
 fixtures/models/tiny-image/          conv(3->8, 3x3, s2) -> ReLU -> conv(8->16, 3x3, s2) -> ReLU -> global
@@ -141,6 +143,23 @@ def good_images() -> None:
     save(rgb(120, 20, 24), "wide_120x20.png")
     save(rgb(64, 64, 25), "square_64x64.png")
     save(rgb(8, 6, 26), "tiny_8x6.png")
+
+
+def draft_images() -> None:
+    """JPEGs large enough for the tiny model's draft request (64, 64) to reduce them: one per
+    reduction (1/2, 1/4, 1/8) and layout (4:2:0, 4:2:2, 4:4:4, progressive, greyscale, EXIF
+    orientation 6, odd sizes), one too small to reduce, and a PNG (never reduced)."""
+    d = IMAGES / "draft"
+    d.mkdir(parents=True, exist_ok=True)
+    rgb = lambda w, h, s: Image.fromarray(pattern(w, h, s), "RGB")  # noqa: E731
+    rgb(520, 390, 40).save(d / "photo_520x390.jpg", quality=85)  # 1/4
+    rgb(520, 512, 41).save(d / "photo444_520x512.jpg", quality=70, subsampling=0)  # 1/8
+    rgb(257, 131, 42).save(d / "photo422_257x131.jpg", quality=85, subsampling=1)  # 1/2
+    rgb(200, 150, 43).save(d / "progressive_200x150.jpg", quality=85, progressive=True)  # 1/2
+    rgb(333, 257, 44).convert("L").save(d / "gray_333x257.jpg", quality=85)  # 1/4
+    rgb(300, 260, 45).save(d / "exif_orient6_300x260.jpg", quality=85, exif=exif_bytes(6))  # 1/4
+    rgb(100, 80, 46).save(d / "small_100x80.jpg", quality=85)  # 1/1
+    rgb(150, 130, 47).save(d / "not_jpeg_150x130.png")  # full size (a JPEG would be 1/2)
 
 
 def bad_images() -> None:
@@ -427,6 +446,7 @@ def main(argv: list[str]) -> int:
     if not args.bench_only:
         IMAGES.mkdir(parents=True, exist_ok=True)
         good_images()
+        draft_images()
         bad_images()
         models()
         total = sum(f.stat().st_size for base in (IMAGES, MODELS) for f in base.rglob("*") if f.is_file())

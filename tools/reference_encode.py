@@ -4,9 +4,11 @@
 It does what a user's notebook does (the Hugging Face CLIPImageProcessor semantics, written out
 with Pillow and numpy so that transformers is not needed), and prints JSON on stdout.
 
-    reference_encode.py image MODEL_DIR FILE... [--pixels] [--pixels-only]
+    reference_encode.py image MODEL_DIR FILE... [--pixels] [--pixels-only] [--jpeg-draft]
         {"dim": D, "results": [{"file", "width", "height", "vector", "pixel_values"?} | {"file", "error"}]}
         width/height: the image after EXIF orientation, before resizing.
+        --jpeg-draft calls im.draft("RGB", draft_request(cfg)) right after Image.open (medvec's
+        --jpeg-draft): libjpeg decodes JPEGs at 1/2, 1/4 or 1/8; other formats ignore it.
         --pixels adds the preprocessed CHW float32 tensor; --pixels-only skips the model (only
         preprocessor_config.json is needed in MODEL_DIR).
     reference_encode.py text MODEL_DIR [--tokens-only] [--max-length N] < texts.json
@@ -16,7 +18,8 @@ with Pillow and numpy so that transformers is not needed), and prints JSON on st
         A pure-numpy BERT forward pass from model.safetensors (no ONNX at all), one text at a time
         (no padding), mean pooling, L2 normalisation: {"input_ids" (unpadded), "vectors"}.
 
-Image pipeline: Image.open; ImageOps.exif_transpose; to 8-bit RGB (16-bit samples are scaled by
+Image pipeline: Image.open; [im.draft("RGB", draft_request(cfg)) with --jpeg-draft;]
+ImageOps.exif_transpose; to 8-bit RGB (16-bit samples are scaled by
 round(v / 257), because Pillow's own convert("RGB") clips 16-bit greyscale at 255); resize the
 shortest edge to size.shortest_edge (the long edge is int(short * long / short_in)) or to
 size.height x size.width, with Image.resize(resample=...); center crop with top = (h - ch) // 2
@@ -55,10 +58,24 @@ def find_file(folder: Path, names: list[str]) -> Path | None:
     return None
 
 
-def load_rgb(path: Path):
+def draft_request(cfg: dict) -> tuple[int, int] | None:
+    """The size passed to Image.draft for a model: square, since draft runs before the EXIF
+    rotation; the shortest edge of a shortest-edge resize, the larger side of an exact one, and
+    None (no draft) without a resize. Mirrors ImagePreprocessor::draft_request."""
+    if not cfg.get("do_resize", True):
+        return None
+    square = not cfg.get("do_center_crop", False) and "CLIP" not in cfg.get("image_processor_type", "")
+    size = size_dict(cfg["size"], square)
+    side = size["shortest_edge"] if "shortest_edge" in size else max(size["height"], size["width"])
+    return (side, side)
+
+
+def load_rgb(path: Path, draft: tuple[int, int] | None = None):
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
+        if draft is not None:
+            im.draft("RGB", draft)  # a no-op for formats other than JPEG
         im.load()
         im = ImageOps.exif_transpose(im)
         if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -156,16 +173,18 @@ def pick_output(sess, preferred: list[str]) -> str:
 
 def cmd_image(argv: list[str]) -> dict:
     want_pixels = "--pixels" in argv or "--pixels-only" in argv
+    want_draft = "--jpeg-draft" in argv
     pixels_only = "--pixels-only" in argv
     args = [a for a in argv if not a.startswith("--")]
     folder, files = Path(args[0]), [Path(a) for a in args[1:]]
     cfg = json.loads(find_file(folder, ["preprocessor_config.json"]).read_text())
     sess = None if pixels_only else session(find_file(folder, ["vision_model.onnx", "model.onnx"]))
+    draft = draft_request(cfg) if want_draft else None
     results = []
     dim = None
     for f in files:
         try:
-            im = load_rgb(f)
+            im = load_rgb(f, draft)
             x = preprocess(im, cfg)
         except Exception as e:  # noqa: BLE001 - reported per file, like a notebook loop would
             results.append({"file": str(f), "error": f"{type(e).__name__}: {e}"})

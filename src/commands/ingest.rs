@@ -93,6 +93,12 @@ pub struct IngestArgs {
     /// stderr, for scripts and the crash tests.
     #[arg(long)]
     progress_lines: bool,
+    /// Decode JPEG files at a reduced DCT scale (1/2, 1/4 or 1/8), as Pillow's
+    /// `Image.draft("RGB", (n, n))` does, n the model's resize (shortest edge, or the larger side
+    /// of an exact size). Much faster on camera-sized photos; vectors differ slightly from
+    /// full-size decoding. Recorded with the collection, so image queries use it too.
+    #[arg(long)]
+    jpeg_draft: bool,
     /// Check the manifest and decode every image; encode and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -124,6 +130,7 @@ fn open_models(args: &IngestArgs) -> Result<Models> {
     let image_options = EncoderOptions {
         output_name: args.image_output.clone(),
         pooling: args.image_pooling,
+        jpeg_draft: args.jpeg_draft,
         ..options.clone()
     };
     let text_options = EncoderOptions {
@@ -292,7 +299,7 @@ fn report(args: &IngestArgs, summary: &IngestSummary) {
 /// Print the vectors an image or text model gives, one JSON line per input.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  medvec embed --image-model fixtures/models/tiny-image fixtures/images/rgb_80x60.jpg\n  medvec embed --text-model fixtures/models/tiny-text --text \"Patient diagnosed via histo. Age: 45 years.\"\n\nOutput: {\"input\": \"...\", \"vector\": [...]} per line, in input order."
+    after_help = "Examples:\n  medvec embed --image-model fixtures/models/tiny-image fixtures/images/rgb_80x60.jpg\n  medvec embed --image-model fixtures/models/tiny-image --jpeg-draft fixtures/images/draft/photo_520x390.jpg\n  medvec embed --text-model fixtures/models/tiny-text --text \"Patient diagnosed via histo. Age: 45 years.\"\n\nOutput: {\"input\": \"...\", \"vector\": [...]} per line, in input order."
 )]
 pub struct EmbedArgs {
     /// Image model folder; encodes FILE arguments.
@@ -310,12 +317,19 @@ pub struct EmbedArgs {
     /// Threads for the model (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Decode JPEG files at a reduced DCT scale (1/2, 1/4 or 1/8), as Pillow's
+    /// `Image.draft("RGB", (n, n))` does, n the model's resize (shortest edge, or the larger side
+    /// of an exact size). Much faster on camera-sized photos; vectors differ slightly from
+    /// full-size decoding. Pass it when the collection was ingested with it.
+    #[arg(long, requires = "image_model")]
+    jpeg_draft: bool,
 }
 
 pub fn embed(args: EmbedArgs) -> Result<ExitCode> {
     let runtime = Runtime::load(&RuntimeOptions::default())?;
     let options = EncoderOptions {
         intra_threads: args.threads,
+        jpeg_draft: args.jpeg_draft,
         ..EncoderOptions::default()
     };
     let (inputs, vectors): (Vec<String>, Vec<Vec<f32>>) =

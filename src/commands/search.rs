@@ -43,6 +43,10 @@ pub struct SearchArgs {
     /// Threads for the query model (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// With --model: decode JPEG query images at Pillow's draft scale (see `medvec ingest
+    /// --jpeg-draft`). The recorded model brings its own setting.
+    #[arg(long, requires = "model")]
+    jpeg_draft: bool,
     /// Hits per query.
     #[arg(short, long, default_value_t = 10)]
     k: usize,
@@ -206,6 +210,7 @@ fn encode_queries(args: &SearchArgs, collection: &Collection) -> Result<Queries>
         Some(dir) => {
             let options = EncoderOptions {
                 intra_threads: args.threads,
+                jpeg_draft: args.jpeg_draft,
                 ..EncoderOptions::default()
             };
             QueryEncoder::open(&runtime, modality, dir, &options)?

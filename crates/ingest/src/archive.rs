@@ -23,7 +23,7 @@
 //! # Ok::<(), medvec_ingest::archive::ArchiveError>(())
 //! ```
 
-use crate::encode::{load_image, EncodeError, ImageLimits};
+use crate::encode::{load_image_draft, EncodeError, ImageLimits};
 use crate::error::one_line;
 use image::DynamicImage;
 use std::fs::File;
@@ -575,15 +575,17 @@ pub fn resolve_in_root(root: &Path, relative: &str) -> Result<PathBuf, (RejectRe
     }
 }
 
-/// Resolves and decodes a row's image (EXIF-oriented RGB), or says why not.
+/// Resolves and decodes a row's image (EXIF-oriented RGB; JPEGs at Pillow's draft scale for
+/// `draft`, see [`load_image_draft`]), or says why not.
 pub fn load_row_image(
     root: &Path,
     row: &ArchiveRow,
     limits: &ImageLimits,
+    draft: Option<(u32, u32)>,
 ) -> Result<DynamicImage, Rejection> {
     let path =
         resolve_in_root(root, &row.path).map_err(|(reason, detail)| row.reject(reason, detail))?;
-    load_image(&path, limits).map_err(|e| {
+    load_image_draft(&path, limits, draft).map_err(|e| {
         // The message without the (absolute) path: the rejects file has the manifest's path.
         let text = e.to_string();
         let detail = text.split_once(": ").map_or(text.as_str(), |(_, d)| d);

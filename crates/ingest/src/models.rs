@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Version of the record body this medvec writes.
-const RECORD_VERSION: u32 = 1;
+/// Newest version of the record body this medvec reads. Version 2 added `jpeg_draft`; a record
+/// without it is still written as version 1, so only records an older medvec would misread
+/// (it would encode queries without the draft) are refused by it.
+const RECORD_VERSION: u32 = 2;
 
 /// Errors about recorded models.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +103,10 @@ pub struct ModelRecord {
     pub normalize: bool,
     /// Text fields: the template that turned metadata into the text.
     pub template: Option<String>,
+    /// Image fields: JPEGs were decoded at Pillow's draft scale
+    /// ([`EncoderOptions::jpeg_draft`]). Absent (false) in version 1 records.
+    #[serde(default)]
+    pub jpeg_draft: bool,
 }
 
 impl ModelRecord {
@@ -128,7 +134,7 @@ impl ModelRecord {
         let model_file = absolute(options.model_file.as_deref().unwrap_or(dir))?;
         let (model_bytes, model_crc32) = fingerprint(&model_file)?;
         Ok(ModelRecord {
-            version: RECORD_VERSION,
+            version: if options.jpeg_draft { 2 } else { 1 },
             modality,
             model_dir,
             model_file,
@@ -140,17 +146,24 @@ impl ModelRecord {
             max_length: options.max_length,
             normalize: options.normalize,
             template: template.map(str::to_string),
+            jpeg_draft: options.jpeg_draft,
         })
     }
 
-    /// Short description for messages: `image model /m/vision_model.onnx (87 MB, crc 1a2b3c4d)`.
+    /// Short description for messages: `image model /m/vision_model.onnx (87 MB, crc 1a2b3c4d)`,
+    /// with `, JPEG draft decoding` when that was used.
     pub fn describe_short(&self) -> String {
         format!(
-            "{} model {} ({} bytes, crc {:08x})",
+            "{} model {} ({} bytes, crc {:08x}){}",
             self.modality.as_str(),
             self.model_file.display(),
             self.model_bytes,
-            self.model_crc32
+            self.model_crc32,
+            if self.jpeg_draft {
+                ", JPEG draft decoding"
+            } else {
+                ""
+            }
         )
     }
 
@@ -168,6 +181,7 @@ impl ModelRecord {
                 r.max_length,
                 r.normalize,
                 r.template.clone(),
+                r.jpeg_draft,
             )
         };
         choices(self) == choices(other)
@@ -183,6 +197,7 @@ impl ModelRecord {
             pooling: self.pooling.as_deref().and_then(Pooling::parse),
             max_length: self.max_length,
             normalize: self.normalize,
+            jpeg_draft: self.jpeg_draft,
             ..EncoderOptions::default()
         }
     }

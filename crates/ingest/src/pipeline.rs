@@ -419,7 +419,8 @@ impl Run<'_> {
             }
             None => None,
         };
-        let image = load_row_image(&self.root, &row, &self.options.limits)?;
+        let draft = self.encoders.image.draft_request();
+        let image = load_row_image(&self.root, &row, &self.options.limits, draft)?;
         let pixels = self
             .encoders
             .image

@@ -242,6 +242,86 @@ fn clip_split_and_combined_models_match_reference() {
     }
 }
 
+/// The `--jpeg-draft` fixtures: JPEGs that a (64, 64) draft reduces by 1/2, 1/4 and 1/8, one it
+/// leaves alone and a PNG.
+fn draft_images() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(fixtures().join("images/draft"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// `EncoderOptions::jpeg_draft` against a notebook calling `im.draft("RGB", (64, 64))` right
+/// after `Image.open` (`reference_encode.py image --jpeg-draft`; Pillow 13.0, libjpeg-turbo
+/// 3.x), on `fixtures/images/draft/` with the tiny model (shortest edge 64).
+///
+/// - The decoded size equals Pillow's draft size for every file, and six files are reduced (the
+///   full-size decode of those is 2-8x larger), so the test fails if the draft is ignored.
+/// - Vectors agree at cosine ≥ 0.999. The pixels are not identical: libjpeg-turbo's reduced
+///   IDCTs differ from `jpeg-decoder`'s (at 1/8 `jpeg-decoder` truncates the DC term where
+///   libjpeg rounds), and for subsampled chroma libjpeg-turbo runs a larger chroma IDCT where
+///   `jpeg-decoder` upsamples. Measured 2026-11-30 on the decoded RGB (before resizing): mean
+///   |diff| 0.9 levels (greyscale, 1/4) to 4.2 (4:2:0, 1/4), max 3 levels at 1/8 4:4:4 (a
+///   -0.86 level mean bias) and up to 86 levels on single pixels at the fixtures' hard colour
+///   edges (chroma); model input max |diff| 1.09 normalised units; min vector cosine 0.99917
+///   (`photo444_520x512.jpg`, 1/8), the others 0.99951-0.99987. The PNG matches exactly, the
+///   unreduced JPEG as it does without the draft.
+#[test]
+fn jpeg_draft_matches_pillow_draft() {
+    let model = fixtures().join("models/tiny-image");
+    let options = EncoderOptions {
+        jpeg_draft: true,
+        ..EncoderOptions::default()
+    };
+    let encoder = ImageEncoder::open(&runtime(), &model, &options).unwrap();
+    assert_eq!(encoder.draft_request(), Some((64, 64)));
+    let images = draft_images();
+    let mut args = vec![
+        "image".to_string(),
+        model.display().to_string(),
+        "--pixels".into(),
+        "--jpeg-draft".into(),
+    ];
+    args.extend(strings(&images));
+    let reference = reference(&args, None);
+    let vectors = encoder.encode_files(&images).unwrap();
+    let (mut reduced, mut min_cos, mut worst) = (0, f64::INFINITY, 0f32);
+    for ((path, r), v) in images
+        .iter()
+        .zip(reference["results"].as_array().unwrap())
+        .zip(&vectors)
+    {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let image = encoder.load(path).unwrap();
+        let size = (image.width(), image.height());
+        let pillow = (
+            r["width"].as_u64().unwrap() as u32,
+            r["height"].as_u64().unwrap() as u32,
+        );
+        assert_eq!(size, pillow, "{name}: Pillow's draft size");
+        let full = load_image(path, &ImageLimits::default()).unwrap();
+        reduced += usize::from(size != (full.width(), full.height()));
+        let diff = max_abs_diff(
+            &encoder.preprocess(&image).unwrap(),
+            &floats(&r["pixel_values"]),
+        );
+        let cos = cosine(v, &floats(&r["vector"]));
+        println!("{name:<28} {size:?} pixels max|diff| {diff:.4}  vector cosine {cos:.6}");
+        if lossless(path) {
+            assert!(diff < 1e-5, "{name}: pixels differ from Pillow by {diff}");
+        }
+        assert!(cos >= 0.999, "{name}: cosine {cos} < 0.999");
+        (min_cos, worst) = (min_cos.min(cos), worst.max(diff));
+    }
+    println!("min cosine {min_cos:.6}, max|diff| {worst:.4}");
+    assert_eq!(
+        reduced, 6,
+        "the 1/2, 1/4 and 1/8 fixtures are decoded reduced"
+    );
+}
+
 /// A folder with the tiny-image files and a changed preprocessor_config.json.
 fn config_variant(edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> tempfile::TempDir {
     let src = fixtures().join("models/tiny-image");

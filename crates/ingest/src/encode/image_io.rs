@@ -3,7 +3,8 @@
 //! error naming the file.
 
 use super::error::{EncodeError, Result};
-use image::{DynamicImage, ImageDecoder, ImageError, ImageReader};
+use super::jpeg_draft::{decode_scaled, draft_scale};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 use std::io::Cursor;
 use std::path::Path;
 
@@ -48,16 +49,75 @@ impl Default for ImageLimits {
 /// # Ok::<(), medvec_ingest::encode::EncodeError>(())
 /// ```
 pub fn load_image(path: &Path, limits: &ImageLimits) -> Result<DynamicImage> {
+    load_image_draft(path, limits, None)
+}
+
+/// [`load_image`], with JPEG files decoded the way Pillow's `Image.draft("RGB", draft)` makes
+/// libjpeg decode them: at the largest reduction of 1/2, 1/4 or 1/8 that keeps both stored sides
+/// at least `draft` = (width, height) ([`draft_scale`](super::draft_scale)), before the EXIF
+/// orientation is applied (as `draft` runs before `ImageOps.exif_transpose`). Other formats, and
+/// `None`, decode at full size. CMYK and 12-bit JPEGs decode at full size too (Pillow would
+/// reduce them; they are not camera photos).
+///
+/// ```
+/// use medvec_ingest::encode::{load_image_draft, ImageLimits};
+/// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/images/draft");
+/// let photo = format!("{dir}/photo_520x390.jpg");
+/// let image = load_image_draft(photo.as_ref(), &ImageLimits::default(), Some((64, 64)))?;
+/// assert_eq!((image.width(), image.height()), (130, 98)); // min(520 / 64, 390 / 64) = 6 -> 1/4
+/// # Ok::<(), medvec_ingest::encode::EncodeError>(())
+/// ```
+pub fn load_image_draft(
+    path: &Path,
+    limits: &ImageLimits,
+    draft: Option<(u32, u32)>,
+) -> Result<DynamicImage> {
     let bytes = read_bounded(path, limits)?;
     let reader = ImageReader::new(Cursor::new(&bytes[..]))
         .with_guessed_format()
         .map_err(|e| EncodeError::io(path, e))?;
-    if reader.format().is_none() {
+    let Some(format) = reader.format() else {
         return Err(EncodeError::not_image(path, unknown_format_detail(&bytes)));
-    }
+    };
     let mut reader = reader;
     reader.limits(decoder_limits(limits));
     let mut decoder = reader.into_decoder().map_err(|e| image_error(path, e))?;
+    let stored = checked_dimensions(path, &decoder, limits)?;
+    // A damaged EXIF block should not lose the picture: read it as "no rotation".
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let scale = match draft {
+        Some(requested) if format == ImageFormat::Jpeg => draft_scale(stored, requested),
+        _ => 1,
+    };
+    let scaled = match scale {
+        1 => None,
+        _ => guarded(path, || {
+            decode_scaled(path, &bytes, scale, max_alloc_bytes(limits))
+        })?,
+    };
+    let mut image = match scaled {
+        Some(image) => image,
+        None => guarded(path, || {
+            DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e))
+        })?,
+    };
+    check_complete(path, &bytes)?;
+    image.apply_orientation(orientation);
+    Ok(match image {
+        DynamicImage::ImageRgb8(_) => image,
+        other => DynamicImage::ImageRgb8(other.to_rgb8()),
+    })
+}
+
+/// The stored (width, height), refused when over the pixel limit (read from the header, before
+/// any pixel is decoded) or empty.
+fn checked_dimensions(
+    path: &Path,
+    decoder: &impl ImageDecoder,
+    limits: &ImageLimits,
+) -> Result<(u32, u32)> {
     let (width, height) = decoder.dimensions();
     if u64::from(width) * u64::from(height) > limits.max_pixels {
         return Err(EncodeError::TooManyPixels {
@@ -73,32 +133,18 @@ pub fn load_image(path: &Path, limits: &ImageLimits) -> Result<DynamicImage> {
             format!("image has {width}x{height} pixels"),
         ));
     }
-    // A damaged EXIF block should not lose the picture: read it as "no rotation".
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = decode_guarded(path, decoder)?;
-    check_complete(path, &bytes)?;
-    image.apply_orientation(orientation);
-    Ok(match image {
-        DynamicImage::ImageRgb8(_) => image,
-        other => DynamicImage::ImageRgb8(other.to_rgb8()),
-    })
+    Ok((width, height))
 }
 
-/// Decodes, turning a panic inside a third-party decoder into an error naming the file: one
-/// malformed file must not abort the ingest of a whole archive.
-fn decode_guarded(path: &Path, decoder: impl ImageDecoder) -> Result<DynamicImage> {
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        DynamicImage::from_decoder(decoder)
-    }));
-    match decoded {
-        Ok(result) => result.map_err(|e| image_error(path, e)),
-        Err(_) => Err(EncodeError::decode(
+/// Runs a decode, turning a panic inside a third-party decoder into an error naming the file:
+/// one malformed file must not abort the ingest of a whole archive.
+fn guarded<T>(path: &Path, decode: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|_| {
+        Err(EncodeError::decode(
             path,
             "the image decoder crashed on this file",
-        )),
-    }
+        ))
+    })
 }
 
 fn read_bounded(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>> {
@@ -125,8 +171,16 @@ fn read_bounded(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>> {
 /// and at least 64 MiB so small limits still leave room for decoder tables.
 fn decoder_limits(limits: &ImageLimits) -> image::Limits {
     let mut l = image::Limits::default();
-    l.max_alloc = Some(limits.max_pixels.saturating_mul(16).max(64 << 20));
+    l.max_alloc = Some(max_alloc(limits));
     l
+}
+
+fn max_alloc(limits: &ImageLimits) -> u64 {
+    limits.max_pixels.saturating_mul(16).max(64 << 20)
+}
+
+fn max_alloc_bytes(limits: &ImageLimits) -> usize {
+    usize::try_from(max_alloc(limits)).unwrap_or(usize::MAX)
 }
 
 fn unknown_format_detail(bytes: &[u8]) -> String {

@@ -7,7 +7,8 @@
 //!   (`model.onnx`, `onnx/model.onnx`, or CLIP's `vision_model.onnx` + `text_model.onnx`; with
 //!   `preprocessor_config.json` or `tokenizer.json` and the usual configs).
 //! - [`load_image`] reads any common image format with its EXIF orientation, refusing hostile
-//!   files with an error naming them; [`ImagePreprocessor`] reproduces `CLIPImageProcessor`
+//!   files with an error naming them ([`load_image_draft`] optionally decodes JPEGs at a reduced
+//!   DCT scale, like Pillow's `Image.draft`); [`ImagePreprocessor`] reproduces `CLIPImageProcessor`
 //!   (Pillow's resampling filters included) so preprocessing matches Python pixel for pixel.
 //! - Vectors are pooled (CLS, attention-masked mean, or the model's own pooled output) and
 //!   L2-normalised.
@@ -33,6 +34,7 @@
 mod config;
 mod error;
 mod image_io;
+mod jpeg_draft;
 mod model;
 mod preprocess;
 mod resize;
@@ -41,7 +43,8 @@ mod text;
 mod vision;
 
 pub use error::{EncodeError, Result};
-pub use image_io::{load_image, ImageLimits};
+pub use image_io::{load_image, load_image_draft, ImageLimits};
+pub use jpeg_draft::draft_scale;
 pub use model::{EncoderOptions, Pooling};
 pub use preprocess::ImagePreprocessor;
 pub use resize::ResizeFilter;

@@ -74,6 +74,12 @@ pub struct EncoderOptions {
     pub normalize: bool,
     /// Image file limits for [`ImageEncoder::encode_files`](super::ImageEncoder::encode_files).
     pub limits: ImageLimits,
+    /// Images: decode JPEG files at a reduced DCT scale, as a notebook calling Pillow's
+    /// `Image.draft("RGB", size)` with [`ImagePreprocessor::draft_request`](super::ImagePreprocessor::draft_request)
+    /// does (see [`load_image_draft`](super::load_image_draft)). Much faster on camera-sized
+    /// photos; the vectors differ slightly from full-size decoding, so it is recorded with the
+    /// collection's model. Default false.
+    pub jpeg_draft: bool,
 }
 
 impl Default for EncoderOptions {
@@ -88,6 +94,7 @@ impl Default for EncoderOptions {
             max_length: None,
             normalize: true,
             limits: ImageLimits::default(),
+            jpeg_draft: false,
         }
     }
 }

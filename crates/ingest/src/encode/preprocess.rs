@@ -102,6 +102,21 @@ impl ImagePreprocessor {
         }
     }
 
+    /// The `size` a notebook passes to Pillow's `Image.draft("RGB", size)` for this model, as
+    /// (width, height), or `None` when the model sees the pixels unresized (no reduction is safe).
+    /// Square, because `draft` runs before the EXIF rotation, so either stored side may become
+    /// either side of the model input:
+    /// - shortest-edge resize to `n`: `(n, n)` (both sides stay at least `n`, so the resize
+    ///   still only shrinks);
+    /// - exact resize to `w x h`: `(m, m)` with `m = max(w, h)`.
+    pub fn draft_request(&self) -> Option<(u32, u32)> {
+        let side = match self.resize? {
+            (ResizeTarget::ShortestEdge(n), _) => n,
+            (ResizeTarget::Exact { width, height }, _) => width.max(height),
+        };
+        Some((side, side))
+    }
+
     /// Runs the pipeline on one image: a `3 x height x width` float32 tensor, channel-major
     /// (what `pixel_values[i]` holds in Python).
     pub fn preprocess(&self, image: &DynamicImage) -> Result<Vec<f32>> {
@@ -365,6 +380,27 @@ mod tests {
         assert_eq!(target_size(t, 30, 90), (64, 192));
         assert_eq!(target_size(t, 120, 20), (384, 64));
         assert_eq!(target_size(t, 64, 64), (64, 64));
+    }
+
+    #[test]
+    fn draft_requests_keep_every_side_at_least_the_resize() {
+        let with = |resize| ImagePreprocessor {
+            path: "p.json".into(),
+            resize,
+            crop: None,
+            rescale: None,
+            normalize: None,
+            convert_rgb: true,
+        };
+        let shortest = Some((ResizeTarget::ShortestEdge(224), ResizeFilter::Bicubic));
+        assert_eq!(with(shortest).draft_request(), Some((224, 224)));
+        let exact = ResizeTarget::Exact {
+            width: 384,
+            height: 256,
+        };
+        let exact = Some((exact, ResizeFilter::Bilinear));
+        assert_eq!(with(exact).draft_request(), Some((384, 384)));
+        assert_eq!(with(None).draft_request(), None);
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! The image encoder: files -> [`load_image`] -> [`ImagePreprocessor`] -> ONNX -> pooled,
+//! The image encoder: files -> [`load_image_draft`] -> [`ImagePreprocessor`] -> ONNX -> pooled,
 //! normalised vectors.
 
 use super::error::{EncodeError, Result};
-use super::image_io::load_image;
+use super::image_io::load_image_draft;
 use super::model::{self, EncoderOptions, OnnxModel, Pooling, Port};
 use super::preprocess::ImagePreprocessor;
 use super::runtime::Runtime;
@@ -147,6 +147,21 @@ impl ImageEncoder {
         &self.pre
     }
 
+    /// The Pillow `draft` size JPEG files are decoded for, when
+    /// [`EncoderOptions::jpeg_draft`] is set (see [`ImagePreprocessor::draft_request`]).
+    pub fn draft_request(&self) -> Option<(u32, u32)> {
+        self.options
+            .jpeg_draft
+            .then(|| self.pre.draft_request())
+            .flatten()
+    }
+
+    /// Reads an image file as this encoder's [`encode_files`](Self::encode_files) does: with
+    /// the options' limits, and at the draft scale when `jpeg_draft` is set.
+    pub fn load(&self, path: &Path) -> Result<image::DynamicImage> {
+        load_image_draft(path, &self.options.limits, self.draft_request())
+    }
+
     /// One image to the model's input: a CHW float32 tensor of `3 * height * width` values.
     pub fn preprocess(&self, image: &image::DynamicImage) -> Result<Vec<f32>> {
         self.pre.preprocess(image)
@@ -180,9 +195,7 @@ impl ImageEncoder {
         for chunk in paths.chunks(self.rows_per_run.max(self.options.batch_size)) {
             let pixels: Vec<Vec<f32>> = chunk
                 .par_iter()
-                .map(|p| {
-                    load_image(p, &self.options.limits).and_then(|img| self.pre.preprocess(&img))
-                })
+                .map(|p| self.load(p).and_then(|img| self.pre.preprocess(&img)))
                 .collect::<Result<_>>()?;
             out.extend(self.encode(&pixels)?);
         }
