@@ -12,10 +12,19 @@ struct Kernels {
     l2: Kernel,
 }
 
-/// Picks AVX2+FMA kernels when the CPU has them, portable ones otherwise, once per process.
+/// Picks AVX-512 kernels, else AVX2+FMA kernels, when the CPU has them, portable ones otherwise,
+/// once per process. AVX-512 gave 11% more graph-search queries per CPU-second than AVX2 on
+/// 100k × 512-d (`cargo bench --bench search -- sweep`, interleaved runs).
 fn kernels() -> &'static Kernels {
     static KERNELS: OnceLock<Kernels> = OnceLock::new();
     KERNELS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Kernels {
+                dot: avx512::dot,
+                l2: avx512::l2_squared,
+            };
+        }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
@@ -45,16 +54,20 @@ pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
 
 /// Asks the CPU to start loading the first cache lines of `v` (a hint: it never faults and does
 /// nothing on other architectures). Graph searches are bound by loading neighbours' vectors
-/// from random places, and issuing the loads for a whole neighbour list before computing any
-/// distance lets them overlap.
+/// and lists from random places, and issuing the loads for a whole neighbour list before
+/// computing any distance lets them overlap.
 #[inline]
-pub fn prefetch(v: &[f32]) {
+pub fn prefetch<T>(v: &[T]) {
     #[cfg(target_arch = "x86_64")]
-    for line in v.chunks(16).take(PREFETCH_LINES) {
+    for offset in (0..std::mem::size_of_val(v))
+        .step_by(64)
+        .take(PREFETCH_LINES)
+    {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let line = v.as_ptr().cast::<i8>().wrapping_add(offset);
         // SAFETY: a prefetch is only a hint, valid for any address, and SSE is part of the x86_64
         // baseline.
-        unsafe { _mm_prefetch(line.as_ptr().cast::<i8>(), _MM_HINT_T0) }
+        unsafe { _mm_prefetch(line, _MM_HINT_T0) }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = v;
@@ -278,7 +291,7 @@ mod tests {
 
     #[test]
     fn kernels_agree_with_naive_sums() {
-        for n in [1usize, 7, 8, 15, 16, 17, 64, 513] {
+        for n in [1usize, 7, 8, 15, 16, 17, 31, 32, 33, 47, 64, 513] {
             let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
             let b: Vec<f32> = (0..n).map(|i| ((i * 53 % 13) as f32 - 6.0) / 7.0).collect();
             let naive_dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
@@ -291,7 +304,23 @@ mod tests {
                 (l2_squared(&a, &b) - naive_l2).abs() < 1e-3 * (1.0 + naive_l2),
                 "n={n}"
             );
-            assert!((portable::dot(&a, &b) - naive_dot).abs() < 1e-3 * (1.0 + naive_dot.abs()));
+            let mut kernels: Vec<(&str, Kernel, Kernel)> =
+                vec![("portable", portable::dot, portable::l2_squared)];
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx2") && has!("fma") {
+                    kernels.push(("avx2", avx::dot, avx::l2_squared));
+                }
+                if has!("avx512f") {
+                    kernels.push(("avx512", avx512::dot, avx512::l2_squared));
+                }
+            }
+            for (name, dot, l2) in kernels {
+                let close = |x: f32, y: f32| (x - y).abs() < 1e-3 * (1.0 + y.abs());
+                assert!(close(dot(&a, &b), naive_dot), "{name} dot, n={n}");
+                assert!(close(l2(&a, &b), naive_l2), "{name} l2, n={n}");
+            }
         }
     }
 
@@ -323,5 +352,85 @@ mod tests {
         assert!((Metric::L2.score(q.distance(&[3.0, 4.0], 0.0)) - 5.0).abs() < 1e-6);
         let q = PreparedQuery::new(Metric::Dot, &[1.0, 2.0]);
         assert!((Metric::Dot.score(q.distance(&[3.0, 4.0], 0.0)) - 11.0).abs() < 1e-6);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: only installed by `kernels()` after detecting AVX-512F at run time.
+        unsafe { dot_avx512(a, b) }
+    }
+
+    pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: as above.
+        unsafe { l2_avx512(a, b) }
+    }
+
+    /// 16 lanes per step; the tail (n mod 16) goes through a masked load, so no scalar loop.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        // SAFETY (loads): full loads read 16 floats at i with i + 16 <= n (or i + 32 <= n);
+        // the masked load reads only the n - i < 16 lanes that exist.
+        while i + 32 <= n {
+            acc0 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(a.as_ptr().add(i)),
+                _mm512_loadu_ps(b.as_ptr().add(i)),
+                acc0,
+            );
+            acc1 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(a.as_ptr().add(i + 16)),
+                _mm512_loadu_ps(b.as_ptr().add(i + 16)),
+                acc1,
+            );
+            i += 32;
+        }
+        while i + 16 <= n {
+            acc0 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(a.as_ptr().add(i)),
+                _mm512_loadu_ps(b.as_ptr().add(i)),
+                acc0,
+            );
+            i += 16;
+        }
+        if i < n {
+            let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
+            acc1 = _mm512_fmadd_ps(
+                _mm512_maskz_loadu_ps(mask, a.as_ptr().add(i)),
+                _mm512_maskz_loadu_ps(mask, b.as_ptr().add(i)),
+                acc1,
+            );
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn l2_avx512(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let mut acc = _mm512_setzero_ps();
+        let mut i = 0;
+        // SAFETY (loads): as in `dot_avx512`.
+        while i + 16 <= n {
+            let d = _mm512_sub_ps(
+                _mm512_loadu_ps(a.as_ptr().add(i)),
+                _mm512_loadu_ps(b.as_ptr().add(i)),
+            );
+            acc = _mm512_fmadd_ps(d, d, acc);
+            i += 16;
+        }
+        if i < n {
+            let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
+            let d = _mm512_sub_ps(
+                _mm512_maskz_loadu_ps(mask, a.as_ptr().add(i)),
+                _mm512_maskz_loadu_ps(mask, b.as_ptr().add(i)),
+            );
+            acc = _mm512_fmadd_ps(d, d, acc);
+        }
+        _mm512_reduce_add_ps(acc)
     }
 }
