@@ -207,12 +207,46 @@ fn check_complete(path: &Path, bytes: &[u8]) -> Result<()> {
     if !bytes.starts_with(&[0xFF, 0xD8]) {
         return Ok(());
     }
-    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
-    match (last(0xDA), last(0xD9)) {
-        (Some(scan), Some(end)) if end > scan => Ok(()),
-        _ => Err(EncodeError::decode(
+    // Same as "the last start-of-scan comes before the last end-of-image", but searched from the
+    // ends where the markers sit: a backwards search for the first scan of a 10 MB photo read
+    // the whole file (4.6% of a draft-mode ingest of camera photos).
+    let is = |marker: u8| move |w: &[u8]| w == [0xFF, marker];
+    let complete = bytes.windows(2).rposition(is(0xD9)).is_some_and(|end| {
+        let (before, after) = bytes.split_at(end);
+        !after.windows(2).any(is(0xDA)) && before.windows(2).any(is(0xDA))
+    });
+    if complete {
+        Ok(())
+    } else {
+        Err(EncodeError::decode(
             path,
             "truncated JPEG: the last scan has no end-of-image marker (FF D9)",
-        )),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jpeg_is_complete_when_its_last_scan_is_followed_by_end_of_image() {
+        let check = |bytes: &[u8]| check_complete(Path::new("x.jpg"), bytes).is_ok();
+        let (soi, sos, eoi) = ([0xFF, 0xD8], [0xFF, 0xDA], [0xFF, 0xD9]);
+        let data = [0x12, 0xFF, 0x00, 0x34];
+        assert!(check(&[&soi[..], &sos, &data, &eoi].concat()));
+        assert!(!check(&[&soi[..], &sos, &data].concat()), "cut in the scan");
+        assert!(!check(&[&soi[..], &data, &eoi].concat()), "no scan at all");
+        // An EXIF thumbnail ends with its own FF D9 before the main image's scan.
+        let thumbnail = [&soi[..], &sos, &data, &eoi].concat();
+        assert!(
+            !check(&[&soi[..], &thumbnail, &sos, &data].concat()),
+            "cut after thumbnail"
+        );
+        assert!(check(&[&soi[..], &thumbnail, &sos, &data, &eoi].concat()));
+        assert!(
+            check(b"not a jpeg"),
+            "other formats are checked by their decoders"
+        );
     }
 }
