@@ -9,8 +9,9 @@
 //!
 //! Concurrency: nodes are inserted in parallel (rayon). A node's lists are only rewritten under
 //! that node's mutex; readers take no lock and load the words one by one, so a reader may see a
-//! list half-updated. That is harmless: every word is either `EMPTY` (skipped) or some valid node
-//! id, and a slightly stale neighbour only makes one search step less direct. Node levels are drawn
+//! list half-updated. That is harmless: a writer stores the ids before it publishes the count
+//! (release/acquire), so every id a reader counts is one some writer stored, that is a present
+//! node, and a slightly stale neighbour only makes one search step less direct. Node levels are drawn
 //! up front from a hash of the row number, so the top-level entry point is known before any
 //! insertion and needs no global lock.
 
@@ -20,7 +21,8 @@ use crate::schema::HnswParams;
 use rayon::prelude::*;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Mutex;
 
 /// Builds the graph of the `present` rows of `data` (`dim` wide, unit vectors unless
@@ -155,7 +157,8 @@ impl<'a> Builder<'a> {
     fn neighbours_into(&self, node: u32, layer: usize, out: &mut Vec<u32>) {
         out.clear();
         let slot = self.slot(node, layer);
-        let count = (slot[0].load(Relaxed) as usize).min(slot.len() - 1);
+        // Acquire pairs with the Release in `store_list`: the ids counted are already written.
+        let count = (slot[0].load(Acquire) as usize).min(slot.len() - 1);
         out.extend(
             slot[1..1 + count]
                 .iter()
@@ -169,7 +172,7 @@ impl<'a> Builder<'a> {
         for (word, &id) in slot[1..].iter().zip(ids) {
             word.store(id, Relaxed);
         }
-        slot[0].store(ids.len() as u32, Relaxed);
+        slot[0].store(ids.len() as u32, Release);
     }
 
     /// Inserts `node`: greedy descent to its level, then on each of its layers a beam search for
