@@ -39,12 +39,32 @@ pub fn build(
         unit = vectors.chunks_exact(dim).flat_map(normalized).collect();
         &unit
     };
-    let squared_l2 = metric == Metric::L2;
+    let rows = BuildRows {
+        data,
+        dim,
+        present,
+        squared_l2: metric == Metric::L2,
+    };
     let lists = match params.builder {
-        GraphBuilder::Medvec => native::build(data, dim, present, squared_l2, params),
-        GraphBuilder::HnswRs => hnsw_rs_builder::build(data, dim, present, squared_l2, params),
+        GraphBuilder::Medvec => native::build(&rows, params),
+        GraphBuilder::HnswRs => hnsw_rs_builder::build(&rows, params),
     };
     lists.encode()
+}
+
+/// What a builder indexes: the rows of `data` (row-major, `dim` wide) for which `present` is
+/// true, compared by squared l2 distance if `squared_l2`, else (unit vectors) by 1 − ⟨a,b⟩.
+struct BuildRows<'a> {
+    data: &'a [f32],
+    dim: usize,
+    present: &'a [bool],
+    squared_l2: bool,
+}
+
+impl BuildRows<'_> {
+    fn vector(&self, row: usize) -> &[f32] {
+        &self.data[row * self.dim..(row + 1) * self.dim]
+    }
 }
 
 /// A built graph's edges, before encoding: a layer-0 list for every row, and lists for the nodes

@@ -1,7 +1,7 @@
 //! The `hnsw_rs` graph builder, kept selectable (`GraphBuilder::HnswRs`) so the two builders can be
 //! compared on the same data (`benches/README.md`).
 
-use super::{GraphLists, MAX_LAYERS};
+use super::{BuildRows, GraphLists, MAX_LAYERS};
 use crate::distance::{dot, l2_squared};
 use crate::schema::HnswParams;
 use hnsw_rs::anndists::dist::distances::Distance;
@@ -24,26 +24,22 @@ impl Distance<f32> for BuildDistance {
 }
 
 /// Builds with `hnsw_rs`'s parallel insertion and copies its edges out.
-pub(super) fn build(
-    data: &[f32],
-    dim: usize,
-    present: &[bool],
-    squared_l2: bool,
-    params: HnswParams,
-) -> GraphLists {
-    let items: Vec<(&[f32], usize)> = (0..present.len())
-        .filter(|&row| present[row])
-        .map(|row| (&data[row * dim..(row + 1) * dim], row))
+pub(super) fn build(rows: &BuildRows, params: HnswParams) -> GraphLists {
+    let items: Vec<(&[f32], usize)> = (0..rows.present.len())
+        .filter(|&row| rows.present[row])
+        .map(|row| (rows.vector(row), row))
         .collect();
     let hnsw = Hnsw::<f32, BuildDistance>::new(
         params.m,
         items.len().max(1),
         MAX_LAYERS,
         params.ef_construction,
-        BuildDistance { squared_l2 },
+        BuildDistance {
+            squared_l2: rows.squared_l2,
+        },
     );
     hnsw.parallel_insert_slice(&items);
-    lists_of(&hnsw, present.len(), params.m)
+    lists_of(&hnsw, rows.present.len(), params.m)
 }
 
 fn lists_of(hnsw: &Hnsw<f32, BuildDistance>, rows: usize, m: usize) -> GraphLists {

@@ -15,7 +15,7 @@
 //! up front from a hash of the row number, so the top-level entry point is known before any
 //! insertion and needs no global lock.
 
-use super::{GraphLists, Scored, EMPTY, MAX_LAYERS, VISITED};
+use super::{BuildRows, GraphLists, Scored, EMPTY, MAX_LAYERS, VISITED};
 use crate::distance::{dot, l2_squared, prefetch};
 use crate::schema::HnswParams;
 use rayon::prelude::*;
@@ -25,22 +25,15 @@ use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Mutex;
 
-/// Builds the graph of the `present` rows of `data` (`dim` wide, unit vectors unless
-/// `squared_l2`).
-pub(super) fn build(
-    data: &[f32],
-    dim: usize,
-    present: &[bool],
-    squared_l2: bool,
-    params: HnswParams,
-) -> GraphLists {
-    let levels = draw_levels(present, params.m);
+/// Builds the graph of the present rows.
+pub(super) fn build(rows: &BuildRows, params: HnswParams) -> GraphLists {
+    let levels = draw_levels(rows.present, params.m);
     let Some(entry) = top_node(&levels) else {
-        return GraphLists::new(present.len(), params.m, None, 0);
+        return GraphLists::new(rows.present.len(), params.m, None, 0);
     };
-    let builder = Builder::new(data, dim, squared_l2, params, levels, entry);
-    let order: Vec<u32> = (0..present.len() as u32)
-        .filter(|&row| present[row as usize] && row != entry)
+    let builder = Builder::new(rows, params, levels, entry);
+    let order: Vec<u32> = (0..rows.present.len() as u32)
+        .filter(|&row| rows.present[row as usize] && row != entry)
         .collect();
     order.par_iter().for_each(|&node| builder.insert(node));
     builder.reconnect_orphans();
@@ -81,9 +74,7 @@ fn top_node(levels: &[Option<u8>]) -> Option<u32> {
 }
 
 struct Builder<'a> {
-    data: &'a [f32],
-    dim: usize,
-    squared_l2: bool,
+    rows: &'a BuildRows<'a>,
     m: usize,
     ef_construction: usize,
     levels: Vec<Option<u8>>,
@@ -97,41 +88,36 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn new(
-        data: &'a [f32],
-        dim: usize,
-        squared_l2: bool,
+        rows: &'a BuildRows<'a>,
         params: HnswParams,
         levels: Vec<Option<u8>>,
         entry: u32,
     ) -> Builder<'a> {
-        let rows = levels.len();
+        let count = levels.len();
         let m = params.m;
         let empty_slots = |words: usize| (0..words).map(|_| AtomicU32::new(0)).collect();
         Builder {
-            data,
-            dim,
-            squared_l2,
+            rows,
             m,
             ef_construction: params.ef_construction.max(m),
             upper: levels
                 .iter()
                 .map(|level| empty_slots(level.unwrap_or(0) as usize * (1 + m)))
                 .collect(),
-            layer0: empty_slots(rows * (1 + 2 * m)),
-            locks: (0..rows).map(|_| Mutex::new(())).collect(),
+            layer0: empty_slots(count * (1 + 2 * m)),
+            locks: (0..count).map(|_| Mutex::new(())).collect(),
             levels,
             entry,
         }
     }
 
-    fn vector(&self, node: u32) -> &[f32] {
-        let at = node as usize * self.dim;
-        &self.data[at..at + self.dim]
+    fn vector(&self, node: u32) -> &'a [f32] {
+        self.rows.vector(node as usize)
     }
 
     fn distance(&self, a: &[f32], node: u32) -> f32 {
         let b = self.vector(node);
-        if self.squared_l2 {
+        if self.rows.squared_l2 {
             l2_squared(a, b)
         } else {
             1.0 - dot(a, b)
@@ -469,7 +455,13 @@ mod tests {
         let data = [0.0f32, 1.0, 1.1, -1.2];
         let params = HnswParams::default();
         let levels = vec![Some(0); 4];
-        let builder = Builder::new(&data, 1, true, params, levels, 0);
+        let rows = BuildRows {
+            data: &data,
+            dim: 1,
+            present: &[true; 4],
+            squared_l2: true,
+        };
+        let builder = Builder::new(&rows, params, levels, 0);
         let candidates = [Scored(1.0, 1), Scored(1.21, 2), Scored(1.44, 3)];
         let kept: Vec<u32> = builder.select(&candidates, 2).iter().map(|s| s.1).collect();
         assert_eq!(kept, vec![1, 3]);
@@ -503,7 +495,13 @@ mod tests {
             ef_construction: 40,
             ..HnswParams::default()
         };
-        let body = build(data, dim, present, true, params).encode();
+        let build_rows = BuildRows {
+            data,
+            dim,
+            present,
+            squared_l2: true,
+        };
+        let body = build(&build_rows, params).encode();
         let words = words_of(&body);
         let layout = GraphLayout::parse(Path::new("g"), &words, rows).unwrap();
         assert!(
