@@ -125,15 +125,7 @@ fn readers_see_whole_delete_batches_while_a_writer_deletes() {
     create_cases(&store);
     let jsonl = dir.path().join("cases.jsonl");
     write_jsonl(&jsonl, 0, 2000, 8);
-    medvec_ok(&[
-        "import",
-        s(&store),
-        "cases",
-        "--jsonl",
-        s(&jsonl),
-        "--flush-rows",
-        "500",
-    ]);
+    import_jsonl(&store, &jsonl, 500);
     let deleter = {
         let store = store.clone();
         std::thread::spawn(move || {

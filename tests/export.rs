@@ -5,7 +5,7 @@ mod util;
 
 use std::path::Path;
 use std::process::Command;
-use util::{medvec_err, medvec_json, medvec_ok, s};
+use util::{import_jsonl, medvec_err, medvec_json, medvec_ok, s};
 
 fn python() -> String {
     std::env::var("MEDVEC_PYTHON").unwrap_or_else(|_| {
@@ -82,15 +82,7 @@ fn parquet_export_reads_back_with_pyarrow_value_for_value() {
         lines.push_str(&format!("{record}\n"));
     }
     std::fs::write(&jsonl, lines).unwrap();
-    medvec_ok(&[
-        "import",
-        s(&store),
-        "cases",
-        "--jsonl",
-        s(&jsonl),
-        "--flush-rows",
-        "10",
-    ]);
+    import_jsonl(&store, &jsonl, 10);
     medvec_ok(&["delete", s(&store), "cases", "case-004"]);
 
     let out = dir.path().join("cases.parquet");

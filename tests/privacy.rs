@@ -84,15 +84,7 @@ fn every_file_of_a_store_is_private_to_its_owner() {
     write_jsonl(&jsonl, 0, 1300, 8);
     medvec_ok(&["import", s(&store), "cases", "--jsonl", s(&jsonl)]);
     write_jsonl(&jsonl, 1300, 10, 8);
-    medvec_ok(&[
-        "import",
-        s(&store),
-        "cases",
-        "--jsonl",
-        s(&jsonl),
-        "--flush-rows",
-        "100000",
-    ]);
+    import_jsonl(&store, &jsonl, 100000);
     {
         let opened = Store::open(&store).unwrap();
         let cases = opened.collection("cases").unwrap();

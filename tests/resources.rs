@@ -13,15 +13,7 @@ fn store_with(dir: &Path, count: usize) -> PathBuf {
     create_cases(&store);
     let jsonl = dir.join("cases.jsonl");
     write_jsonl(&jsonl, 0, count, 8);
-    medvec_ok(&[
-        "import",
-        s(&store),
-        "cases",
-        "--jsonl",
-        s(&jsonl),
-        "--flush-rows",
-        "1100",
-    ]);
+    import_jsonl(&store, &jsonl, 1100);
     store
 }
 

@@ -59,6 +59,20 @@ pub fn create_cases(store: &Path) {
 }
 
 /// Writes records `first..first+count` as JSONL with `dim`-wide image vectors and payload `n`.
+/// Imports `jsonl` into the `cases` collection, flushing a segment every `flush_rows` records.
+pub fn import_jsonl(store: &Path, jsonl: &Path, flush_rows: usize) {
+    let flush_rows = flush_rows.to_string();
+    medvec_ok(&[
+        "import",
+        s(store),
+        "cases",
+        "--jsonl",
+        s(jsonl),
+        "--flush-rows",
+        &flush_rows,
+    ]);
+}
+
 pub fn write_jsonl(path: &Path, first: usize, count: usize, dim: usize) {
     let mut text = String::new();
     for n in first..first + count {
