@@ -24,6 +24,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("jsonl_import", ingest::jsonl_import),
     ("template", ingest::template),
     ("preprocessor_config", ingest::preprocessor_config),
+    ("image_file", ingest::image_file),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -364,6 +365,73 @@ fn write_ingest_seeds() {
     for (name, data) in configs {
         seed("preprocessor_config", name, data);
     }
+    for path in fixture_images() {
+        let name = path.file_name().unwrap().to_string_lossy();
+        seed("image_file", &name, &std::fs::read(&path).unwrap());
+    }
+}
+
+/// The JPEG, PNG and corrupt fixtures (the draft set covers 4:2:0, 4:2:2, 4:4:4, greyscale,
+/// progressive and EXIF-rotated JPEGs).
+fn fixture_images() -> Vec<PathBuf> {
+    let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/images");
+    let mut files = files_in(&images.join("draft"));
+    files.extend(
+        files_in(&images.join("bad"))
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().contains("bomb")),
+    );
+    files
+}
+
+/// Damages each fixture JPEG 150 ways (a byte set to a random value in the headers or the
+/// entropy-coded data, a cut, a run of bytes zeroed), deterministically, and decodes each at
+/// full size and reduced: every one must come back as an image or an error. A libjpeg fatal
+/// error that could not unwind would abort this test process.
+#[test]
+fn damaged_jpegs_are_errors_or_images_never_crashes() {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let jpegs: Vec<PathBuf> =
+        files_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/images/draft"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+            .collect();
+    assert!(jpegs.len() >= 6);
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for path in &jpegs {
+        let good = std::fs::read(path).unwrap();
+        let stem = path.file_stem().unwrap().to_string_lossy();
+        for i in 0..150 {
+            let file = dir.path().join(format!("{stem}-{i}.jpg"));
+            std::fs::write(&file, damage(&good, &mut rng)).unwrap();
+            files.push(file);
+        }
+    }
+    let failures = replay(ingest::image_file, &files);
+    assert!(failures.is_empty(), "panics:\n{}", failures.join("\n"));
+}
+
+fn damage(good: &[u8], rng: &mut impl rand::Rng) -> Vec<u8> {
+    let mut bytes = good.to_vec();
+    // Headers (quantisation and Huffman tables, frame and scan headers) are in the first few
+    // hundred bytes: aim half the damage there.
+    let limit = if rng.random_bool(0.5) {
+        bytes.len().min(700)
+    } else {
+        bytes.len()
+    };
+    let i = rng.random_range(2..limit);
+    match rng.random_range(0..3) {
+        0 => bytes[i] = rng.random(),
+        1 => bytes.truncate(i),
+        _ => {
+            let end = (i + rng.random_range(1..64)).min(bytes.len());
+            bytes[i..end].fill(0);
+        }
+    }
+    bytes
 }
 
 /// Rewrites the seed corpus from the real writers (run by hand after a format change).

@@ -2,7 +2,7 @@
 //! (`tests/fuzz_corpus.rs`). Not part of the API: each function feeds arbitrary bytes to a real
 //! reader and panics only when an invariant breaks, so a panic here is a bug in the reader.
 
-use crate::encode::ImagePreprocessor;
+use crate::encode::{load_image_draft, ImageLimits, ImagePreprocessor};
 use crate::import::{ImportSource, Importer};
 use crate::npy::NpyReader;
 use crate::template::Template;
@@ -165,6 +165,27 @@ pub fn preprocessor_config(data: &[u8]) {
     if let Ok(pixels) = pre.preprocess(&image) {
         if let Some((w, h)) = pre.fixed_size() {
             assert_eq!(pixels.len(), 3 * w as usize * h as usize);
+        }
+    }
+}
+
+/// Image file target: the bytes are an image file, decoded at full size and with
+/// `--jpeg-draft`'s reduced decode, which runs libjpeg's C code (a fatal libjpeg error unwinds
+/// out of C: built without `-fexceptions` it would abort the process). Either an image or an
+/// error comes back; an image is non-empty 8-bit RGB.
+pub fn image_file(data: &[u8]) {
+    let scratch = Scratch::new();
+    let path = scratch.path().join("image");
+    std::fs::write(&path, data).expect("scratch write");
+    // Small, so that a mutated header cannot make one input take seconds.
+    let limits = ImageLimits {
+        max_pixels: 1 << 22,
+        ..ImageLimits::default()
+    };
+    for draft in [None, Some((16, 16))] {
+        if let Ok(image) = load_image_draft(&path, &limits, draft) {
+            assert!(image.width() > 0 && image.height() > 0, "an empty image");
+            assert!(image.as_rgb8().is_some(), "not 8-bit RGB");
         }
     }
 }

@@ -3,7 +3,7 @@
 //! error naming the file.
 
 use super::error::{EncodeError, Result};
-use super::jpeg_draft::{decode_scaled, draft_scale};
+use super::jpeg_draft::{decode_scaled, draft_scale, libjpeg_message};
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 use std::io::Cursor;
 use std::path::Path;
@@ -93,9 +93,7 @@ pub fn load_image_draft(
     };
     let scaled = match scale {
         1 => None,
-        _ => guarded(path, || {
-            decode_scaled(path, &bytes, scale, max_alloc_bytes(limits))
-        })?,
+        _ => guarded(path, || decode_scaled(path, &bytes, stored, scale))?,
     };
     let mut image = match scaled {
         Some(image) => image,
@@ -137,13 +135,15 @@ fn checked_dimensions(
 }
 
 /// Runs a decode, turning a panic inside a third-party decoder into an error naming the file:
-/// one malformed file must not abort the ingest of a whole archive.
+/// one malformed file must not abort the ingest of a whole archive. libjpeg's fatal errors
+/// arrive this way too, with their message.
 fn guarded<T>(path: &Path, decode: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|_| {
-        Err(EncodeError::decode(
-            path,
-            "the image decoder crashed on this file",
-        ))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|payload| {
+        let detail = match libjpeg_message(payload.as_ref()) {
+            Some(message) => format!("corrupt JPEG: {message}"),
+            None => "the image decoder crashed on this file".to_string(),
+        };
+        Err(EncodeError::decode(path, detail))
     })
 }
 
@@ -177,10 +177,6 @@ fn decoder_limits(limits: &ImageLimits) -> image::Limits {
 
 fn max_alloc(limits: &ImageLimits) -> u64 {
     limits.max_pixels.saturating_mul(16).max(64 << 20)
-}
-
-fn max_alloc_bytes(limits: &ImageLimits) -> usize {
-    usize::try_from(max_alloc(limits)).unwrap_or(usize::MAX)
 }
 
 fn unknown_format_detail(bytes: &[u8]) -> String {
@@ -248,5 +244,27 @@ mod tests {
             check(b"not a jpeg"),
             "other formats are checked by their decoders"
         );
+    }
+
+    /// A photo whose quantisation table is renumbered (so the frame refers to a missing one)
+    /// passes the header read but fails inside libjpeg's reduced decode: the fatal error
+    /// unwinds out of the C code and becomes an error naming the file and libjpeg's reason.
+    #[test]
+    fn a_libjpeg_fatal_error_names_the_file_and_the_reason() {
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/images/draft/photo_520x390.jpg"
+        );
+        let mut bytes = std::fs::read(fixture).unwrap();
+        let dqt = bytes.windows(2).position(|w| w == [0xFF, 0xDB]).unwrap();
+        bytes[dqt + 4] = 3; // Pq/Tq of the first table: 8-bit, table 3
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("renumbered.jpg");
+        std::fs::write(&path, &bytes).unwrap();
+        let limits = ImageLimits::default();
+        let err = load_image_draft(&path, &limits, Some((64, 64))).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("renumbered.jpg"), "{text}");
+        assert!(text.contains("corrupt JPEG: Quantization table"), "{text}");
     }
 }

@@ -3,16 +3,16 @@
 //!
 //! A 12-megapixel camera photo fed to a 224-pixel model is mostly thrown away by the resize;
 //! decoding it at 1/8 skips most of the IDCT, upsampling, colour conversion and resize work.
-//! The pixels differ slightly from libjpeg's (different scaled IDCT and chroma upsampling), so
-//! vectors match a notebook calling `draft()` at cosine ≥ 0.999 rather than bit for bit
-//! (`crates/ingest/tests/encode_parity.rs`).
+//! The decoder is libjpeg-turbo's (as the `mozjpeg` crate builds it), the one Pillow calls, with
+//! Pillow's settings (`scale_num/scale_denom`, accurate integer IDCT, fancy upsampling), so the
+//! pixels equal a notebook's that calls `draft()` (`crates/ingest/tests/encode_parity.rs`).
 
 use super::error::{EncodeError, Result};
 use image::{DynamicImage, GrayImage, RgbImage};
-use jpeg_decoder::{Decoder, PixelFormat};
+use mozjpeg::{ColorSpace, Decompress};
 use std::path::Path;
 
-/// DCT scale denominators libjpeg (and `jpeg-decoder`) implement, largest first.
+/// DCT scale denominators libjpeg implements for `draft`, largest first.
 const SCALES: [u32; 4] = [8, 4, 2, 1];
 
 /// The reduction Pillow's `JpegImageFile.draft` picks for an image stored `stored` = (width,
@@ -36,61 +36,89 @@ pub(crate) fn drafted_size(stored: (u32, u32), scale: u32) -> (u32, u32) {
     (stored.0.div_ceil(scale), stored.1.div_ceil(scale))
 }
 
-/// Decodes a JPEG at 1/`scale` of its stored size (orientation not applied). `None` when the
-/// file is CMYK/YCCK or 12-bit: those are not camera photos, and their colour handling would
-/// differ from the full-size decoder's, so the caller decodes them at full size instead.
+/// Decodes a JPEG whose header reported `stored` = (width, height) (already checked against the
+/// pixel limit) at 1/`scale` of that size, orientation not applied. `None` when the file is
+/// CMYK/YCCK: not camera photos, and their colour handling would differ from the full-size
+/// decoder's, so the caller decodes them at full size instead.
+///
+/// libjpeg reports a fatal error by unwinding out of its C code; the caller's `catch_unwind`
+/// (`image_io::guarded`) stops it, and [`libjpeg_message`] turns it into the error's text.
 pub(crate) fn decode_scaled(
     path: &Path,
     bytes: &[u8],
+    stored: (u32, u32),
     scale: u32,
-    max_alloc: usize,
 ) -> Result<Option<DynamicImage>> {
-    let fail = |e: jpeg_decoder::Error| EncodeError::decode(path, e.to_string());
-    let mut decoder = Decoder::new(bytes);
-    decoder.set_max_decoding_buffer_size(max_alloc);
-    decoder.read_info().map_err(fail)?;
-    let info = decoder.info().ok_or_else(|| missing_header(path))?;
-    if !matches!(info.pixel_format, PixelFormat::L8 | PixelFormat::RGB24) {
-        return Ok(None);
-    }
-    let stored = (u32::from(info.width), u32::from(info.height));
-    let want = drafted_size(stored, scale);
-    // `Decoder::scale` picks the smallest reduction reaching the request in *either* axis, so
-    // asking for exactly Pillow's output size selects Pillow's reduction; checked below.
-    let got = decoder.scale(side(want.0), side(want.1)).map_err(fail)?;
-    if (u32::from(got.0), u32::from(got.1)) != want {
+    let fail = |e: std::io::Error| EncodeError::decode(path, e.to_string());
+    let mut decoder = Decompress::new_mem(bytes).map_err(fail)?;
+    // libjpeg allocates from its own header parse: refuse a file whose frame header differs
+    // from the one the pixel limit was checked against, so the limit bounds its memory too.
+    let header = (decoder.width(), decoder.height());
+    if header != (stored.0 as usize, stored.1 as usize) {
         return Err(EncodeError::decode(
             path,
             format!(
-                "cannot decode this {}x{} JPEG at 1/{scale} (got {}x{})",
-                stored.0, stored.1, got.0, got.1
+                "JPEG frame header says {}x{}, first read as {}x{}",
+                header.0, header.1, stored.0, stored.1
             ),
         ));
     }
-    let pixels = decoder.decode().map_err(fail)?;
-    Ok(Some(to_image(path, info.pixel_format, want, pixels)?))
+    let grey = match decoder.color_space() {
+        ColorSpace::JCS_GRAYSCALE => true,
+        ColorSpace::JCS_YCbCr | ColorSpace::JCS_RGB => false,
+        _ => return Ok(None),
+    };
+    // libjpeg's scaling is `scale_num / 8`; `1 / scale` is the same reduction (it picks the
+    // IDCT size from the ratio).
+    decoder.scale((8 / scale) as u8);
+    let mut started = if grey {
+        decoder.grayscale()
+    } else {
+        decoder.rgb()
+    }
+    .map_err(fail)?;
+    let size = (started.width() as u32, started.height() as u32);
+    let pixels: Vec<u8> = started.read_scanlines().map_err(fail)?;
+    // A truncated file ends in libjpeg's fill-in EOI (a warning, not an error); the caller's
+    // completeness check refuses it afterwards, as it does for the full-size decoder.
+    started.finish().map_err(fail)?;
+    check_size(path, stored, scale, size)?;
+    Ok(Some(to_image(path, grey, size, pixels)?))
 }
 
-fn side(n: u32) -> u16 {
-    u16::try_from(n).unwrap_or(u16::MAX)
+/// libjpeg's output size must be Pillow's (each side divided by `scale`, rounded up).
+fn check_size(path: &Path, stored: (u32, u32), scale: u32, got: (u32, u32)) -> Result<()> {
+    if got == drafted_size(stored, scale) {
+        return Ok(());
+    }
+    Err(EncodeError::decode(
+        path,
+        format!(
+            "cannot decode this {}x{} JPEG at 1/{scale} (got {}x{})",
+            stored.0, stored.1, got.0, got.1
+        ),
+    ))
 }
 
-fn missing_header(path: &Path) -> EncodeError {
-    EncodeError::decode(path, "JPEG without a frame header")
+/// The text of a libjpeg fatal error, from the payload the `mozjpeg` crate unwinds with.
+pub(crate) fn libjpeg_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .and_then(|m| m.strip_prefix("libjpeg fatal error: "))
 }
 
 fn to_image(
     path: &Path,
-    format: PixelFormat,
+    grey: bool,
     (width, height): (u32, u32),
     pixels: Vec<u8>,
 ) -> Result<DynamicImage> {
     let short = || EncodeError::decode(path, "the JPEG decoder returned too few pixels");
-    Ok(match format {
-        PixelFormat::L8 => {
-            DynamicImage::ImageLuma8(GrayImage::from_raw(width, height, pixels).ok_or_else(short)?)
-        }
-        _ => DynamicImage::ImageRgb8(RgbImage::from_raw(width, height, pixels).ok_or_else(short)?),
+    Ok(if grey {
+        DynamicImage::ImageLuma8(GrayImage::from_raw(width, height, pixels).ok_or_else(short)?)
+    } else {
+        DynamicImage::ImageRgb8(RgbImage::from_raw(width, height, pixels).ok_or_else(short)?)
     })
 }
 
