@@ -56,8 +56,9 @@ pub fn load_image(path: &Path, limits: &ImageLimits) -> Result<DynamicImage> {
 /// libjpeg decode them: at the largest reduction of 1/2, 1/4 or 1/8 that keeps both stored sides
 /// at least `draft` = (width, height) ([`draft_scale`](super::draft_scale)), before the EXIF
 /// orientation is applied (as `draft` runs before `ImageOps.exif_transpose`). Other formats, and
-/// `None`, decode at full size. CMYK and 12-bit JPEGs decode at full size too (Pillow would
-/// reduce them; they are not camera photos).
+/// `None`, decode at full size. CMYK JPEGs decode at full size too (Pillow would reduce them;
+/// they are not camera photos). The reduced decode is libjpeg-turbo's, so the pixels equal
+/// Pillow's after `draft()`.
 ///
 /// ```
 /// use medvec_ingest::encode::{load_image_draft, ImageLimits};
