@@ -9,7 +9,9 @@
 //!   skipped with a message when absent), on each image set, images/s end to end (files → stored
 //!   vectors for medvec, files → a saved `.npy` for Python), wall and per CPU-second, medians
 //!   over repeats, of four pipelines run in turn each round: medvec, `medvec --jpeg-draft`,
-//!   Python, and Python with `im.draft("RGB", (n, n))`;
+//!   Python, and Python with `im.draft("RGB", (n, n))`; plus, in the same rounds, the time the
+//!   same ONNX Runtime session spends in `run` alone on the same batches (`bench_ingest.py
+//!   infer`), which bounds what any pipeline of this model can reach;
 //! - **memory**: peak RSS (the child's `ru_maxrss`) of both at 1k and 10k images (fixture model).
 //!
 //! Environment: `MEDVEC_PYTHON` (default `.venv/bin/python`), `MEDVEC_BENCH_THREADS` (2),
@@ -42,20 +44,23 @@ fn measure(mut command: Command) -> Cost {
 }
 
 /// The four pipelines compared: medvec and Python, each at full size and with the JPEG draft
-/// decode (`medvec ingest --jpeg-draft`, `im.draft("RGB", (n, n))` in Python).
+/// decode (`medvec ingest --jpeg-draft`, `im.draft("RGB", (n, n))` in Python); and the
+/// inference alone, the floor under every pipeline's time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pipeline {
     Medvec,
     MedvecDraft,
     Python,
     PythonDraft,
+    InferenceOnly,
 }
 
-const ALL: [Pipeline; 4] = [
+const ALL: [Pipeline; 5] = [
     Pipeline::Medvec,
     Pipeline::MedvecDraft,
     Pipeline::Python,
     Pipeline::PythonDraft,
+    Pipeline::InferenceOnly,
 ];
 
 impl Pipeline {
@@ -69,6 +74,7 @@ impl Pipeline {
             Pipeline::MedvecDraft => "medvec draft",
             Pipeline::Python => "python",
             Pipeline::PythonDraft => "python draft",
+            Pipeline::InferenceOnly => "inference only",
         }
     }
 }
@@ -108,7 +114,42 @@ impl Bench {
             Pipeline::Python | Pipeline::PythonDraft => {
                 self.python(manifest, model, pipeline.draft())
             }
+            Pipeline::InferenceOnly => self.inference_only(manifest, model),
         }
+    }
+
+    /// The seconds `bench_ingest.py infer` spent inside `sess.run` (wall and CPU), as a cost.
+    fn inference_only(&self, manifest: &Path, model: &Path) -> Cost {
+        let report = self.data.join("inference-only.json");
+        let mut command = self.python_command("infer", manifest, model);
+        command.arg("--report").arg(&report);
+        let process = measure(command);
+        let text = std::fs::read_to_string(&report).expect("read the inference report");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("inference report JSON");
+        let seconds = |key: &str| json[key].as_f64().expect("a number of seconds");
+        Cost {
+            wall: seconds("run_seconds"),
+            cpu: seconds("run_cpu_seconds"),
+            ..process
+        }
+    }
+
+    /// `tools/bench_ingest.py SUBCOMMAND` on the manifest and model, with the thread count and
+    /// batch size of the run.
+    fn python_command(&self, subcommand: &str, manifest: &Path, model: &Path) -> Command {
+        let mut command = Command::new(python());
+        command
+            .arg(workspace().join("tools/bench_ingest.py"))
+            .arg(subcommand)
+            .arg("--manifest")
+            .arg(manifest)
+            .arg("--root")
+            .arg(&self.data)
+            .arg("--model")
+            .arg(model)
+            .args(["--threads", &self.threads.to_string()])
+            .args(["--batch", &self.batch.to_string()]);
+        command
     }
 
     fn medvec(&self, manifest: &Path, model: &Path, draft: bool) -> Cost {
@@ -136,18 +177,8 @@ impl Bench {
     }
 
     fn python(&self, manifest: &Path, model: &Path, draft: bool) -> Cost {
-        let mut command = Command::new(python());
+        let mut command = self.python_command("run", manifest, model);
         command
-            .arg(workspace().join("tools/bench_ingest.py"))
-            .arg("run")
-            .arg("--manifest")
-            .arg(manifest)
-            .arg("--root")
-            .arg(&self.data)
-            .arg("--model")
-            .arg(model)
-            .args(["--threads", &self.threads.to_string()])
-            .args(["--batch", &self.batch.to_string()])
             .arg("--out")
             .arg(self.data.join("python-vectors.npy"));
         if draft {
@@ -194,7 +225,9 @@ struct Case<'a> {
 }
 
 /// Table rows (wall, per CPU-second) of one case: images/s of the four pipelines, then medvec
-/// over Python, medvec draft over Python, and medvec draft over Python draft.
+/// over Python, medvec draft over Python, and medvec draft over Python draft; last, the bound:
+/// Python's time over the inference's alone, the most any pipeline with this model and runtime
+/// could gain over Python (were its decoding and preprocessing free).
 fn throughput_rows(bench: &Bench, case: &Case) -> (String, String) {
     eprintln!(
         "throughput: {}, {} images of {}",
@@ -208,7 +241,7 @@ fn throughput_rows(bench: &Bench, case: &Case) -> (String, String) {
             .map(|c| median(c.iter().map(|c| case.n as f64 / pick(c)).collect()))
             .collect();
         format!(
-            "| {} | {} × {} | {:.1} | {:.1} | {:.1} | {:.1} | **{:.2}×** | **{:.2}×** | **{:.2}×** |",
+            "| {} | {} × {} | {:.1} | {:.1} | {:.1} | {:.1} | **{:.2}×** | **{:.2}×** | **{:.2}×** | {:.2}× |",
             case.label,
             case.n,
             case.size,
@@ -218,7 +251,8 @@ fn throughput_rows(bench: &Bench, case: &Case) -> (String, String) {
             r[3],
             r[0] / r[2],
             r[1] / r[2],
-            r[1] / r[3]
+            r[1] / r[3],
+            r[4] / r[2]
         )
     };
     (row(|c| c.wall), row(|c| c.cpu))
@@ -304,8 +338,8 @@ fn main() {
         bench.threads, bench.batch, bench.repeats
     );
     for (unit, pick) in [("img/s", 0), ("img/CPU-s", 1)] {
-        println!("\n| model | images | medvec {unit} | medvec draft | Python | Python draft | medvec ÷ Python | medvec draft ÷ Python | medvec draft ÷ Python draft |");
-        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!("\n| model | images | medvec {unit} | medvec draft | Python | Python draft | medvec ÷ Python | medvec draft ÷ Python | medvec draft ÷ Python draft | bound: inference alone ÷ Python |");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (wall, cpu) in &rows {
             println!("{}", if pick == 0 { wall } else { cpu });
         }
