@@ -4,9 +4,10 @@
 
 use super::config::{as_uint, expected_uint, kind, JsonFile};
 use super::error::{EncodeError, Result};
-use super::resize::{resize, ResizeFilter};
+use super::resize::{resize_window, ResizeFilter, Window};
 use image::{DynamicImage, RgbImage};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::path::Path;
 
 /// Largest side accepted from a config: a hostile config must not make us allocate gigabytes.
@@ -121,19 +122,22 @@ impl ImagePreprocessor {
     /// (what `pixel_values[i]` holds in Python).
     pub fn preprocess(&self, image: &DynamicImage) -> Result<Vec<f32>> {
         let rgb = self.to_rgb(image)?;
-        let resized = match self.resize {
-            Some((target, filter)) => {
+        let size = match self.resize {
+            Some((target, _)) => {
                 let (w, h) = target_size(target, rgb.width(), rgb.height());
                 self.check_resized(&rgb, w, h)?;
-                resize(&rgb, w, h, filter)
+                (w, h)
             }
-            None => rgb,
+            None => rgb.dimensions(),
         };
-        let cropped = match self.crop {
-            Some((w, h)) => center_crop(&resized, w, h),
-            None => resized,
+        let crop = CenterCrop::new(size, self.crop.unwrap_or(size));
+        // Only the pixels the crop keeps are resized: the others would be thrown away.
+        let kept = match self.resize {
+            Some((_, filter)) => Cow::Owned(resize_window(&rgb, size, filter, &crop.kept)),
+            None if crop.keeps_all(size) => rgb,
+            None => Cow::Owned(crop.kept.copy(&rgb)),
         };
-        Ok(self.to_chw(&cropped))
+        Ok(self.to_chw(&crop.pad(kept)))
     }
 
     /// A very elongated image (a 1 x 80,000,000 strip passes the pixel limit) would resize to
@@ -152,13 +156,14 @@ impl ImagePreprocessor {
         ))
     }
 
-    fn to_rgb(&self, image: &DynamicImage) -> Result<RgbImage> {
+    /// The image as 8-bit RGB: borrowed when it already is (nothing is copied).
+    fn to_rgb<'a>(&self, image: &'a DynamicImage) -> Result<Cow<'a, RgbImage>> {
         if image.width() == 0 || image.height() == 0 {
             return Err(EncodeError::input(&self.path, "image has no pixels"));
         }
         match image {
-            DynamicImage::ImageRgb8(rgb) => Ok(rgb.clone()),
-            other if self.convert_rgb => Ok(other.to_rgb8()),
+            DynamicImage::ImageRgb8(rgb) => Ok(Cow::Borrowed(rgb)),
+            other if self.convert_rgb => Ok(Cow::Owned(other.to_rgb8())),
             other => Err(EncodeError::input(
                 &self.path,
                 format!(
@@ -170,23 +175,27 @@ impl ImagePreprocessor {
     }
 
     /// uint8 HWC -> float32 CHW with the same float32 operations, in the same order, as numpy:
-    /// `x = a.astype(float32) * rescale; x = (x - mean) / std`.
+    /// `x = a.astype(float32) * rescale; x = (x - mean) / std`. Each channel has only 256
+    /// possible results, computed once and looked up.
     fn to_chw(&self, image: &RgbImage) -> Vec<f32> {
-        let plane = image.width() as usize * image.height() as usize;
-        let mut out = vec![0f32; 3 * plane];
-        for (i, px) in image.pixels().enumerate() {
-            for c in 0..3 {
-                let mut x = f32::from(px.0[c]);
-                if let Some(r) = self.rescale {
-                    x *= r;
-                }
-                if let Some((mean, std)) = self.normalize {
-                    x = (x - mean[c]) / std[c];
-                }
-                out[c * plane + i] = x;
-            }
+        let raw = image.as_raw();
+        let mut out = Vec::with_capacity(raw.len());
+        for c in 0..3 {
+            let values: [f32; 256] = std::array::from_fn(|v| self.pixel_value(c, v as u8));
+            out.extend(raw.chunks_exact(3).map(|px| values[usize::from(px[c])]));
         }
         out
+    }
+
+    fn pixel_value(&self, channel: usize, byte: u8) -> f32 {
+        let mut x = f32::from(byte);
+        if let Some(r) = self.rescale {
+            x *= r;
+        }
+        if let Some((mean, std)) = self.normalize {
+            x = (x - mean[channel]) / std[channel];
+        }
+        x
     }
 }
 
@@ -211,21 +220,59 @@ fn target_size(target: ResizeTarget, w: u32, h: u32) -> (u32, u32) {
     }
 }
 
-/// `transformers.image_transforms.center_crop`: the window's top-left corner is
-/// `((w - cw) // 2, (h - ch) // 2)` (floor division, so negative when the image is smaller than
-/// the crop), and pixels outside the image are black, which is what its zero padding amounts to.
-fn center_crop(image: &RgbImage, crop_w: u32, crop_h: u32) -> RgbImage {
-    let (w, h) = (i64::from(image.width()), i64::from(image.height()));
-    let left = (w - i64::from(crop_w)).div_euclid(2);
-    let top = (h - i64::from(crop_h)).div_euclid(2);
-    RgbImage::from_fn(crop_w, crop_h, |x, y| {
-        let (sx, sy) = (left + i64::from(x), top + i64::from(y));
-        if (0..w).contains(&sx) && (0..h).contains(&sy) {
-            *image.get_pixel(sx as u32, sy as u32)
-        } else {
-            image::Rgb([0, 0, 0])
+/// `transformers.image_transforms.center_crop` of an image of some size: the window's top-left
+/// corner is `((w - cw) // 2, (h - ch) // 2)` (floor division, so negative when the image is
+/// smaller than the crop), and pixels outside the image are black, which is what its zero
+/// padding amounts to.
+struct CenterCrop {
+    /// (width, height) of the crop.
+    size: (u32, u32),
+    /// The pixels of the image inside the crop.
+    kept: Window,
+    /// Where `kept`'s top-left pixel lands in the crop.
+    at: (usize, usize),
+}
+
+impl CenterCrop {
+    fn new((w, h): (u32, u32), (crop_w, crop_h): (u32, u32)) -> CenterCrop {
+        let (x, left) = crop_axis(w, crop_w);
+        let (y, top) = crop_axis(h, crop_h);
+        CenterCrop {
+            size: (crop_w, crop_h),
+            kept: Window { x, y },
+            at: (left, top),
         }
-    })
+    }
+
+    /// Whether the crop is the whole `size` image.
+    fn keeps_all(&self, size: (u32, u32)) -> bool {
+        self.size == size
+    }
+
+    /// The crop, given its kept pixels: those, bordered with black where the crop is larger
+    /// than the image.
+    fn pad<'a>(&self, kept: Cow<'a, RgbImage>) -> Cow<'a, RgbImage> {
+        if kept.dimensions() == self.size {
+            return kept;
+        }
+        let mut out = RgbImage::new(self.size.0, self.size.1);
+        let (stride, kept_row) = (self.size.0 as usize * 3, kept.width() as usize * 3);
+        let rows = out.chunks_exact_mut(stride).skip(self.at.1);
+        for (out_row, row) in rows.zip(kept.chunks_exact(kept_row)) {
+            out_row[self.at.0 * 3..][..kept_row].copy_from_slice(row);
+        }
+        Cow::Owned(out)
+    }
+}
+
+/// One axis of a center crop of `crop` pixels out of `len`: the image pixels kept (never
+/// empty), and the crop position of the first one.
+fn crop_axis(len: u32, crop: u32) -> (std::ops::Range<usize>, usize) {
+    let (len, crop) = (i64::from(len), i64::from(crop));
+    let start = (len - crop).div_euclid(2);
+    let kept = start.max(0)..(start + crop).min(len);
+    let at = kept.start - start;
+    (kept.start as usize..kept.end as usize, at as usize)
 }
 
 fn resample(json: &JsonFile) -> Result<ResizeFilter> {
@@ -372,6 +419,7 @@ fn triplet(json: &JsonFile, key: &str, nonzero: bool) -> Result<[f32; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::resize::reference::{self, Rng, FILTERS};
 
     #[test]
     fn shortest_edge_matches_transformers() {
@@ -420,6 +468,11 @@ mod tests {
         assert!(pre.preprocess(&empty).is_err());
     }
 
+    fn center_crop(image: &RgbImage, crop_w: u32, crop_h: u32) -> RgbImage {
+        let crop = CenterCrop::new(image.dimensions(), (crop_w, crop_h));
+        crop.pad(Cow::Owned(crop.kept.copy(image))).into_owned()
+    }
+
     #[test]
     fn center_crop_floors_and_pads_like_transformers() {
         let img = RgbImage::from_fn(5, 4, |x, y| image::Rgb([x as u8 + 1, y as u8 + 1, 0]));
@@ -435,5 +488,91 @@ mod tests {
         let c = center_crop(&img, 8, 4);
         assert_eq!(c.get_pixel(1, 0).0, [0, 0, 0]);
         assert_eq!(c.get_pixel(2, 0).0, [1, 1, 0]);
+    }
+
+    /// `preprocess` as it was before it resized only the crop: the whole resize, transformers'
+    /// center crop pixel by pixel, then the float operations value by value.
+    fn reference_preprocess(pre: &ImagePreprocessor, image: &RgbImage) -> Vec<f32> {
+        let resized = match pre.resize {
+            Some((target, filter)) => {
+                let (w, h) = target_size(target, image.width(), image.height());
+                reference::resize(image, w, h, filter)
+            }
+            None => image.clone(),
+        };
+        let (w, h) = (i64::from(resized.width()), i64::from(resized.height()));
+        let (crop_w, crop_h) = pre.crop.unwrap_or(resized.dimensions());
+        let left = (w - i64::from(crop_w)).div_euclid(2);
+        let top = (h - i64::from(crop_h)).div_euclid(2);
+        let cropped = RgbImage::from_fn(crop_w, crop_h, |x, y| {
+            let (sx, sy) = (left + i64::from(x), top + i64::from(y));
+            if (0..w).contains(&sx) && (0..h).contains(&sy) {
+                *resized.get_pixel(sx as u32, sy as u32)
+            } else {
+                image::Rgb([0, 0, 0])
+            }
+        });
+        let plane = crop_w as usize * crop_h as usize;
+        let mut out = vec![0f32; 3 * plane];
+        for (i, px) in cropped.pixels().enumerate() {
+            for c in 0..3 {
+                let mut x = f32::from(px.0[c]);
+                if let Some(r) = pre.rescale {
+                    x *= r;
+                }
+                if let Some((mean, std)) = pre.normalize {
+                    x = (x - mean[c]) / std[c];
+                }
+                out[c * plane + i] = x;
+            }
+        }
+        out
+    }
+
+    /// Random images through random pipelines (shortest-edge or exact resizes with every
+    /// filter, or none; crops smaller or larger than the resize, or none; with and without
+    /// rescaling and normalising) give the reference's floats, bit for bit.
+    #[test]
+    fn preprocess_equals_whole_resize_then_crop() {
+        let mut rng = Rng(3);
+        for case in 0..400 {
+            let mut side = || match rng.below(4) {
+                0 => 1,
+                _ => 1 + rng.below(100) as u32,
+            };
+            let (w, h) = (side(), side());
+            let (kind, a, b) = (rng.below(3), 1 + rng.below(64), 1 + rng.below(64));
+            let target = match kind {
+                0 => None,
+                1 => Some(ResizeTarget::ShortestEdge(a as u32)),
+                _ => Some(ResizeTarget::Exact {
+                    width: a as u32,
+                    height: b as u32,
+                }),
+            };
+            let filter = FILTERS[rng.below(FILTERS.len())];
+            let crop =
+                (rng.below(4) != 0).then(|| (1 + rng.below(90) as u32, 1 + rng.below(90) as u32));
+            let pre = ImagePreprocessor {
+                path: "p.json".into(),
+                resize: target.map(|t| (t, filter)),
+                crop,
+                rescale: (rng.below(2) == 0).then_some(1.0 / 255.0),
+                normalize: (rng.below(2) == 0).then_some(([0.48, 0.46, 0.41], [0.27, 0.26, 0.28])),
+                convert_rgb: true,
+            };
+            let rgb = rng.image(w, h);
+            let image = if rng.below(4) == 0 {
+                DynamicImage::ImageRgba8(DynamicImage::ImageRgb8(rgb.clone()).to_rgba8())
+            } else {
+                DynamicImage::ImageRgb8(rgb.clone())
+            };
+            let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+            assert_eq!(
+                bits(pre.preprocess(&image).unwrap()),
+                bits(reference_preprocess(&pre, &rgb)),
+                "case {case}: {w}x{h}, {pre:?}"
+            );
+        }
     }
 }
