@@ -9,7 +9,7 @@
 
 use super::error::{EncodeError, Result};
 use image::{DynamicImage, GrayImage, RgbImage};
-use mozjpeg::{ColorSpace, Decompress};
+use mozjpeg::{ColorSpace, DctMethod, Decompress};
 use std::path::Path;
 
 /// DCT scale denominators libjpeg implements for `draft`, largest first.
@@ -37,7 +37,7 @@ pub(crate) fn drafted_size(stored: (u32, u32), scale: u32) -> (u32, u32) {
 }
 
 /// Decodes a JPEG whose header reported `stored` = (width, height) (already checked against the
-/// pixel limit) at 1/`scale` of that size, orientation not applied. `None` when the file is
+/// pixel limit) at 1/`scale` (2, 4 or 8) of that size, orientation not applied. `None` when the file is
 /// CMYK/YCCK: not camera photos, and their colour handling would differ from the full-size
 /// decoder's, so the caller decodes them at full size instead.
 ///
@@ -70,7 +70,14 @@ pub(crate) fn decode_scaled(
     };
     // libjpeg's scaling is `scale_num / 8`; `1 / scale` is the same reduction (it picks the
     // IDCT size from the ratio).
-    decoder.scale((8 / scale) as u8);
+    decoder.scale(match scale {
+        2 => 4,
+        4 => 2,
+        _ => 1,
+    });
+    // Pillow's settings (libjpeg's defaults, set so that a default changing cannot go unseen).
+    decoder.dct_method(DctMethod::IntegerSlow);
+    decoder.do_fancy_upsampling(true);
     let mut started = if grey {
         decoder.grayscale()
     } else {
