@@ -411,6 +411,14 @@ fn damaged_jpegs_are_errors_or_images_never_crashes() {
     }
     let failures = replay(ingest::image_file, &files);
     assert!(failures.is_empty(), "panics:\n{}", failures.join("\n"));
+    // The damage reached libjpeg's reduced decode, not only the header checks before it.
+    let limits = medvec_ingest::encode::ImageLimits::default();
+    let libjpeg_errors = files
+        .iter()
+        .filter_map(|f| medvec_ingest::encode::load_image_draft(f, &limits, Some((16, 16))).err())
+        .filter(|e| e.to_string().contains("corrupt JPEG: "))
+        .count();
+    assert!(libjpeg_errors >= 10, "{libjpeg_errors} libjpeg errors");
 }
 
 fn damage(good: &[u8], rng: &mut impl rand::Rng) -> Vec<u8> {
