@@ -224,6 +224,16 @@ struct Pixels<'a> {
     origin: usize,
 }
 
+impl<'a> Pixels<'a> {
+    fn of(src: &'a RgbImage, origin: usize) -> Pixels<'a> {
+        Pixels {
+            raw: src.as_raw(),
+            stride: src.width() as usize * 3,
+            origin,
+        }
+    }
+}
+
 /// Output pixel `i` of `co` from `row`: per channel, `HALF + Σ pixel * weight` in wrapping
 /// 32-bit arithmetic, as Pillow's `ImagingResampleHorizontal_8bpc`.
 fn convolve_pixel(row: &[u8], origin: usize, co: &Coefficients, i: usize) -> [u8; 3] {
@@ -253,11 +263,7 @@ fn has_avx2() -> bool {
 /// counted from `origin` (the absolute column of `src`'s first one).
 fn horizontal(src: &RgbImage, origin: usize, rows: Range<usize>, co: &Coefficients) -> RgbImage {
     let mut out = RgbImage::new(co.len() as u32, rows.len() as u32);
-    let pixels = Pixels {
-        raw: src.as_raw(),
-        stride: src.width() as usize * 3,
-        origin,
-    };
+    let pixels = Pixels::of(src, origin);
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         if let Some(taps) = avx2::RowTaps::new(co, origin..origin + src.width() as usize) {
@@ -279,11 +285,7 @@ fn horizontal(src: &RgbImage, origin: usize, rows: Range<usize>, co: &Coefficien
 /// counted from `origin` (the absolute row of `src`'s first one).
 fn vertical(src: &RgbImage, origin: usize, columns: Range<usize>, co: &Coefficients) -> RgbImage {
     let mut out = RgbImage::new(columns.len() as u32, co.len() as u32);
-    let pixels = Pixels {
-        raw: src.as_raw(),
-        stride: src.width() as usize * 3,
-        origin,
-    };
+    let pixels = Pixels::of(src, origin);
     let bytes = columns.start * 3..columns.end * 3;
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
