@@ -786,14 +786,7 @@ mod tests {
     #[test]
     fn constant_image_stays_constant() {
         let src = RgbImage::from_pixel(37, 23, image::Rgb([10, 128, 250]));
-        for filter in [
-            ResizeFilter::Nearest,
-            ResizeFilter::Box,
-            ResizeFilter::Bilinear,
-            ResizeFilter::Hamming,
-            ResizeFilter::Bicubic,
-            ResizeFilter::Lanczos,
-        ] {
+        for filter in reference::FILTERS {
             let out = reference::resize(&src, 64, 9, filter);
             let window = Window { x: 0..64, y: 0..9 };
             assert_eq!(resize_window(&src, (64, 9), filter, &window), out);
