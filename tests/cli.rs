@@ -129,6 +129,73 @@ fn search_prints_one_json_object_per_query_best_first() {
     );
 }
 
+/// Text output says who each hit is: its payload in aligned columns (`--show` picks them); the
+/// `--json` shape stays {"query", "hits": [{"id", "score"}]}.
+#[test]
+fn search_text_output_names_each_hit_with_its_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_records(dir.path(), 50);
+    let search = |extra: &[&str]| {
+        let mut args = vec![
+            "search",
+            s(&store),
+            "cases",
+            "--field",
+            "image",
+            "--like",
+            "case-000007",
+            "-k",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        medvec_ok(&args)
+    };
+    let out = search(&[]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert_eq!(lines[0], "query 0:");
+    let cells = |line: &str| {
+        line.split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(cells(lines[1]), ["rank", "id", "score", "n", "dx"]);
+    let id_column = lines[1].find("id").unwrap();
+    for (rank, line) in lines[2..].iter().enumerate() {
+        let row = cells(line);
+        assert_eq!(row[0], format!("{}.", rank + 1));
+        assert_eq!(line.find("case-"), Some(id_column), "aligned: {out}");
+        let n: u64 = row[1]["case-".len()..].parse().unwrap();
+        assert_eq!(row[3], n.to_string(), "the hit's own payload: {out}");
+        assert_eq!(row[4], "-", "a missing value shows as -: {out}");
+    }
+    let out = search(&["--show", "dx"]);
+    assert_eq!(
+        cells(out.lines().nth(1).unwrap()),
+        ["rank", "id", "score", "dx"]
+    );
+    let out = search(&["--show", ""]);
+    assert_eq!(cells(out.lines().nth(1).unwrap()), ["rank", "id", "score"]);
+    let err = medvec_err(&[
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--like",
+        "case-000007",
+        "--show",
+        "n,bogus",
+    ]);
+    assert!(err.contains("--show: `bogus`"), "{err}");
+    let json = search(&["--json"]);
+    let value: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    for hit in value["hits"].as_array().unwrap() {
+        let keys: Vec<&String> = hit.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["id", "score"]);
+    }
+}
+
 #[test]
 fn get_delete_stats_compact_export_round_trip() {
     let dir = tempfile::tempdir().unwrap();

@@ -76,7 +76,7 @@ fn a_trained_head_reports_the_same_test_metrics_as_eval_and_classify() {
     );
     assert_eq!(eval["macro_f1"], meta["test"]["macro_f1"]);
     let preds = dir.path().join("preds.jsonl");
-    medvec_ok(&[
+    let said = medvec_ok(&[
         "classify",
         s(&store),
         "ham10000",
@@ -95,6 +95,17 @@ fn a_trained_head_reports_the_same_test_metrics_as_eval_and_classify() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len() as u64, eval["rows"].as_u64().unwrap());
+    assert_eq!(
+        said.trim(),
+        format!("{} predictions written to {}", lines.len(), s(&preds))
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&preds).unwrap().permissions());
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "predictions name patients' records: owner-only"
+    );
     for line in &lines {
         let total: f64 = line["probabilities"]
             .as_object()

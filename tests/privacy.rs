@@ -133,3 +133,33 @@ fn check_modes(root: &Path, checked: &mut usize) {
         *checked += 1;
     }
 }
+
+/// Exports leave the store with the same patient data in them: owner-only too.
+#[test]
+fn exported_files_are_private_to_their_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    create_cases(&store);
+    let jsonl = dir.path().join("cases.jsonl");
+    write_jsonl(&jsonl, 0, 20, 8);
+    medvec_ok(&["import", s(&store), "cases", "--jsonl", s(&jsonl)]);
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let (npy, table, parquet) = (out.join("x.npy"), out.join("x.csv"), out.join("x.parquet"));
+    medvec_ok(&[
+        "export",
+        s(&store),
+        "cases",
+        "--field",
+        "image",
+        "--npy",
+        s(&npy),
+        "--table",
+        s(&table),
+    ]);
+    medvec_ok(&["export", s(&store), "cases", "--parquet", s(&parquet)]);
+    for file in [&npy, &table, &parquet] {
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
+    }
+}

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Generate medvec's small demo dataset under fixtures/demo/ (deterministic).
 
-    .venv/bin/python tools/make_demo_fixtures.py [--metadata PATH] [--out DIR] [--seed N]
+    .venv/bin/python tools/make_demo_fixtures.py --metadata HAM10000_metadata.csv [--out DIR] [--seed N]
 
-Rows are a stratified sample of the real HAM10000 metadata (read from
-../shared/data/ham10000_metadata.csv relative to the repo root, never copied into
-the repo). Embeddings are synthetic and "CLIP-like": each modality sits in a narrow
+Rows are a stratified sample of the real HAM10000 metadata (the dataset's metadata CSV,
+columns lesion_id,image_id,dx,dx_type,age,sex,localization; Tschandl et al. 2018,
+doi:10.7910/DVN/DBW86T, CC BY-NC 4.0). Only the sampled rows are committed, in meta.csv. Embeddings are synthetic and "CLIP-like": each modality sits in a narrow
 cone around its own centre and the two cones are apart (the modality gap), with a
 learnable but noisy class signal. See fixtures/README.md for the file formats.
 
@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_METADATA = ROOT.parent / "shared" / "data" / "ham10000_metadata.csv"
 DEFAULT_OUT = ROOT / "fixtures" / "demo"
 
 CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
@@ -52,7 +51,7 @@ ATTR_SEX, ATTR_AGE, ATTR_LOC = 0.12, 0.10, 0.14  # text attribute signal weights
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--metadata", type=Path, default=DEFAULT_METADATA, help="HAM10000 metadata CSV (default: %(default)s)")
+    p.add_argument("--metadata", type=Path, required=True, help="the HAM10000 metadata CSV (10,015 rows)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default: %(default)s)")
     p.add_argument("--seed", type=int, default=20240603, help="numpy seed (default: %(default)s)")
     p.add_argument("--rows", type=int, default=600, help="rows to sample (default: %(default)s)")

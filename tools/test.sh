@@ -25,6 +25,23 @@ step() {
     fi
 }
 
+# A user's clone has nothing beside it: no test, tool, bench or fixture may read the shared/ folder laid
+# beside this team's clones only. One line per offending file.
+outside_refs() {
+    local dirs=(crates src tests tools benches fixtures) files name="..""/shared"
+    if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        files="$(git ls-files -z -- "${dirs[@]}" | xargs -0 grep -lF -- "$name" 2>/dev/null || true)"
+    else
+        files="$(grep -rlF -- "$name" "${dirs[@]}" 2>/dev/null || true)"
+    fi
+    [[ -z "$files" ]] && return 0
+    while IFS= read -r f; do
+        echo "tools/test.sh: $f refers to $name, which a clone does not have; copy what it needs into fixtures/"
+    done <<<"$files"
+    return 1
+}
+
+step outside-refs outside_refs
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets --release -- -D warnings
 step nextest cargo nextest run --workspace --release --no-fail-fast "$@"

@@ -94,12 +94,19 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     show_alignment(&cases, &first)?;
     show_heads(&cases)?;
     show_ingest(&store, &fixtures, args.text_model.as_deref())?;
-    step("delete 2 records, compact, verify every checksum");
+    // Delete two of the first case's near neighbours, not the case itself: the commands printed
+    // below (and the README's) query it, so they must find it.
     let doomed: Vec<String> = cases
-        .search("image", &query, &SearchParams::top(2))?
+        .search("image", &query, &SearchParams::top(3))?
         .into_iter()
         .map(|h| h.id)
+        .filter(|id| *id != first)
+        .take(2)
         .collect();
+    step(&format!(
+        "delete 2 of its neighbours ({}), compact, verify every checksum",
+        doomed.join(", ")
+    ));
     cases.delete(&doomed)?;
     cases.compact()?;
     let reports = store.verify()?;
@@ -110,8 +117,47 @@ pub fn demo(args: DemoArgs) -> Result<()> {
             report.files_checked
         );
     }
-    println!("\nThe store is in {}; try:\n  medvec stats {} --json\n  medvec search {} ham10000 --field image --like {first} -k 5", args.store.display(), args.store.display(), args.store.display());
+    print_suggestions(&args.store, &fixtures, &first)
+}
+
+/// Commands to try next on the store the demo leaves behind. Each runs as printed from the
+/// folder the demo ran in (`tests/demo_commands.rs` runs every one).
+fn print_suggestions(store: &Path, fixtures: &Path, first: &str) -> Result<()> {
+    let exe = std::env::current_exe().context("locating the medvec binary")?;
+    let cwd = std::env::current_dir().context("reading the current folder")?;
+    let medvec = shell_word(exe.strip_prefix(&cwd).unwrap_or(&exe));
+    let store = shell_word(store);
+    let photo = fixtures
+        .parent()
+        .map_or_else(|| PathBuf::from("fixtures"), Path::to_path_buf)
+        .join("images/rgb_80x60.jpg");
+    let photo = shell_word(&photo);
+    println!("\nThe store is in {store}; try:");
+    for command in [
+        format!("stats {store}"),
+        format!("search {store} ham10000 --field image --like {first} -k 5"),
+        format!("search {store} ham10000 --field image --like {first} -k 5 --filter 'dx = \"mel\" and age >= 50' --show dx,age,sex"),
+        format!("get {store} ham10000 {first} --no-vectors"),
+        format!("search {store} ham10000 --field image --query-modality text --like {first} --shift 1.0 --fit-filter 'split = \"train\"' -k 5"),
+        format!("gap {store} ham10000 --fields image,text --filter 'split = \"train\"' --shift 1.0"),
+        format!("eval {store} ham10000 --head dx-late --filter 'split = \"test\"'"),
+        format!("search {store} archive --field text --text 'an elderly man with a lesion on his scalp' -k 3"),
+        format!("search {store} archive --field image --image {photo} -k 3"),
+    ] {
+        println!("  {medvec} {command}");
+    }
     Ok(())
+}
+
+/// A path as one shell word: as it is when it needs no quoting, else in single quotes.
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// The paper's contribution: the modality gap, closed at read time, for cross-modal retrieval.
@@ -288,23 +334,8 @@ fn step(title: &str) {
 }
 
 fn show(cases: &Collection, hits: &[medvec_store::Hit]) {
-    for hit in hits {
-        let record = cases.get(&hit.id);
-        let field = |name: &str| {
-            record
-                .as_ref()
-                .and_then(|r| r.payload.get(name))
-                .map(|v| v.to_string())
-                .unwrap_or_default()
-        };
-        println!(
-            "  {:<14} score {:.3}  dx {:<6} age {:<3} {} {}",
-            hit.id,
-            hit.score,
-            field("dx"),
-            field("age"),
-            field("sex"),
-            field("localization")
-        );
+    let columns = ["dx", "age", "sex", "localization"].map(String::from);
+    for line in super::hits::table_lines(cases, hits, &columns) {
+        println!("{line}");
     }
 }

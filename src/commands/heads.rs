@@ -454,7 +454,8 @@ pub fn classify_command(args: ClassifyArgs) -> Result<()> {
             .is_some_and(|p| p.extension().is_some_and(|e| e == "jsonl"));
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("{}", path.display()))?,
+            medvec_ingest::output::create_private(path)
+                .with_context(|| format!("{}", path.display()))?,
         )),
         None => Box::new(std::io::stdout().lock()),
     };
@@ -463,7 +464,9 @@ pub fn classify_command(args: ClassifyArgs) -> Result<()> {
         let probs: Vec<String> = classes.iter().map(|c| format!("p_{c}")).collect();
         writeln!(out, "id,predicted,{}", probs.join(","))?;
     }
+    let mut written = 0u64;
     let mut write = |p: Prediction| {
+        written += 1;
         write_prediction(&mut out, &p, &classes, jsonl)
             .map_err(|e| medvec_query::QueryError::Invalid(e.to_string()))
     };
@@ -482,6 +485,9 @@ pub fn classify_command(args: ClassifyArgs) -> Result<()> {
         classify_npy(&saved, &args, &mut write)?;
     }
     out.flush()?;
+    if let Some(path) = &args.out {
+        println!("{written} predictions written to {}", path.display());
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@ mod admin;
 mod align;
 mod demo;
 mod heads;
+mod hits;
 mod import;
 mod ingest;
 mod records;

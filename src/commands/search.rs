@@ -1,6 +1,7 @@
 //! search.
 
 use super::align::FitArgs;
+use super::hits::{payload_columns, table_lines};
 use super::print_json;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 /// Find the nearest records to one or more query vectors.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  medvec search ./clinic ham10000 --field image --like ISIC_0027419 -k 5 --json\n  medvec search ./clinic ham10000 --field image --queries q.npy --filter 'dx = \"mel\" and age >= 50' --json\n  medvec search ./clinic ham10000 --field text --vector 0.1,0.2,0.3 --exact\n  # cross-modal: the images that best match case X's clinical text, with the gap closed\n  medvec search ./clinic ham10000 --field image --query-modality text --like ISIC_0027419 --shift 1.0 --json\n  # a new photo, or a clinical description, encoded with the models recorded at ingest\n  medvec search ./clinic ham10000 --field image --image new_lesion.jpg -k 5\n  medvec search ./clinic ham10000 --field image --text \"Age: 70 years. Localization: back.\" --shift 1.0"
+    after_help = "Examples:\n  medvec search ./clinic ham10000 --field image --like ISIC_0027419 -k 5 --show dx,age\n  medvec search ./clinic ham10000 --field image --like ISIC_0027419 -k 5 --json\n  medvec search ./clinic ham10000 --field image --queries q.npy --filter 'dx = \"mel\" and age >= 50' --json\n  medvec search ./clinic ham10000 --field text --vector 0.1,0.2,0.3 --exact\n  # cross-modal: the images that best match case X's clinical text, with the gap closed\n  medvec search ./clinic ham10000 --field image --query-modality text --like ISIC_0027419 --shift 1.0 --json\n  # a new photo, or a clinical description, encoded with the models recorded at ingest\n  medvec search ./clinic ham10000 --field image --image new_lesion.jpg -k 5\n  medvec search ./clinic ham10000 --field image --text \"Age: 70 years. Localization: back.\" --shift 1.0"
 )]
 pub struct SearchArgs {
     store: PathBuf,
@@ -72,6 +73,10 @@ pub struct SearchArgs {
     pair: Option<String>,
     #[command(flatten)]
     fit: FitArgs,
+    /// Payload fields to show beside each hit, comma-separated (default: every payload field).
+    /// Text output only; `--show ''` shows none.
+    #[arg(long, value_name = "FIELD,...")]
+    show: Option<String>,
     /// One JSON object per query: {"query": i, "hits": [{"id": ..., "score": ...}]}.
     #[arg(long)]
     json: bool,
@@ -92,11 +97,19 @@ pub fn search(args: SearchArgs) -> Result<()> {
         filter: super::parse_filter(args.filter.as_deref(), "--filter")?,
         offset: None,
     };
+    let columns = payload_columns(&collection, args.show.as_deref())?;
     let results = run_search(&args, &collection, &query_field, &queries, params)?;
     for (i, mut hits) in results.into_iter().enumerate() {
         hits.retain(|h| Some(&h.id) != exclude.as_ref());
         hits.truncate(args.k);
-        print_hits(i, &hits, args.json);
+        if args.json {
+            print_json_hits(i, &hits);
+        } else {
+            println!("query {i}:");
+            for line in table_lines(&collection, &hits, &columns) {
+                println!("{line}");
+            }
+        }
     }
     Ok(())
 }
@@ -228,17 +241,10 @@ fn encode_queries(args: &SearchArgs, collection: &Collection) -> Result<Queries>
     })
 }
 
-fn print_hits(query: usize, hits: &[Hit], as_json: bool) {
-    if as_json {
-        let hits: Vec<_> = hits
-            .iter()
-            .map(|h| json!({"id": h.id, "score": h.score}))
-            .collect();
-        print_json(&json!({"query": query, "hits": hits}));
-    } else {
-        println!("query {query}:");
-        for (rank, hit) in hits.iter().enumerate() {
-            println!("  {:>3}. {:<32} {:.4}", rank + 1, hit.id, hit.score);
-        }
-    }
+fn print_json_hits(query: usize, hits: &[Hit]) {
+    let hits: Vec<_> = hits
+        .iter()
+        .map(|h| json!({"id": h.id, "score": h.score}))
+        .collect();
+    print_json(&json!({"query": query, "hits": hits}));
 }

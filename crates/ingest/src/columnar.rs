@@ -56,7 +56,7 @@ pub fn export_parquet(
         path: path.to_path_buf(),
         detail,
     };
-    let file = std::fs::File::create(&temp).map_err(|e| fail(e.to_string()))?;
+    let file = crate::output::create_private(&temp).map_err(|e| fail(e.to_string()))?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(rows_per_group.max(1)))

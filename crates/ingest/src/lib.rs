@@ -14,5 +14,6 @@ pub mod import;
 pub mod load;
 pub mod models;
 pub mod npy;
+pub mod output;
 pub mod pipeline;
 pub mod template;

@@ -127,7 +127,8 @@ pub fn export_collection(
         path: table.to_path_buf(),
         source,
     };
-    let mut writer = csv::Writer::from_path(table).map_err(csv_error)?;
+    let file = crate::output::create_private(table).map_err(|e| csv_error(e.into()))?;
+    let mut writer = csv::Writer::from_writer(file);
     let mut header = vec!["id".to_string()];
     header.extend(schema.payload.iter().map(|f| f.name.clone()));
     if let Some((field, _)) = vectors {

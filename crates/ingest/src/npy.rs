@@ -559,7 +559,8 @@ fn write_rows<'a>(
     rows: impl IntoIterator<Item = &'a [f32]>,
 ) -> Result<()> {
     let io = |e| ImportError::io(path, e);
-    let mut out = BufWriter::with_capacity(256 * 1024, File::create(path).map_err(io)?);
+    let mut out =
+        BufWriter::with_capacity(256 * 1024, crate::output::create_private(path).map_err(io)?);
     // Sized for the widest row count, so patching the real count never moves the data.
     let block = header_block(u64::MAX, dim, 0).len();
     out.write_all(&header_block(0, dim, block)).map_err(io)?;

@@ -20,7 +20,7 @@ use crate::models::{ModelRecord, ModelRecordError};
 use crate::template::Template;
 use medvec_store::{Collection, PayloadField, Record, Schema, StoreError, Value, VectorField};
 use rayon::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Errors that stop an ingest (a row's problems are rejections instead).
@@ -516,7 +516,7 @@ impl RejectsFile {
             detail,
         };
         if self.writer.is_none() {
-            let file = create_private(path).map_err(|e| error(e.to_string()))?;
+            let file = crate::output::create_private(path).map_err(|e| error(e.to_string()))?;
             let mut writer = csv::Writer::from_writer(file);
             writer
                 .write_record(["id", "path", "reason"])
@@ -543,12 +543,4 @@ impl RejectsFile {
             _ => Ok(None),
         }
     }
-}
-
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
 }

@@ -360,11 +360,12 @@ mod tests {
         assert!(text.contains("with no comorbidities reported, with no diabetes duration reported, not using insulin."), "{text}");
     }
 
-    /// Real rows of HAM10000 (shared/data, beside the workspace), the paper's exact sentences.
+    /// Real rows of HAM10000 (the 600 committed in fixtures/demo/meta.csv, every `dx_type`,
+    /// `sex` and `localization` of the dataset among them), the paper's exact sentences.
     #[test]
     fn ham10000_preset_on_real_rows() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/ham10000_metadata.csv");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/demo/meta.csv");
         let mut reader = csv::Reader::from_path(&path).unwrap();
         let headers = reader.headers().unwrap().clone();
         let t = Template::preset("ham10000").unwrap();
@@ -375,16 +376,16 @@ mod tests {
                 let i = headers.iter().position(|h| h == c)?;
                 record.get(i).map(str::to_string)
             };
-            rendered.insert(cell("image_id").unwrap(), t.render(&cell).unwrap());
+            rendered.insert(cell("id").unwrap(), t.render(&cell).unwrap());
         }
         assert_eq!(
-            rendered["ISIC_0027419"],
-            "Patient diagnosed via histo. Age: 80 years. Sex: male. Localization: scalp."
+            rendered["ISIC_0024334"],
+            "Patient diagnosed via follow_up. Age: 45 years. Sex: female. Localization: trunk."
         );
         assert_eq!(
-            rendered["ISIC_0033391"],
+            rendered["ISIC_0032738"],
             "Patient diagnosed via consensus. Age: No data reported years. Sex: unknown. Localization: unknown."
         );
-        assert_eq!(rendered.len(), 10015);
+        assert_eq!(rendered.len(), 600);
     }
 }

@@ -405,16 +405,13 @@ fn every_resample_filter_and_crop_matches_pillow() {
     }
 }
 
-/// HAM10000 template sentences (shared/method.md §2) from rows of the real metadata, including
-/// rows without an age.
+/// HAM10000 template sentences (the paper's, shared/method.md §2) from real metadata rows (the
+/// 600 committed in fixtures/demo/meta.csv: id, lesion_id, dx, dx_type, age, sex, localization,
+/// split), including rows without an age.
 fn ham_texts(n: usize) -> Vec<String> {
-    let csv_path = workspace().join("../shared/data/ham10000_metadata.csv");
-    let mut reader = csv::Reader::from_path(&csv_path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (CI clones the repo with shared/ beside it)",
-            csv_path.display()
-        )
-    });
+    let csv_path = workspace().join("fixtures/demo/meta.csv");
+    let mut reader =
+        csv::Reader::from_path(&csv_path).unwrap_or_else(|e| panic!("{}: {e}", csv_path.display()));
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     let template = |r: &csv::StringRecord| {
         let age = if r[4].is_empty() {
