@@ -25,6 +25,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("template", ingest::template),
     ("preprocessor_config", ingest::preprocessor_config),
     ("image_file", ingest::image_file),
+    ("dicom", medvec_ingest::dicom::fuzz::dicom),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -369,6 +370,36 @@ fn write_ingest_seeds() {
         let name = path.file_name().unwrap().to_string_lossy();
         seed("image_file", &name, &std::fs::read(&path).unwrap());
     }
+    for path in dicom_seeds() {
+        let name = path.file_name().unwrap().to_string_lossy();
+        seed("dicom", &name, &std::fs::read(&path).unwrap());
+    }
+}
+
+/// Small DICOM fixtures of every transfer syntax family and every broken kind.
+fn dicom_seeds() -> Vec<PathBuf> {
+    let dicom = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dicom");
+    let mut files: Vec<PathBuf> = [
+        "mono2_u8.dcm",
+        "ct_s16_rescale.dcm",
+        "voi_lut_seq.dcm",
+        "modality_lut_seq.dcm",
+        "palette_u8_lut16.dcm",
+        "multiframe_5f.dcm",
+        "explicit_big_endian.dcm",
+        "implicit_s12.dcm",
+        "deflated.dcm",
+        "rle_rgb_u8.dcm",
+        "jpeg_baseline_ybr422.dcm",
+        "jpeg_lossless_u16.dcm",
+        "j2k_lossless_u12.dcm",
+        "ybr_full.dcm",
+    ]
+    .iter()
+    .map(|name| dicom.join(name))
+    .collect();
+    files.extend(files_in(&dicom.join("bad")));
+    files
 }
 
 /// The JPEG, PNG and corrupt fixtures (the draft set covers 4:2:0, 4:2:2, 4:4:4, greyscale,

@@ -23,8 +23,8 @@ The pipeline, frame by frame (every arithmetic step below is numpy float64 unles
     Before decoding, Rows x Columns x NumberOfFrames x SamplesPerPixel above 2**28 is an error
     ("too many pixels"), as a careful notebook would check before allocating.
  1. arr = ds.pixel_array: all frames, decoded by pydicom's default plugins (pydicom 3 defaults:
-    as_rgb=True; JPEG baseline is decoded by Pillow first, then pylibjpeg-libjpeg; JPEG lossless
-    and JPEG-LS by pylibjpeg-libjpeg; JPEG 2000 by pylibjpeg-openjpeg; RLE by pydicom's own
+    as_rgb=True; JPEG baseline, JPEG lossless and JPEG-LS by pylibjpeg-libjpeg (pydicom tries
+    its plugins in registration order, pylibjpeg before Pillow); JPEG 2000 by pylibjpeg-openjpeg; RLE by pydicom's own
     decoder). The result is indexed as (frames, rows, columns[, 3]); a single-frame file has one
     frame. Frame selection (step 8) happens on this array.
     YBR: with as_rgb=True, pixel_array itself converts YBR_FULL and YBR_FULL_422 (native and

@@ -5,11 +5,13 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use medvec_ingest::archive::{ArchiveSource, ManifestColumns};
+use medvec_ingest::dicom::{DicomIngest, FrameChoice, TagSelection, WindowChoice};
 use medvec_ingest::encode::{
     EncoderOptions, ImageEncoder, Pooling, Runtime, RuntimeOptions, TextEncoder,
 };
 use medvec_ingest::pipeline::{
-    check_archive, default_schema, ingest_archive, Encoders, IngestOptions, IngestSummary,
+    archive_has_dicom, check_archive, default_schema, ingest_archive, Encoders, IngestOptions,
+    IngestSummary,
 };
 use medvec_ingest::template::Template;
 use medvec_store::{Collection, Store};
@@ -25,7 +27,7 @@ const PARTIAL: u8 = 3;
 ///
 /// Rows already in the collection are skipped, so re-running resumes. Rows that cannot be used
 /// (missing file, path outside --root, zero-byte, not an image, truncated, too many pixels, bad
-/// metadata) go to the rejects file (CSV id,path,reason; default ./rejects-COLLECTION.csv) and the
+/// metadata) go to the rejects file (CSV id,path,reason,detail; default ./rejects-COLLECTION.csv) and the
 /// command exits with status 3 ("partial"); everything else is stored.
 ///
 /// A collection that does not exist is created with the vector fields image:DIM:cosine (and
@@ -39,12 +41,16 @@ pub struct IngestArgs {
     store: PathBuf,
     collection: String,
     /// CSV or JSONL manifest: an id column, an image path column and metadata columns. Without
-    /// it, every image file under --root is ingested, its id the relative path without extension.
-    #[arg(long)]
+    /// it, every image file under --root is ingested (DICOM files found by content, whatever
+    /// their names), its id the relative path without extension.
+    #[arg(long, conflicts_with = "dicomdir")]
     manifest: Option<PathBuf>,
+    /// Ingest the image files a DICOMDIR names (paths relative to its folder, the default --root).
+    #[arg(long, value_name = "FILE")]
+    dicomdir: Option<PathBuf>,
     /// Folder the image paths are relative to; paths may not leave it.
-    #[arg(long)]
-    root: PathBuf,
+    #[arg(long, required_unless_present = "dicomdir")]
+    root: Option<PathBuf>,
     /// Image model folder (Hugging Face / Optimum ONNX layout).
     #[arg(long)]
     image_model: PathBuf,
@@ -57,7 +63,7 @@ pub struct IngestArgs {
     /// Text model folder; the text of each row comes from --template.
     #[arg(long, requires = "template")]
     text_model: Option<PathBuf>,
-    /// A preset (ham10000, brset) or template text such as "Age: {age|No data reported}".
+    /// A preset (ham10000, brset, dicom) or template text such as "Age: {age|No data reported}".
     #[arg(long, requires = "text_model")]
     template: Option<String>,
     /// Vector field for the image vectors.
@@ -86,7 +92,7 @@ pub struct IngestArgs {
     /// Threads for decoding and for the models (default: every core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Rejects file (CSV id,path,reason), written only when a row is rejected.
+    /// Rejects file (CSV id,path,reason,detail), written only when a row is rejected.
     #[arg(long)]
     rejects: Option<PathBuf>,
     /// After each chunk is durable, print `acknowledged N` (rows stored or already present) on
@@ -99,11 +105,43 @@ pub struct IngestArgs {
     /// full-size decoding. Recorded with the collection, so image queries use it too.
     #[arg(long)]
     jpeg_draft: bool,
+    #[command(flatten)]
+    dicom: DicomArgs,
     /// Check the manifest and decode every image; encode and write nothing.
     #[arg(long)]
     dry_run: bool,
     #[arg(long)]
     json: bool,
+}
+
+/// How DICOM files are read (ignored for other images).
+#[derive(Debug, Args)]
+struct DicomArgs {
+    /// DICOM greyscale windowing: `C,W` (a fixed window, e.g. 40,400), `none` (each frame's own
+    /// min-max) or `file` (default: the file's VOI LUT or first window, else min-max). Recorded
+    /// with the collection, so DICOM queries are windowed the same way.
+    #[arg(long, value_name = "C,W|none|file", allow_hyphen_values = true)]
+    window: Option<WindowChoice>,
+    /// Frames of a multi-frame DICOM file to ingest: middle (default), first, or all (one record
+    /// per frame, id ID#FRAME counting from 0, with a `frame` payload field).
+    #[arg(long, value_name = "middle|first|all")]
+    frames: Option<FrameChoice>,
+    /// More DICOM attributes to store as payload, by keyword (e.g. KVP,SliceThickness).
+    #[arg(long, value_name = "KEYWORD,...", value_delimiter = ',')]
+    dicom_tags: Vec<String>,
+    /// Allow --dicom-tags that can identify a patient (names, ids, dates, UIDs...).
+    #[arg(long)]
+    allow_identifying_tags: bool,
+}
+
+impl DicomArgs {
+    fn ingest(&self) -> Result<DicomIngest> {
+        Ok(DicomIngest {
+            frames: self.frames.unwrap_or_default(),
+            tags: TagSelection::new(&self.dicom_tags, self.allow_identifying_tags)?,
+            pseudonym_key: None,
+        })
+    }
 }
 
 struct Models {
@@ -131,6 +169,7 @@ fn open_models(args: &IngestArgs) -> Result<Models> {
         output_name: args.image_output.clone(),
         pooling: args.image_pooling,
         jpeg_draft: args.jpeg_draft,
+        dicom_window: args.dicom.window.unwrap_or_default(),
         ..options.clone()
     };
     let text_options = EncoderOptions {
@@ -153,12 +192,27 @@ fn parse_pooling(text: &str) -> Result<Pooling, String> {
     Pooling::parse(text).ok_or_else(|| format!("`{text}`: pooling is cls, mean or pooled"))
 }
 
-fn ingest_options(args: &IngestArgs) -> IngestOptions {
-    let source = match &args.manifest {
-        Some(path) => ArchiveSource::Manifest(path.clone()),
-        None => ArchiveSource::Folder(args.root.clone()),
+/// The archive root: --root, else the DICOMDIR's folder.
+fn root(args: &IngestArgs) -> PathBuf {
+    match (&args.root, &args.dicomdir) {
+        (Some(root), _) => root.clone(),
+        (None, Some(dicomdir)) => dicomdir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        (None, None) => PathBuf::from("."),
+    }
+}
+
+fn ingest_options(args: &IngestArgs) -> Result<IngestOptions> {
+    let root = root(args);
+    let source = match (&args.manifest, &args.dicomdir) {
+        (Some(path), _) => ArchiveSource::Manifest(path.clone()),
+        (None, Some(path)) => ArchiveSource::Dicomdir(path.clone()),
+        (None, None) => ArchiveSource::Folder(root.clone()),
     };
-    let mut options = IngestOptions::new(source, &args.root);
+    let mut options = IngestOptions::new(source, &root);
+    options.dicom = args.dicom.ingest()?;
     options.columns = ManifestColumns {
         id: args.id_column.clone(),
         image: args.image_column.clone(),
@@ -173,18 +227,24 @@ fn ingest_options(args: &IngestArgs) -> IngestOptions {
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("rejects-{}.csv", args.collection))),
     );
-    options
+    Ok(options)
 }
 
 pub fn ingest(args: IngestArgs) -> Result<ExitCode> {
-    if !args.root.is_dir() {
-        bail!("{}: --root is not a folder", args.root.display());
+    let root = root(&args);
+    if !root.is_dir() {
+        bail!("{}: --root is not a folder", root.display());
     }
-    if let Some(manifest) = args.manifest.as_ref().filter(|m| !m.is_file()) {
-        bail!("{}: --manifest: no such file", manifest.display());
+    for (flag, file) in [
+        ("--manifest", &args.manifest),
+        ("--dicomdir", &args.dicomdir),
+    ] {
+        if let Some(file) = file.as_ref().filter(|m| !m.is_file()) {
+            bail!("{}: {flag}: no such file", file.display());
+        }
     }
     let models = open_models(&args)?;
-    let options = ingest_options(&args);
+    let mut options = ingest_options(&args)?;
     let bar = progress_bar();
     let progress = |p: &medvec_ingest::pipeline::IngestProgress| {
         bar.set_length(p.total);
@@ -201,6 +261,10 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode> {
         check_archive(models.encoders(), &options, progress)?
     } else {
         let store = Store::open_or_create(&args.store)?;
+        if archive_has_dicom(&options)? {
+            // Created at the first DICOM ingest; a store of photos never gets one.
+            options.dicom.pseudonym_key = store.pseudonym_key()?;
+        }
         let collection = open_collection(&store, &args, &models, &options)?;
         let summary = ingest_archive(&collection, models.encoders(), &options, progress)?;
         drop(collection);
@@ -323,6 +387,15 @@ pub struct EmbedArgs {
     /// full-size decoding. Pass it when the collection was ingested with it.
     #[arg(long, requires = "image_model")]
     jpeg_draft: bool,
+    /// DICOM files: greyscale windowing `C,W`, `none` (min-max) or `file` (default), as
+    /// `medvec ingest --window`; the middle frame is encoded.
+    #[arg(
+        long,
+        value_name = "C,W|none|file",
+        requires = "image_model",
+        allow_hyphen_values = true
+    )]
+    window: Option<WindowChoice>,
 }
 
 pub fn embed(args: EmbedArgs) -> Result<ExitCode> {
@@ -330,6 +403,7 @@ pub fn embed(args: EmbedArgs) -> Result<ExitCode> {
     let options = EncoderOptions {
         intra_threads: args.threads,
         jpeg_draft: args.jpeg_draft,
+        dicom_window: args.window.unwrap_or_default(),
         ..EncoderOptions::default()
     };
     let (inputs, vectors): (Vec<String>, Vec<Vec<f32>>) =

@@ -3,6 +3,7 @@
 mod admin;
 mod align;
 mod demo;
+mod dicom;
 mod heads;
 mod hits;
 mod import;
@@ -46,6 +47,7 @@ enum Command {
     Classify(heads::ClassifyArgs),
     Eval(heads::EvalArgs),
     Demo(demo::DemoArgs),
+    DicomTags(dicom::DicomTagsArgs),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -69,6 +71,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Classify(args) => heads::classify_command(args),
         Command::Eval(args) => heads::eval(args),
         Command::Demo(args) => demo::demo(args),
+        Command::DicomTags(args) => dicom::dicom_tags(args, cli.verbose),
     }
     .map(|()| ExitCode::SUCCESS)
 }

@@ -48,6 +48,15 @@ pub struct SearchArgs {
     /// --jpeg-draft`). The recorded model brings its own setting.
     #[arg(long, requires = "model")]
     jpeg_draft: bool,
+    /// With --model: DICOM greyscale windowing of query images (`C,W`, `none` or `file`; see
+    /// `medvec ingest --window`). The recorded model brings its own setting.
+    #[arg(
+        long,
+        requires = "model",
+        value_name = "C,W|none|file",
+        allow_hyphen_values = true
+    )]
+    window: Option<medvec_ingest::dicom::WindowChoice>,
     /// Hits per query.
     #[arg(short, long, default_value_t = 10)]
     k: usize,
@@ -224,6 +233,7 @@ fn encode_queries(args: &SearchArgs, collection: &Collection) -> Result<Queries>
             let options = EncoderOptions {
                 intra_threads: args.threads,
                 jpeg_draft: args.jpeg_draft,
+                dicom_window: args.window.unwrap_or_default(),
                 ..EncoderOptions::default()
             };
             QueryEncoder::open(&runtime, modality, dir, &options)?

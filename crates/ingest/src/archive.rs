@@ -9,8 +9,12 @@
 //!   `path`), and any other columns, which are the row's metadata (a label or split column is
 //!   just metadata: `ingest` stores it as payload when the collection has that field).
 //! - **Folder**: every file under the root with an image extension (jpg, jpeg, png, tif, tiff,
-//!   bmp, webp, gif; any case), in sorted order; the id is the relative path without extension,
-//!   `/`-separated; there is no metadata.
+//!   bmp, webp, gif, dcm, dicom; any case) and every other file that starts like a DICOM file
+//!   (the `DICM` preamble: archives often have no extensions), in sorted order; the id is the
+//!   relative path without extension, `/`-separated; there is no metadata. Files named
+//!   `DICOMDIR` are indexes, not images, and are skipped.
+//! - **DICOMDIR**: the image files a DICOMDIR names, ids as for a folder, paths relative to the
+//!   DICOMDIR's folder.
 //!
 //! ```
 //! use medvec_ingest::archive::{ArchiveReader, ArchiveSource, ManifestColumns};
@@ -23,9 +27,8 @@
 //! # Ok::<(), medvec_ingest::archive::ArchiveError>(())
 //! ```
 
-use crate::encode::{load_image_draft, EncodeError, ImageLimits};
+use crate::encode::EncodeError;
 use crate::error::one_line;
-use image::DynamicImage;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Component, Path, PathBuf};
@@ -54,9 +57,13 @@ pub enum RejectReason {
     ZeroByte,
     /// Content that is not an image format medvec reads, or a directory.
     NotAnImage,
+    /// A DICOM file medvec does not ingest; the code says why (`not-dicom`, `no-pixel-data`,
+    /// `unsupported-transfer-syntax`, `bad-fragment-table`, `nesting-too-deep`, ...; see
+    /// [`DicomError::reason`](crate::dicom::DicomError::reason)).
+    Dicom(&'static str),
     /// A recognised image that does not decode (truncated or corrupt).
     Truncated,
-    /// More pixels than [`ImageLimits::max_pixels`], or a file larger than its byte limit.
+    /// More pixels than [`ImageLimits::max_pixels`](crate::encode::ImageLimits::max_pixels), or a file larger than its byte limit.
     TooManyPixels,
     /// A file that exists but cannot be read (permissions).
     Unreadable,
@@ -73,6 +80,7 @@ impl RejectReason {
             RejectReason::EscapesRoot => "escapes-root",
             RejectReason::ZeroByte => "zero-byte",
             RejectReason::NotAnImage => "not-an-image",
+            RejectReason::Dicom(reason) => reason,
             RejectReason::Truncated => "truncated",
             RejectReason::TooManyPixels => "too-many-pixels",
             RejectReason::Unreadable => "unreadable",
@@ -92,6 +100,13 @@ impl RejectReason {
                 RejectReason::MissingPath
             }
             EncodeError::Io { .. } => RejectReason::Unreadable,
+            EncodeError::Dicom(error) => match error.reason() {
+                "too-many-pixels" => RejectReason::TooManyPixels,
+                "missing" => RejectReason::MissingPath,
+                "unreadable" => RejectReason::Unreadable,
+                "escapes-root" => RejectReason::EscapesRoot,
+                reason => RejectReason::Dicom(reason),
+            },
             _ => RejectReason::Truncated,
         }
     }
@@ -145,6 +160,8 @@ pub enum ArchiveSource {
     Manifest(PathBuf),
     /// Every image file under a folder.
     Folder(PathBuf),
+    /// The image files a DICOMDIR names.
+    Dicomdir(PathBuf),
 }
 
 /// Which manifest columns hold the id and the image path.
@@ -191,9 +208,16 @@ enum Inner {
         stack: Vec<Vec<PathBuf>>,
         rank: u64,
     },
+    Listed {
+        root: PathBuf,
+        files: std::vec::IntoIter<PathBuf>,
+        rank: u64,
+    },
 }
 
-const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp", "gif"];
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp", "gif", "dcm", "dicom",
+];
 
 impl ArchiveReader {
     /// Opens a manifest (checking its id and path columns) or starts a folder walk.
@@ -212,6 +236,7 @@ impl ArchiveReader {
                 };
                 (inner, Vec::new())
             }
+            ArchiveSource::Dicomdir(path) => (open_dicomdir(path)?, Vec::new()),
         };
         Ok(ArchiveReader {
             inner,
@@ -268,6 +293,10 @@ impl ArchiveReader {
                 next_jsonl(path, lines, line, &self.columns, &self.metadata)
             }
             Inner::Folder { root, stack, rank } => next_file(root, stack, rank),
+            Inner::Listed { root, files, rank } => Ok(files.next().map(|path| {
+                *rank += 1;
+                file_row(root, &path, *rank)
+            })),
         }
     }
 }
@@ -511,31 +540,54 @@ fn next_file(
             stack.push(sorted_entries(&path)?);
             continue;
         }
-        let is_image = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-        if !is_image {
+        if !is_archive_file(&path) {
             continue;
         }
         *rank += 1;
-        let rel = path.strip_prefix(root).unwrap_or(&path);
-        let id = rel
-            .with_extension("")
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join("/");
-        let rel = rel.to_string_lossy().into_owned();
-        let cells = vec![("id".into(), id), ("path".into(), rel)];
-        return Ok(Some(row_from_cells(
-            *rank,
-            cells,
-            &ManifestColumns::default(),
-            None,
-        )));
+        return Ok(Some(file_row(root, &path, *rank)));
     }
     Ok(None)
+}
+
+/// True for a file with an image extension, or one that starts like a DICOM file; never for a
+/// DICOMDIR (an index of other files).
+fn is_archive_file(path: &Path) -> bool {
+    if path
+        .file_name()
+        .is_some_and(|n| n.eq_ignore_ascii_case("DICOMDIR"))
+    {
+        return false;
+    }
+    let has_image_extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+    has_image_extension || crate::dicom::looks_like_dicom(path)
+}
+
+/// The row of a file found under `root`: its id is the relative path without extension.
+fn file_row(root: &Path, path: &Path, rank: u64) -> Result<ArchiveRow, Rejection> {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let id = rel
+        .with_extension("")
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/");
+    let rel = rel.to_string_lossy().into_owned();
+    let cells = vec![("id".into(), id), ("path".into(), rel)];
+    row_from_cells(rank, cells, &ManifestColumns::default(), None)
+}
+
+/// The files a DICOMDIR names, as rows relative to its folder.
+fn open_dicomdir(path: &Path) -> Result<Inner, ArchiveError> {
+    let files = crate::dicom::read_dicomdir(path).map_err(|e| file_error(path, e.to_string()))?;
+    let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    Ok(Inner::Listed {
+        root,
+        files: files.into_iter(),
+        rank: 0,
+    })
 }
 
 /// Resolves a manifest path against the (canonical) root: rejects absolute paths, `..`
@@ -573,24 +625,6 @@ pub fn resolve_in_root(root: &Path, relative: &str) -> Result<PathBuf, (RejectRe
         }
         Err(e) => Err((RejectReason::Unreadable, one_line(&e.to_string()))),
     }
-}
-
-/// Resolves and decodes a row's image (EXIF-oriented RGB; JPEGs at Pillow's draft scale for
-/// `draft`, see [`load_image_draft`]), or says why not.
-pub fn load_row_image(
-    root: &Path,
-    row: &ArchiveRow,
-    limits: &ImageLimits,
-    draft: Option<(u32, u32)>,
-) -> Result<DynamicImage, Rejection> {
-    let path =
-        resolve_in_root(root, &row.path).map_err(|(reason, detail)| row.reject(reason, detail))?;
-    load_image_draft(&path, limits, draft).map_err(|e| {
-        // The message without the (absolute) path: the rejects file has the manifest's path.
-        let text = e.to_string();
-        let detail = text.split_once(": ").map_or(text.as_str(), |(_, d)| d);
-        row.reject(RejectReason::of(&e), detail)
-    })
 }
 
 #[cfg(test)]

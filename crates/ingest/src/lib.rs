@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod columnar;
+pub mod dicom;
 pub mod encode;
 pub mod error;
 #[doc(hidden)]

@@ -11,6 +11,7 @@
 //! The record is a JSON body in the collection's `models/FIELD.model` file (see
 //! `crates/store/FORMAT.md` §4.8), checksummed by the store.
 
+use crate::dicom::WindowChoice;
 use crate::encode::{EncodeError, EncoderOptions, ImageEncoder, Pooling, Runtime, TextEncoder};
 use crate::template::Template;
 use medvec_store::{Collection, StoreError};
@@ -18,10 +19,11 @@ use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Newest version of the record body this medvec reads. Version 2 added `jpeg_draft`; a record
-/// without it is still written as version 1, so only records an older medvec would misread
-/// (it would encode queries without the draft) are refused by it.
-const RECORD_VERSION: u32 = 2;
+/// Newest version of the record body this medvec reads. Version 2 added `jpeg_draft`, version 3
+/// `dicom_window`; a record that uses neither is still written as version 1 (and one with only
+/// the draft as version 2), so only records an older medvec would misread (it would encode
+/// queries differently) are refused by it.
+const RECORD_VERSION: u32 = 3;
 
 /// Errors about recorded models.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +109,10 @@ pub struct ModelRecord {
     /// ([`EncoderOptions::jpeg_draft`]). Absent (false) in version 1 records.
     #[serde(default)]
     pub jpeg_draft: bool,
+    /// Image fields: how DICOM greyscale frames were windowed to 8 bits
+    /// ([`EncoderOptions::dicom_window`]): `C,W` or `none`. Absent: the file's own VOI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dicom_window: Option<String>,
 }
 
 impl ModelRecord {
@@ -134,7 +140,11 @@ impl ModelRecord {
         let model_file = absolute(options.model_file.as_deref().unwrap_or(dir))?;
         let (model_bytes, model_crc32) = fingerprint(&model_file)?;
         Ok(ModelRecord {
-            version: if options.jpeg_draft { 2 } else { 1 },
+            version: match (options.dicom_window, options.jpeg_draft) {
+                (WindowChoice::FromFile, false) => 1,
+                (WindowChoice::FromFile, true) => 2,
+                _ => 3,
+            },
             modality,
             model_dir,
             model_file,
@@ -147,24 +157,28 @@ impl ModelRecord {
             normalize: options.normalize,
             template: template.map(str::to_string),
             jpeg_draft: options.jpeg_draft,
+            dicom_window: (options.dicom_window != WindowChoice::FromFile)
+                .then(|| options.dicom_window.to_string()),
         })
     }
 
     /// Short description for messages: `image model /m/vision_model.onnx (87 MB, crc 1a2b3c4d)`,
-    /// with `, JPEG draft decoding` when that was used.
+    /// with `, JPEG draft decoding` and `, DICOM window 40,400` when those were used.
     pub fn describe_short(&self) -> String {
-        format!(
-            "{} model {} ({} bytes, crc {:08x}){}",
+        let mut text = format!(
+            "{} model {} ({} bytes, crc {:08x})",
             self.modality.as_str(),
             self.model_file.display(),
             self.model_bytes,
             self.model_crc32,
-            if self.jpeg_draft {
-                ", JPEG draft decoding"
-            } else {
-                ""
-            }
-        )
+        );
+        if self.jpeg_draft {
+            text.push_str(", JPEG draft decoding");
+        }
+        if let Some(window) = &self.dicom_window {
+            text.push_str(&format!(", DICOM window {window}"));
+        }
+        text
     }
 
     /// Whether vectors of `other` are comparable with this record's: the same model bytes and
@@ -182,6 +196,7 @@ impl ModelRecord {
                 r.normalize,
                 r.template.clone(),
                 r.jpeg_draft,
+                r.dicom_window.clone(),
             )
         };
         choices(self) == choices(other)
@@ -198,6 +213,13 @@ impl ModelRecord {
             max_length: self.max_length,
             normalize: self.normalize,
             jpeg_draft: self.jpeg_draft,
+            // Written by this medvec from a WindowChoice, so it parses; a hand-edited record
+            // falls back to the file's own window rather than failing every query.
+            dicom_window: self
+                .dicom_window
+                .as_deref()
+                .and_then(|w| w.parse().ok())
+                .unwrap_or_default(),
             ..EncoderOptions::default()
         }
     }

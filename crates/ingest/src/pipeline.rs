@@ -7,20 +7,27 @@
 //!   fix continues where it stopped.
 //! - A row that cannot be used (missing file, path escaping the root, zero-byte, not an image,
 //!   truncated, too many pixels, unusable metadata) is a [`Rejection`], written to the rejects
-//!   file (CSV `id,path,reason`), and never stops the run.
+//!   file (CSV `id,path,reason,detail`), and never stops the run.
 //! - Payload: the manifest columns named like the collection's payload fields, parsed with
 //!   [`Value::parse_as`]; an unparsable cell rejects the row (`bad-metadata`).
+//! - DICOM files (found by content, or named `.dcm`) are read as [`DicomImage`]s: their
+//!   non-identifying header attributes and pseudonyms ([`DicomIngest`]) fill payload fields the
+//!   manifest does not, and are template slots (`{Modality}`); each chosen frame is a record
+//!   (`ID#FRAME` with `--frames all`). A DICOM file that cannot be used is rejected with its
+//!   DICOM reason (`no-pixel-data`, `unsupported-transfer-syntax`, ...).
 
 use crate::archive::{
-    load_row_image, ArchiveError, ArchiveReader, ArchiveRow, ArchiveSource, ManifestColumns,
+    resolve_in_root, ArchiveError, ArchiveReader, ArchiveRow, ArchiveSource, ManifestColumns,
     RejectReason, Rejection,
 };
-use crate::encode::{EncodeError, ImageEncoder, ImageLimits, TextEncoder};
+use crate::dicom::{is_dicom_path, DicomImage, DicomIngest};
+use crate::encode::{load_image_draft, EncodeError, ImageEncoder, ImageLimits, TextEncoder};
 use crate::models::{ModelRecord, ModelRecordError};
 use crate::template::Template;
+use image::DynamicImage;
 use medvec_store::{Collection, PayloadField, Record, Schema, StoreError, Value, VectorField};
 use rayon::prelude::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Errors that stop an ingest (a row's problems are rejections instead).
@@ -73,7 +80,7 @@ pub struct IngestOptions {
     pub batch: usize,
     /// Limits on image files (bombs, huge files).
     pub limits: ImageLimits,
-    /// Where rejected rows go (CSV `id,path,reason`), created only if a row is rejected.
+    /// Where rejected rows go (CSV `id,path,reason,detail`), created only if a row is rejected.
     /// `None`: nowhere (the summary still counts them and keeps the first few).
     pub rejects: Option<PathBuf>,
     /// Read the manifest and decode every image, but encode and write nothing (no rejects file
@@ -81,6 +88,8 @@ pub struct IngestOptions {
     pub dry_run: bool,
     /// Threads decoding images; `None` uses rayon's global pool (every core).
     pub threads: Option<usize>,
+    /// How DICOM files become records (frames, header attributes, pseudonyms).
+    pub dicom: DicomIngest,
 }
 
 impl IngestOptions {
@@ -97,6 +106,7 @@ impl IngestOptions {
             rejects: None,
             dry_run: false,
             threads: None,
+            dicom: DicomIngest::default(),
         }
     }
 }
@@ -185,8 +195,9 @@ fn record_models(
 }
 
 /// The schema `medvec ingest` gives a collection it creates: `image` (and `text`) cosine fields
-/// of the models' dimensions, and a string payload field for every metadata column of the
-/// manifest (all but the id and path columns).
+/// of the models' dimensions, a string payload field for every metadata column of the
+/// manifest (all but the id and path columns) and, when the archive holds DICOM files, the
+/// typed DICOM fields of [`DicomIngest::payload_fields`].
 pub fn default_schema(
     encoders: Encoders<'_>,
     options: &IngestOptions,
@@ -197,12 +208,36 @@ pub fn default_schema(
         vectors.push(field(&options.text_field, text.dim())?);
     }
     let reader = ArchiveReader::open(&options.source, &options.columns)?;
-    let payload = reader
+    let mut payload = reader
         .metadata_columns()
         .iter()
         .map(|c| PayloadField::parse(&format!("{c}:string")))
         .collect::<Result<Vec<_>, _>>()?;
+    if archive_has_dicom(options)? {
+        for field in options.dicom.payload_fields() {
+            if !payload.iter().any(|p| p.name == field.name) {
+                payload.push(field);
+            }
+        }
+    }
     Ok(Schema { vectors, payload })
+}
+
+/// Rows looked at to decide whether an archive is DICOM.
+const DICOM_PROBE_ROWS: usize = 64;
+
+/// True when one of the archive's first rows is a DICOM file.
+pub fn archive_has_dicom(options: &IngestOptions) -> Result<bool, PipelineError> {
+    let root = std::fs::canonicalize(&options.root).map_err(|error| PipelineError::Root {
+        path: options.root.clone(),
+        error,
+    })?;
+    let mut reader = ArchiveReader::open(&options.source, &options.columns)?;
+    Ok(reader
+        .next_chunk(DICOM_PROBE_ROWS)?
+        .iter()
+        .flatten()
+        .any(|row| resolve_in_root(&root, &row.path).is_ok_and(|path| is_dicom_path(&path))))
 }
 
 /// A dry run without a collection (one that does not exist yet): reads the manifest and decodes
@@ -376,12 +411,12 @@ impl Run<'_> {
                 Ok(row) => fresh.push(row),
             }
         }
-        let prepared: Vec<Result<Prepared, Rejection>> =
+        let prepared: Vec<Result<Vec<Prepared>, Rejection>> =
             fresh.into_par_iter().map(|row| self.prepare(row)).collect();
         let mut ready = Vec::with_capacity(prepared.len());
         for item in prepared {
             match item {
-                Ok(p) => ready.push(p),
+                Ok(items) => ready.extend(items),
                 Err(rejection) => self.reject(rejection)?,
             }
         }
@@ -393,8 +428,12 @@ impl Run<'_> {
         })
     }
 
+    /// Whether a row is already stored. A DICOM file's frames are written in one chunk, so
+    /// its first frame's record stands for all of them.
     fn is_stored(&self, id: &str) -> bool {
-        self.collection.is_some_and(|c| c.get(id).is_some())
+        self.collection.is_some_and(|c| {
+            c.get(id).is_some() || c.get(&self.options.dicom.record_id(id, 0)).is_some()
+        })
     }
 
     fn reject(&mut self, rejection: Rejection) -> Result<(), PipelineError> {
@@ -406,41 +445,91 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Metadata first (cheap), then the image: decode and preprocess.
-    fn prepare(&self, row: ArchiveRow) -> Result<Prepared, Rejection> {
-        let payload = self.payload(&row)?;
-        let text = match self.encoders.text {
-            Some((_, template)) => {
-                let cell = |c: &str| row.get(c).map(str::to_string);
-                let text = template
-                    .render(&cell)
-                    .map_err(|e| row.reject(RejectReason::BadMetadata, e.to_string()))?;
-                Some(text)
-            }
-            None => None,
-        };
+    /// Metadata first (cheap), then the image: decode and preprocess. A DICOM file gives one
+    /// item per chosen frame.
+    fn prepare(&self, row: ArchiveRow) -> Result<Vec<Prepared>, Rejection> {
+        let path = resolve_in_root(&self.root, &row.path)
+            .map_err(|(reason, detail)| row.reject(reason, detail))?;
+        if is_dicom_path(&path) {
+            return self.prepare_dicom(row, &path);
+        }
+        let payload = self.payload(&row, &[])?;
+        let text = self.text(&row, &[])?;
         let draft = self.encoders.image.draft_request();
-        let image = load_row_image(&self.root, &row, &self.options.limits, draft)?;
-        let pixels = self
-            .encoders
-            .image
-            .preprocess(&image)
-            .map_err(|e| row.reject(RejectReason::Truncated, e.to_string()))?;
-        Ok(Prepared {
+        let image = load_image_draft(&path, &self.options.limits, draft)
+            .map_err(|e| reject_unreadable(&row, &e))?;
+        let pixels = self.pixels(&row, &image)?;
+        Ok(vec![Prepared {
             row,
             pixels,
             text,
             payload,
-        })
+        }])
     }
 
-    fn payload(&self, row: &ArchiveRow) -> Result<Vec<(String, Value)>, Rejection> {
+    fn prepare_dicom(&self, row: ArchiveRow, path: &Path) -> Result<Vec<Prepared>, Rejection> {
+        let dicom = &self.options.dicom;
+        let file = DicomImage::open(path, &self.options.limits)
+            .map_err(|e| reject_unreadable(&row, &e.into()))?;
+        let cells = dicom.cells(&file);
+        let window = self.encoders.image.dicom_window();
+        file.frames(dicom.frames)
+            .into_iter()
+            .map(|frame| {
+                let mut row = row.clone();
+                row.id = dicom.record_id(&row.id, frame);
+                let mut extra = cells.clone();
+                extra.extend(dicom.frame_cell(frame));
+                let payload = self.payload(&row, &extra)?;
+                let text = self.text(&row, &extra)?;
+                let rgb = file
+                    .frame_rgb8(frame, &window)
+                    .map_err(|e| reject_unreadable(&row, &e.into()))?;
+                let pixels = self.pixels(&row, &DynamicImage::ImageRgb8(rgb))?;
+                Ok(Prepared {
+                    row,
+                    pixels,
+                    text,
+                    payload,
+                })
+            })
+            .collect()
+    }
+
+    /// The row's text from the template: manifest cells first, then `extra` (DICOM header).
+    fn text(
+        &self,
+        row: &ArchiveRow,
+        extra: &[(String, String)],
+    ) -> Result<Option<String>, Rejection> {
+        let Some((_, template)) = self.encoders.text else {
+            return Ok(None);
+        };
+        let cell = |c: &str| cell_of(row, extra, c).map(str::to_string);
+        template
+            .render(&cell)
+            .map(Some)
+            .map_err(|e| row.reject(RejectReason::BadMetadata, e.to_string()))
+    }
+
+    fn pixels(&self, row: &ArchiveRow, image: &DynamicImage) -> Result<Vec<f32>, Rejection> {
+        self.encoders
+            .image
+            .preprocess(image)
+            .map_err(|e| row.reject(RejectReason::Truncated, e.to_string()))
+    }
+
+    fn payload(
+        &self,
+        row: &ArchiveRow,
+        extra: &[(String, String)],
+    ) -> Result<Vec<(String, Value)>, Rejection> {
         let Some(schema) = &self.schema else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for field in &schema.payload {
-            if let Some(cell) = row.get(&field.name) {
+            if let Some(cell) = cell_of(row, extra, &field.name) {
                 let value = Value::parse_as(cell, field.field_type).map_err(|why| {
                     row.reject(
                         RejectReason::BadMetadata,
@@ -496,6 +585,28 @@ impl Run<'_> {
     }
 }
 
+/// A manifest cell, else a cell the file itself gave (the DICOM header).
+fn cell_of<'a>(
+    row: &'a ArchiveRow,
+    extra: &'a [(String, String)],
+    column: &str,
+) -> Option<&'a str> {
+    row.get(column).or_else(|| {
+        extra
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, v)| v.as_str())
+    })
+}
+
+/// A file that could not be decoded, as a rejection: the message without the (absolute) path,
+/// because the rejects file has the manifest's path.
+fn reject_unreadable(row: &ArchiveRow, error: &EncodeError) -> Rejection {
+    let text = error.to_string();
+    let detail = text.split_once(": ").map_or(text.as_str(), |(_, d)| d);
+    row.reject(RejectReason::of(error), detail)
+}
+
 /// The rejects CSV, created (owner-only: it names patients' records) at the first rejection.
 struct RejectsFile {
     path: Option<PathBuf>,
@@ -519,13 +630,18 @@ impl RejectsFile {
             let file = crate::output::create_private(path).map_err(|e| error(e.to_string()))?;
             let mut writer = csv::Writer::from_writer(file);
             writer
-                .write_record(["id", "path", "reason"])
+                .write_record(["id", "path", "reason", "detail"])
                 .map_err(|e| error(e.to_string()))?;
             self.writer = Some(writer);
         }
         if let Some(writer) = &mut self.writer {
             writer
-                .write_record([&rejection.id, &rejection.path, rejection.reason.as_str()])
+                .write_record([
+                    rejection.id.as_str(),
+                    &rejection.path,
+                    rejection.reason.as_str(),
+                    &rejection.detail,
+                ])
                 .map_err(|e| error(e.to_string()))?;
         }
         Ok(())

@@ -55,6 +55,15 @@ pub const BRSET: &str = concat!(
     "and other conditions: {other:0=absent,1=present|not reported}."
 );
 
+/// A sentence from the non-identifying DICOM header attributes that DICOM ingest stores
+/// (`crate::dicom::SAFE_TAGS`; PatientAge in whole years). Every slot has a default, because
+/// archives often leave BodyPartExamined and ViewPosition empty.
+pub const DICOM: &str = concat!(
+    "{Modality|Unknown modality} image of the {BodyPartExamined|unspecified body part}, ",
+    "{ViewPosition|unspecified} view, of a {PatientSex:M=male,F=female,O=other|unknown sex} ",
+    "patient aged {PatientAge|unknown} years."
+);
+
 /// Template errors: where in the template (1-based character position) or which column.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -146,6 +155,7 @@ impl Template {
         let text = match name.to_ascii_lowercase().as_str() {
             "ham10000" => HAM10000,
             "brset" => BRSET,
+            "dicom" => DICOM,
             _ => return None,
         };
         Template::parse(text).ok()

@@ -9,61 +9,18 @@ use medvec_ingest::encode::{
     RuntimeOptions, TextEncoder,
 };
 use serde_json::Value;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-const SETUP: &str = "run `bash tools/setup.sh` from the repository root";
-
-fn workspace() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    root.canonicalize().unwrap_or(root)
-}
+mod common;
+use common::{locate, python, python_json, workspace, PYDICOM_GOOD, SETUP};
 
 fn fixtures() -> PathBuf {
     workspace().join("fixtures")
 }
 
-fn python() -> PathBuf {
-    let candidates = [
-        std::env::var_os("MEDVEC_PYTHON").map(PathBuf::from),
-        Some(workspace().join(".venv/bin/python")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "no Python for the reference (MEDVEC_PYTHON unset, no .venv/bin/python): {SETUP}"
-            )
-        })
-}
-
 fn runtime() -> Runtime {
     Runtime::load(&RuntimeOptions::default()).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Runs a Python tool and parses its JSON output.
-fn python_json(script: &str, args: &[String], stdin: Option<&str>) -> Value {
-    let mut child = Command::new(python())
-        .arg(workspace().join("tools").join(script))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start Python: {e}; {SETUP}"));
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{script}: bad JSON ({e})"))
 }
 
 fn reference(args: &[String], stdin: Option<&str>) -> Value {
@@ -885,4 +842,76 @@ fn child_loads_garbage_library() {
         err.to_string().contains("libonnxruntime.so") && err.to_string().contains("tools/setup.sh"),
         "{err}"
     );
+}
+
+/// Every good DICOM fixture (generated ones, extension-less ones) and the pydicom example files.
+fn dicom_inputs() -> Vec<PathBuf> {
+    let dir = fixtures().join("dicom");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+        .collect();
+    files.sort();
+    files.push(dir.join("detect/IM000001"));
+    files.push(dir.join("detect/IM000002"));
+    files.extend(locate(PYDICOM_GOOD));
+    files
+}
+
+/// Issue 12: DICOM files to model vectors against `tools/reference_dicom.py` (pydicom + numpy,
+/// then the same Pillow/onnxruntime path), same ONNX model: cosine >= 0.9999 for every image,
+/// with the file's own window, a fixed window and min-max.
+#[test]
+fn dicom_vectors_match_the_pydicom_reference() {
+    use medvec_ingest::dicom::WindowChoice;
+    let model = fixtures().join("models/tiny-image");
+    let files = dicom_inputs();
+    assert!(files.len() >= 70, "{} inputs", files.len());
+    let runtime = runtime();
+    for (flag, window) in [
+        (None, WindowChoice::FromFile),
+        (
+            Some("40,400"),
+            WindowChoice::Fixed {
+                center: 40.0,
+                width: 400.0,
+            },
+        ),
+        (Some("none"), WindowChoice::MinMax),
+    ] {
+        let mut args = vec!["image".to_string(), model.display().to_string()];
+        args.extend(files.iter().map(|f| f.display().to_string()));
+        if let Some(flag) = flag {
+            args.extend(["--window".to_string(), flag.to_string()]);
+        }
+        let reference = python_json("reference_dicom.py", &args, None);
+        let options = EncoderOptions {
+            dicom_window: window,
+            ..EncoderOptions::default()
+        };
+        let encoder = ImageEncoder::open(&runtime, &model, &options).unwrap();
+        let ours = encoder.encode_files(&files).unwrap();
+        let results = reference["results"].as_array().unwrap();
+        assert_eq!(results.len(), files.len());
+        let mut worst = 1.0f64;
+        for ((file, vector), r) in files.iter().zip(&ours).zip(results) {
+            assert!(
+                r.get("error").is_none(),
+                "{}: reference failed: {r}",
+                file.display()
+            );
+            let c = cosine(vector, &floats(&r["vector"]));
+            assert!(
+                c >= 0.9999,
+                "{} (window {flag:?}): cosine {c}",
+                file.display()
+            );
+            worst = worst.min(c);
+        }
+        println!(
+            "window {flag:?}: {} files, worst cosine {worst:.6}",
+            files.len()
+        );
+    }
 }

@@ -62,7 +62,10 @@ fn manifest() -> Vec<BTreeMap<String, String>> {
 
 fn read_rejects(path: &Path) -> BTreeMap<String, (String, String)> {
     let mut reader = csv::Reader::from_path(path).unwrap();
-    assert_eq!(reader.headers().unwrap(), vec!["id", "path", "reason"]);
+    assert_eq!(
+        reader.headers().unwrap(),
+        vec!["id", "path", "reason", "detail"]
+    );
     reader
         .records()
         .map(|r| {

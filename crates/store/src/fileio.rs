@@ -28,6 +28,7 @@ pub enum FileKind {
     Graph,
     Head,
     ModelRecord,
+    PseudonymKey,
 }
 
 impl FileKind {
@@ -42,6 +43,7 @@ impl FileKind {
             FileKind::Graph => b"HG",
             FileKind::Head => b"HD",
             FileKind::ModelRecord => b"MD",
+            FileKind::PseudonymKey => b"PK",
         }
     }
 
@@ -56,6 +58,7 @@ impl FileKind {
             FileKind::Graph => "HNSW graph",
             FileKind::Head => "classifier head",
             FileKind::ModelRecord => "model record",
+            FileKind::PseudonymKey => "pseudonym key",
         }
     }
 }
@@ -227,6 +230,7 @@ fn failure_point(kind: FileKind) -> &'static str {
         FileKind::Manifest => "manifest-write",
         FileKind::Head => "head-write",
         FileKind::ModelRecord => "model-record-write",
+        FileKind::PseudonymKey => "pseudonym-key-write",
         FileKind::StoreMarker => "marker-write",
     }
 }

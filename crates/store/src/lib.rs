@@ -46,6 +46,6 @@ pub use record::{validate_id, Record, MAX_ID_BYTES};
 pub use repair::RepairReport;
 pub use schema::{GraphBuilder, HnswParams, Metric, PayloadField, Schema, VectorField, MAX_DIM};
 pub use search::{Hit, SearchParams};
-pub use store::Store;
+pub use store::{Store, PSEUDONYM_KEY_LEN};
 pub use sums::FieldSum;
 pub use value::{FieldType, Value};

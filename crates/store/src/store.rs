@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 
 const MARKER: &str = "medvec.store";
 const COLLECTIONS: &str = "collections";
+const PSEUDONYM_KEY: &str = "pseudonym.key";
+/// Bytes of the pseudonym key: HMAC-SHA-256's block-size-independent recommended key length.
+pub const PSEUDONYM_KEY_LEN: usize = 32;
 
 /// An open store. A writer holds the store's lock; readers take none and see the last commit.
 ///
@@ -208,9 +211,55 @@ impl Store {
         Ok(dir)
     }
 
-    /// Verifies every collection; the first damaged file is returned as an error naming it.
+    /// The store's pseudonym key: a random secret that ingest uses to turn identifiers (a DICOM
+    /// PatientID, a StudyInstanceUID) into keyed hashes, so that a patient's cases can be grouped
+    /// without the store holding who the patient is. Created at first use by a writer (owner-only,
+    /// from the OS's random source) and never printed; a reader of a store without one gets
+    /// `Ok(None)`. Collections of one store share it, so a patient's key is the same in all of
+    /// them; another store has another key.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = medvec_store::Store::create(dir.path().join("clinic"))?;
+    /// let key = store.pseudonym_key()?.unwrap();
+    /// assert_eq!(store.pseudonym_key()?.unwrap(), key); // the same key from then on
+    /// # Ok::<(), medvec_store::StoreError>(())
+    /// ```
+    pub fn pseudonym_key(&self) -> Result<Option<[u8; PSEUDONYM_KEY_LEN]>> {
+        if let Some(key) = self.existing_pseudonym_key()? {
+            return Ok(Some(key));
+        }
+        if !self.is_writer() {
+            return Ok(None);
+        }
+        let path = self.root.join(PSEUDONYM_KEY);
+        let uid = marker_uid(&self.root)?;
+        let mut key = [0u8; PSEUDONYM_KEY_LEN];
+        getrandom::fill(&mut key)
+            .map_err(|e| corrupt(&path, format!("no random source for a new key: {e}")))?;
+        let header = Header::new(FileKind::PseudonymKey, uid, &key, [0; 3]);
+        fileio::replace_atomically(&path, &header, &key)?;
+        Ok(Some(key))
+    }
+
+    /// The pseudonym key if the store has one, checked.
+    fn existing_pseudonym_key(&self) -> Result<Option<[u8; PSEUDONYM_KEY_LEN]>> {
+        let path = self.root.join(PSEUDONYM_KEY);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let uid = marker_uid(&self.root)?;
+        let (_, body) = fileio::read_checked(&path, FileKind::PseudonymKey, Some(uid))?;
+        let key = <[u8; PSEUDONYM_KEY_LEN]>::try_from(body.as_slice())
+            .map_err(|_| corrupt(&path, format!("a key of {} bytes", body.len())))?;
+        Ok(Some(key))
+    }
+
+    /// Verifies every collection (and the pseudonym key, when there is one); the first damaged
+    /// file is returned as an error naming it.
     pub fn verify(&self) -> Result<Vec<(String, VerifyReport)>> {
         check_marker(&self.root)?;
+        self.existing_pseudonym_key()?;
         self.list_collections()?
             .into_iter()
             .map(|name| {
@@ -248,6 +297,12 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The store's uid, from its marker's header: the owner of store-level files.
+fn marker_uid(root: &Path) -> Result<u64> {
+    let (header, _) = fileio::read_checked(&root.join(MARKER), FileKind::StoreMarker, None)?;
+    Ok(header.owner_uid)
 }
 
 fn check_marker(root: &Path) -> Result<()> {

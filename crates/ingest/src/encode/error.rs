@@ -79,6 +79,10 @@ pub enum EncodeError {
     /// Input that does not fit the model (a tensor of the wrong length, an image of 0 pixels).
     #[error("{}: {detail}", .path.display())]
     Input { path: PathBuf, detail: String },
+    /// A DICOM file that cannot be used; its [`reason`](crate::dicom::DicomError::reason) says
+    /// why. No header value is quoted.
+    #[error(transparent)]
+    Dicom(#[from] crate::dicom::DicomError),
 }
 
 /// Results of this module.
@@ -105,6 +109,7 @@ impl EncodeError {
             | EncodeError::Tokenizer { path, .. }
             | EncodeError::Inference { path, .. }
             | EncodeError::Input { path, .. } => Some(path),
+            EncodeError::Dicom(error) => Some(error.path()),
         }
     }
 

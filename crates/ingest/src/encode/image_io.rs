@@ -88,6 +88,9 @@ pub fn load_image_draft(
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
+    if format == ImageFormat::Jpeg {
+        check_scan_count(path, &bytes)?;
+    }
     let scale = match draft {
         Some(requested) if format == ImageFormat::Jpeg => draft_scale(stored, requested),
         _ => 1,
@@ -108,6 +111,26 @@ pub fn load_image_draft(
         DynamicImage::ImageRgb8(_) => image,
         other => DynamicImage::ImageRgb8(other.to_rgb8()),
     })
+}
+
+/// Most scans (SOS markers) a JPEG may have. A camera's progressive JPEG has about 10; a hostile
+/// one with thousands of tiny scans makes every decoder (libjpeg, and Pillow through it) redo the
+/// whole image per scan, for minutes. libjpeg-turbo's own tools cap it the same way
+/// (`djpeg -maxscans`).
+const MAX_JPEG_SCANS: usize = 1000;
+
+/// Refuses a JPEG with more than [`MAX_JPEG_SCANS`] scans, counted before decoding. `FF DA` is
+/// the SOS marker: entropy-coded data escapes every `FF` with `FF 00`, so the pair only occurs as
+/// a marker (an EXIF thumbnail's scans count too, which only makes the count an upper bound).
+fn check_scan_count(path: &Path, bytes: &[u8]) -> Result<()> {
+    let scans = bytes.windows(2).filter(|w| w == &[0xFF, 0xDA]).count();
+    if scans > MAX_JPEG_SCANS {
+        return Err(EncodeError::decode(
+            path,
+            format!("{scans} JPEG scans, more than the limit of {MAX_JPEG_SCANS} (a decoder would take minutes)"),
+        ));
+    }
+    Ok(())
 }
 
 /// The stored (width, height), refused when over the pixel limit (read from the header, before
@@ -267,5 +290,38 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("renumbered.jpg"), "{text}");
         assert!(text.contains("corrupt JPEG: Quantization table"), "{text}");
+    }
+
+    /// A progressive JPEG padded with 1,200 extra scans is refused before any decoding, with or
+    /// without a draft; the real progressive fixture (a handful of scans) still decodes.
+    #[test]
+    fn jpegs_with_thousands_of_scans_are_refused_before_decoding() {
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/images/progressive_96x72.jpg"
+        );
+        let limits = ImageLimits::default();
+        load_image(fixture.as_ref(), &limits).unwrap();
+        let bytes = std::fs::read(fixture).unwrap();
+        let end = bytes.len() - 2; // FF D9
+        let empty_scan = [0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00];
+        let mut hostile = bytes[..end].to_vec();
+        for _ in 0..1200 {
+            hostile.extend_from_slice(&empty_scan);
+        }
+        hostile.extend_from_slice(&bytes[end..]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scans.jpg");
+        std::fs::write(&path, &hostile).unwrap();
+        for draft in [None, Some((16, 16))] {
+            let err = load_image_draft(&path, &limits, draft)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("scans.jpg")
+                    && err.contains("JPEG scans, more than the limit of 1000"),
+                "{err}"
+            );
+        }
     }
 }

@@ -80,6 +80,9 @@ pub struct EncoderOptions {
     /// photos; the vectors differ slightly from full-size decoding, so it is recorded with the
     /// collection's model. Default false.
     pub jpeg_draft: bool,
+    /// Images: how a DICOM file's greyscale frames become 8 bits (`--window`): the file's own
+    /// VOI (default), a fixed window, or min-max. Recorded with the collection's model.
+    pub dicom_window: crate::dicom::WindowChoice,
 }
 
 impl Default for EncoderOptions {
@@ -95,6 +98,7 @@ impl Default for EncoderOptions {
             normalize: true,
             limits: ImageLimits::default(),
             jpeg_draft: false,
+            dicom_window: crate::dicom::WindowChoice::FromFile,
         }
     }
 }

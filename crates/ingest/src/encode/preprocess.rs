@@ -4,7 +4,7 @@
 
 use super::config::{as_uint, expected_uint, kind, JsonFile};
 use super::error::{EncodeError, Result};
-use super::resize::{resize_window, ResizeFilter, Window};
+use super::resize::{coefficient_count, resize_window, ResizeFilter, Window};
 use image::{DynamicImage, RgbImage};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -14,6 +14,9 @@ use std::path::Path;
 const MAX_SIDE: u64 = 8192;
 /// Largest intermediate image of a resize (about 200 MB of RGB).
 const MAX_RESIZED_PIXELS: u64 = 1 << 26;
+/// Most resize weights computed for one axis (4 bytes each, 16 in the AVX2 tap table): a
+/// 20,000-pixel side resized to 224 needs about 80,000, so only hostile shapes come near it.
+const MAX_RESIZE_COEFFICIENTS: u64 = 1 << 24;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ResizeTarget {
@@ -123,9 +126,9 @@ impl ImagePreprocessor {
     pub fn preprocess(&self, image: &DynamicImage) -> Result<Vec<f32>> {
         let rgb = self.to_rgb(image)?;
         let size = match self.resize {
-            Some((target, _)) => {
+            Some((target, filter)) => {
                 let (w, h) = target_size(target, rgb.width(), rgb.height());
-                self.check_resized(&rgb, w, h)?;
+                self.check_resized(&rgb, w, h, filter)?;
                 (w, h)
             }
             None => rgb.dimensions(),
@@ -141,18 +144,22 @@ impl ImagePreprocessor {
     }
 
     /// A very elongated image (a 1 x 80,000,000 strip passes the pixel limit) would resize to
-    /// billions of pixels with a shortest-edge resize: refuse it instead of exhausting memory.
-    fn check_resized(&self, image: &RgbImage, w: u32, h: u32) -> Result<()> {
-        if u64::from(w) * u64::from(h) <= MAX_RESIZED_PIXELS {
+    /// billions of pixels with a shortest-edge resize, or need gigabytes of weights for an exact
+    /// one (each output of the long axis averages millions of inputs): refuse it instead of
+    /// exhausting memory.
+    fn check_resized(&self, image: &RgbImage, w: u32, h: u32, filter: ResizeFilter) -> Result<()> {
+        let (iw, ih) = image.dimensions();
+        let weights = coefficient_count(iw, w, filter).max(coefficient_count(ih, h, filter));
+        let why = if u64::from(w) * u64::from(h) > MAX_RESIZED_PIXELS {
+            format!("more than {MAX_RESIZED_PIXELS} pixels")
+        } else if weights > MAX_RESIZE_COEFFICIENTS {
+            format!("{weights} resize weights, more than {MAX_RESIZE_COEFFICIENTS}")
+        } else {
             return Ok(());
-        }
+        };
         Err(EncodeError::input(
             &self.path,
-            format!(
-                "a {}x{} image would be resized to {w}x{h}, more than {MAX_RESIZED_PIXELS} pixels",
-                image.width(),
-                image.height()
-            ),
+            format!("a {iw}x{ih} image would be resized to {w}x{h}: {why}"),
         ))
     }
 
@@ -466,6 +473,31 @@ mod tests {
         assert!(err.contains("would be resized to 4480000x64"), "{err}");
         let empty = DynamicImage::ImageRgb8(RgbImage::new(0, 0));
         assert!(pre.preprocess(&empty).is_err());
+    }
+
+    /// An exact resize keeps the output small, but each output of an 8,000,000-pixel side
+    /// averages ~140,000 inputs: 32 M weights. Refused before any is computed; a 20,000-pixel
+    /// side (80,000 weights) is fine.
+    #[test]
+    fn resizes_needing_too_many_weights_are_refused() {
+        let exact = ResizeTarget::Exact {
+            width: 224,
+            height: 224,
+        };
+        let pre = ImagePreprocessor {
+            path: "p.json".into(),
+            resize: Some((exact, ResizeFilter::Bicubic)),
+            crop: None,
+            rescale: None,
+            normalize: None,
+            convert_rgb: true,
+        };
+        let strip = DynamicImage::ImageRgb8(RgbImage::new(8_000_000, 1));
+        let err = pre.preprocess(&strip).unwrap_err().to_string();
+        assert!(err.contains("resize weights, more than 16777216"), "{err}");
+        let wide = RgbImage::new(20_000, 2);
+        pre.check_resized(&wide, 224, 224, ResizeFilter::Lanczos)
+            .unwrap();
     }
 
     fn center_crop(image: &RgbImage, crop_w: u32, crop_h: u32) -> RgbImage {

@@ -157,6 +157,19 @@ impl Coefficients {
     }
 }
 
+/// Taps per output pixel of a resize from `in_size` to `out_size`: the filter's support widened
+/// by the downscale factor (Pillow's `ksize`).
+fn kernel_size(in_size: u32, out_size: u32, filter: ResizeFilter) -> usize {
+    let filterscale = (f64::from(in_size) / f64::from(out_size)).max(1.0);
+    (filter.support() * filterscale).ceil() as usize * 2 + 1
+}
+
+/// Weights a full resize of one axis from `in_size` to `out_size` computes: what the
+/// coefficient table (and the AVX2 tap table, 4 times larger) costs in memory.
+pub(crate) fn coefficient_count(in_size: u32, out_size: u32, filter: ResizeFilter) -> u64 {
+    kernel_size(in_size, out_size, filter) as u64 * u64::from(out_size)
+}
+
 /// Pillow's `precompute_coeffs` followed by `normalize_coeffs_8bpc`, for the output pixels
 /// `outputs` of a full-image resize (each output's weights depend only on its own position).
 fn coefficients(
@@ -168,7 +181,7 @@ fn coefficients(
     let scale = f64::from(in_size) / f64::from(out_size);
     let filterscale = scale.max(1.0);
     let support = filter.support() * filterscale;
-    let ksize = support.ceil() as usize * 2 + 1;
+    let ksize = kernel_size(in_size, out_size, filter);
     let ss = 1.0 / filterscale;
     let mut bounds = Vec::with_capacity(outputs.len());
     let mut weights = vec![0i32; outputs.len() * ksize];

@@ -157,9 +157,21 @@ impl ImageEncoder {
     }
 
     /// Reads an image file as this encoder's [`encode_files`](Self::encode_files) does: with
-    /// the options' limits, and at the draft scale when `jpeg_draft` is set.
+    /// the options' limits, and at the draft scale when `jpeg_draft` is set. A DICOM file gives
+    /// its middle frame, windowed as the options' `dicom_window` says.
     pub fn load(&self, path: &Path) -> Result<image::DynamicImage> {
+        if crate::dicom::is_dicom_path(path) {
+            let dicom = crate::dicom::DicomImage::open(path, &self.options.limits)?;
+            let frame = dicom.frames(crate::dicom::FrameChoice::Middle)[0];
+            let rgb = dicom.frame_rgb8(frame, &self.options.dicom_window)?;
+            return Ok(image::DynamicImage::ImageRgb8(rgb));
+        }
         load_image_draft(path, &self.options.limits, self.draft_request())
+    }
+
+    /// How this encoder turns DICOM greyscale frames into 8 bits.
+    pub fn dicom_window(&self) -> crate::dicom::WindowChoice {
+        self.options.dicom_window
     }
 
     /// One image to the model's input: a CHW float32 tensor of `3 * height * width` values.
