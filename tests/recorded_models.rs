@@ -411,6 +411,77 @@ fn jpeg_draft_is_recorded_and_used_for_image_queries() {
     );
 }
 
+/// An int8 export made by `tools/quantize_model.py` is chosen with `--image-model-file` and
+/// recorded like any model: image queries are encoded with it (the stored vector comes back at
+/// score 1), its vectors stay close to the fp32 model's, and an fp32 ingest into the field is
+/// refused.
+#[test]
+fn a_quantised_model_file_is_recorded_and_used_for_image_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (image_model, _) = copy_models(dir.path());
+    let python = std::env::var("MEDVEC_PYTHON").expect("MEDVEC_PYTHON (run tools/setup.sh)");
+    let status = std::process::Command::new(python)
+        .arg(repo().join("tools/quantize_model.py"))
+        .arg(&image_model)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let quantised = "onnx/model_quantized.onnx";
+    assert!(image_model.join(quantised).is_file());
+    let store = dir.path().join("store");
+    let root = repo().join("fixtures/images/draft");
+    let ingest = |extra: &[&str]| {
+        let mut args = vec!["ingest", s(&store), "photos", "--root", s(&root)];
+        args.extend(["--image-model", s(&image_model)]);
+        args.extend(extra);
+        util::medvec(&args)
+    };
+    let out = ingest(&["--image-model-file", quantised]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let photo = root.join("photo_520x390.jpg");
+    let top = hits(&medvec_ok(&[
+        "search",
+        s(&store),
+        "photos",
+        "--field",
+        "image",
+        "--exact",
+        "--json",
+        "--image",
+        s(&photo),
+        "-k",
+        "1",
+    ]));
+    assert_eq!(top[0].0, "photo_520x390");
+    // Dynamic int8 quantises activations with one scale per batch tensor, so a vector depends
+    // a little on the images it was batched with: nearly 1, not exactly.
+    assert!(
+        top[0].1 > 0.9999,
+        "the query uses the int8 model too: {top:?}"
+    );
+    let embed = |extra: &[&str]| {
+        let mut args = vec!["embed", "--image-model", s(&image_model)];
+        args.extend(extra);
+        args.push(s(&photo));
+        embedded_vector(&args)
+    };
+    let (int8, fp32) = (embed(&["--model-file", quantised]), embed(&[]));
+    let c = cosine(&int8, &fp32);
+    assert!(c < 0.99999 && c > 0.9, "int8 vs fp32 cosine {c}");
+    let refused = ingest(&[]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("model_quantized.onnx"),
+        "{err}"
+    );
+}
+
 /// A manifest of `rows` cases over the fixture images, with a label that follows the image, so
 /// a head can learn it.
 fn labelled_manifest(dir: &Path, rows: usize) -> PathBuf {

@@ -54,6 +54,11 @@ pub struct IngestArgs {
     /// Image model folder (Hugging Face / Optimum ONNX layout).
     #[arg(long)]
     image_model: PathBuf,
+    /// The image model's `.onnx` file, relative to its folder, e.g. `onnx/model_quantized.onnx`
+    /// for an int8 export (default: vision_model.onnx or model.onnx, in the folder or onnx/).
+    /// Recorded with the collection like the rest of the model.
+    #[arg(long, value_name = "FILE")]
+    image_model_file: Option<PathBuf>,
     /// Manifest column holding the image path.
     #[arg(long, default_value = "path")]
     image_column: String,
@@ -63,6 +68,9 @@ pub struct IngestArgs {
     /// Text model folder; the text of each row comes from --template.
     #[arg(long, requires = "template")]
     text_model: Option<PathBuf>,
+    /// The text model's `.onnx` file, relative to its folder (see --image-model-file).
+    #[arg(long, value_name = "FILE", requires = "text_model")]
+    text_model_file: Option<PathBuf>,
     /// A preset (ham10000, brset, dicom) or template text such as "Age: {age|No data reported}".
     #[arg(long, requires = "text_model")]
     template: Option<String>,
@@ -170,11 +178,13 @@ fn open_models(args: &IngestArgs) -> Result<Models> {
         pooling: args.image_pooling,
         jpeg_draft: args.jpeg_draft,
         dicom_window: args.dicom.window.unwrap_or_default(),
+        model_file: args.image_model_file.clone(),
         ..options.clone()
     };
     let text_options = EncoderOptions {
         output_name: args.text_output.clone(),
         pooling: args.text_pooling,
+        model_file: args.text_model_file.clone(),
         ..options
     };
     let image = ImageEncoder::open(&runtime, &args.image_model, &image_options)?;
@@ -372,6 +382,9 @@ pub struct EmbedArgs {
     /// Text model folder; encodes --text arguments.
     #[arg(long, requires = "text")]
     text_model: Option<PathBuf>,
+    /// The model's `.onnx` file, relative to its folder (e.g. `onnx/model_quantized.onnx`).
+    #[arg(long, value_name = "FILE")]
+    model_file: Option<PathBuf>,
     /// Text to encode (repeatable).
     #[arg(long, requires = "text_model")]
     text: Vec<String>,
@@ -404,6 +417,7 @@ pub fn embed(args: EmbedArgs) -> Result<ExitCode> {
         intra_threads: args.threads,
         jpeg_draft: args.jpeg_draft,
         dicom_window: args.window.unwrap_or_default(),
+        model_file: args.model_file.clone(),
         ..EncoderOptions::default()
     };
     let (inputs, vectors): (Vec<String>, Vec<Vec<f32>>) =

@@ -41,6 +41,9 @@ pub struct SearchArgs {
     /// Encode --image / --text with this model folder instead of the recorded one.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// With --model: its `.onnx` file, relative to the folder (e.g. `onnx/model_quantized.onnx`).
+    #[arg(long, requires = "model", value_name = "FILE")]
+    model_file: Option<PathBuf>,
     /// Threads for the query model (default: every core).
     #[arg(long)]
     threads: Option<usize>,
@@ -234,6 +237,7 @@ fn encode_queries(args: &SearchArgs, collection: &Collection) -> Result<Queries>
                 intra_threads: args.threads,
                 jpeg_draft: args.jpeg_draft,
                 dicom_window: args.window.unwrap_or_default(),
+                model_file: args.model_file.clone(),
                 ..EncoderOptions::default()
             };
             QueryEncoder::open(&runtime, modality, dir, &options)?
