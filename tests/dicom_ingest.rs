@@ -417,6 +417,35 @@ fn the_window_is_recorded_and_queries_use_it() {
         other < score - 1e-4,
         "another window gives another vector: {other} vs {score}"
     );
+    // `embed --window` prints the vector the ingest stored.
+    let embedded = medvec_json(&[
+        "embed",
+        "--image-model",
+        &model("tiny-image"),
+        "--window",
+        "-600,1500",
+        s(&dicom_dir().join("ct_s16_rescale.dcm")),
+    ]);
+    let vector: Vec<String> = embedded["vector"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+    let by_vector = medvec_json(&[
+        "search",
+        s(&store),
+        "scans",
+        "--field",
+        "image",
+        "--vector",
+        &vector.join(","),
+        "-k",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(by_vector["hits"][0]["id"], "ct");
+    assert!(by_vector["hits"][0]["score"].as_f64().unwrap() > 0.99999);
     let out = with_window("none");
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
