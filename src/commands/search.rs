@@ -8,6 +8,7 @@ use clap::Args;
 use medvec_ingest::encode::{EncoderOptions, Runtime, RuntimeOptions};
 use medvec_ingest::models::{self, Modality, QueryEncoder};
 use medvec_query::retrieval::search_shifted;
+use medvec_query::shards::search_shards;
 use medvec_store::{Collection, Hit, SearchParams, Store};
 use serde_json::json;
 use std::path::PathBuf;
@@ -89,6 +90,10 @@ pub struct SearchArgs {
     /// Text output only; `--show ''` shows none.
     #[arg(long, value_name = "FIELD,...")]
     show: Option<String>,
+    /// Another store holding a shard of the same collection (repeatable): each is searched
+    /// and the hits are merged into one top-k (exact with --exact). Not with --shift.
+    #[arg(long = "store", value_name = "STORE")]
+    shards: Vec<PathBuf>,
     /// One JSON object per query: {"query": i, "hits": [{"id": ..., "score": ...}]}.
     #[arg(long)]
     json: bool,
@@ -97,11 +102,12 @@ pub struct SearchArgs {
 pub fn search(args: SearchArgs) -> Result<()> {
     let store = Store::open_read_only(&args.store)?;
     let collection = store.collection(&args.collection)?;
+    let shards = open_shards(&args)?;
     let Queries {
         vectors: queries,
         exclude,
         field: query_field,
-    } = read_queries(&args, &collection)?;
+    } = read_queries(&args, &collection, &shards)?;
     let params = SearchParams {
         k: args.k + usize::from(exclude.is_some()),
         ef: args.ef,
@@ -110,7 +116,16 @@ pub fn search(args: SearchArgs) -> Result<()> {
         offset: None,
     };
     let columns = payload_columns(&collection, args.show.as_deref())?;
-    let results = run_search(&args, &collection, &query_field, &queries, params)?;
+    let results = if shards.is_empty() {
+        run_search(&args, &collection, &query_field, &queries, params)?
+    } else {
+        if args.shift.is_some() || query_field != args.field {
+            bail!("--store: searching several stores does not combine with --shift or --query-modality yet");
+        }
+        let mut all: Vec<&Collection> = vec![&collection];
+        all.extend(shards.iter().map(|c| &**c));
+        search_shards(&all, &args.field, &queries, &params)?
+    };
     for (i, mut hits) in results.into_iter().enumerate() {
         hits.retain(|h| Some(&h.id) != exclude.as_ref());
         hits.truncate(args.k);
@@ -154,6 +169,19 @@ fn run_search(
     )?)
 }
 
+/// The same collection in the other stores given with --store.
+fn open_shards(args: &SearchArgs) -> Result<Vec<std::sync::Arc<Collection>>> {
+    args.shards
+        .iter()
+        .map(|path| {
+            let store = Store::open_read_only(path)?;
+            store
+                .collection(&args.collection)
+                .with_context(|| format!("--store {}", path.display()))
+        })
+        .collect()
+}
+
 /// The one other vector field of a two-field collection.
 fn other_field(collection: &Collection, field: &str) -> Result<String> {
     let schema = collection.schema();
@@ -177,7 +205,11 @@ struct Queries {
     field: String,
 }
 
-fn read_queries(args: &SearchArgs, collection: &Collection) -> Result<Queries> {
+fn read_queries(
+    args: &SearchArgs,
+    collection: &Collection,
+    shards: &[std::sync::Arc<Collection>],
+) -> Result<Queries> {
     let field = args.query_modality.as_ref().unwrap_or(&args.field).clone();
     let plain = |vectors| Queries {
         vectors,
@@ -196,8 +228,9 @@ fn read_queries(args: &SearchArgs, collection: &Collection) -> Result<Queries> {
         return Ok(plain(vec![vector]));
     }
     if let Some(id) = &args.like {
-        let record = collection
-            .get(id)
+        let record = std::iter::once(collection)
+            .chain(shards.iter().map(|c| &**c))
+            .find_map(|c| c.get(id))
             .with_context(|| format!("--like: no record with id `{id}`"))?;
         let vector = record
             .vectors

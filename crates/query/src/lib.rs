@@ -6,6 +6,7 @@
 //! - [`gap`]: the modality-gap report (‖Δ‖, paired cosine, concentration, PCA-2 variances);
 //! - [`pca`], [`plot`]: PCA-2 projection and the SVG charts of a λ sweep;
 //! - [`retrieval`]: same- and cross-modal search under a shift;
+//! - [`shards`]: one collection split over several stores, searched and merged;
 //! - [`heads`]: early, late and kNN fusion heads, their training, metrics and splits;
 //! - [`training`]: heads trained on and saved in a collection, with λ chosen on validation;
 //! - [`saved`]: the saved-head file (MLP weights, or a kNN's training ids);
@@ -20,6 +21,7 @@ pub mod pca;
 pub mod plot;
 pub mod retrieval;
 pub mod saved;
+pub mod shards;
 pub mod training;
 
 pub use alignment::Alignment;
