@@ -91,7 +91,7 @@ pub fn stats(args: StatsArgs) -> Result<()> {
         None => store.stats()?,
     };
     if args.json {
-        let collections: Vec<_> = stats.iter().map(stats_json).collect();
+        let collections: Vec<_> = stats.iter().map(medvec_query::jobs::stats_json).collect();
         print_json(&json!({ "collections": collections }));
     } else {
         for s in &stats {
@@ -108,19 +108,6 @@ pub fn stats(args: StatsArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn stats_json(s: &CollectionStats) -> serde_json::Value {
-    json!({
-        "name": s.name,
-        "count": s.count,
-        "segments": s.segments,
-        "unflushed": s.unflushed,
-        "deleted_rows": s.deleted_rows,
-        "disk_bytes": s.disk_bytes,
-        "generation": s.generation,
-        "schema": s.schema,
-    })
 }
 
 /// Check every checksum of every file; exits non-zero on any fault.

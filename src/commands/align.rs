@@ -1,12 +1,10 @@
 //! gap, and the alignment options shared with search.
 
 use super::print_json;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use medvec_query::gap::{gap_report, GapReport};
-use medvec_query::Alignment;
-use medvec_store::{Collection, Filter, Store};
-use serde_json::json;
+use medvec_query::gap::GapReport;
+use medvec_store::{Collection, Store};
 use std::path::PathBuf;
 
 /// How Δ is fitted: on the whole collection (running sums, no scan) or on a filtered subset.
@@ -17,34 +15,15 @@ pub struct FitArgs {
     pub fit_filter: Option<String>,
 }
 
-impl FitArgs {
-    pub fn fit(&self, collection: &Collection, a_field: &str, b_field: &str) -> Result<Alignment> {
-        Ok(match &self.fit_filter {
-            Some(text) => {
-                let filter = Filter::parse(text).context("--fit-filter")?;
-                Alignment::fit_where(collection, a_field, b_field, &filter)?
-            }
-            None => Alignment::fit(collection, a_field, b_field)?,
-        })
-    }
-}
-
-/// The pair of fields: given explicitly as A,B, or the collection's two vector fields.
+/// The pair of fields: given as `--fields A,B`, or the collection's two vector fields.
 pub fn field_pair(collection: &Collection, fields: Option<&str>) -> Result<(String, String)> {
-    if let Some(text) = fields {
-        let (a, b) = text
-            .split_once(',')
-            .context("--fields: expected IMAGE_FIELD,TEXT_FIELD")?;
-        return Ok((a.trim().to_string(), b.trim().to_string()));
-    }
-    let schema = collection.schema();
-    match schema.vectors.as_slice() {
-        [a, b] => Ok((a.name.clone(), b.name.clone())),
-        _ => bail!(
-            "the collection has {} vector fields; name the pair with --fields IMAGE,TEXT",
-            schema.vectors.len()
-        ),
-    }
+    let pair = fields
+        .map(|text| {
+            text.split_once(',')
+                .context("--fields: expected IMAGE_FIELD,TEXT_FIELD")
+        })
+        .transpose()?;
+    Ok(medvec_query::jobs::field_pair(collection, pair)?)
 }
 
 /// Report the modality gap between two vector fields (the paper's diagnostics).
@@ -73,38 +52,15 @@ pub fn gap(args: GapArgs) -> Result<()> {
     let collection = store.collection(&args.collection)?;
     let (a, b) = field_pair(&collection, args.fields.as_deref())?;
     let filter = super::parse_filter(args.filter.as_deref(), "--filter")?;
-    let fit = FitArgs {
-        fit_filter: args.filter.clone(),
-    };
-    let mut reports = vec![gap_report(&collection, &a, &b, filter.as_ref(), None)?];
-    if let Some(lambda) = args.shift {
-        let alignment = fit.fit(&collection, &a, &b)?;
-        reports.push(gap_report(
-            &collection,
-            &a,
-            &b,
-            filter.as_ref(),
-            Some((&alignment, lambda)),
-        )?);
-    }
+    let reports = medvec_query::jobs::gap(&collection, (&a, &b), filter.as_ref(), args.shift)?;
     for report in &reports {
         if args.json {
-            print_json(&report_json(report));
+            print_json(&medvec_query::jobs::gap_json(report));
         } else {
             print_report(report);
         }
     }
     Ok(())
-}
-
-fn report_json(r: &GapReport) -> serde_json::Value {
-    json!({
-        "fields": [r.a_field, r.b_field], "lambda": r.lambda,
-        "count": [r.count_a, r.count_b], "pairs": r.pairs,
-        "delta_norm": r.delta_norm, "mean_paired_cosine": r.mean_paired_cosine,
-        "resultant_length": [r.resultant_length_a, r.resultant_length_b],
-        "pca2_variance": [r.pca_variance_a, r.pca_variance_b],
-    })
 }
 
 fn print_report(r: &GapReport) {

@@ -8,12 +8,14 @@ use medvec_ingest::encode::{Runtime, RuntimeOptions};
 use medvec_ingest::models::QueryEncoder;
 use medvec_ingest::npy::NpyReader;
 use medvec_query::heads::metrics::ClassificationReport;
-use medvec_query::heads::{
-    HeadSpec, KnnConfig, KnnView, KnnWeighting, SplitFractions, TrainConfig,
+use medvec_query::heads::{KnnConfig, KnnView, KnnWeighting, SplitFractions};
+use medvec_query::jobs::{
+    auto_lambdas, classification_json, evaluate, lambda_grid, trained_json, HeadChoice,
+    TrainSettings,
 };
 use medvec_query::training::{
-    classify, classify_vectors, train_head_with, train_knn_head, HeadMeta, LambdaProgress,
-    LambdaResult, Prediction, SavedHead, SplitSource, TrainRequest,
+    classify, classify_vectors, HeadMeta, LambdaProgress, LambdaResult, Prediction, SavedHead,
+    SplitSource,
 };
 use medvec_store::{Collection, Store};
 use serde_json::json;
@@ -71,62 +73,52 @@ struct TrainOptions {
 }
 
 impl TrainOptions {
-    fn request(
-        &self,
-        collection: &medvec_store::Collection,
-        lambdas: Vec<f32>,
-    ) -> Result<TrainRequest> {
-        let (image, text) = super::align::field_pair(collection, self.fields.as_deref())?;
-        let spec = match self.head {
-            // A kNN has no network; its request carries the early spec unused.
-            HeadKind::Early | HeadKind::Knn => HeadSpec::early(),
-            HeadKind::Late => HeadSpec::late(),
-        }
-        .with_dropout(self.dropout);
+    /// The library's settings for these flags.
+    fn settings(&self) -> Result<TrainSettings> {
+        let fields = match self.fields.as_deref() {
+            Some(text) => {
+                let (a, b) = text
+                    .split_once(',')
+                    .context("--fields: expected IMAGE_FIELD,TEXT_FIELD")?;
+                Some((a.to_string(), b.to_string()))
+            }
+            None => None,
+        };
+        let head = match self.head {
+            HeadKind::Early => HeadChoice::Early,
+            HeadKind::Late => HeadChoice::Late,
+            HeadKind::Knn => HeadChoice::Knn(KnnConfig {
+                k: self.k,
+                weighting: match self.knn_weighting {
+                    Weighting::Uniform => KnnWeighting::Uniform,
+                    Weighting::Distance => KnnWeighting::Distance,
+                },
+                view: KnnView::Both,
+            }),
+        };
         let split = match &self.split_column {
             Some(column) => SplitSource::Column(column.clone()),
             None => SplitSource::Fractions(parse_fractions(&self.split)?, self.seed),
         };
-        let config = TrainConfig {
-            max_epochs: self.epochs,
-            seed: self.seed,
-            ..TrainConfig::default()
-        };
-        Ok(TrainRequest {
-            spec,
-            label_field: self.label.clone(),
-            image_field: image,
-            text_field: text,
+        Ok(TrainSettings {
+            head,
+            label: self.label.clone(),
+            fields,
             split,
-            lambdas,
-            config,
+            max_epochs: self.epochs,
+            dropout: self.dropout,
+            seed: self.seed,
         })
     }
 
     /// Trains the chosen kind of head, showing the λ being trained on a terminal.
     fn train(&self, collection: &Collection, lambdas: Vec<f32>) -> Result<SavedHead> {
-        let request = self.request(collection, lambdas)?;
-        let bar = lambda_bar(request.lambdas.len());
+        let bar = lambda_bar(lambdas.len());
         let mut progress = |p: LambdaProgress| {
             bar.set_position(p.index as u64);
             bar.set_message(format!("training λ = {}", p.lambda));
         };
-        let saved = match self.head {
-            HeadKind::Knn => {
-                let knn = KnnConfig {
-                    k: self.k,
-                    weighting: match self.knn_weighting {
-                        Weighting::Uniform => KnnWeighting::Uniform,
-                        Weighting::Distance => KnnWeighting::Distance,
-                    },
-                    view: KnnView::Both,
-                };
-                train_knn_head(collection, &request, knn, &mut progress)?
-            }
-            HeadKind::Early | HeadKind::Late => {
-                train_head_with(collection, &request, &mut progress)?
-            }
-        };
+        let saved = self.settings()?.train(collection, lambdas, &mut progress)?;
         bar.finish_and_clear();
         Ok(saved)
     }
@@ -162,17 +154,6 @@ fn parse_fractions(text: &str) -> Result<SplitFractions> {
     })
 }
 
-/// λ grid from, to, step (inclusive), rounded to avoid 0.30000000000000004.
-fn grid(from: f32, to: f32, step: f32) -> Result<Vec<f32>> {
-    if step <= 0.0 || to < from {
-        bail!("λ grid: need --from <= --to and a positive --step");
-    }
-    let n = ((to - from) / step + 1e-4).floor() as usize;
-    Ok((0..=n)
-        .map(|i| ((from + i as f32 * step) * 1000.0).round() / 1000.0)
-        .collect())
-}
-
 /// Train an early, late or kNN head on stored vectors and save it in the collection.
 #[derive(Debug, Args)]
 #[command(
@@ -195,7 +176,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let store = Store::open(&args.options.store)?;
     let collection = store.collection(&args.options.collection)?;
     let lambdas = match args.shift.as_str() {
-        "auto" => grid(-1.0, 1.0, 0.1)?,
+        "auto" => auto_lambdas(),
         text => vec![text.parse::<f32>().context("--shift: a number or `auto`")?],
     };
     let saved = args.options.train(&collection, lambdas)?;
@@ -203,10 +184,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let classes = &saved.meta.classes;
     let test = saved.test_report.as_ref();
     if args.json {
-        let test = test.map(|r| report_json(saved.meta.rows[2], r, classes));
-        print_json(
-            &json!({"name": args.name, "meta": saved.meta, "curve": saved.curve, "test_report": test}),
-        );
+        print_json(&trained_json(&args.name, &saved));
     } else {
         print_summary(&args.name, &saved.meta);
         if let Some(report) = test {
@@ -215,21 +193,6 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Every metric of a report as JSON (the shape `medvec eval --json` prints).
-fn report_json(
-    rows: usize,
-    report: &ClassificationReport,
-    classes: &[String],
-) -> serde_json::Value {
-    json!({
-        "rows": rows, "accuracy": report.accuracy, "macro_f1": report.macro_f1,
-        "balanced_accuracy": report.balanced_accuracy, "classes": classes,
-        "precision": report.per_class.precision, "recall": report.per_class.recall, "f1": report.per_class.f1,
-        "support": report.per_class.support,
-        "confusion": report.confusion.counts.outer_iter().map(|row| row.to_vec()).collect::<Vec<_>>(),
-    })
 }
 
 /// The report as text: headline metrics, per-class table, confusion matrix (rows: truth).
@@ -323,7 +286,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     let collection = store.collection(&args.options.collection)?;
     let saved = args
         .options
-        .train(&collection, grid(args.from, args.to, args.step)?)?;
+        .train(&collection, lambda_grid(args.from, args.to, args.step)?)?;
     if let Some(path) = &args.plot {
         write_plots(&collection, &args.options, &saved, path)?;
     }
@@ -364,7 +327,7 @@ fn write_plots(
 ) -> Result<()> {
     let chart = medvec_query::plot::sweep_chart_svg(&saved.curve, saved.meta.lambda)?;
     std::fs::write(path, chart).with_context(|| format!("{}", path.display()))?;
-    let request = options.request(collection, Vec::new())?;
+    let request = options.settings()?.request(collection, Vec::new())?;
     let scatter = medvec_query::training::shift_scatter(
         collection,
         &request,
@@ -659,30 +622,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let collection = store.collection(&args.collection)?;
     let saved = SavedHead::load(&collection, &args.head)?;
     let filter = super::parse_filter(args.filter.as_deref(), "--filter")?;
+    let (rows, report) = evaluate(&collection, &saved, filter.as_ref())?;
     let classes = &saved.meta.classes;
-    let (mut truth, mut predicted) = (Vec::new(), Vec::new());
-    classify(&collection, &saved, filter.as_ref(), 4096, |p| {
-        if let Some(label) = p
-            .truth
-            .as_ref()
-            .and_then(|t| classes.iter().position(|c| c == t))
-        {
-            truth.push(label);
-            predicted.push(classes.iter().position(|c| *c == p.class).unwrap_or(0));
-        }
-        Ok(())
-    })?;
-    if truth.is_empty() {
-        bail!(
-            "no records with a known `{}` label matched",
-            saved.meta.label_field
-        );
-    }
-    let report = ClassificationReport::new(&truth, &predicted)?;
     if args.json {
-        print_json(&report_json(truth.len(), &report, classes));
+        print_json(&classification_json(rows, &report, classes));
     } else {
-        print_report(truth.len(), &report, classes);
+        print_report(rows, &report, classes);
     }
     Ok(())
 }

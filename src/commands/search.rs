@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use medvec_ingest::encode::{EncoderOptions, Runtime, RuntimeOptions};
 use medvec_ingest::models::{self, Modality, QueryEncoder};
-use medvec_query::retrieval::search_shifted;
+use medvec_query::jobs::ShiftOptions;
 use medvec_query::shards::search_shards;
 use medvec_store::{Collection, Hit, SearchParams, Store};
 use serde_json::json;
@@ -148,24 +148,19 @@ fn run_search(
     queries: &[Vec<f32>],
     params: SearchParams,
 ) -> Result<Vec<Vec<Hit>>> {
-    if args.shift.is_none() && query_field == args.field {
-        return Ok(collection.search_batch(&args.field, queries, &params)?);
-    }
-    let lambda = args.shift.unwrap_or(0.0);
-    let other = match (&args.pair, query_field != args.field) {
-        (Some(pair), _) => pair.clone(),
-        (None, true) => query_field.to_string(),
-        (None, false) => other_field(collection, &args.field)?,
+    let fit_filter = super::parse_filter(args.fit.fit_filter.as_deref(), "--fit-filter")?;
+    let shift = ShiftOptions {
+        lambda: args.shift.unwrap_or(0.0),
+        query_field,
+        pair: args.pair.as_deref(),
+        fit_filter: fit_filter.as_ref(),
     };
-    let alignment = args.fit.fit(collection, &args.field, &other)?;
-    Ok(search_shifted(
+    Ok(medvec_query::jobs::search(
         collection,
         &args.field,
-        query_field,
         queries,
-        &alignment,
-        lambda,
         params,
+        &shift,
     )?)
 }
 
@@ -180,21 +175,6 @@ fn open_shards(args: &SearchArgs) -> Result<Vec<std::sync::Arc<Collection>>> {
                 .with_context(|| format!("--store {}", path.display()))
         })
         .collect()
-}
-
-/// The one other vector field of a two-field collection.
-fn other_field(collection: &Collection, field: &str) -> Result<String> {
-    let schema = collection.schema();
-    let others: Vec<&str> = schema
-        .vectors
-        .iter()
-        .map(|f| f.name.as_str())
-        .filter(|n| *n != field)
-        .collect();
-    match others.as_slice() {
-        [one] => Ok(one.to_string()),
-        _ => bail!("--shift needs the other field of the pair: add --pair FIELD"),
-    }
 }
 
 /// The query vectors, the record to leave out of the hits (--like), and the field whose kind of

@@ -4,10 +4,9 @@
 
 use crate::convert::{json_to_py, rows, value, value_to_py};
 use crate::errors::{Context, Failure, Result};
-use crate::store::{stats_json, Shared};
-use medvec_query::retrieval::search_shifted;
-use medvec_query::Alignment;
-use medvec_store::{Collection, Filter, Hit, Record, SearchParams, VerifyReport};
+use crate::store::Shared;
+use medvec_query::jobs::{self, ShiftOptions};
+use medvec_store::{Collection, Filter, Hit, Record, SearchParams, Value, VerifyReport};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2};
 use pyo3::prelude::*;
@@ -28,8 +27,13 @@ impl NativeCollection {
         NativeCollection { shared, name }
     }
 
+    /// The open collection (the store's cached handle), for a call that spans several stores.
+    fn handle(&self) -> Result<Arc<Collection>> {
+        self.shared.with(|store| Ok(store.collection(&self.name)?))
+    }
+
     /// Runs `f` on the open collection (the store's cached handle).
-    fn with<T>(&self, f: impl FnOnce(&Collection) -> Result<T>) -> Result<T> {
+    pub fn with<T>(&self, f: impl FnOnce(&Collection) -> Result<T>) -> Result<T> {
         self.shared
             .with(|store| f(store.collection(&self.name)?.as_ref()))
     }
@@ -54,7 +58,7 @@ impl NativeCollection {
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let stats = py.detach(|| self.with(|c| Ok(c.stats())))?;
-        json_to_py(py, &stats_json(&stats))
+        json_to_py(py, &jobs::stats_json(&stats))
     }
 
     /// Upserts one all-or-nothing batch: `vectors` maps fields to arrays with one row per id,
@@ -201,77 +205,30 @@ impl NativeCollection {
             filter,
             offset: None,
         };
-        let request = Shifted {
+        let shift = ShiftOptions {
             lambda: shift,
             query_field: &query_field,
             pair: pair.as_deref(),
             fit_filter: fit_filter.as_ref(),
         };
-        let results =
-            py.detach(|| self.with(|c| run_search(c, &field, &queries, params, &request)))?;
-        let (ids, scores) = pad(results, k);
-        let scores = Array2::from_shape_vec((queries.len(), k), scores)
-            .expect("padded to queries × k")
-            .into_pyarray(py);
-        Ok((ids, scores))
+        let results = py.detach(|| {
+            self.with(|c| Ok(jobs::search(c, &field, &queries, params, &shift)?))
+        })?;
+        Ok(padded(py, results, k))
     }
-}
 
-/// The shift options of a search (`--shift`, `--query-modality`, `--pair`, `--fit-filter`).
-struct Shifted<'a> {
-    lambda: f32,
-    query_field: &'a str,
-    pair: Option<&'a str>,
-    fit_filter: Option<&'a Filter>,
-}
-
-/// What `medvec search` runs: a plain batch search, or with a shift or a query of another
-/// modality, Δ fitted on the pair (`Alignment::fit`, or `fit_where` on `fit_filter`) and
-/// `search_shifted` with λ.
-fn run_search(
-    collection: &Collection,
-    field: &str,
-    queries: &[Vec<f32>],
-    params: SearchParams,
-    shifted: &Shifted<'_>,
-) -> Result<Vec<Vec<Hit>>> {
-    if shifted.lambda == 0.0 && shifted.query_field == field {
-        return Ok(collection.search_batch(field, queries, &params)?);
-    }
-    let other = match (shifted.pair, shifted.query_field != field) {
-        (Some(pair), _) => pair.to_string(),
-        (None, true) => shifted.query_field.to_string(),
-        (None, false) => other_field(collection, field)?,
-    };
-    let alignment = match shifted.fit_filter {
-        Some(filter) => Alignment::fit_where(collection, field, &other, filter),
-        None => Alignment::fit(collection, field, &other),
-    }?;
-    Ok(search_shifted(
-        collection,
-        field,
-        shifted.query_field,
-        queries,
-        &alignment,
-        shifted.lambda,
-        params,
-    )?)
-}
-
-/// The one other vector field of a two-field collection.
-fn other_field(collection: &Collection, field: &str) -> Result<String> {
-    let schema = collection.schema();
-    let others: Vec<&str> = schema
-        .vectors
-        .iter()
-        .map(|f| f.name.as_str())
-        .filter(|n| *n != field)
-        .collect();
-    match others.as_slice() {
-        [one] => Ok(one.to_string()),
-        _ => Err(Failure::invalid(
-            "shift needs the other field of the pair: add pair=FIELD",
-        )),
+    /// Every live record as columns, for `to_arrow`: ids, payload values per field (lists, `None`
+    /// when missing) and one float32 matrix per vector field (rows × dim, NaN rows where a record
+    /// lacks the field).
+    #[pyo3(signature = (vector_fields = None, payload_fields = None))]
+    fn columns<'py>(
+        &self,
+        py: Python<'py>,
+        vector_fields: Option<Vec<String>>,
+        payload_fields: Option<Vec<String>>,
+    ) -> PyResult<ColumnsOut<'py>> {
+        let table = py.detach(|| self.with(|c| table(c, vector_fields, payload_fields)))?;
+        columns_to_py(py, table)
     }
 }
 
@@ -313,4 +270,128 @@ fn record_to_py(py: Python<'_>, record: Record, with_vectors: bool) -> PyResult<
 /// A verify report with the keys of `medvec verify --json`.
 pub fn verify_json(r: &VerifyReport) -> serde_json::Value {
     json!({"files_checked": r.files_checked, "wal_batches": r.wal_batches, "wal_tail_discarded": r.wal_tail_discarded})
+}
+
+/// Padded hits as Python sees them: row-major ids and a float32 (queries × k) score matrix.
+pub fn padded(py: Python<'_>, results: Vec<Vec<Hit>>, k: usize) -> (Vec<String>, Bound<'_, PyArray2<f32>>) {
+    let queries = results.len();
+    let (ids, scores) = pad(results, k);
+    let scores = Array2::from_shape_vec((queries, k), scores)
+        .expect("padded to queries × k")
+        .into_pyarray(py);
+    (ids, scores)
+}
+
+/// A collection read into columns (see `NativeCollection::columns`).
+struct Table {
+    ids: Vec<String>,
+    payload: Vec<(String, Vec<Value>)>,
+    vectors: Vec<(String, usize, Vec<f32>)>,
+}
+
+type ColumnsOut<'py> = (
+    Vec<String>,
+    Bound<'py, PyDict>,
+    Bound<'py, PyDict>,
+);
+
+fn table(
+    collection: &Collection,
+    vector_fields: Option<Vec<String>>,
+    payload_fields: Option<Vec<String>>,
+) -> Result<Table> {
+    let schema = collection.schema();
+    let vector_fields = vector_fields
+        .unwrap_or_else(|| schema.vectors.iter().map(|f| f.name.clone()).collect());
+    let payload_fields = payload_fields
+        .unwrap_or_else(|| schema.payload.iter().map(|f| f.name.clone()).collect());
+    let mut vectors = Vec::with_capacity(vector_fields.len());
+    for name in vector_fields {
+        let dim = schema.vector_field(&name).context("fields")?.dim;
+        vectors.push((name, dim, Vec::with_capacity(collection.len() * dim)));
+    }
+    let mut payload = Vec::with_capacity(payload_fields.len());
+    for name in payload_fields {
+        if schema.payload_index(&name).is_none() {
+            return Err(Failure::invalid(format!("fields: no field `{name}`")));
+        }
+        payload.push((name, Vec::with_capacity(collection.len())));
+    }
+    let mut ids = Vec::with_capacity(collection.len());
+    collection.scan(|record| {
+        for (name, dim, column) in &mut vectors {
+            match record.vectors.get(name.as_str()) {
+                Some(v) => column.extend_from_slice(v),
+                None => column.extend(std::iter::repeat_n(f32::NAN, *dim)),
+            }
+        }
+        for (name, column) in &mut payload {
+            column.push(record.payload.get(name.as_str()).cloned().unwrap_or(Value::Null));
+        }
+        ids.push(record.id);
+        Ok(())
+    })?;
+    Ok(Table {
+        ids,
+        payload,
+        vectors,
+    })
+}
+
+fn columns_to_py(py: Python<'_>, table: Table) -> PyResult<ColumnsOut<'_>> {
+    let rows = table.ids.len();
+    let payload = PyDict::new(py);
+    for (name, column) in &table.payload {
+        let values = column
+            .iter()
+            .map(|v| value_to_py(py, v))
+            .collect::<PyResult<Vec<_>>>()?;
+        payload.set_item(name, PyList::new(py, values)?)?;
+    }
+    let vectors = PyDict::new(py);
+    for (name, dim, column) in table.vectors {
+        let matrix = Array2::from_shape_vec((rows, dim), column)
+            .expect("one row per record")
+            .into_pyarray(py);
+        vectors.set_item(name, matrix)?;
+    }
+    Ok((table.ids, payload, vectors))
+}
+
+/// `medvec search STORE COLL --store B ...`: the same field searched in every shard and each
+/// query's hits merged into one top-k (exact with `exact`; equal to one collection's).
+#[pyfunction]
+#[pyo3(signature = (shards, field, queries, k = 10, filter = None, ef = None, exact = false))]
+#[allow(clippy::too_many_arguments)]
+pub fn search_shards<'py>(
+    py: Python<'py>,
+    shards: Vec<PyRef<'py, NativeCollection>>,
+    field: String,
+    queries: &Bound<'py, PyAny>,
+    k: usize,
+    filter: Option<String>,
+    ef: Option<usize>,
+    exact: bool,
+) -> PyResult<(Vec<String>, Bound<'py, PyArray2<f32>>)> {
+    let handles = shards
+        .iter()
+        .map(|s| s.handle())
+        .collect::<Result<Vec<_>>>()?;
+    let first = handles
+        .first()
+        .ok_or_else(|| Failure::invalid("shards: no collection to search"))?;
+    let dim = first.schema().vector_field(&field).map_err(Failure::from)?.dim;
+    let queries = rows("queries", queries, &field, dim)?;
+    let params = SearchParams {
+        k,
+        ef,
+        exact,
+        filter: filter.as_deref().map(Filter::parse).transpose().context("filter")?,
+        offset: None,
+    };
+    let results = py.detach(|| {
+        let all: Vec<&Collection> = handles.iter().map(|c| &**c).collect();
+        medvec_query::shards::search_shards(&all, &field, &queries, &params).map_err(Failure::from)
+    })?;
+    Ok(padded(py, results, k))
 }

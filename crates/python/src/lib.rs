@@ -6,6 +6,7 @@
 mod collection;
 mod convert;
 mod errors;
+mod heads;
 mod store;
 
 use pyo3::prelude::*;
@@ -27,7 +28,11 @@ fn is_verbose() -> bool {
 #[pymodule]
 mod _medvec {
     #[pymodule_export]
-    use super::collection::NativeCollection;
+    use super::collection::{search_shards, NativeCollection};
+    #[pymodule_export]
+    use super::heads::{
+        classify_new, classify_stored, evaluate, gap, head_meta, heads, sweep, train,
+    };
     #[pymodule_export]
     use super::store::{open_store, NativeStore};
     #[pymodule_export]

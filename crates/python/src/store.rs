@@ -4,10 +4,9 @@
 use crate::collection::NativeCollection;
 use crate::convert::json_to_py;
 use crate::errors::{Failure, Result};
-use medvec_store::{CollectionStats, GraphBuilder, PayloadField, Schema, Store, VectorField};
+use medvec_store::{GraphBuilder, PayloadField, Schema, Store, VectorField};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use serde_json::json;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -141,7 +140,7 @@ impl NativeStore {
         let stats = py.detach(|| self.shared.with(|store| Ok(store.stats()?)))?;
         let items = stats
             .iter()
-            .map(|s| json_to_py(py, &stats_json(s)))
+            .map(|s| json_to_py(py, &medvec_query::jobs::stats_json(s)))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
     }
@@ -177,18 +176,4 @@ impl NativeStore {
             .unwrap_or_else(|p| p.into_inner())
             .is_none()
     }
-}
-
-/// One collection's stats, with the keys of `medvec stats --json`.
-pub fn stats_json(s: &CollectionStats) -> serde_json::Value {
-    json!({
-        "name": s.name,
-        "count": s.count,
-        "segments": s.segments,
-        "unflushed": s.unflushed,
-        "deleted_rows": s.deleted_rows,
-        "disk_bytes": s.disk_bytes,
-        "generation": s.generation,
-        "schema": s.schema,
-    })
 }

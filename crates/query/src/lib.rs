@@ -10,13 +10,16 @@
 //! - [`heads`]: early, late and kNN fusion heads, their training, metrics and splits;
 //! - [`training`]: heads trained on and saved in a collection, with λ chosen on validation;
 //! - [`saved`]: the saved-head file (MLP weights, or a kNN's training ids);
-//! - [`classify`]: saved heads applied to stored records or to new in-memory vectors.
+//! - [`classify`]: saved heads applied to stored records or to new in-memory vectors;
+//! - [`jobs`]: the jobs the CLI and the Python bindings share (search with a shift, train and
+//!   sweep settings, evaluation) and the JSON shapes of their reports.
 
 pub mod alignment;
 pub mod classify;
 pub mod error;
 pub mod gap;
 pub mod heads;
+pub mod jobs;
 pub mod pca;
 pub mod plot;
 pub mod retrieval;

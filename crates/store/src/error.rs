@@ -51,8 +51,16 @@ pub enum StoreError {
     InvalidQuery(String),
     #[error("{0}; not repairable (only HNSW graphs can be rebuilt, from their columns): nothing was changed, restore the collection from a backup")]
     NotRepairable(Box<StoreError>),
+    // Not `#[from]`: that would also make the filter error the source, and a chain printer
+    // (anyhow's `{:#}`, the CLI's one line) would then print its message twice.
     #[error("filter: {0}")]
-    Filter(#[from] crate::filter::FilterError),
+    Filter(crate::filter::FilterError),
+}
+
+impl From<crate::filter::FilterError> for StoreError {
+    fn from(error: crate::filter::FilterError) -> StoreError {
+        StoreError::Filter(error)
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,376 @@
+"""The collection handle: records in and out, search, tables, the gap and fusion heads."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _medvec
+from ._errors import InvalidInput
+from ._results import SearchResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+    import pyarrow
+
+    from ._store import Store
+
+Shift = Union[float, str, Sequence[float]]
+
+
+def _ids(ids: Any, arg: str = "ids") -> list[str]:
+    if isinstance(ids, str):
+        return [ids]
+    try:
+        out = [i if isinstance(i, str) else str(i) for i in ids]
+    except TypeError:
+        raise InvalidInput(f"{arg}: expected a list of str, got {type(ids).__name__}") from None
+    return out
+
+
+def _payload_columns(payload: Any, rows: int) -> dict[str, list]:
+    """Payload as one list per field: from a pandas DataFrame, a pyarrow Table or a dict of
+    sequences (numpy arrays, lists, pandas Series)."""
+    if payload is None:
+        return {}
+    if hasattr(payload, "to_pydict") and hasattr(payload, "schema"):  # pyarrow.Table
+        return {k: list(v) for k, v in payload.to_pydict().items()}
+    if hasattr(payload, "columns") and hasattr(payload, "to_dict"):  # pandas.DataFrame
+        return {str(c): payload[c].tolist() for c in payload.columns}
+    if isinstance(payload, Mapping):
+        out = {}
+        for name, column in payload.items():
+            if hasattr(column, "tolist"):
+                column = column.tolist()
+            elif isinstance(column, (str, bytes)) or not isinstance(column, Iterable):
+                raise InvalidInput(f"payload[{name!r}]: expected one value per id, got {type(column).__name__}")
+            out[str(name)] = list(column)
+        return out
+    raise InvalidInput(f"payload: expected a pandas DataFrame, a pyarrow Table or a dict, got {type(payload).__name__}")
+
+
+def _matrix(column: Any) -> np.ndarray:
+    """Vectors given as a 2-d array, or as a sequence of 1-d arrays (a DataFrame column)."""
+    if isinstance(column, np.ndarray) and column.dtype != object:
+        return column
+    if hasattr(column, "to_numpy"):
+        column = column.to_numpy()
+    return np.stack([np.asarray(v, dtype=np.float32) for v in column]) if len(column) else np.zeros((0, 0), np.float32)
+
+
+class Collection:
+    """A collection of records: vector fields, payload fields and saved heads."""
+
+    def __init__(self, native: Any, store: "Store"):
+        self._native = native
+        self._store = store
+
+    @property
+    def name(self) -> str:
+        return self._native.name
+
+    @property
+    def store(self) -> "Store":
+        return self._store
+
+    @property
+    def schema(self) -> dict:
+        """``{"vectors": [{"name", "dim", "metric", "hnsw"}], "payload": [{"name", "type"}]}``."""
+        return self._native.schema()
+
+    def __len__(self) -> int:
+        return self._native.__len__()
+
+    def __repr__(self) -> str:
+        return f"medvec.Collection({self.name!r}, {len(self)} records)"
+
+    def stats(self) -> dict:
+        """The collection's counts, as ``medvec stats --json`` shows them."""
+        return self._native.stats()
+
+    # --- records -------------------------------------------------------------------------
+
+    def upsert(self, ids: Sequence[str], vectors: Mapping[str, np.ndarray] | None = None, payload: Any = None) -> None:
+        """Inserts or replaces records, all or nothing (one WAL batch).
+
+        ``vectors`` maps vector fields to float32/float64 arrays with one row per id (C or
+        Fortran order); ``payload`` is a pandas DataFrame, a pyarrow Table or a dict of columns,
+        one value per id (``None``/NaN for a missing value). A wrong dimension, a NaN vector or
+        a value of the wrong type raises ``InvalidInput`` naming the argument, and nothing is
+        stored.
+
+        >>> import medvec, numpy as np, tempfile
+        >>> c = medvec.open(tempfile.mkdtemp() + "/s").create_collection(
+        ...     "c", vectors={"image": 3}, payload={"dx": str, "age": int})
+        >>> c.upsert(["a", "b"], vectors={"image": np.ones((2, 3))},
+        ...          payload={"dx": ["nv", "mel"], "age": [40, None]})
+        >>> len(c)
+        2
+        """
+        ids = _ids(ids)
+        columns = _payload_columns(payload, len(ids))
+        self._native.upsert(ids, dict(vectors or {}), columns)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Deletes records by id; returns how many existed."""
+        return self._native.delete(_ids(ids))
+
+    def get(self, ids: Union[str, Sequence[str]], with_vectors: bool = True) -> Any:
+        """The records with these ids, in order: ``{"id", "payload", "vectors"}`` each (vectors
+        as float32 arrays), ``None`` for an id with no record. One id gives one record."""
+        records = self._native.get(_ids(ids), with_vectors)
+        return records[0] if isinstance(ids, str) else records
+
+    def flush(self) -> None:
+        """Writes the buffered records to a segment."""
+        self._native.flush()
+
+    def compact(self) -> dict:
+        """Rewrites the segments into one, dropping deleted rows (``medvec compact``)."""
+        return self._native.compact()
+
+    def verify(self) -> dict:
+        """Checks every file's checksum (``medvec verify``); raises ``CorruptFile`` if one fails."""
+        return self._native.verify()
+
+    # --- search --------------------------------------------------------------------------
+
+    def search(
+        self,
+        field: str,
+        queries: np.ndarray,
+        k: int = 10,
+        filter: str | None = None,
+        ef: int | None = None,
+        exact: bool = False,
+        shift: float = 0.0,
+        query_modality: str | None = None,
+        *,
+        pair: str | None = None,
+        fit_filter: str | None = None,
+    ) -> SearchResult:
+        """Nearest neighbours of each query in ``field`` (``medvec search``).
+
+        ``queries`` is one vector (1-d) or one per row (2-d), float32 or float64. ``filter`` is
+        the CLI's filter language (``'dx = "mel" and age >= 50'``). ``shift`` is λ of the
+        alignment shift, applied at read time with Δ fitted on the pair (the collection's other
+        field, ``pair``, or ``query_modality``) over all records or those matching
+        ``fit_filter``; ``query_modality`` names the field the queries are vectors of (text
+        queries searching images). Returns a :class:`SearchResult` of shape ``(n_queries, k)``.
+
+        >>> import medvec, numpy as np, tempfile
+        >>> c = medvec.open(tempfile.mkdtemp() + "/s").create_collection("c", vectors={"v": 2})
+        >>> c.upsert(["x", "y"], vectors={"v": np.array([[1.0, 0.0], [0.0, 1.0]])})
+        >>> ids, scores = c.search("v", np.array([0.9, 0.1]), k=2)
+        >>> ids.tolist(), scores.shape
+        ([['x', 'y']], (1, 2))
+        """
+        if k < 1:
+            raise InvalidInput("k: must be at least 1")
+        ids, scores = self._native.search(field, queries, k, filter, ef, exact, float(shift), query_modality, pair, fit_filter)
+        return SearchResult(ids, scores, self)
+
+    # --- tables --------------------------------------------------------------------------
+
+    def _split_fields(self, fields: Sequence[str] | None) -> Tuple[list | None, list | None]:
+        if fields is None:
+            return None, None
+        schema = self.schema
+        vector_names = {f["name"] for f in schema["vectors"]}
+        vectors = [f for f in fields if f in vector_names]
+        payload = [f for f in fields if f not in vector_names]
+        return vectors, payload
+
+    def to_arrow(self, fields: Sequence[str] | None = None) -> "pyarrow.Table":
+        """The live records as an Arrow table: ``id``, the payload fields (typed) and the vector
+        fields as ``FixedSizeList<float32>`` (null where a record lacks the field). ``fields``
+        picks the columns (default all).
+
+        The vectors are read once from the mapped segments into one contiguous float32 buffer
+        per field, which Arrow then wraps without a copy.
+        """
+        import pyarrow as pa
+
+        vector_fields, payload_fields = self._split_fields(fields)
+        ids, payload, vectors = self._native.columns(vector_fields, payload_fields)
+        types = {f["name"]: f["type"] for f in self.schema["payload"]}
+        arrow_types = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+        columns = {"id": pa.array(ids, type=pa.string())}
+        for name, values in payload.items():
+            columns[name] = pa.array(values, type=arrow_types[types[name]])
+        for name, matrix in vectors.items():
+            columns[name] = _fixed_size_list(pa, matrix)
+        order = ["id"] + (list(fields) if fields is not None else list(payload) + list(vectors))
+        return pa.table({name: columns[name] for name in order})
+
+    def to_pandas(self, fields: Sequence[str] | None = None) -> "pandas.DataFrame":
+        """The live records as a DataFrame: ``id``, payload columns, and vector columns holding
+        one float32 array per row (views of one matrix per field)."""
+        import pandas as pd
+
+        vector_fields, payload_fields = self._split_fields(fields)
+        ids, payload, vectors = self._native.columns(vector_fields, payload_fields)
+        data: dict[str, Any] = {"id": ids}
+        data.update(payload)
+        for name, matrix in vectors.items():
+            column = np.empty(len(ids), dtype=object)
+            for i in range(len(ids)):
+                column[i] = None if np.isnan(matrix[i, 0]) else matrix[i]
+            data[name] = column
+        order = ["id"] + (list(fields) if fields is not None else list(payload) + list(vectors))
+        return pd.DataFrame({name: data[name] for name in order})
+
+    # --- the gap and heads ---------------------------------------------------------------
+
+    def gap(self, fields: Tuple[str, str] | None = None, filter: str | None = None, shift: float | None = None) -> dict:
+        """The modality-gap report of the pair (``medvec gap --json``): ‖Δ‖, mean paired
+        cosine, mean resultant lengths, PCA-2 variances. With ``shift``, the report after the
+        alignment shift with that λ is under the key ``"shifted"``."""
+        reports = _medvec.gap(self._native, fields, filter, shift)
+        report = reports[0]
+        if len(reports) > 1:
+            report["shifted"] = reports[1]
+        return report
+
+    def train(
+        self,
+        label: str,
+        name: str,
+        head: str = "late",
+        shift: Shift = 0.0,
+        *,
+        fields: Tuple[str, str] | None = None,
+        split_column: str | None = None,
+        split: Tuple[float, float, float] = (0.7, 0.15, 0.15),
+        epochs: int = 30,
+        dropout: float = 0.0,
+        seed: int = 0,
+        k: int = 5,
+        knn_weighting: str = "uniform",
+    ) -> dict:
+        """Trains an ``"early"``, ``"late"`` or ``"knn"`` head to predict payload ``label`` and
+        saves it as ``name`` (``medvec train``). ``shift`` is λ, a list of candidate λs, or
+        ``"auto"`` for −1..1 by 0.1; λ and the epoch are chosen on validation, never on test.
+        The split is the payload column ``split_column`` (train/val/test) or a seeded stratified
+        ``split``. Returns what ``medvec train --json`` prints: ``name``, ``meta`` (λ, classes,
+        validation and test metrics), ``curve`` and ``test_report``."""
+        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting)
+        if isinstance(shift, str):
+            if shift != "auto":
+                raise InvalidInput(f"shift: a number, a list of numbers or 'auto', got {shift!r}")
+            lambdas = None
+        elif isinstance(shift, (int, float, np.floating)):
+            lambdas = [float(shift)]
+        else:
+            lambdas = [float(x) for x in shift]
+        return _medvec.train(self._native, args, lambdas, name)
+
+    def sweep(
+        self,
+        label: str,
+        head: str = "late",
+        lambdas: Tuple[float, float, float] = (-1.0, 1.0, 0.1),
+        *,
+        fields: Tuple[str, str] | None = None,
+        split_column: str | None = None,
+        split: Tuple[float, float, float] = (0.7, 0.15, 0.15),
+        epochs: int = 30,
+        dropout: float = 0.0,
+        seed: int = 0,
+        k: int = 5,
+        knn_weighting: str = "uniform",
+    ) -> "pandas.DataFrame":
+        """Trains one head per λ of the grid ``lambdas = (from, to, step)`` and reports
+        validation and test macro-F1 (``medvec sweep``): a DataFrame with columns ``lambda``,
+        ``val_macro_f1``, ``test_macro_f1``, ``test_accuracy`` and ``chosen`` (the λ chosen on
+        validation); ``.attrs["chosen_lambda"]`` holds it too. Nothing is saved."""
+        import pandas as pd
+
+        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting)
+        result = _medvec.sweep(self._native, args, tuple(float(x) for x in lambdas))
+        frame = pd.DataFrame(result["curve"], columns=["lambda", "val_macro_f1", "test_macro_f1", "test_accuracy"])
+        frame["chosen"] = frame["lambda"] == result["chosen_lambda"]
+        frame.attrs["chosen_lambda"] = result["chosen_lambda"]
+        return frame
+
+    def heads(self) -> list[dict]:
+        """The saved heads: ``[{"name", "meta"}]`` as ``medvec heads --json`` lists them."""
+        return _medvec.heads(self._native)
+
+    def classify(
+        self,
+        head: str,
+        data: Any = None,
+        *,
+        filter: str | None = None,
+        ids: Sequence[str] | None = None,
+        batch: int = 4096,
+    ) -> "pandas.DataFrame":
+        """Classifies with saved head ``head`` (``medvec classify``): stored records (those
+        matching ``filter``, with both fields), or new cases in ``data``, a DataFrame or dict
+        whose columns named after the head's fields hold the vectors (a 2-d array, or one array
+        per row). Rows are named by ``ids``, ``data["id"]`` or row numbers.
+
+        Returns a DataFrame with ``id``, ``predicted`` and ``p_<class>`` per class, the CLI's
+        columns; stored records also get ``truth``, their stored label (``None`` if unknown).
+        """
+        if data is None:
+            out = _medvec.classify_stored(self._native, head, filter, batch)
+            return _predictions(out, with_truth=True)
+        if filter is not None:
+            raise InvalidInput("filter: applies to stored records, not to `data`")
+        meta = _medvec.head_meta(self._native, head)
+        image, text = meta["image_field"], meta["text_field"]
+        for field in (image, text):
+            if field not in data:
+                raise InvalidInput(f"data: the head needs a `{field}` column of vectors")
+        image_rows, text_rows = _matrix(data[image]), _matrix(data[text])
+        if ids is None:
+            ids = data["id"] if "id" in data else range(len(image_rows))
+        out = _medvec.classify_new(self._native, head, _ids(ids), image_rows, text_rows)
+        return _predictions(out, with_truth=False)
+
+    def evaluate(self, head: str, filter: str | None = None) -> dict:
+        """The head's metrics on the stored labels of the records matching ``filter``
+        (``medvec eval --json``): accuracy, macro-F1, balanced accuracy, per-class precision,
+        recall, F1, support and the confusion matrix."""
+        return _medvec.evaluate(self._native, head, filter)
+
+
+def _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting) -> dict:
+    if len(split) != 3:
+        raise InvalidInput(f"split: expected (train, val, test) fractions, got {split!r}")
+    return {
+        "head": head,
+        "label": label,
+        "fields": tuple(fields) if fields is not None else None,
+        "split_column": split_column,
+        "split": tuple(float(x) for x in split),
+        "epochs": int(epochs),
+        "dropout": float(dropout),
+        "seed": int(seed),
+        "k": int(k),
+        "knn_weighting": knn_weighting,
+    }
+
+
+def _predictions(out: tuple, with_truth: bool) -> "pandas.DataFrame":
+    import pandas as pd
+
+    ids, predicted, truth, probabilities, classes = out
+    data: dict[str, Any] = {"id": ids, "predicted": predicted}
+    for j, name in enumerate(classes):
+        data[f"p_{name}"] = probabilities[:, j]
+    if with_truth:
+        data["truth"] = truth
+    return pd.DataFrame(data)
+
+
+def _fixed_size_list(pa: Any, matrix: np.ndarray) -> Any:
+    rows, dim = matrix.shape
+    values = pa.array(matrix.reshape(-1))  # wraps numpy's buffer: no copy
+    missing = np.isnan(matrix[:, 0]) if rows and dim else np.zeros(rows, dtype=bool)
+    if missing.any():
+        return pa.FixedSizeListArray.from_arrays(values, dim, mask=pa.array(missing))
+    return pa.FixedSizeListArray.from_arrays(values, dim)

@@ -1,0 +1,172 @@
+"""``medvec.open`` and the store handle."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _medvec
+from ._collection import Collection
+from ._results import SearchResult
+
+VectorSpec = Union[int, Tuple[int, str]]
+PayloadSpec = Union[type, str]
+
+_PAYLOAD_TYPES = {str: "string", int: "int", float: "float", bool: "bool"}
+
+
+def open(path: Union[str, os.PathLike], read_only: bool = False) -> "Store":
+    """Opens the store at ``path``, creating it when it does not exist (unless ``read_only``).
+
+    One writer at a time holds a store; any number of read-only handles (in this or other
+    processes, the CLI's too) read it meanwhile and see the writer's commits when they reopen.
+
+    >>> import medvec, tempfile
+    >>> store = medvec.open(tempfile.mkdtemp() + "/clinic")
+    >>> store.collections()
+    []
+    """
+    return Store(_medvec.open_store(os.fspath(path), read_only))
+
+
+def _vector_spec(name: str, spec: VectorSpec) -> str:
+    if isinstance(spec, (int, np.integer)):
+        return f"{name}:{int(spec)}:cosine"
+    if isinstance(spec, tuple) and len(spec) == 2:
+        return f"{name}:{int(spec[0])}:{spec[1]}"
+    raise _medvec_invalid(f"vectors[{name!r}]: expected DIM or (DIM, METRIC), got {spec!r}")
+
+
+def _payload_spec(name: str, spec: PayloadSpec) -> str:
+    type_name = _PAYLOAD_TYPES.get(spec, spec) if isinstance(spec, type) else spec
+    if not isinstance(type_name, str):
+        raise _medvec_invalid(f"payload[{name!r}]: expected str, int, float or bool, got {spec!r}")
+    return f"{name}:{type_name}"
+
+
+def _medvec_invalid(message: str) -> Exception:
+    from ._errors import InvalidInput
+
+    return InvalidInput(message)
+
+
+class Store:
+    """An open store: a folder of collections. Use as a context manager to close it."""
+
+    def __init__(self, native: Any):
+        self._native = native
+
+    @property
+    def path(self) -> str:
+        return os.fspath(self._native.path)
+
+    @property
+    def read_only(self) -> bool:
+        return self._native.read_only
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    def create_collection(
+        self,
+        name: str,
+        vectors: Mapping[str, VectorSpec],
+        payload: Mapping[str, PayloadSpec] | None = None,
+        *,
+        m: int | None = None,
+        ef_construction: int | None = None,
+        ef_search: int | None = None,
+    ) -> Collection:
+        """Creates a collection, as ``medvec create`` does.
+
+        ``vectors`` maps each vector field to its dimension, or to ``(dimension, metric)`` with
+        metric ``"cosine"`` (the default), ``"l2"`` or ``"dot"``. ``payload`` maps each payload
+        field to ``str``, ``int``, ``float`` or ``bool``.
+
+        >>> import medvec, tempfile
+        >>> store = medvec.open(tempfile.mkdtemp() + "/clinic")
+        >>> cases = store.create_collection(
+        ...     "ham10000", vectors={"image": (512, "cosine"), "text": 384},
+        ...     payload={"dx": str, "age": int})
+        >>> cases.schema["vectors"][0]["dim"]
+        512
+        """
+        specs = [_vector_spec(n, s) for n, s in vectors.items()]
+        fields = [_payload_spec(n, s) for n, s in (payload or {}).items()]
+        native = self._native.create_collection(name, specs, fields, m, ef_construction, ef_search)
+        return Collection(native, self)
+
+    def collection(self, name: str) -> Collection:
+        """The collection ``name`` (``StoreError`` when there is none)."""
+        return Collection(self._native.collection(name), self)
+
+    def __getitem__(self, name: str) -> Collection:
+        return self.collection(name)
+
+    def collections(self) -> list[str]:
+        """The names of the collections."""
+        return self._native.list_collections()
+
+    def drop_collection(self, name: str) -> None:
+        """Deletes a collection and its files (``medvec drop``)."""
+        self._native.drop_collection(name)
+
+    def stats(self) -> list[dict]:
+        """Each collection's counts, as ``medvec stats --json`` lists them."""
+        return self._native.stats()
+
+    def verify(self) -> dict:
+        """Checks every file's checksum (``medvec verify``); raises ``CorruptFile`` if one fails."""
+        return self._native.verify()
+
+    def flush(self) -> None:
+        """Writes every collection's buffered records to segments."""
+        self._native.flush()
+
+    def close(self) -> None:
+        """Flushes (a writer), releases the store's lock; later calls raise ``StoreError``."""
+        self._native.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "writer"
+        return f"medvec.Store({self.path!r}, {mode})"
+
+
+def search_shards(
+    shards: Sequence[Collection],
+    field: str,
+    queries: np.ndarray,
+    k: int = 10,
+    filter: str | None = None,
+    ef: int | None = None,
+    exact: bool = False,
+) -> SearchResult:
+    """Searches one collection split over several stores (shards) and merges the top-k.
+
+    Each shard returns its own top-k and the merge keeps the k best of their union, best first
+    and ties by id: with ``exact=True`` the hits equal an exact search of one collection holding
+    every shard's rows. The same as ``medvec search STORE COLL --store B --store C``.
+
+    >>> import medvec, numpy as np, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> shards = []
+    >>> for i in range(2):
+    ...     c = medvec.open(f"{root}/s{i}").create_collection("cases", vectors={"v": (2, "l2")})
+    ...     c.upsert([f"r{i}"], vectors={"v": np.array([[float(i), 0.0]])})
+    ...     shards.append(c)
+    >>> medvec.search_shards(shards, "v", np.array([0.9, 0.0]), k=2, exact=True).ids.tolist()
+    [['r1', 'r0']]
+    """
+    shards = list(shards)
+    ids, scores = _medvec.search_shards([s._native for s in shards], field, queries, k, filter, ef, exact)
+    lookup = shards[0] if shards else None
+    return SearchResult(ids, scores, lookup, shards=shards)

@@ -1,0 +1,290 @@
+//! Heads and the gap: `medvec gap`, `train`, `sweep`, `heads`, `classify` and `eval`, each the
+//! library job the CLI runs (`medvec_query::jobs`), with the CLI's JSON shapes returned as
+//! Python objects. Free functions over a collection handle (a class has one `#[pymethods]`
+//! block); `medvec.Collection` gives them their Pythonic names.
+
+use crate::collection::NativeCollection;
+use crate::convert::{json_to_py, rows};
+use crate::errors::{Context, Failure, Result};
+use medvec_query::heads::{KnnConfig, KnnView, KnnWeighting, SplitFractions};
+use medvec_query::jobs::{self, HeadChoice, TrainSettings};
+use medvec_query::training::{classify, classify_vectors, Prediction, SavedHead, SplitSource};
+use medvec_store::Filter;
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray2};
+use pyo3::prelude::*;
+use serde_json::json;
+
+fn parse_filter(text: Option<&str>, arg: &str) -> Result<Option<Filter>> {
+    text.map(Filter::parse).transpose().context(arg)
+}
+
+/// `medvec gap`: one report, and a second after the shift when `shift` is given.
+#[pyfunction]
+#[pyo3(signature = (collection, fields = None, filter = None, shift = None))]
+pub fn gap<'py>(
+    py: Python<'py>,
+    collection: &NativeCollection,
+    fields: Option<(String, String)>,
+    filter: Option<String>,
+    shift: Option<f32>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let filter = parse_filter(filter.as_deref(), "filter")?;
+    let reports = py.detach(|| {
+        collection.with(|c| {
+            let pair = fields.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
+            let (a, b) = jobs::field_pair(c, pair)?;
+            Ok(jobs::gap(c, (&a, &b), filter.as_ref(), shift)?)
+        })
+    })?;
+    let reports: Vec<serde_json::Value> = reports.iter().map(jobs::gap_json).collect();
+    json_to_py(py, &json!(reports))
+}
+
+/// The settings of `medvec train` / `sweep`, from the keyword arguments of the Python calls.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct TrainArgs {
+    head: String,
+    label: String,
+    fields: Option<(String, String)>,
+    split_column: Option<String>,
+    split: (f64, f64, f64),
+    epochs: usize,
+    dropout: f32,
+    seed: u64,
+    k: usize,
+    knn_weighting: String,
+}
+
+impl TrainArgs {
+    fn settings(&self) -> Result<TrainSettings> {
+        let weighting = match self.knn_weighting.as_str() {
+            "uniform" => KnnWeighting::Uniform,
+            "distance" => KnnWeighting::Distance,
+            other => {
+                return Err(Failure::invalid(format!(
+                    "knn_weighting: `{other}` is not uniform or distance"
+                )))
+            }
+        };
+        let head = match self.head.as_str() {
+            "early" => HeadChoice::Early,
+            "late" => HeadChoice::Late,
+            "knn" => HeadChoice::Knn(KnnConfig {
+                k: self.k,
+                weighting,
+                view: KnnView::Both,
+            }),
+            other => {
+                return Err(Failure::invalid(format!(
+                    "head: `{other}` is not early, late or knn"
+                )))
+            }
+        };
+        let (train, val, test) = self.split;
+        let split = match &self.split_column {
+            Some(column) => SplitSource::Column(column.clone()),
+            None => SplitSource::Fractions(SplitFractions { train, val, test }, self.seed),
+        };
+        Ok(TrainSettings {
+            head,
+            label: self.label.clone(),
+            fields: self.fields.clone(),
+            split,
+            max_epochs: self.epochs,
+            dropout: self.dropout,
+            seed: self.seed,
+        })
+    }
+
+    fn train(&self, collection: &NativeCollection, lambdas: Vec<f32>) -> Result<SavedHead> {
+        let settings = self.settings()?;
+        collection.with(|c| Ok(settings.train(c, lambdas, &mut |_| {})?))
+    }
+}
+
+/// `medvec train`: trains over `lambdas` (one value, or the grid `shift="auto"` stands for),
+/// saves the head as `name` and returns what `medvec train --json` prints.
+#[pyfunction]
+pub fn train<'py>(
+    py: Python<'py>,
+    collection: &NativeCollection,
+    args: TrainArgs,
+    lambdas: Option<Vec<f32>>,
+    name: String,
+) -> PyResult<Bound<'py, PyAny>> {
+    let lambdas = lambdas.unwrap_or_else(jobs::auto_lambdas);
+    let trained = py.detach(|| {
+        let saved = args.train(collection, lambdas)?;
+        collection.with(|c| Ok(saved.save(c, &name)?))?;
+        Ok::<_, Failure>(jobs::trained_json(&name, &saved))
+    })?;
+    json_to_py(py, &trained)
+}
+
+/// `medvec sweep`: one head per λ of the grid; `{"chosen_lambda", "curve"}` as `--json` prints.
+#[pyfunction]
+pub fn sweep<'py>(
+    py: Python<'py>,
+    collection: &NativeCollection,
+    args: TrainArgs,
+    grid: (f32, f32, f32),
+) -> PyResult<Bound<'py, PyAny>> {
+    let lambdas = jobs::lambda_grid(grid.0, grid.1, grid.2).map_err(Failure::from)?;
+    let saved = py.detach(|| args.train(collection, lambdas))?;
+    json_to_py(
+        py,
+        &json!({"chosen_lambda": saved.meta.lambda, "curve": saved.curve}),
+    )
+}
+
+/// `medvec heads --json`: `[{"name", "meta"}]`.
+#[pyfunction]
+pub fn heads<'py>(py: Python<'py>, collection: &NativeCollection) -> PyResult<Bound<'py, PyAny>> {
+    let listed = py.detach(|| {
+        collection.with(|c| {
+            c.list_heads()?
+                .into_iter()
+                .map(|name| {
+                    let meta = SavedHead::load_meta(c, &name)?;
+                    Ok(json!({"name": name, "meta": meta}))
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+    })?;
+    json_to_py(py, &json!(listed))
+}
+
+/// The metadata of saved head `name` (the library's error when there is none).
+#[pyfunction]
+pub fn head_meta<'py>(
+    py: Python<'py>,
+    collection: &NativeCollection,
+    name: String,
+) -> PyResult<Bound<'py, PyAny>> {
+    let meta = py.detach(|| collection.with(|c| Ok(SavedHead::load_meta(c, &name)?)))?;
+    json_to_py(py, &json!(meta))
+}
+
+/// `medvec eval --json` of head `head` on the records matching `filter`.
+#[pyfunction]
+#[pyo3(signature = (collection, head, filter = None))]
+pub fn evaluate<'py>(
+    py: Python<'py>,
+    collection: &NativeCollection,
+    head: String,
+    filter: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let filter = parse_filter(filter.as_deref(), "filter")?;
+    let report = py.detach(|| {
+        collection.with(|c| {
+            let saved = SavedHead::load(c, &head)?;
+            let (rows, report) = jobs::evaluate(c, &saved, filter.as_ref())?;
+            Ok(jobs::classification_json(
+                rows,
+                &report,
+                &saved.meta.classes,
+            ))
+        })
+    })?;
+    json_to_py(py, &report)
+}
+
+/// Predictions as columns: ids, predicted classes, stored labels (`None` when unknown), the
+/// probability matrix (rows × classes, float32) and the class names.
+type Columns<'py> = (
+    Vec<String>,
+    Vec<String>,
+    Vec<Option<String>>,
+    Bound<'py, PyArray2<f32>>,
+    Vec<String>,
+);
+
+fn into_columns<'py>(
+    py: Python<'py>,
+    predictions: Vec<Prediction>,
+    classes: Vec<String>,
+) -> PyResult<Columns<'py>> {
+    let n = predictions.len();
+    let mut probabilities = Vec::with_capacity(n * classes.len());
+    let (mut ids, mut predicted, mut truth) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for p in predictions {
+        probabilities.extend_from_slice(&p.probabilities);
+        ids.push(p.id);
+        predicted.push(p.class);
+        truth.push(p.truth);
+    }
+    let matrix = Array2::from_shape_vec((n, classes.len()), probabilities)
+        .map_err(|e| Failure::invalid(format!("probabilities: {e}")))?
+        .into_pyarray(py);
+    Ok((ids, predicted, truth, matrix, classes))
+}
+
+/// `medvec classify` of the stored records matching `filter` that have both fields.
+#[pyfunction]
+#[pyo3(signature = (collection, head, filter = None, batch = 4096))]
+pub fn classify_stored<'py>(
+    py: Python<'py>,
+    collection: &NativeCollection,
+    head: String,
+    filter: Option<String>,
+    batch: usize,
+) -> PyResult<Columns<'py>> {
+    let filter = parse_filter(filter.as_deref(), "filter")?;
+    let (predictions, classes) = py.detach(|| {
+        collection.with(|c| {
+            let saved = SavedHead::load(c, &head)?;
+            let mut out = Vec::new();
+            classify(c, &saved, filter.as_ref(), batch.max(1), |p| {
+                out.push(p);
+                Ok(())
+            })?;
+            Ok((out, saved.meta.classes))
+        })
+    })?;
+    into_columns(py, predictions, classes)
+}
+
+/// `medvec classify --input-npy`: new vectors of the head's two fields, one row per id.
+#[pyfunction]
+pub fn classify_new<'py>(
+    py: Python<'py>,
+    collection: &NativeCollection,
+    head: String,
+    ids: Vec<String>,
+    image: &Bound<'py, PyAny>,
+    text: &Bound<'py, PyAny>,
+) -> PyResult<Columns<'py>> {
+    let saved = py.detach(|| collection.with(|c| Ok(SavedHead::load(c, &head)?)))?;
+    let meta = &saved.meta;
+    let (image_dim, text_dim) = py.detach(|| {
+        collection.with(|c| {
+            let schema = c.schema();
+            Ok((
+                schema.vector_field(&meta.image_field)?.dim,
+                schema.vector_field(&meta.text_field)?.dim,
+            ))
+        })
+    })?;
+    let image = rows(
+        &format!("vectors[{:?}]", meta.image_field),
+        image,
+        &meta.image_field,
+        image_dim,
+    )?;
+    let text = rows(
+        &format!("vectors[{:?}]", meta.text_field),
+        text,
+        &meta.text_field,
+        text_dim,
+    )?;
+    let predictions = py.detach(|| {
+        classify_vectors(&saved, &ids, &image, &text).map_err(Failure::from)
+    })?;
+    into_columns(py, predictions, saved.meta.classes.clone())
+}

@@ -1,0 +1,301 @@
+//! The jobs that the `medvec` command line and the Python bindings both run, so that neither
+//! writes them a second time: searching with or without the alignment shift, choosing the pair of
+//! fields, training and sweeping heads from a few settings, evaluating a saved head, and the JSON
+//! shapes of their reports (`medvec ... --json` prints them; Python returns them as dicts).
+
+use crate::alignment::Alignment;
+use crate::classify::classify;
+use crate::error::{QueryError, Result};
+use crate::gap::{gap_report, GapReport};
+use crate::heads::metrics::ClassificationReport;
+use crate::heads::{HeadSpec, KnnConfig, TrainConfig};
+use crate::retrieval::search_shifted;
+use crate::training::{
+    train_head_with, train_knn_head, LambdaProgress, SavedHead, SplitSource, TrainRequest,
+};
+use medvec_store::{Collection, CollectionStats, Filter, Hit, SearchParams};
+use serde_json::json;
+
+/// The alignment options of a search: λ, the kind of vector the queries are, the other field of
+/// the pair (default: the query field, or the collection's other field) and the records Δ is
+/// fitted on (default: all, from the running sums).
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftOptions<'a> {
+    pub lambda: f32,
+    pub query_field: &'a str,
+    pub pair: Option<&'a str>,
+    pub fit_filter: Option<&'a Filter>,
+}
+
+/// `medvec search`: a plain batch search when there is no shift and the queries are of the
+/// searched field; otherwise Δ fitted on the pair and [`search_shifted`] with λ.
+pub fn search(
+    collection: &Collection,
+    field: &str,
+    queries: &[Vec<f32>],
+    params: SearchParams,
+    shift: &ShiftOptions<'_>,
+) -> Result<Vec<Vec<Hit>>> {
+    if shift.lambda == 0.0 && shift.query_field == field {
+        return Ok(collection.search_batch(field, queries, &params)?);
+    }
+    let other = match (shift.pair, shift.query_field != field) {
+        (Some(pair), _) => pair.to_string(),
+        (None, true) => shift.query_field.to_string(),
+        (None, false) => other_field(collection, field)?,
+    };
+    let alignment = fit_alignment(collection, field, &other, shift.fit_filter)?;
+    search_shifted(
+        collection,
+        field,
+        shift.query_field,
+        queries,
+        &alignment,
+        shift.lambda,
+        params,
+    )
+}
+
+/// Δ on the whole collection (running sums, no scan), or on the records matching `filter`.
+pub fn fit_alignment(
+    collection: &Collection,
+    a_field: &str,
+    b_field: &str,
+    filter: Option<&Filter>,
+) -> Result<Alignment> {
+    match filter {
+        Some(filter) => Alignment::fit_where(collection, a_field, b_field, filter),
+        None => Alignment::fit(collection, a_field, b_field),
+    }
+}
+
+/// The one other vector field of a two-field collection.
+fn other_field(collection: &Collection, field: &str) -> Result<String> {
+    let schema = collection.schema();
+    let others: Vec<&str> = schema
+        .vectors
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|n| *n != field)
+        .collect();
+    match others.as_slice() {
+        [one] => Ok(one.to_string()),
+        _ => Err(QueryError::Invalid(
+            "the shift needs the other field of the pair: name it (--pair FIELD, pair=FIELD)"
+                .into(),
+        )),
+    }
+}
+
+/// The pair of fields (image, text): given, or the collection's two vector fields.
+pub fn field_pair(
+    collection: &Collection,
+    fields: Option<(&str, &str)>,
+) -> Result<(String, String)> {
+    if let Some((a, b)) = fields {
+        return Ok((a.trim().to_string(), b.trim().to_string()));
+    }
+    let schema = collection.schema();
+    match schema.vectors.as_slice() {
+        [a, b] => Ok((a.name.clone(), b.name.clone())),
+        _ => Err(QueryError::Invalid(format!(
+            "the collection has {} vector fields; name the pair (--fields IMAGE,TEXT, fields=(IMAGE, TEXT))",
+            schema.vectors.len()
+        ))),
+    }
+}
+
+/// Which head to train.
+#[derive(Debug, Clone, Copy)]
+pub enum HeadChoice {
+    /// Early fusion (concat → Linear(128) → ReLU → Dropout → BatchNorm → Linear(C)).
+    Early,
+    /// Late fusion (one Linear(64) branch per modality, then Linear(C)).
+    Late,
+    /// k nearest training cases; nothing to train but λ.
+    Knn(KnnConfig),
+}
+
+/// Everything `medvec train` and `medvec sweep` take besides λ.
+#[derive(Debug, Clone)]
+pub struct TrainSettings {
+    pub head: HeadChoice,
+    pub label: String,
+    /// (image, text); `None` takes the collection's two vector fields.
+    pub fields: Option<(String, String)>,
+    pub split: SplitSource,
+    pub max_epochs: usize,
+    pub dropout: f32,
+    pub seed: u64,
+}
+
+impl TrainSettings {
+    /// The library's request for these settings and candidate λs.
+    pub fn request(&self, collection: &Collection, lambdas: Vec<f32>) -> Result<TrainRequest> {
+        let fields = self.fields.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
+        let (image, text) = field_pair(collection, fields)?;
+        let spec = match self.head {
+            // A kNN has no network; its request carries the early spec unused.
+            HeadChoice::Early | HeadChoice::Knn(_) => HeadSpec::early(),
+            HeadChoice::Late => HeadSpec::late(),
+        }
+        .with_dropout(self.dropout);
+        Ok(TrainRequest {
+            spec,
+            label_field: self.label.clone(),
+            image_field: image,
+            text_field: text,
+            split: self.split.clone(),
+            lambdas,
+            config: TrainConfig {
+                max_epochs: self.max_epochs,
+                seed: self.seed,
+                ..TrainConfig::default()
+            },
+        })
+    }
+
+    /// Trains one head per λ and keeps the best on validation; `progress` hears of each λ.
+    pub fn train(
+        &self,
+        collection: &Collection,
+        lambdas: Vec<f32>,
+        progress: &mut dyn FnMut(LambdaProgress),
+    ) -> Result<SavedHead> {
+        let request = self.request(collection, lambdas)?;
+        match self.head {
+            HeadChoice::Knn(knn) => train_knn_head(collection, &request, knn, progress),
+            HeadChoice::Early | HeadChoice::Late => {
+                train_head_with(collection, &request, progress)
+            }
+        }
+    }
+}
+
+/// The λ grid `from..=to` by `step`, rounded to 3 decimals (no 0.30000000000000004).
+pub fn lambda_grid(from: f32, to: f32, step: f32) -> Result<Vec<f32>> {
+    if !(step > 0.0) || !(to >= from) || !from.is_finite() || !to.is_finite() {
+        return Err(QueryError::Invalid(
+            "λ grid: need from <= to and a positive step".into(),
+        ));
+    }
+    let n = ((to - from) / step + 1e-4).floor() as usize;
+    Ok((0..=n)
+        .map(|i| ((from + i as f32 * step) * 1000.0).round() / 1000.0)
+        .collect())
+}
+
+/// The grid of `--shift auto`: −1 to 1 by 0.1, chosen on validation.
+pub fn auto_lambdas() -> Vec<f32> {
+    lambda_grid(-1.0, 1.0, 0.1).expect("a valid grid")
+}
+
+/// A saved head's metrics on the stored labels of the records matching `filter`
+/// (`medvec eval`): the number of labelled rows and the report.
+pub fn evaluate(
+    collection: &Collection,
+    saved: &SavedHead,
+    filter: Option<&Filter>,
+) -> Result<(usize, ClassificationReport)> {
+    let classes = &saved.meta.classes;
+    let (mut truth, mut predicted) = (Vec::new(), Vec::new());
+    classify(collection, saved, filter, 4096, |p| {
+        if let Some(label) = p
+            .truth
+            .as_ref()
+            .and_then(|t| classes.iter().position(|c| c == t))
+        {
+            truth.push(label);
+            predicted.push(classes.iter().position(|c| *c == p.class).unwrap_or(0));
+        }
+        Ok(())
+    })?;
+    if truth.is_empty() {
+        return Err(QueryError::Invalid(format!(
+            "no records with a known `{}` label matched",
+            saved.meta.label_field
+        )));
+    }
+    let report = ClassificationReport::new(&truth, &predicted)
+        .map_err(|e| QueryError::Invalid(e.to_string()))?;
+    Ok((truth.len(), report))
+}
+
+/// Every metric of a classification report (the shape `medvec eval --json` prints).
+pub fn classification_json(
+    rows: usize,
+    report: &ClassificationReport,
+    classes: &[String],
+) -> serde_json::Value {
+    json!({
+        "rows": rows, "accuracy": report.accuracy, "macro_f1": report.macro_f1,
+        "balanced_accuracy": report.balanced_accuracy, "classes": classes,
+        "precision": report.per_class.precision, "recall": report.per_class.recall, "f1": report.per_class.f1,
+        "support": report.per_class.support,
+        "confusion": report.confusion.counts.outer_iter().map(|row| row.to_vec()).collect::<Vec<_>>(),
+    })
+}
+
+/// A trained head as `medvec train --json` prints it: name, metadata, λ curve, test report.
+pub fn trained_json(name: &str, saved: &SavedHead) -> serde_json::Value {
+    let test = saved
+        .test_report
+        .as_ref()
+        .map(|r| classification_json(saved.meta.rows[2], r, &saved.meta.classes));
+    json!({"name": name, "meta": saved.meta, "curve": saved.curve, "test_report": test})
+}
+
+/// `medvec gap`: the gap between the pair over the records matching `filter`, and with `shift`
+/// also after the alignment shift with that λ (Δ fitted on the same records).
+pub fn gap(
+    collection: &Collection,
+    (a, b): (&str, &str),
+    filter: Option<&Filter>,
+    shift: Option<f32>,
+) -> Result<Vec<GapReport>> {
+    let mut reports = vec![gap_report(collection, a, b, filter, None)?];
+    if let Some(lambda) = shift {
+        let alignment = fit_alignment(collection, a, b, filter)?;
+        reports.push(gap_report(collection, a, b, filter, Some((&alignment, lambda)))?);
+    }
+    Ok(reports)
+}
+
+/// A gap report (the shape `medvec gap --json` prints).
+pub fn gap_json(r: &GapReport) -> serde_json::Value {
+    json!({
+        "fields": [r.a_field, r.b_field], "lambda": r.lambda,
+        "count": [r.count_a, r.count_b], "pairs": r.pairs,
+        "delta_norm": r.delta_norm, "mean_paired_cosine": r.mean_paired_cosine,
+        "resultant_length": [r.resultant_length_a, r.resultant_length_b],
+        "pca2_variance": [r.pca_variance_a, r.pca_variance_b],
+    })
+}
+
+/// One collection's counts (the shape `medvec stats --json` lists).
+pub fn stats_json(s: &CollectionStats) -> serde_json::Value {
+    json!({
+        "name": s.name,
+        "count": s.count,
+        "segments": s.segments,
+        "unflushed": s.unflushed,
+        "deleted_rows": s.deleted_rows,
+        "disk_bytes": s.disk_bytes,
+        "generation": s.generation,
+        "schema": s.schema,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_is_inclusive_and_rounded() {
+        assert_eq!(lambda_grid(-0.2, 0.2, 0.1).unwrap(), [-0.2, -0.1, 0.0, 0.1, 0.2]);
+        assert_eq!(auto_lambdas().len(), 21);
+        assert!(lambda_grid(1.0, 0.0, 0.1).is_err());
+        assert!(lambda_grid(0.0, 1.0, 0.0).is_err());
+        assert!(lambda_grid(0.0, f32::NAN, 0.1).is_err());
+    }
+}
