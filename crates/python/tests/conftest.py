@@ -44,7 +44,7 @@ def make_cases(n: int = 600, dim: int = 32, seed: int = 0):
     labels = rng.integers(0, len(CLASSES), n)
     centres = rng.normal(size=(len(CLASSES), dim))
     image_offset, text_offset = rng.normal(size=dim) * 2, rng.normal(size=dim) * 2
-    signal = centres[labels] + rng.normal(scale=0.9, size=(n, dim))
+    signal = centres[labels] + rng.normal(scale=2.5, size=(n, dim))
     image = (signal + image_offset + rng.normal(scale=0.5, size=(n, dim))).astype(np.float32)
     text = (signal + text_offset + rng.normal(scale=0.5, size=(n, dim))).astype(np.float32)
     ids = [f"case{i:04d}" for i in range(n)]
