@@ -1,7 +1,7 @@
 //! ingest (image archives through ONNX encoders into a collection) and embed (print vectors).
 
 use super::print_json;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use medvec_ingest::archive::{ArchiveSource, ManifestColumns};
@@ -9,16 +9,12 @@ use medvec_ingest::dicom::{DicomIngest, FrameChoice, TagSelection, WindowChoice}
 use medvec_ingest::encode::{
     EncoderOptions, ImageEncoder, Pooling, Runtime, RuntimeOptions, TextEncoder,
 };
-use medvec_ingest::pipeline::{
-    archive_has_dicom, check_archive, default_schema, ingest_archive, Encoders, IngestOptions,
-    IngestSummary,
-};
-use medvec_ingest::template::Template;
-use medvec_store::{Collection, Store};
+use medvec_ingest::job::{ingest_into_store, summary_json, ModelSettings, TextSettings};
+use medvec_ingest::pipeline::{check_archive, IngestOptions, IngestSummary};
+use medvec_store::Store;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// The exit status when some rows were rejected (everything else is stored).
 const PARTIAL: u8 = 3;
@@ -152,50 +148,29 @@ impl DicomArgs {
     }
 }
 
-struct Models {
-    image: ImageEncoder,
-    text: Option<(TextEncoder, Template)>,
-}
-
-impl Models {
-    fn encoders(&self) -> Encoders<'_> {
-        Encoders {
-            image: &self.image,
-            text: self.text.as_ref().map(|(e, t)| (e, t)),
-        }
-    }
-}
-
-fn open_models(args: &IngestArgs) -> Result<Models> {
-    let runtime = Runtime::load(&RuntimeOptions::default())?;
-    let options = EncoderOptions {
-        intra_threads: args.threads,
-        batch_size: args.batch.clamp(1, 256),
-        ..EncoderOptions::default()
-    };
-    let image_options = EncoderOptions {
-        output_name: args.image_output.clone(),
-        pooling: args.image_pooling,
-        jpeg_draft: args.jpeg_draft,
-        dicom_window: args.dicom.window.unwrap_or_default(),
-        model_file: args.image_model_file.clone(),
-        ..options.clone()
-    };
-    let text_options = EncoderOptions {
-        output_name: args.text_output.clone(),
-        pooling: args.text_pooling,
-        model_file: args.text_model_file.clone(),
-        ..options
-    };
-    let image = ImageEncoder::open(&runtime, &args.image_model, &image_options)?;
+/// The library's model settings for these flags.
+fn model_settings(args: &IngestArgs) -> ModelSettings {
     let text = match (&args.text_model, &args.template) {
-        (Some(dir), Some(template)) => Some((
-            TextEncoder::open(&runtime, dir, &text_options)?,
-            Template::from_name_or_text(template).context("--template")?,
-        )),
+        (Some(dir), Some(template)) => Some(TextSettings {
+            model: dir.clone(),
+            model_file: args.text_model_file.clone(),
+            template: template.clone(),
+            output: args.text_output.clone(),
+            pooling: args.text_pooling,
+        }),
         _ => None,
     };
-    Ok(Models { image, text })
+    ModelSettings {
+        image_model: args.image_model.clone(),
+        image_model_file: args.image_model_file.clone(),
+        image_output: args.image_output.clone(),
+        image_pooling: args.image_pooling,
+        jpeg_draft: args.jpeg_draft,
+        dicom_window: args.dicom.window.unwrap_or_default(),
+        text,
+        threads: args.threads,
+        batch: args.batch,
+    }
 }
 
 fn parse_pooling(text: &str) -> Result<Pooling, String> {
@@ -253,8 +228,8 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode> {
             bail!("{}: {flag}: no such file", file.display());
         }
     }
-    let models = open_models(&args)?;
-    let mut options = ingest_options(&args)?;
+    let models = model_settings(&args).open()?;
+    let options = ingest_options(&args)?;
     let bar = progress_bar();
     let progress = |p: &medvec_ingest::pipeline::IngestProgress| {
         bar.set_length(p.total);
@@ -271,13 +246,7 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode> {
         check_archive(models.encoders(), &options, progress)?
     } else {
         let store = Store::open_or_create(&args.store)?;
-        if archive_has_dicom(&options)? {
-            // Created at the first DICOM ingest; a store of photos never gets one.
-            options.dicom.pseudonym_key = store.pseudonym_key()?;
-        }
-        let collection = open_collection(&store, &args, &models, &options)?;
-        let summary = ingest_archive(&collection, models.encoders(), &options, progress)?;
-        drop(collection);
+        let summary = ingest_into_store(&store, &args.collection, &models, options, progress)?;
         store.close()?;
         summary
     };
@@ -310,37 +279,15 @@ fn collection_exists(store: &Path, name: &str) -> Result<bool> {
     Ok(store.list_collections()?.iter().any(|c| c == name))
 }
 
-/// The collection, created when missing (see the command's help for its schema).
-fn open_collection(
-    store: &Store,
-    args: &IngestArgs,
-    models: &Models,
-    options: &IngestOptions,
-) -> Result<Arc<Collection>> {
-    if store.list_collections()?.contains(&args.collection) {
-        return Ok(store.collection(&args.collection)?);
-    }
-    let schema = default_schema(models.encoders(), options)?;
-    Ok(store.create_collection(&args.collection, schema)?)
-}
-
 fn report(args: &IngestArgs, summary: &IngestSummary) {
-    let status = if summary.complete() {
-        "complete"
-    } else {
-        "partial"
-    };
+    if args.json {
+        print_json(&summary_json(summary, args.dry_run));
+        return;
+    }
     let rejects = summary
         .rejects_file
         .as_ref()
         .map(|p| p.display().to_string());
-    if args.json {
-        print_json(&json!({
-            "ingested": summary.ingested, "skipped": summary.skipped, "rejected": summary.rejected,
-            "seconds": summary.seconds, "status": status, "dry_run": args.dry_run, "rejects_file": rejects,
-        }));
-        return;
-    }
     let verb = if args.dry_run {
         "would ingest"
     } else {

@@ -12,6 +12,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod import;
+pub mod job;
 pub mod load;
 pub mod models;
 pub mod npy;

@@ -6,8 +6,9 @@ use crate::convert::{json_to_py, rows, value, value_to_py};
 use crate::errors::{Context, Failure, Result};
 use crate::store::Shared;
 use medvec_query::jobs::{self, ShiftOptions};
-use medvec_store::{Collection, Filter, Hit, Record, SearchParams, Value, VerifyReport};
-use numpy::ndarray::Array2;
+use medvec_store::columnar::{Columns, MappedVectors, VectorData};
+use medvec_store::{Collection, Filter, Hit, Record, SearchParams, VerifyReport};
+use numpy::ndarray::{Array2, ArrayView2};
 use numpy::{IntoPyArray, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -211,9 +212,8 @@ impl NativeCollection {
             pair: pair.as_deref(),
             fit_filter: fit_filter.as_ref(),
         };
-        let results = py.detach(|| {
-            self.with(|c| Ok(jobs::search(c, &field, &queries, params, &shift)?))
-        })?;
+        let results =
+            py.detach(|| self.with(|c| Ok(jobs::search(c, &field, &queries, params, &shift)?)))?;
         Ok(padded(py, results, k))
     }
 
@@ -273,7 +273,11 @@ pub fn verify_json(r: &VerifyReport) -> serde_json::Value {
 }
 
 /// Padded hits as Python sees them: row-major ids and a float32 (queries × k) score matrix.
-pub fn padded(py: Python<'_>, results: Vec<Vec<Hit>>, k: usize) -> (Vec<String>, Bound<'_, PyArray2<f32>>) {
+pub fn padded(
+    py: Python<'_>,
+    results: Vec<Vec<Hit>>,
+    k: usize,
+) -> (Vec<String>, Bound<'_, PyArray2<f32>>) {
     let queries = results.len();
     let (ids, scores) = pad(results, k);
     let scores = Array2::from_shape_vec((queries, k), scores)
@@ -282,63 +286,33 @@ pub fn padded(py: Python<'_>, results: Vec<Vec<Hit>>, k: usize) -> (Vec<String>,
     (ids, scores)
 }
 
-/// A collection read into columns (see `NativeCollection::columns`).
-struct Table {
-    ids: Vec<String>,
-    payload: Vec<(String, Vec<Value>)>,
-    vectors: Vec<(String, usize, Vec<f32>)>,
-}
+type ColumnsOut<'py> = (Vec<String>, Bound<'py, PyDict>, Bound<'py, PyDict>);
 
-type ColumnsOut<'py> = (
-    Vec<String>,
-    Bound<'py, PyDict>,
-    Bound<'py, PyDict>,
-);
-
+/// The collection's columns (all fields when `None`), as the library reads them.
 fn table(
     collection: &Collection,
     vector_fields: Option<Vec<String>>,
     payload_fields: Option<Vec<String>>,
-) -> Result<Table> {
+) -> Result<Columns> {
     let schema = collection.schema();
-    let vector_fields = vector_fields
-        .unwrap_or_else(|| schema.vectors.iter().map(|f| f.name.clone()).collect());
-    let payload_fields = payload_fields
-        .unwrap_or_else(|| schema.payload.iter().map(|f| f.name.clone()).collect());
-    let mut vectors = Vec::with_capacity(vector_fields.len());
-    for name in vector_fields {
-        let dim = schema.vector_field(&name).context("fields")?.dim;
-        vectors.push((name, dim, Vec::with_capacity(collection.len() * dim)));
-    }
-    let mut payload = Vec::with_capacity(payload_fields.len());
-    for name in payload_fields {
-        if schema.payload_index(&name).is_none() {
-            return Err(Failure::invalid(format!("fields: no field `{name}`")));
-        }
-        payload.push((name, Vec::with_capacity(collection.len())));
-    }
-    let mut ids = Vec::with_capacity(collection.len());
-    collection.scan(|record| {
-        for (name, dim, column) in &mut vectors {
-            match record.vectors.get(name.as_str()) {
-                Some(v) => column.extend_from_slice(v),
-                None => column.extend(std::iter::repeat_n(f32::NAN, *dim)),
-            }
-        }
-        for (name, column) in &mut payload {
-            column.push(record.payload.get(name.as_str()).cloned().unwrap_or(Value::Null));
-        }
-        ids.push(record.id);
-        Ok(())
-    })?;
-    Ok(Table {
-        ids,
-        payload,
-        vectors,
-    })
+    let vector_fields =
+        vector_fields.unwrap_or_else(|| schema.vectors.iter().map(|f| f.name.clone()).collect());
+    let payload_fields =
+        payload_fields.unwrap_or_else(|| schema.payload.iter().map(|f| f.name.clone()).collect());
+    let vector_fields: Vec<&str> = vector_fields.iter().map(String::as_str).collect();
+    let payload_fields: Vec<&str> = payload_fields.iter().map(String::as_str).collect();
+    collection
+        .columns(&vector_fields, &payload_fields)
+        .context("fields")
 }
 
-fn columns_to_py(py: Python<'_>, table: Table) -> PyResult<ColumnsOut<'_>> {
+/// Keeps a segment's mapped vector column alive for as long as numpy arrays view it.
+#[pyclass(frozen, module = "medvec._medvec")]
+struct MappedColumn {
+    vectors: MappedVectors,
+}
+
+fn columns_to_py(py: Python<'_>, table: Columns) -> PyResult<ColumnsOut<'_>> {
     let rows = table.ids.len();
     let payload = PyDict::new(py);
     for (name, column) in &table.payload {
@@ -349,13 +323,45 @@ fn columns_to_py(py: Python<'_>, table: Table) -> PyResult<ColumnsOut<'_>> {
         payload.set_item(name, PyList::new(py, values)?)?;
     }
     let vectors = PyDict::new(py);
-    for (name, dim, column) in table.vectors {
-        let matrix = Array2::from_shape_vec((rows, dim), column)
-            .expect("one row per record")
-            .into_pyarray(py);
-        vectors.set_item(name, matrix)?;
+    for column in table.vectors {
+        let array = match column.data {
+            VectorData::Mapped(mapped) => mapped_array(py, mapped, rows, column.dim)?,
+            VectorData::Copied {
+                mut values,
+                present,
+            } => {
+                // Rows without the field are NaN, so the Python half can tell them apart.
+                for (row, _) in present.iter().enumerate().filter(|(_, p)| !**p) {
+                    values[row * column.dim..(row + 1) * column.dim].fill(f32::NAN);
+                }
+                Array2::from_shape_vec((rows, column.dim), values)
+                    .map_err(|e| Failure::invalid(format!("fields: {e}")))?
+                    .into_pyarray(py)
+                    .into_any()
+            }
+        };
+        vectors.set_item(column.name, array)?;
     }
     Ok((table.ids, payload, vectors))
+}
+
+/// A read-only numpy array over the mapped column, with the column's owner as its base.
+fn mapped_array(
+    py: Python<'_>,
+    mapped: MappedVectors,
+    rows: usize,
+    dim: usize,
+) -> PyResult<Bound<'_, PyAny>> {
+    let owner = Bound::new(py, MappedColumn { vectors: mapped })?;
+    let slice = owner.get().vectors.as_slice();
+    let view = ArrayView2::from_shape((rows, dim), slice)
+        .map_err(|e| Failure::invalid(format!("fields: {e}")))?;
+    // SAFETY: `view` borrows memory owned by `owner` (an mmap kept alive by the segment's Arc),
+    // which becomes the array's base object, so the memory outlives the array. The mapping is
+    // read-only (PROT_READ), so the array is marked not writeable before Python sees it.
+    let array = unsafe { PyArray2::borrow_from_array(&view, owner.clone().into_any()) };
+    array.call_method1("setflags", (false,))?;
+    Ok(array.into_any())
 }
 
 /// `medvec search STORE COLL --store B ...`: the same field searched in every shard and each
@@ -380,13 +386,21 @@ pub fn search_shards<'py>(
     let first = handles
         .first()
         .ok_or_else(|| Failure::invalid("shards: no collection to search"))?;
-    let dim = first.schema().vector_field(&field).map_err(Failure::from)?.dim;
+    let dim = first
+        .schema()
+        .vector_field(&field)
+        .map_err(Failure::from)?
+        .dim;
     let queries = rows("queries", queries, &field, dim)?;
     let params = SearchParams {
         k,
         ef,
         exact,
-        filter: filter.as_deref().map(Filter::parse).transpose().context("filter")?,
+        filter: filter
+            .as_deref()
+            .map(Filter::parse)
+            .transpose()
+            .context("filter")?,
         offset: None,
     };
     let results = py.detach(|| {

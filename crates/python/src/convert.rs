@@ -44,9 +44,11 @@ fn read_view<T: Copy>(
     let matrix = match view.ndim() {
         1 => view.insert_axis(Axis(0)).into_dimensionality::<Ix2>(),
         2 => view.into_dimensionality::<Ix2>(),
-        n => return Err(Failure::invalid(format!(
+        n => {
+            return Err(Failure::invalid(format!(
             "{arg}: expected a 1-d vector or a 2-d array (one row per vector), got {n} dimensions"
-        ))),
+        )))
+        }
     }
     .map_err(|e| Failure::invalid(format!("{arg}: {e}")))?;
     if matrix.ncols() != dim {

@@ -106,6 +106,20 @@ impl From<QueryError> for Failure {
     }
 }
 
+impl From<medvec_ingest::pipeline::PipelineError> for Failure {
+    fn from(error: medvec_ingest::pipeline::PipelineError) -> Failure {
+        use medvec_ingest::pipeline::PipelineError;
+        let kind = match &error {
+            PipelineError::Store(inner) => store_kind(inner),
+            _ => Kind::Invalid,
+        };
+        Failure {
+            kind,
+            message: one_line(error),
+        }
+    }
+}
+
 impl From<medvec_store::filter::FilterError> for Failure {
     fn from(error: medvec_store::filter::FilterError) -> Failure {
         Failure::invalid(one_line(error))

@@ -283,8 +283,7 @@ pub fn classify_new<'py>(
         &meta.text_field,
         text_dim,
     )?;
-    let predictions = py.detach(|| {
-        classify_vectors(&saved, &ids, &image, &text).map_err(Failure::from)
-    })?;
+    let predictions =
+        py.detach(|| classify_vectors(&saved, &ids, &image, &text).map_err(Failure::from))?;
     into_columns(py, predictions, saved.meta.classes.clone())
 }

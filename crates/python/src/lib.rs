@@ -7,6 +7,7 @@ mod collection;
 mod convert;
 mod errors;
 mod heads;
+mod ingest;
 mod store;
 
 use pyo3::prelude::*;
@@ -33,6 +34,8 @@ mod _medvec {
     use super::heads::{
         classify_new, classify_stored, evaluate, gap, head_meta, heads, sweep, train,
     };
+    #[pymodule_export]
+    use super::ingest::ingest;
     #[pymodule_export]
     use super::store::{open_store, NativeStore};
     #[pymodule_export]

@@ -63,6 +63,13 @@ pub struct NativeStore {
     read_only: bool,
 }
 
+impl NativeStore {
+    /// The open store, for the calls that live outside this class (ingest).
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}
+
 #[pymethods]
 impl NativeStore {
     #[getter]

@@ -139,3 +139,45 @@ def test_to_arrow_and_to_pandas_hold_every_record(clinic, cases_data):
     assert list(frame.columns) == ["id", "dx", "text"]
     row = frame.set_index("id").loc["case0007"]
     np.testing.assert_array_equal(row["text"], text[7])
+
+
+def test_to_arrow_of_a_compacted_collection_wraps_the_mapped_column(tmp_path, cases_data):
+    ids, image, text, payload = cases_data
+    path = tmp_path / "s"
+    with medvec.open(path) as store:
+        c = store.create_collection("cases", vectors={"image": 32, "text": 32}, payload={"dx": str})
+        c.upsert(ids, vectors={"image": image, "text": text}, payload={"dx": payload["dx"]})
+        c.compact()
+    reader = medvec.open(path, read_only=True)
+    cases = reader["cases"]
+    _, _, vectors = cases._native.columns(["image"], [])
+    mapped = vectors["image"]
+    assert not mapped.flags.writeable and not mapped.flags.owndata  # a view of the mapping
+    with pytest.raises(ValueError):
+        mapped[0, 0] = 1.0
+    table = cases.to_arrow(fields=["image", "dx"])
+    values = table.column("image").chunk(0).values
+    # Arrow's buffer is the mapped column itself: the same address as the mapped view's.
+    assert values.buffers()[1].address == mapped.__array_interface__["data"][0]
+    reader.close()
+    # The mapping outlives the store handle and a compaction that replaces the files.
+    with medvec.open(path) as writer:
+        writer["cases"].delete(ids[:10])
+        writer["cases"].compact()
+    np.testing.assert_array_equal(values.to_numpy().reshape(-1, 32), image)
+    np.testing.assert_array_equal(mapped, image)
+
+
+def test_to_arrow_with_deletes_and_unflushed_rows_copies(tmp_path, cases_data):
+    ids, image, text, payload = cases_data
+    with medvec.open(tmp_path / "s") as store:
+        c = store.create_collection("cases", vectors={"image": 32, "text": 32})
+        c.upsert(ids[:100], vectors={"image": image[:100], "text": text[:100]})
+        c.flush()
+        c.delete(ids[:5])
+        c.upsert(ids[100:110], vectors={"image": image[100:110]})  # no text: a null
+        table = c.to_arrow()
+    assert table.column("id").to_pylist() == ids[5:110]
+    got = table.column("image").to_pylist()
+    np.testing.assert_array_equal(np.array(got, dtype=np.float32), image[5:110])
+    assert table.column("text").null_count == 10

@@ -165,16 +165,15 @@ impl TrainSettings {
         let request = self.request(collection, lambdas)?;
         match self.head {
             HeadChoice::Knn(knn) => train_knn_head(collection, &request, knn, progress),
-            HeadChoice::Early | HeadChoice::Late => {
-                train_head_with(collection, &request, progress)
-            }
+            HeadChoice::Early | HeadChoice::Late => train_head_with(collection, &request, progress),
         }
     }
 }
 
 /// The λ grid `from..=to` by `step`, rounded to 3 decimals (no 0.30000000000000004).
 pub fn lambda_grid(from: f32, to: f32, step: f32) -> Result<Vec<f32>> {
-    if !(step > 0.0) || !(to >= from) || !from.is_finite() || !to.is_finite() {
+    let valid = step > 0.0 && to >= from && from.is_finite() && to.is_finite();
+    if !valid {
         return Err(QueryError::Invalid(
             "λ grid: need from <= to and a positive step".into(),
         ));
@@ -256,7 +255,13 @@ pub fn gap(
     let mut reports = vec![gap_report(collection, a, b, filter, None)?];
     if let Some(lambda) = shift {
         let alignment = fit_alignment(collection, a, b, filter)?;
-        reports.push(gap_report(collection, a, b, filter, Some((&alignment, lambda)))?);
+        reports.push(gap_report(
+            collection,
+            a,
+            b,
+            filter,
+            Some((&alignment, lambda)),
+        )?);
     }
     Ok(reports)
 }
@@ -292,7 +297,10 @@ mod tests {
 
     #[test]
     fn grid_is_inclusive_and_rounded() {
-        assert_eq!(lambda_grid(-0.2, 0.2, 0.1).unwrap(), [-0.2, -0.1, 0.0, 0.1, 0.2]);
+        assert_eq!(
+            lambda_grid(-0.2, 0.2, 0.1).unwrap(),
+            [-0.2, -0.1, 0.0, 0.1, 0.2]
+        );
         assert_eq!(auto_lambdas().len(), 21);
         assert!(lambda_grid(1.0, 0.0, 0.1).is_err());
         assert!(lambda_grid(0.0, 1.0, 0.0).is_err());

@@ -1,6 +1,7 @@
 //! A collection: its manifest, open segments, tombstones, the unflushed tail and its log.
 
 pub(crate) mod artifacts;
+pub mod columnar;
 
 use crate::bitset::BitSet;
 use crate::error::{IoContext, Result, StoreError};

@@ -38,6 +38,7 @@ mod validate;
 mod value;
 mod wal;
 
+pub use collection::columnar;
 pub use collection::{Collection, CollectionOptions, CollectionStats, VerifyReport};
 pub use error::{Result, StoreError};
 pub use fileio::FORMAT_VERSION;

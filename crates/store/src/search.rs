@@ -57,7 +57,9 @@ pub struct Hit {
 enum Plan {
     Skip,
     Exact(Vec<u32>),
-    Graph(BitSet),
+    /// A graph search over the rows of the mask; `None` when every row qualifies (no filter, no
+    /// deletes, no missing vectors), which spares a single query the O(rows) mask.
+    Graph(Option<BitSet>),
 }
 
 impl Collection {
@@ -158,6 +160,13 @@ fn plan_segments(
         .map(|(segment, tombstones)| {
             let column = &segment.columns[field];
             column.ensure_verified()?;
+            let unrestricted = filter.is_none()
+                && segment.is_complete(field)
+                && tombstones.count() == 0
+                && column.graph().is_some();
+            if unrestricted && !exact && segment.rows > EXACT_ROWS {
+                return Ok(Plan::Graph(None));
+            }
             let mut allowed = BitSet::new(segment.rows);
             for row in 0..segment.rows {
                 let ok = !tombstones.get(row)
@@ -174,7 +183,7 @@ fn plan_segments(
             } else if exact || column.graph().is_none() || selective || count <= EXACT_ROWS {
                 Plan::Exact(allowed.ones().map(|r| r as u32).collect())
             } else {
-                Plan::Graph(allowed)
+                Plan::Graph(Some(allowed))
             })
         })
         .collect()
@@ -204,7 +213,7 @@ fn search_segment(
             let Some((words, layout)) = column.graph() else {
                 return;
             };
-            let nodes = ColumnNodes::new(column, query, Some(allowed));
+            let nodes = ColumnNodes::new(column, query, allowed.as_ref());
             for (d, row) in layout.search(words, ef, &nodes) {
                 if top.accepts(d) {
                     top.push(d, segment.id_of(row as usize));

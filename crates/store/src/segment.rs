@@ -427,6 +427,9 @@ pub struct Segment {
     ids_file: MappedFile,
     payload_file: MappedFile,
     pub columns: Vec<Column>,
+    /// Per vector field: every row has a vector (so a search without a filter or deletes needs
+    /// no per-row mask). Read once at open from the id table.
+    complete: Vec<bool>,
 }
 
 impl Segment {
@@ -487,6 +490,7 @@ impl Segment {
             MappedFile::open(&dir.join("payload.rkyv"), FileKind::Payload, owner_uid)?;
         payload_file.verify()?;
         check_payload(&payload_file, schema, rows)?;
+        let complete = ids.present.iter().map(|p| p.iter().all(|&x| x)).collect();
         let mut columns = Vec::with_capacity(schema.vectors.len());
         for (index, field) in schema.vectors.iter().enumerate() {
             let mut error = None;
@@ -512,7 +516,13 @@ impl Segment {
             ids_file,
             payload_file,
             columns,
+            complete,
         })
+    }
+
+    /// Whether every row of the segment has a vector in field `field`.
+    pub fn is_complete(&self, field: usize) -> bool {
+        self.complete.get(field).copied().unwrap_or(false)
     }
 
     fn ids_archive(&self) -> &ArchivedSegmentIds {
@@ -632,7 +642,7 @@ fn archived_value(column: &ArchivedPayloadColumn, row: usize) -> ValueRef<'_> {
     }
 }
 
-fn owned_value(value: ValueRef<'_>) -> Value {
+pub(crate) fn owned_value(value: ValueRef<'_>) -> Value {
     match value {
         ValueRef::Null => Value::Null,
         ValueRef::Bool(b) => Value::Bool(b),

@@ -134,6 +134,15 @@ class Collection:
         """Checks every file's checksum (``medvec verify``); raises ``CorruptFile`` if one fails."""
         return self._native.verify()
 
+    def ingest(self, manifest: Any = None, root: Any = None, **options: Any) -> dict:
+        """Encodes an image archive into this collection (``medvec ingest``); see
+        :meth:`Store.ingest` for the arguments (``image_model=`` is required).
+
+        >>> cases.ingest("cases.csv", "/data/images", image_model="models/clip-vision")  # doctest: +SKIP
+        {'ingested': 1000, 'skipped': 0, 'rejected': 0, 'status': 'complete', ...}
+        """
+        return self._store.ingest(self.name, manifest, root, **options)
+
     # --- search --------------------------------------------------------------------------
 
     def search(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence, Tuple, Union
+from typing import Any, Callable, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -130,6 +130,47 @@ class Store:
         """Flushes (a writer), releases the store's lock; later calls raise ``StoreError``."""
         self._native.close()
 
+    def ingest(
+        self,
+        collection: str,
+        manifest: Union[str, os.PathLike, None] = None,
+        root: Union[str, os.PathLike, None] = None,
+        *,
+        image_model: Union[str, os.PathLike],
+        text_model: Union[str, os.PathLike, None] = None,
+        template: str | None = None,
+        dicomdir: Union[str, os.PathLike, None] = None,
+        progress: Union[bool, Callable[[int, int, int, int, int], Any]] = True,
+        **options: Any,
+    ) -> dict:
+        """Encodes an image archive with ONNX models and stores the vectors (``medvec ingest``);
+        the collection is created when missing. Re-running resumes (stored ids are skipped).
+
+        The archive is a ``manifest`` (CSV or JSONL: id, path and metadata columns) of files
+        under ``root``, every image file under ``root`` (DICOM found by content), or the files a
+        ``dicomdir`` lists. ``text_model`` with ``template`` (a preset such as ``"ham10000"`` or
+        text like ``"Age: {age}"``) adds text vectors. Other options, named as the CLI's flags:
+        ``image_model_file``, ``text_model_file``, ``image_output``, ``image_pooling``,
+        ``text_output``, ``text_pooling``, ``id_column``, ``image_column``, ``image_field``,
+        ``text_field``, ``batch``, ``threads``, ``rejects``, ``jpeg_draft``, ``window``,
+        ``frames``, ``dicom_tags``, ``allow_identifying_tags``, ``dry_run``.
+
+        ``progress`` shows a tqdm bar when tqdm is installed (``True``), nothing (``False``), or
+        calls a function with ``(rows, total, ingested, skipped, rejected)``. Returns what
+        ``medvec ingest --json`` prints: ``ingested``, ``skipped``, ``rejected``, ``status``
+        (``"complete"`` or ``"partial"``) and ``rejects_file`` (CSV id,path,reason,detail).
+
+        ONNX Runtime is loaded from ``ORT_DYLIB_PATH``, or else from the installed
+        ``onnxruntime`` wheel.
+        """
+        args = _ingest_args(manifest, root, image_model, text_model, template, dicomdir, options)
+        _point_at_onnxruntime()
+        callback, close = _progress(progress, collection)
+        try:
+            return _medvec.ingest(self._native, collection, args, callback)
+        finally:
+            close()
+
     def __enter__(self) -> "Store":
         return self
 
@@ -139,6 +180,91 @@ class Store:
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "writer"
         return f"medvec.Store({self.path!r}, {mode})"
+
+
+_INGEST_DEFAULTS: dict[str, Any] = {
+    "image_model_file": None,
+    "image_output": None,
+    "image_pooling": None,
+    "text_model_file": None,
+    "text_output": None,
+    "text_pooling": None,
+    "id_column": "id",
+    "image_column": "path",
+    "image_field": "image",
+    "text_field": "text",
+    "batch": 64,
+    "threads": None,
+    "rejects": None,
+    "jpeg_draft": False,
+    "window": None,
+    "frames": None,
+    "dicom_tags": [],
+    "allow_identifying_tags": False,
+    "dry_run": False,
+}
+
+
+def _ingest_args(manifest, root, image_model, text_model, template, dicomdir, options) -> dict:
+    unknown = sorted(set(options) - set(_INGEST_DEFAULTS))
+    if unknown:
+        raise _medvec_invalid(f"ingest: unknown option {unknown[0]!r}; options are {', '.join(sorted(_INGEST_DEFAULTS))}")
+    path = lambda p: None if p is None else os.fspath(p)  # noqa: E731
+    args = dict(_INGEST_DEFAULTS, **options)
+    if args["window"] is not None and not isinstance(args["window"], str):
+        centre, width = args["window"]
+        args["window"] = f"{centre},{width}"
+    for key in ("image_model_file", "text_model_file", "rejects"):
+        args[key] = path(args[key])
+    args["dicom_tags"] = list(args["dicom_tags"])
+    args.update(
+        manifest=path(manifest),
+        root=path(root),
+        dicomdir=path(dicomdir),
+        image_model=path(image_model),
+        text_model=path(text_model),
+        template=template,
+    )
+    return args
+
+
+def _point_at_onnxruntime() -> None:
+    """Sets ORT_DYLIB_PATH to the onnxruntime wheel's library when it is not set, so that an
+    ingest works in any environment that has `pip install onnxruntime`."""
+    if os.environ.get("ORT_DYLIB_PATH"):
+        return
+    import glob
+    import importlib.util
+
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    for folder in spec.submodule_search_locations:
+        libraries = sorted(glob.glob(os.path.join(folder, "capi", "libonnxruntime.so*")))
+        if libraries:
+            os.environ["ORT_DYLIB_PATH"] = libraries[-1]
+            return
+
+
+def _progress(progress, collection: str):
+    """The progress callback for the native ingest, and what to call when it ends."""
+    if callable(progress):
+        return progress, lambda: None
+    if not progress:
+        return None, lambda: None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None, lambda: None
+    bar = tqdm(desc=f"ingest {collection}", unit="rows")
+
+    def update(rows, total, ingested, skipped, rejected):
+        bar.total = total
+        bar.n = rows
+        bar.set_postfix(stored=ingested, skipped=skipped, rejected=rejected, refresh=False)
+        bar.refresh()
+
+    return update, bar.close
 
 
 def search_shards(
