@@ -10,22 +10,28 @@
 //!   stored vectors for medvec, files → a saved `.npy` for Python), wall and per CPU-second
 //!   (the child's user + system time), medians over interleaved rounds, on: CT slices (512×512,
 //!   signed 16-bit, rescale slope / intercept, a window), radiographs (2000×2500, 12 bits in 16,
-//!   MONOCHROME1 and MONOCHROME2, a window), and the CT slices again as RLE Lossless. After the
-//!   rounds, medvec's stored vectors (`medvec export`) are compared with Python's: every image
-//!   must agree at cosine ≥ 0.9999 (`bench_dicom.py compare`), so both did the same work;
+//!   MONOCHROME1 and MONOCHROME2, a window), and the CT slices again as RLE Lossless and as
+//!   JPEG 2000 Lossless. After the rounds, medvec's stored vectors (`medvec export`) are compared
+//!   with Python's: every image must agree at cosine ≥ 0.9999 (`bench_dicom.py compare`), so
+//!   both did the same work;
 //! - **memory**: peak RSS (the child's `ru_maxrss`) of both at 1k and 10k small files (64×64
 //!   CT-like slices), one run each.
 //!
-//! `cargo bench --bench dicom -- stages` instead times the Python pipeline stage by stage (read,
-//! decode, window, resize, inference; one thread) on each data set.
+//! The tables are printed and written to `target/bench-data/dicom/report.md`.
+//!
+//! `cargo bench --bench dicom -- stages` instead times both pipelines stage by stage, in one
+//! thread, on each data set: Python's read (dcmread), decode (pixel_array), window, resize and
+//! inference (`bench_dicom.py stages`), and medvec's whole ingest against its `--dry-run`
+//! (which reads, decodes, windows and preprocesses every file but encodes and stores nothing),
+//! both with `--threads 1`; the difference is inference + storing (`report-stages.md`).
 //!
 //! Environment: `MEDVEC_PYTHON` (default `.venv/bin/python`), `MEDVEC_BENCH_THREADS` (2),
-//! `MEDVEC_BENCH_BATCH` (64), `MEDVEC_BENCH_REPEATS` (3), `MEDVEC_BENCH_CT_N` (500),
+//! `MEDVEC_BENCH_BATCH` (64), `MEDVEC_BENCH_REPEATS` (5), `MEDVEC_BENCH_CT_N` (500),
 //! `MEDVEC_BENCH_XRAY_N` (60), `MEDVEC_BENCH_XRAY_SIZE` (`2000x2500`, columns × rows),
-//! `MEDVEC_BENCH_RLE_N` (500; 0 skips the RLE row), `MEDVEC_BENCH_J2K_N` (0: a JPEG 2000
-//! Lossless CT row when set), `MEDVEC_BENCH_RSS_NS` (`1000,10000`; empty skips),
-//! `MEDVEC_BENCH_STAGES_LIMIT` (files per data set for `stages`, 100). `ORT_DYLIB_PATH` must
-//! point at ONNX Runtime (`. tools/.cache/env.sh`).
+//! `MEDVEC_BENCH_RLE_N` (500), `MEDVEC_BENCH_J2K_N` (200), `MEDVEC_BENCH_RSS_NS`
+//! (`1000,10000`; empty skips); any `_N` set to 0 leaves its data set out.
+//! `MEDVEC_BENCH_STAGES_LIMIT` (for `stages`: only the first N files of each data set; default
+//! 0, all). `ORT_DYLIB_PATH` must point at ONNX Runtime (`. tools/.cache/env.sh`).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -115,8 +121,8 @@ impl Bench {
         Files { root, manifest }
     }
 
-    /// `bench_dicom.py SUBCOMMAND` on the files and model, with the run's threads and batch.
-    fn python_command(&self, subcommand: &str, files: &Files) -> Command {
+    /// `bench_dicom.py SUBCOMMAND` on the files and model, with `threads` and the run's batch.
+    fn python_command(&self, subcommand: &str, files: &Files, threads: usize) -> Command {
         let mut command = bench_dicom_py();
         command
             .arg(subcommand)
@@ -126,7 +132,7 @@ impl Bench {
             .arg(&files.root)
             .arg("--model")
             .arg(&self.model)
-            .args(["--threads", &self.threads.to_string()])
+            .args(["--threads", &threads.to_string()])
             .args(["--batch", &self.batch.to_string()]);
         command
     }
@@ -136,13 +142,19 @@ impl Bench {
     }
 
     fn python(&self, files: &Files) -> Cost {
-        let mut command = self.python_command("run", files);
+        let mut command = self.python_command("run", files, self.threads);
         command.arg("--out").arg(self.python_vectors());
         measure(command)
     }
 
     /// `medvec ingest` of the folder into a fresh `store` (left in place for the caller).
     fn medvec(&self, files: &Files, store: &Path) -> Cost {
+        measure(self.medvec_command(files, store, self.threads))
+    }
+
+    /// `medvec ingest STORE bench --root ... --image-model ... --threads T --batch B` (the
+    /// folder walk), `store` removed first.
+    fn medvec_command(&self, files: &Files, store: &Path, threads: usize) -> Command {
         let _ = std::fs::remove_dir_all(store);
         let mut command = Command::new(env!("CARGO_BIN_EXE_medvec"));
         command
@@ -153,9 +165,9 @@ impl Bench {
             .arg(&files.root)
             .arg("--image-model")
             .arg(&self.model)
-            .args(["--threads", &self.threads.to_string()])
+            .args(["--threads", &threads.to_string()])
             .args(["--batch", &self.batch.to_string()]);
-        measure(command)
+        command
     }
 
     fn store(&self) -> PathBuf {
@@ -277,21 +289,79 @@ fn rss_row(bench: &Bench, n: usize) -> String {
     )
 }
 
-/// Milliseconds per image of each stage of the Python pipeline (one thread), wall (CPU).
-fn stages_row(bench: &Bench, set: &DataSet, limit: usize) -> String {
+/// Milliseconds per image of each stage of the Python pipeline (one thread), wall (CPU); and of
+/// medvec with one thread: the whole ingest, its dry run (read, decode, window, preprocess) and
+/// the difference (inference and storing).
+fn stages_row(bench: &Bench, set: &DataSet, limit: usize) -> (String, String) {
     eprintln!("stages: {}", set.label);
-    let files = bench.files(set);
-    let mut command = bench.python_command("stages", &files);
+    let mut files = bench.files(set);
+    let images = if limit > 0 && limit < set.n {
+        files = first_files(bench, &files, limit);
+        limit
+    } else {
+        set.n
+    };
+    let mut command = bench.python_command("stages", &files, 1);
     command.args(["--limit", &limit.to_string()]);
     let json: serde_json::Value =
         serde_json::from_str(output(&mut command).trim()).expect("stages JSON");
-    let images = json["images"].as_f64().expect("images");
-    let mut row = format!("| {} | {images} |", set.label);
+    assert_eq!(
+        json["images"].as_u64(),
+        Some(images as u64),
+        "Python's image count"
+    );
+    let mut python = format!("| {} | {images} |", set.label);
+    let (mut total, mut total_cpu) = (0.0, 0.0);
     for stage in ["read", "decode", "window", "resize", "inference"] {
-        let ms = |key: &str| 1000.0 * json[stage][key].as_f64().expect("seconds") / images;
-        row += &format!(" {:.2} ({:.2}) |", ms("seconds"), ms("cpu_seconds"));
+        let ms = |key: &str| 1000.0 * json[stage][key].as_f64().expect("seconds") / images as f64;
+        python += &format!(" {:.2} ({:.2}) |", ms("seconds"), ms("cpu_seconds"));
+        total += ms("seconds");
+        total_cpu += ms("cpu_seconds");
     }
-    row
+    python += &format!(" {total:.2} ({total_cpu:.2}) |");
+
+    // medvec, one thread: the dry run first (no store is created), then the whole ingest.
+    let store = bench.store();
+    let mut dry = bench.medvec_command(&files, &store, 1);
+    dry.arg("--dry-run");
+    let dry = measure(dry);
+    let full = measure(bench.medvec_command(&files, &store, 1));
+    let _ = std::fs::remove_dir_all(&store);
+    let ms = |seconds: f64| 1000.0 * seconds / images as f64;
+    let medvec = format!(
+        "| {} | {images} | {:.2} ({:.2}) | {:.2} ({:.2}) | {:.2} ({:.2}) |",
+        set.label,
+        ms(dry.wall),
+        ms(dry.cpu),
+        ms(full.wall - dry.wall),
+        ms(full.cpu - dry.cpu),
+        ms(full.wall),
+        ms(full.cpu),
+    );
+    (python, medvec)
+}
+
+/// The first `limit` files of a data set, as a folder of hard links to them (medvec walks a
+/// folder, and refuses symbolic links that leave it).
+fn first_files(bench: &Bench, files: &Files, limit: usize) -> Files {
+    let root = bench.data.join(format!("stages-first-{limit}"));
+    let _ = std::fs::remove_dir_all(&root);
+    let list = std::fs::read_to_string(&files.manifest).expect("read the file list");
+    let mut manifest = String::from("id,path\n");
+    for line in list.lines().skip(1).take(limit) {
+        let rel = line.split(',').nth(1).expect("id,path");
+        let link = root.join(rel);
+        std::fs::create_dir_all(link.parent().expect("a folder")).expect("create folder");
+        std::fs::hard_link(files.root.join(rel), &link).expect("link a file");
+        manifest += line;
+        manifest.push('\n');
+    }
+    let list = root.with_extension("csv");
+    std::fs::write(&list, manifest).expect("write the file list");
+    Files {
+        root,
+        manifest: list,
+    }
 }
 
 fn load_average() -> String {
@@ -314,7 +384,7 @@ fn main() {
         model: workspace().join("fixtures/models/tiny-image"),
         threads: env_usize("MEDVEC_BENCH_THREADS", 2),
         batch: env_usize("MEDVEC_BENCH_BATCH", 64),
-        repeats: env_usize("MEDVEC_BENCH_REPEATS", 3),
+        repeats: env_usize("MEDVEC_BENCH_REPEATS", 5),
     };
     std::fs::create_dir_all(&bench.data).expect("create target/bench-data/dicom");
     let xray = std::env::var("MEDVEC_BENCH_XRAY_SIZE").unwrap_or_else(|_| "2000x2500".into());
@@ -340,28 +410,44 @@ fn main() {
         (
             "j2k",
             "JPEG 2000 Lossless",
-            env_usize("MEDVEC_BENCH_J2K_N", 0),
+            env_usize("MEDVEC_BENCH_J2K_N", 200),
         ),
     ] {
-        if n > 0 {
-            sets.push(DataSet {
-                label: format!("CT 512×512 as above, {name}"),
-                kind: "ct",
-                n,
-                size: "512x512".into(),
-                syntax,
-            });
-        }
+        sets.push(DataSet {
+            label: format!("CT 512×512 as above, {name}"),
+            kind: "ct",
+            n,
+            size: "512x512".into(),
+            syntax,
+        });
     }
+    sets.retain(|s| s.n > 0); // `MEDVEC_BENCH_..._N=0` leaves a data set out
     let start_load = load_average();
+    let mut report = String::new();
+    let mut line = |text: &str| {
+        println!("{text}");
+        report += text;
+        report.push('\n');
+    };
 
     if args.iter().any(|a| a == "stages") {
-        let limit = env_usize("MEDVEC_BENCH_STAGES_LIMIT", 100);
-        let rows: Vec<String> = sets.iter().map(|s| stages_row(&bench, s, limit)).collect();
-        println!("\nPython pipeline, ms per image, wall (CPU), one thread; inference: batches of {}, {} intra-op threads\n", bench.batch, bench.threads);
-        println!("| data set | images | read (dcmread) | decode (pixel_array) | window (LUTs → 8-bit RGB) | resize + crop + normalise | inference |");
-        println!("|---|---:|---:|---:|---:|---:|---:|");
-        rows.iter().for_each(|r| println!("{r}"));
+        let limit = env_usize("MEDVEC_BENCH_STAGES_LIMIT", 0);
+        let rows: Vec<(String, String)> =
+            sets.iter().map(|s| stages_row(&bench, s, limit)).collect();
+        line(&format!(
+            "\nms per image, wall (CPU), one thread (Python: 1 worker, 1 intra-op thread; medvec: --threads 1), batches of {}; load average at start {start_load}, at end {}\n",
+            bench.batch,
+            load_average()
+        ));
+        line("Python (`bench_dicom.py stages`):\n");
+        line("| data set | images | read (dcmread) | decode (pixel_array) | window (LUTs → 8-bit RGB) | resize + crop + normalise | inference | total |");
+        line("|---|---:|---:|---:|---:|---:|---:|---:|");
+        rows.iter().for_each(|(python, _)| line(python));
+        line("\nmedvec (`medvec ingest --threads 1`, whole process):\n");
+        line("| data set | images | read + decode + window + preprocess (--dry-run) | inference + store (difference) | total |");
+        line("|---|---:|---:|---:|---:|");
+        rows.iter().for_each(|(_, medvec)| line(medvec));
+        std::fs::write(bench.data.join("report-stages.md"), &report).expect("write the report");
         return;
     }
 
@@ -373,20 +459,23 @@ fn main() {
         .collect();
     let rss_rows: Vec<String> = rss_ns.iter().map(|&n| rss_row(&bench, n)).collect();
 
-    println!(
+    line(&format!(
         "\nfixture model, threads {}, batch {}, medians of {} interleaved rounds; load average at start {}, at end {}\n",
         bench.threads,
         bench.batch,
         bench.repeats,
         start_load,
         load_average()
-    );
-    println!("| data set | images | medvec img/s | medvec img/CPU-s | Python img/s | Python img/CPU-s | medvec ÷ Python (wall) | medvec ÷ Python (CPU) | peak RSS MiB medvec / Python | min cosine |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    rows.iter().for_each(|r| println!("{r}"));
-    if !rss_rows.is_empty() {
-        println!("\n| files (64×64 CT, 16-bit) | medvec peak RSS MiB | Python peak RSS MiB | medvec img/s | Python img/s |");
-        println!("|---:|---:|---:|---:|---:|");
-        rss_rows.iter().for_each(|r| println!("{r}"));
+    ));
+    if !rows.is_empty() {
+        line("| data set | images | medvec img/s | medvec img/CPU-s | Python img/s | Python img/CPU-s | medvec ÷ Python (wall) | medvec ÷ Python (CPU) | peak RSS MiB medvec / Python | min cosine |");
+        line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        rows.iter().for_each(|r| line(r));
     }
+    if !rss_rows.is_empty() {
+        line("\n| files (64×64 CT, 16-bit) | medvec peak RSS MiB | Python peak RSS MiB | medvec img/s | Python img/s |");
+        line("|---:|---:|---:|---:|---:|");
+        rss_rows.iter().for_each(|r| line(r));
+    }
+    std::fs::write(bench.data.join("report.md"), &report).expect("write the report");
 }

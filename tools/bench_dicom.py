@@ -13,8 +13,9 @@
           stored in 16, MONOCHROME2 for even files and MONOCHROME1 (inverted values) for odd ones,
           window about the middle of the 12-bit range, smooth anatomy + ribs + texture + noise;
         - small: CT-like 64x64 slices (as ct), for the memory runs (1k and 10k files).
-        --syntax: native (Explicit VR Little Endian, default), rle (RLE Lossless, pydicom's
-        encoder) or j2k (JPEG 2000 Lossless, pylibjpeg-openjpeg).
+        --syntax: native (Explicit VR Little Endian, default), rle (RLE Lossless: pydicom's
+        Dataset.compress, which picks pylibjpeg-rle's encoder when it is installed, as in .venv)
+        or j2k (JPEG 2000 Lossless, pylibjpeg-openjpeg).
         Files carry the fake identifying tags and the safe tags of tools/make_dicom_fixtures.py.
 
     bench_dicom.py run --manifest CSV --root DIR --model DIR --threads T --batch B --out OUT.npy
@@ -24,7 +25,8 @@
         tools/reference_encode.py's Pillow resize / center crop / normalise, in a pool of T
         threads; batches of B through one onnxruntime session with T intra-op threads (the session
         of tools/bench_ingest.py run); vectors L2-normalised and saved with np.save at the end.
-        Prints {"images": n, "seconds": s}.
+        Prints {"images": n, "seconds": s}. pydicom decodes RLE with pylibjpeg-rle and JPEG 2000
+        with pylibjpeg-openjpeg (its first choices when installed; both are in .venv).
 
     bench_dicom.py stages --manifest CSV --root DIR --model DIR --threads T --batch B [--limit N]
         The same pipeline in one thread, stage by stage, timing each (wall and CPU): read (dcmread),
@@ -190,10 +192,12 @@ def cmd_make(args) -> None:
             write_file(args.kind, i, h, w, args.syntax, path)
     manifest = Path(args.dir) / f"{name}.csv"
     if not manifest.exists():
-        with manifest.open("w", newline="") as f:
+        tmp = manifest.with_name(manifest.name + ".part")
+        with tmp.open("w", newline="") as f:
             wr = csv.writer(f, lineterminator="\n")
             wr.writerow(["id", "path"])
             wr.writerows([rel.removesuffix(".dcm"), rel] for rel in rels)
+        tmp.rename(manifest)
     print(folder)
 
 
