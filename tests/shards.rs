@@ -148,3 +148,35 @@ fn shards_must_share_the_schema() {
     ]);
     assert!(err.contains("nothing"), "{err}");
 }
+
+#[test]
+fn text_output_shows_the_payload_of_hits_in_every_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, shards) = sharded(dir.path());
+    let out = medvec_ok(&[
+        "search",
+        s(&shards[0]),
+        "cases",
+        "--field",
+        "image",
+        "--like",
+        "case-003999",
+        "-k",
+        "3",
+        "--exact",
+        "--store",
+        s(&shards[1]),
+        "--store",
+        s(&shards[2]),
+        "--store",
+        s(&shards[3]),
+    ]);
+    let rows: Vec<&str> = out.lines().skip(2).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    for row in rows {
+        // The last shard holds case-003999's neighbours: their `n` is shown, not `-`.
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert!(cells[1].starts_with("case-00"), "{row}");
+        assert_ne!(cells.last(), Some(&"-"), "{out}");
+    }
+}

@@ -46,6 +46,11 @@ step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets --release -- -D warnings
 step nextest cargo nextest run --workspace --release --no-fail-fast "$@"
 step doctest cargo test --workspace --release --doc
+# The Python package (built into .venv by setup.sh) against the CLI binary: its docstring examples,
+# its suite, and the Spark examples in local mode.
+step build-cli cargo build --release --bin medvec
+step pytest "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider --doctest-modules \
+    crates/python/python/medvec crates/python/tests examples/spark
 
 if ((${#failed[@]})); then
     echo "tools/test.sh: FAILED steps: ${failed[*]}"

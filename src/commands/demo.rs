@@ -335,7 +335,7 @@ fn step(title: &str) {
 
 fn show(cases: &Collection, hits: &[medvec_store::Hit]) {
     let columns = ["dx", "age", "sex", "localization"].map(String::from);
-    for line in super::hits::table_lines(cases, hits, &columns) {
+    for line in super::hits::table_lines(&[cases], hits, &columns) {
         println!("{line}");
     }
 }

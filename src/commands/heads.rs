@@ -59,6 +59,10 @@ struct TrainOptions {
     /// Payload column with train / val / test (otherwise a stratified --split).
     #[arg(long, conflicts_with = "split")]
     split_column: Option<String>,
+    /// Keep all rows sharing a value of this payload column (a lesion, a patient, DICOM's
+    /// patient_key) in one part of the --split, stratified by label as far as groups allow.
+    #[arg(long, conflicts_with = "split_column")]
+    group_column: Option<String>,
     /// Fractions TRAIN,VAL,TEST of a seeded stratified split.
     #[arg(long, default_value = "0.7,0.15,0.15")]
     split: String,
@@ -96,9 +100,14 @@ impl TrainOptions {
                 view: KnnView::Both,
             }),
         };
-        let split = match &self.split_column {
-            Some(column) => SplitSource::Column(column.clone()),
-            None => SplitSource::Fractions(parse_fractions(&self.split)?, self.seed),
+        let split = match (&self.split_column, &self.group_column) {
+            (Some(column), _) => SplitSource::Column(column.clone()),
+            (None, Some(group)) => SplitSource::Grouped {
+                column: group.clone(),
+                fractions: parse_fractions(&self.split)?,
+                seed: self.seed,
+            },
+            (None, None) => SplitSource::Fractions(parse_fractions(&self.split)?, self.seed),
         };
         Ok(TrainSettings {
             head,

@@ -30,14 +30,15 @@ pub fn payload_columns(collection: &Collection, show: Option<&str>) -> Result<Ve
     Ok(columns)
 }
 
-/// The hits as aligned text lines, a header first, each line indented by two spaces. A missing
-/// payload value shows as `-`.
-pub fn table_lines(collection: &Collection, hits: &[Hit], columns: &[String]) -> Vec<String> {
+/// The hits as aligned text lines, a header first, each line indented by two spaces. A hit's
+/// payload is read from the first of `collections` (the shards of a search) that holds it; a
+/// missing value shows as `-`.
+pub fn table_lines(collections: &[&Collection], hits: &[Hit], columns: &[String]) -> Vec<String> {
     let mut header = vec!["rank".to_string(), "id".into(), "score".into()];
     header.extend(columns.iter().cloned());
     let mut rows = vec![header];
     for (rank, hit) in hits.iter().enumerate() {
-        let record = collection.get(&hit.id);
+        let record = collections.iter().find_map(|c| c.get(&hit.id));
         let mut row = vec![
             format!("{}.", rank + 1),
             hit.id.clone(),

@@ -116,14 +116,14 @@ pub fn search(args: SearchArgs) -> Result<()> {
         offset: None,
     };
     let columns = payload_columns(&collection, args.show.as_deref())?;
+    let mut all: Vec<&Collection> = vec![&collection];
+    all.extend(shards.iter().map(|c| &**c));
     let results = if shards.is_empty() {
         run_search(&args, &collection, &query_field, &queries, params)?
     } else {
         if args.shift.is_some() || query_field != args.field {
             bail!("--store: searching several stores does not combine with --shift or --query-modality yet");
         }
-        let mut all: Vec<&Collection> = vec![&collection];
-        all.extend(shards.iter().map(|c| &**c));
         search_shards(&all, &args.field, &queries, &params)?
     };
     for (i, mut hits) in results.into_iter().enumerate() {
@@ -133,7 +133,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
             print_json_hits(i, &hits);
         } else {
             println!("query {i}:");
-            for line in table_lines(&collection, &hits, &columns) {
+            for line in table_lines(&all, &hits, &columns) {
                 println!("{line}");
             }
         }

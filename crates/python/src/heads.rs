@@ -49,6 +49,7 @@ pub struct TrainArgs {
     label: String,
     fields: Option<(String, String)>,
     split_column: Option<String>,
+    group_column: Option<String>,
     split: (f64, f64, f64),
     epochs: usize,
     dropout: f32,
@@ -83,9 +84,18 @@ impl TrainArgs {
             }
         };
         let (train, val, test) = self.split;
-        let split = match &self.split_column {
-            Some(column) => SplitSource::Column(column.clone()),
-            None => SplitSource::Fractions(SplitFractions { train, val, test }, self.seed),
+        let fractions = SplitFractions { train, val, test };
+        let split = match (&self.split_column, &self.group_column) {
+            (Some(_), Some(_)) => return Err(Failure::invalid(
+                "split_column, group_column: a grouped split is made by medvec; give one of them",
+            )),
+            (Some(column), None) => SplitSource::Column(column.clone()),
+            (None, Some(group)) => SplitSource::Grouped {
+                column: group.clone(),
+                fractions,
+                seed: self.seed,
+            },
+            (None, None) => SplitSource::Fractions(fractions, self.seed),
         };
         Ok(TrainSettings {
             head,
@@ -137,6 +147,22 @@ pub fn sweep<'py>(
         py,
         &json!({"chosen_lambda": saved.meta.lambda, "curve": saved.curve}),
     )
+}
+
+/// The train / val / test ids training with these settings would use.
+#[pyfunction]
+pub fn split(
+    py: Python<'_>,
+    collection: &NativeCollection,
+    args: TrainArgs,
+) -> PyResult<[Vec<String>; 3]> {
+    let settings = args.settings()?;
+    Ok(py.detach(|| {
+        collection.with(|c| {
+            let request = settings.request(c, vec![0.0])?;
+            Ok(medvec_query::training::split_ids(c, &request)?)
+        })
+    })?)
 }
 
 /// `medvec heads --json`: `[{"name", "meta"}]`.

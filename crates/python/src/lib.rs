@@ -32,7 +32,7 @@ mod _medvec {
     use super::collection::{search_shards, NativeCollection};
     #[pymodule_export]
     use super::heads::{
-        classify_new, classify_stored, evaluate, gap, head_meta, heads, sweep, train,
+        classify_new, classify_stored, evaluate, gap, head_meta, heads, split, sweep, train,
     };
     #[pymodule_export]
     use super::ingest::ingest;

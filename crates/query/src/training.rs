@@ -16,8 +16,8 @@ pub use crate::classify::{classify, classify_vectors, Prediction};
 use crate::error::{QueryError, Result};
 use crate::heads::metrics::ClassificationReport;
 use crate::heads::{
-    stratified_split, train, HeadSpec, Inputs, KnnConfig, KnnHead, Labelled, SplitFractions,
-    TrainConfig, TrainedHead,
+    stratified_group_split, stratified_split, train, HeadSpec, Inputs, KnnConfig, KnnHead,
+    Labelled, SplitFractions, TrainConfig, TrainedHead,
 };
 use crate::pca::Pca2;
 pub use crate::saved::{HeadModel, KnnMeta, SavedHead, TrainingCases};
@@ -32,6 +32,14 @@ pub enum SplitSource {
     Column(String),
     /// A seeded stratified split with these fractions.
     Fractions(SplitFractions, u64),
+    /// A seeded stratified split with these fractions that keeps every group (the rows sharing
+    /// a value of payload column `column`: a lesion, a patient) in one part. A row without a
+    /// value is a group of its own.
+    Grouped {
+        column: String,
+        fractions: SplitFractions,
+        seed: u64,
+    },
 }
 
 /// What to train.
@@ -119,8 +127,16 @@ fn load_dataset(collection: &Collection, request: &TrainRequest) -> Result<Datas
             request.label_field
         )));
     }
+    // The column read per row: the split itself, or the group of a grouped split.
     let split_column = match &request.split {
-        SplitSource::Column(c) => Some(c.clone()),
+        SplitSource::Column(c) | SplitSource::Grouped { column: c, .. } => {
+            if schema.payload_index(c).is_none() {
+                return Err(QueryError::Invalid(format!(
+                    "unknown split or group field `{c}`"
+                )));
+            }
+            Some(c.clone())
+        }
         SplitSource::Fractions(..) => None,
     };
     let mut raw: Vec<(Record, String)> = Vec::new();
@@ -189,6 +205,14 @@ fn split_rows(data: &Dataset, split: &SplitSource) -> Result<[Vec<usize>; 3]> {
                 .map_err(|e| QueryError::Invalid(e.to_string()))?;
             Ok([s.train, s.val, s.test])
         }
+        SplitSource::Grouped {
+            fractions, seed, ..
+        } => {
+            let groups = group_numbers(data);
+            let s = stratified_group_split(&data.labels, &groups, *fractions, *seed)
+                .map_err(|e| QueryError::Invalid(e.to_string()))?;
+            Ok([s.train, s.val, s.test])
+        }
         SplitSource::Column(column) => {
             let mut parts: [Vec<usize>; 3] = Default::default();
             for (row, value) in data.split_values.iter().enumerate() {
@@ -205,6 +229,31 @@ fn split_rows(data: &Dataset, split: &SplitSource) -> Result<[Vec<usize>; 3]> {
             Ok(parts)
         }
     }
+}
+
+/// Each row's group number: rows with the same group value share one; a row without a value
+/// is alone in its group.
+fn group_numbers(data: &Dataset) -> Vec<usize> {
+    let mut numbers: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut next = 0;
+    data.split_values
+        .iter()
+        .map(|value| {
+            let key = if value.is_empty() {
+                None
+            } else {
+                Some(value.as_str())
+            };
+            let number = match key {
+                Some(key) => *numbers.entry(key).or_insert(next),
+                None => next,
+            };
+            if number == next {
+                next += 1;
+            }
+            number
+        })
+        .collect()
 }
 
 /// Δ = mean(image) − mean(text) over the unit vectors of `rows`; empty when the two fields
@@ -320,6 +369,14 @@ pub struct LambdaProgress {
     pub index: usize,
     pub total: usize,
     pub lambda: f32,
+}
+
+/// The ids of the train, validation and test parts that training with `request` uses (the
+/// labelled records with both fields, split as `request.split` says), each in scan order.
+pub fn split_ids(collection: &Collection, request: &TrainRequest) -> Result<[Vec<String>; 3]> {
+    let data = load_dataset(collection, request)?;
+    let parts = split_rows(&data, &request.split)?;
+    Ok(parts.map(|rows| rows.into_iter().map(|r| data.ids[r].clone()).collect()))
 }
 
 /// Trains a head on `collection` as described by `request` (see the module docs).

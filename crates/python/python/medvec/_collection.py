@@ -251,6 +251,7 @@ class Collection:
         *,
         fields: Tuple[str, str] | None = None,
         split_column: str | None = None,
+        group_column: str | None = None,
         split: Tuple[float, float, float] = (0.7, 0.15, 0.15),
         epochs: int = 30,
         dropout: float = 0.0,
@@ -262,9 +263,9 @@ class Collection:
         saves it as ``name`` (``medvec train``). ``shift`` is λ, a list of candidate λs, or
         ``"auto"`` for −1..1 by 0.1; λ and the epoch are chosen on validation, never on test.
         The split is the payload column ``split_column`` (train/val/test) or a seeded stratified
-        ``split``. Returns what ``medvec train --json`` prints: ``name``, ``meta`` (λ, classes,
+        ``split``; with ``group_column`` (a lesion or patient id) every group stays in one part. Returns what ``medvec train --json`` prints: ``name``, ``meta`` (λ, classes,
         validation and test metrics), ``curve`` and ``test_report``."""
-        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting)
+        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column)
         if isinstance(shift, str):
             if shift != "auto":
                 raise InvalidInput(f"shift: a number, a list of numbers or 'auto', got {shift!r}")
@@ -283,6 +284,7 @@ class Collection:
         *,
         fields: Tuple[str, str] | None = None,
         split_column: str | None = None,
+        group_column: str | None = None,
         split: Tuple[float, float, float] = (0.7, 0.15, 0.15),
         epochs: int = 30,
         dropout: float = 0.0,
@@ -296,12 +298,33 @@ class Collection:
         validation); ``.attrs["chosen_lambda"]`` holds it too. Nothing is saved."""
         import pandas as pd
 
-        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting)
+        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column)
         result = _medvec.sweep(self._native, args, tuple(float(x) for x in lambdas))
         frame = pd.DataFrame(result["curve"], columns=["lambda", "val_macro_f1", "test_macro_f1", "test_accuracy"])
         frame["chosen"] = frame["lambda"] == result["chosen_lambda"]
         frame.attrs["chosen_lambda"] = result["chosen_lambda"]
         return frame
+
+    def split(
+        self,
+        label: str,
+        *,
+        fields: Tuple[str, str] | None = None,
+        split_column: str | None = None,
+        group_column: str | None = None,
+        split: Tuple[float, float, float] = (0.7, 0.15, 0.15),
+        seed: int = 0,
+    ) -> "pandas.DataFrame":
+        """The split :meth:`train` would use with these arguments: a DataFrame of ``id`` and
+        ``part`` (``"train"``, ``"val"`` or ``"test"``) for every labelled record with both
+        fields. With ``group_column``, no group is in two parts."""
+        import pandas as pd
+
+        args = _train_args("early", label, fields, split_column, split, 1, 0.0, seed, 1, "uniform", group_column)
+        parts = _medvec.split(self._native, args)
+        return pd.DataFrame(
+            {"id": [i for p in parts for i in p], "part": [name for name, p in zip(("train", "val", "test"), parts) for _ in p]}
+        )
 
     def heads(self) -> list[dict]:
         """The saved heads: ``[{"name", "meta"}]`` as ``medvec heads --json`` lists them."""
@@ -347,7 +370,7 @@ class Collection:
         return _medvec.evaluate(self._native, head, filter)
 
 
-def _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting) -> dict:
+def _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column=None) -> dict:
     if len(split) != 3:
         raise InvalidInput(f"split: expected (train, val, test) fractions, got {split!r}")
     return {
@@ -355,6 +378,7 @@ def _train_args(head, label, fields, split_column, split, epochs, dropout, seed,
         "label": label,
         "fields": tuple(fields) if fields is not None else None,
         "split_column": split_column,
+        "group_column": group_column,
         "split": tuple(float(x) for x in split),
         "epochs": int(epochs),
         "dropout": float(dropout),

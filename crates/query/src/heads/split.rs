@@ -104,6 +104,83 @@ pub fn stratified_split(labels: &[usize], fractions: SplitFractions, seed: u64) 
     Ok(split)
 }
 
+/// Splits rows into train / validation / test so that all rows of a group (a lesion, a
+/// patient) fall in one part, stratified by label as far as the groups allow.
+///
+/// Algorithm (deterministic for given labels, groups, fractions and seed), after scikit-learn's
+/// `StratifiedGroupKFold`: the groups are shuffled with the seed, then ordered largest first
+/// (stable), and each is put in the part where it least increases the squared distance between
+/// the parts' per-class counts and their targets (`fraction · class total`); ties go to train,
+/// then validation, then test. `groups[row]` is the row's group number.
+///
+/// ```
+/// use medvec_query::heads::{stratified_group_split, SplitFractions};
+/// let labels: Vec<usize> = (0..120).map(|i| (i / 3) % 2).collect();
+/// let groups: Vec<usize> = (0..120).map(|i| i / 3).collect(); // three rows per group
+/// let s = stratified_group_split(&labels, &groups, SplitFractions::default(), 7).unwrap();
+/// let part_of = |row: usize| [&s.train, &s.val, &s.test].iter().position(|p| p.contains(&row));
+/// assert!((0..120).all(|r| part_of(r) == part_of(r / 3 * 3))); // a group stays together
+/// ```
+pub fn stratified_group_split(
+    labels: &[usize],
+    groups: &[usize],
+    fractions: SplitFractions,
+    seed: u64,
+) -> Result<Split> {
+    fractions.validate()?;
+    if labels.is_empty() {
+        return Err(HeadError::Empty("labels"));
+    }
+    if groups.len() != labels.len() {
+        return Err(HeadError::InvalidConfig(format!(
+            "{} group numbers for {} labels",
+            groups.len(),
+            labels.len()
+        )));
+    }
+    let classes = labels.iter().max().map_or(0, |m| m + 1);
+    let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (row, &group) in groups.iter().enumerate() {
+        members.entry(group).or_default().push(row);
+    }
+    let mut order: Vec<Vec<usize>> = members.into_values().collect();
+    shuffle(&mut order, &mut ChaCha8Rng::seed_from_u64(seed));
+    order.sort_by_key(|rows| std::cmp::Reverse(rows.len()));
+    let mut totals = vec![0f64; classes];
+    for &label in labels {
+        totals[label] += 1.0;
+    }
+    let shares = [fractions.train, fractions.val, fractions.test];
+    let mut counts = vec![vec![0f64; classes]; 3];
+    let mut parts: [Vec<usize>; 3] = Default::default();
+    for rows in order {
+        let mut added = vec![0f64; classes];
+        for &row in &rows {
+            added[labels[row]] += 1.0;
+        }
+        let cost = |p: usize| -> f64 {
+            (0..classes)
+                .map(|k| {
+                    let (now, target) = (counts[p][k], shares[p] * totals[k]);
+                    (now + added[k] - target).powi(2) - (now - target).powi(2)
+                })
+                .sum()
+        };
+        let best = (0..3)
+            .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
+            .expect("three parts");
+        for k in 0..classes {
+            counts[best][k] += added[k];
+        }
+        parts[best].extend(rows);
+    }
+    let [mut train, mut val, mut test] = parts;
+    train.sort_unstable();
+    val.sort_unstable();
+    test.sort_unstable();
+    Ok(Split { train, val, test })
+}
+
 /// Fisher–Yates, written out so the permutation depends only on the ChaCha8 stream.
 pub(crate) fn shuffle<T>(items: &mut [T], rng: &mut ChaCha8Rng) {
     for i in (1..items.len()).rev() {
@@ -135,6 +212,47 @@ fn part_sizes(n: usize, f: &SplitFractions) -> [usize; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grouped_split_keeps_groups_whole_and_near_the_fractions() {
+        // 300 groups of 1–5 rows, three classes of unequal size.
+        let (mut labels, mut groups) = (Vec::new(), Vec::new());
+        for g in 0..300usize {
+            for _ in 0..(g * 7 % 5 + 1) {
+                labels.push(if g % 10 < 6 {
+                    0
+                } else if g % 10 < 9 {
+                    1
+                } else {
+                    2
+                });
+                groups.push(g);
+            }
+        }
+        let f = SplitFractions::default();
+        let s = stratified_group_split(&labels, &groups, f, 3).unwrap();
+        let n = labels.len();
+        assert_eq!(s.train.len() + s.val.len() + s.test.len(), n);
+        let part = |rows: &[usize]| {
+            rows.iter()
+                .map(|&r| groups[r])
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let (a, b, c) = (part(&s.train), part(&s.val), part(&s.test));
+        assert!(a.is_disjoint(&b) && a.is_disjoint(&c) && b.is_disjoint(&c));
+        for (rows, share) in [(&s.train, f.train), (&s.val, f.val), (&s.test, f.test)] {
+            for class in 0..3 {
+                let total = labels.iter().filter(|&&l| l == class).count() as f64;
+                let got = rows.iter().filter(|&&r| labels[r] == class).count() as f64;
+                assert!(
+                    (got / total - share).abs() < 0.05,
+                    "class {class}: {got}/{total} vs {share}"
+                );
+            }
+        }
+        assert_eq!(s, stratified_group_split(&labels, &groups, f, 3).unwrap());
+        assert_ne!(s, stratified_group_split(&labels, &groups, f, 4).unwrap());
+    }
 
     #[test]
     fn part_sizes_add_up_and_stay_within_one() {
