@@ -50,6 +50,7 @@ class HeadRef:
 class LoadedHead:
     collection: medvec.Collection
     name: str
+    head: medvec.Head
     fields: tuple
     classes: list
 
@@ -61,9 +62,8 @@ class LoadedHead:
 # (sparkjob.ship), never pickled by value: a by-value copy would carry its own empty dict into
 # every task and the cache would never hit. The cache lives as long as the Spark application:
 # to use a head retrained while it runs, save it under a new name.
-# What is cached is the open store and the head's metadata: the package has no handle on a
-# loaded head, so `Collection.classify` still reads the head's file (and a kNN head's training
-# vectors) at each call, once per Arrow batch; larger batches make that cheaper.
+# What is cached is the open store and the loaded head (`Collection.head`): its weights, or a
+# kNN head's training vectors, are read once per worker, not once per Arrow batch.
 _HEADS: dict = {}
 
 
@@ -73,9 +73,10 @@ def load_head(ref: HeadRef) -> LoadedHead:
     key = (ref.store, ref.collection, ref.head)
     if key not in _HEADS:
         collection = medvec.open(ref.store, read_only=True)[ref.collection]
-        meta = head_meta(collection, ref.head)
-        fields = (meta["image_field"], meta["text_field"])
-        _HEADS[key] = LoadedHead(collection, ref.head, fields, list(meta["classes"]))
+        head_meta(collection, ref.head)  # a clear error naming the saved heads
+        head = collection.head(ref.head)
+        fields = (head.meta["image_field"], head.meta["text_field"])
+        _HEADS[key] = LoadedHead(collection, ref.head, head, fields, list(head.classes))
     return _HEADS[key]
 
 
@@ -126,7 +127,7 @@ def classify_batches(ref: HeadRef, batches: Iterator[pa.RecordBatch]) -> Iterato
             continue
         data = {field: vector_matrix(batch, field) for field in head.fields}
         ids = batch.column("id").to_pylist()
-        yield _to_batch(head.collection.classify(head.name, data, ids=ids), schema)
+        yield _to_batch(head.head.classify(data, ids=ids), schema)
 
 
 def classify_ranges(ref: HeadRef, filter: Optional[str], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

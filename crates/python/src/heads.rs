@@ -182,17 +182,6 @@ pub fn heads<'py>(py: Python<'py>, collection: &NativeCollection) -> PyResult<Bo
     json_to_py(py, &json!(listed))
 }
 
-/// The metadata of saved head `name` (the library's error when there is none).
-#[pyfunction]
-pub fn head_meta<'py>(
-    py: Python<'py>,
-    collection: &NativeCollection,
-    name: String,
-) -> PyResult<Bound<'py, PyAny>> {
-    let meta = py.detach(|| collection.with(|c| Ok(SavedHead::load_meta(c, &name)?)))?;
-    json_to_py(py, &json!(meta))
-}
-
 /// `medvec eval --json` of head `head` on the records matching `filter`.
 #[pyfunction]
 #[pyo3(signature = (collection, head, filter = None))]
@@ -276,40 +265,56 @@ pub fn classify_stored<'py>(
     into_columns(py, predictions, classes)
 }
 
-/// `medvec classify --input-npy`: new vectors of the head's two fields, one row per id.
+/// A saved head loaded once (`Collection.head`), to classify many batches of new vectors
+/// without reading the head again (a Spark executor keeps one per process).
+#[pyclass(frozen, module = "medvec._medvec")]
+pub struct NativeHead {
+    saved: SavedHead,
+    dims: (usize, usize),
+}
+
+/// Loads saved head `name` with the dimensions of its two fields.
 #[pyfunction]
-pub fn classify_new<'py>(
-    py: Python<'py>,
+pub fn load_head(
+    py: Python<'_>,
     collection: &NativeCollection,
-    head: String,
-    ids: Vec<String>,
-    image: &Bound<'py, PyAny>,
-    text: &Bound<'py, PyAny>,
-) -> PyResult<Columns<'py>> {
-    let saved = py.detach(|| collection.with(|c| Ok(SavedHead::load(c, &head)?)))?;
-    let meta = &saved.meta;
-    let (image_dim, text_dim) = py.detach(|| {
+    name: String,
+) -> PyResult<NativeHead> {
+    Ok(py.detach(|| {
         collection.with(|c| {
+            let saved = SavedHead::load(c, &name)?;
             let schema = c.schema();
-            Ok((
-                schema.vector_field(&meta.image_field)?.dim,
-                schema.vector_field(&meta.text_field)?.dim,
-            ))
+            let dims = (
+                schema.vector_field(&saved.meta.image_field)?.dim,
+                schema.vector_field(&saved.meta.text_field)?.dim,
+            );
+            Ok(NativeHead { saved, dims })
         })
-    })?;
-    let image = rows(
-        &format!("vectors[{:?}]", meta.image_field),
-        image,
-        &meta.image_field,
-        image_dim,
-    )?;
-    let text = rows(
-        &format!("vectors[{:?}]", meta.text_field),
-        text,
-        &meta.text_field,
-        text_dim,
-    )?;
-    let predictions =
-        py.detach(|| classify_vectors(&saved, &ids, &image, &text).map_err(Failure::from))?;
-    into_columns(py, predictions, saved.meta.classes.clone())
+    })?)
+}
+
+#[pymethods]
+impl NativeHead {
+    /// The head's metadata, as `medvec heads --json` shows it.
+    fn meta<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(py, &json!(self.saved.meta))
+    }
+
+    /// `medvec classify --input-npy`: new vectors of the head's two fields, one row per id.
+    fn classify<'py>(
+        &self,
+        py: Python<'py>,
+        ids: Vec<String>,
+        image: &Bound<'py, PyAny>,
+        text: &Bound<'py, PyAny>,
+    ) -> PyResult<Columns<'py>> {
+        let meta = &self.saved.meta;
+        let field_rows =
+            |field: &str, array, dim| rows(&format!("vectors[{field:?}]"), array, field, dim);
+        let image = field_rows(&meta.image_field, image, self.dims.0)?;
+        let text = field_rows(&meta.text_field, text, self.dims.1)?;
+        let predictions = py
+            .detach(|| classify_vectors(&self.saved, &ids, &image, &text).map_err(Failure::from))?;
+        into_columns(py, predictions, meta.classes.clone())
+    }
 }

@@ -32,7 +32,7 @@ mod _medvec {
     use super::collection::{search_shards, NativeCollection};
     #[pymodule_export]
     use super::heads::{
-        classify_new, classify_stored, evaluate, gap, head_meta, heads, split, sweep, train,
+        classify_stored, evaluate, gap, heads, load_head, split, sweep, train, NativeHead,
     };
     #[pymodule_export]
     use super::ingest::ingest;

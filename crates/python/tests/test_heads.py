@@ -81,6 +81,11 @@ def test_classify_new_vectors_equals_stored_records(writable, cases_data):
     np.testing.assert_allclose(new.filter(like="p_").values, stored.loc[chosen].filter(like="p_").values, atol=1e-6)
     arrays = cases.classify("late-auto", {"image": image[rows], "text": text[rows].astype(np.float64)}, ids=list(chosen))
     assert arrays["predicted"].tolist() == new["predicted"].tolist()
+    head = cases.head("late-auto")  # loaded once, classifies batch after batch
+    assert head.classes == ["bkl", "mel", "nv"] and head.meta["fusion"] == "late"
+    for start in (0, 10, 20):
+        part = head.classify({"image": image[rows][start:start + 5], "text": text[rows][start:start + 5]}, ids=list(chosen[start:start + 5]))
+        np.testing.assert_allclose(part.filter(like="p_").values, new.iloc[start:start + 5].filter(like="p_").values, atol=1e-6)
     with pytest.raises(medvec.InvalidInput, match="text"):
         cases.classify("late-auto", {"image": image[rows]})
     with pytest.raises(medvec.InvalidInput, match="dimension 31"):

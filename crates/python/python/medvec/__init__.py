@@ -15,7 +15,7 @@ are the CLI's and Python threads search in parallel.
 
 from __future__ import annotations
 
-from ._collection import Collection
+from ._collection import Collection, Head
 from ._errors import CorruptFile, Error, InvalidInput, LockedError, StoreError
 from ._medvec import is_verbose, set_verbose
 from ._results import SearchResult
@@ -25,6 +25,7 @@ __all__ = [
     "open",
     "Store",
     "Collection",
+    "Head",
     "SearchResult",
     "search_shards",
     "set_verbose",

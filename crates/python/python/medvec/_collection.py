@@ -352,22 +352,49 @@ class Collection:
             return _predictions(out, with_truth=True)
         if filter is not None:
             raise InvalidInput("filter: applies to stored records, not to `data`")
-        meta = _medvec.head_meta(self._native, head)
-        image, text = meta["image_field"], meta["text_field"]
-        for field in (image, text):
-            if field not in data:
-                raise InvalidInput(f"data: the head needs a `{field}` column of vectors")
-        image_rows, text_rows = _matrix(data[image]), _matrix(data[text])
-        if ids is None:
-            ids = data["id"] if "id" in data else range(len(image_rows))
-        out = _medvec.classify_new(self._native, head, _ids(ids), image_rows, text_rows)
-        return _predictions(out, with_truth=False)
+        return self.head(head).classify(data, ids=ids)
+
+
+    def head(self, name: str) -> "Head":
+        """Saved head ``name``, loaded once: ``head.classify(data)`` many times without reading it
+        again (for a kNN head that means its training vectors), and ``head.meta``."""
+        return Head(_medvec.load_head(self._native, name))
 
     def evaluate(self, head: str, filter: str | None = None) -> dict:
         """The head's metrics on the stored labels of the records matching ``filter``
         (``medvec eval --json``): accuracy, macro-F1, balanced accuracy, per-class precision,
         recall, F1, support and the confusion matrix."""
         return _medvec.evaluate(self._native, head, filter)
+
+
+class Head:
+    """A saved head loaded in memory (see :meth:`Collection.head`)."""
+
+    def __init__(self, native: Any):
+        self._native = native
+        self.meta: dict = native.meta()
+
+    @property
+    def classes(self) -> list[str]:
+        return self.meta["classes"]
+
+    def classify(self, data: Any, ids: Sequence[str] | None = None) -> "pandas.DataFrame":
+        """Classifies new cases (``medvec classify --input-npy``): ``data`` is a DataFrame or a
+        dict whose columns named after the head's fields hold the vectors (a 2-d array, or one
+        array per row); rows are named by ``ids``, ``data["id"]`` or row numbers. Returns a
+        DataFrame with ``id``, ``predicted`` and ``p_<class>`` per class."""
+        image, text = self.meta["image_field"], self.meta["text_field"]
+        for field in (image, text):
+            if field not in data:
+                raise InvalidInput(f"data: the head needs a `{field}` column of vectors")
+        image_rows, text_rows = _matrix(data[image]), _matrix(data[text])
+        if ids is None:
+            ids = data["id"] if "id" in data else range(len(image_rows))
+        out = self._native.classify(_ids(ids), image_rows, text_rows)
+        return _predictions(out, with_truth=False)
+
+    def __repr__(self) -> str:
+        return f"medvec.Head({self.meta['fusion']}, classes={self.classes})"
 
 
 def _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column=None) -> dict:
