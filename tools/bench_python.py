@@ -11,7 +11,8 @@
 
     .venv/bin/python tools/bench_python.py [--n 100000] [--dim 512] [--queries 1000] [--repeats 3]
 
-The data are clustered unit vectors (100 Gaussian clusters; seed 0), written with
+The data are clustered unit vectors (100 Gaussian clusters, spread 0.6; data and queries share
+the centres), written with
 `coll.upsert` and compacted into one segment (one graph), as `medvec compact` leaves a store.
 Prints one JSON object with every number; benches/README.md has the table.
 """
@@ -33,10 +34,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def clustered(n: int, dim: int, seed: int) -> np.ndarray:
+def clustered(n: int, centres: np.ndarray, seed: int) -> np.ndarray:
+    """`n` unit vectors around the given cluster centres (the data and the queries share them)."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(100, dim))
-    x = centres[rng.integers(0, 100, n)] + rng.normal(scale=0.6, size=(n, dim))
+    x = centres[rng.integers(0, len(centres), n)] + rng.normal(scale=0.6, size=(n, centres.shape[1]))
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -74,8 +75,9 @@ def main() -> None:
 
     import medvec
 
-    data = clustered(args.n, args.dim, 0)
-    queries = clustered(args.queries, args.dim, 1)
+    centres = np.random.default_rng(0).normal(size=(100, args.dim))
+    data = clustered(args.n, centres, 1)
+    queries = clustered(args.queries, centres, 2)
     truth = np.argsort(-(queries @ data.T), axis=1)[:, :10]
     ids = [f"r{i}" for i in range(args.n)]
     out: dict = {"n": args.n, "dim": args.dim, "queries": args.queries, "threads": args.threads}

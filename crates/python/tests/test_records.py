@@ -155,3 +155,17 @@ def test_a_corrupt_file_raises_corrupt_file_naming_it(tmp_path):
         f.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(medvec.CorruptFile, match=os.path.basename(victim)):
         medvec.open(path, read_only=True).verify()
+
+
+def test_drop_collection_removes_it_and_its_files(tmp_path):
+    path = tmp_path / "s"
+    with medvec.open(path) as store:
+        make(store).upsert(["a"], vectors={"v": np.ones((1, 3))})
+        store.create_collection("keep", vectors={"v": 2})
+        store.flush()
+        store.drop_collection("c")
+        assert store.collections() == ["keep"]
+        with pytest.raises(medvec.StoreError, match="`c`|c"):
+            store.collection("c")
+    assert [c["name"] for c in cli_json("stats", path)[0]["collections"]] == ["keep"]
+    assert not any("c" == os.path.basename(r) for r, _, _ in os.walk(path))
