@@ -13,6 +13,7 @@ use medvec_query::jobs::{
     auto_lambdas, classification_json, evaluate, lambda_grid, trained_json, HeadChoice,
     TrainSettings,
 };
+use medvec_query::repeat::{repeat_training, Repeated, Spread};
 use medvec_query::training::{
     classify, classify_vectors, HeadMeta, LambdaProgress, LambdaResult, Prediction, SavedHead,
     SplitSource,
@@ -74,6 +75,11 @@ struct TrainOptions {
     dropout: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Repeat the split and the training over this many seeds (--seed, --seed + 1, ...) and
+    /// report mean ± sd and 95% bootstrap intervals of the test metrics, and whether the chosen
+    /// λ beats λ = 0 by more than run-to-run noise (paired over the seeds).
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
 }
 
 impl TrainOptions {
@@ -130,6 +136,34 @@ impl TrainOptions {
         let saved = self.settings()?.train(collection, lambdas, &mut progress)?;
         bar.finish_and_clear();
         Ok(saved)
+    }
+
+    /// With --seeds > 1, training repeated over the seeds (the first seed's head, and the
+    /// report); otherwise one training.
+    fn train_repeated(
+        &self,
+        collection: &Collection,
+        lambdas: Vec<f32>,
+    ) -> Result<(SavedHead, Option<Repeated>)> {
+        if self.seeds <= 1 {
+            return Ok((self.train(collection, lambdas)?, None));
+        }
+        let bar = lambda_bar(lambdas.len() * self.seeds);
+        let mut done = 0u64;
+        let mut progress = |p: LambdaProgress| {
+            done += 1;
+            bar.set_position(done);
+            bar.set_message(format!("training λ = {}", p.lambda));
+        };
+        let (report, saved) = repeat_training(
+            collection,
+            &self.settings()?,
+            &lambdas,
+            self.seeds,
+            &mut progress,
+        )?;
+        bar.finish_and_clear();
+        Ok((saved, Some(report)))
     }
 }
 
@@ -188,20 +222,53 @@ pub fn train(args: TrainArgs) -> Result<()> {
         "auto" => auto_lambdas(),
         text => vec![text.parse::<f32>().context("--shift: a number or `auto`")?],
     };
-    let saved = args.options.train(&collection, lambdas)?;
+    let (saved, repeated) = args.options.train_repeated(&collection, lambdas)?;
     saved.save(&collection, &args.name)?;
     let classes = &saved.meta.classes;
     let test = saved.test_report.as_ref();
     if args.json {
-        print_json(&trained_json(&args.name, &saved));
+        let mut out = trained_json(&args.name, &saved);
+        out["repeated"] = json!(repeated);
+        print_json(&out);
     } else {
         print_summary(&args.name, &saved.meta);
         if let Some(report) = test {
             print!("  test split, ");
             print_report(saved.meta.rows[2], report, classes);
         }
+        if let Some(repeated) = &repeated {
+            print_repeated(repeated);
+        }
     }
     Ok(())
+}
+
+/// The spread over seeds, one line per metric.
+fn print_repeated(r: &Repeated) {
+    println!(
+        "over {} seeds (test split; 95% bootstrap interval of the mean):",
+        r.runs.len()
+    );
+    let line = |name: &str, s: &Spread| {
+        println!(
+            "  {name:<22} {:.4} ± {:.4}  [{:.4}, {:.4}]",
+            s.mean, s.sd, s.low, s.high
+        )
+    };
+    line("macro-F1", &r.macro_f1);
+    line("accuracy", &r.accuracy);
+    line("balanced accuracy", &r.balanced_accuracy);
+    line("gain over λ = 0", &r.gain_over_unshifted);
+    let lambdas: Vec<String> = r.runs.iter().map(|run| run.lambda.to_string()).collect();
+    println!(
+        "  chosen λ per seed: {}; the shift {} λ = 0 by more than the interval",
+        lambdas.join(", "),
+        if r.shift_beats_unshifted {
+            "beats"
+        } else {
+            "does not beat"
+        }
+    );
 }
 
 /// The report as text: headline metrics, per-class table, confusion matrix (rows: truth).
@@ -293,14 +360,21 @@ pub struct SweepArgs {
 pub fn sweep(args: SweepArgs) -> Result<()> {
     let store = Store::open_read_only(&args.options.store)?;
     let collection = store.collection(&args.options.collection)?;
-    let saved = args
+    let (saved, repeated) = args
         .options
-        .train(&collection, lambda_grid(args.from, args.to, args.step)?)?;
+        .train_repeated(&collection, lambda_grid(args.from, args.to, args.step)?)?;
     if let Some(path) = &args.plot {
         write_plots(&collection, &args.options, &saved, path)?;
     }
     if args.json {
-        print_json(&json!({"chosen_lambda": saved.meta.lambda, "curve": saved.curve}));
+        print_json(
+            &json!({"chosen_lambda": saved.meta.lambda, "curve": saved.curve, "repeated": repeated}),
+        );
+        return Ok(());
+    }
+    if let Some(repeated) = &repeated {
+        print_bands(repeated);
+        print_repeated(repeated);
         return Ok(());
     }
     println!("{:>7}  {:>10}  {:>10}", "λ", "val F1", "test F1");
@@ -322,6 +396,25 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The sweep over seeds: mean ± sd of validation and test macro-F1 per λ.
+fn print_bands(r: &Repeated) {
+    println!(
+        "{:>7}  {:>17}  {:>17}",
+        "λ", "val F1 (mean±sd)", "test F1 (mean±sd)"
+    );
+    for band in &r.curve {
+        let test = band
+            .test_macro_f1
+            .map_or("-".to_string(), |t| format!("{:.4}±{:.4}", t.mean, t.sd));
+        println!(
+            "{:>7.2}  {:>17}  {:>17}",
+            band.lambda,
+            format!("{:.4}±{:.4}", band.val_macro_f1.mean, band.val_macro_f1.sd),
+            test
+        );
+    }
 }
 
 /// Points per modality in the PCA scatter (evenly strided training rows).

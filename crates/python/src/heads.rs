@@ -8,6 +8,7 @@ use crate::convert::{json_to_py, rows};
 use crate::errors::{Context, Failure, Result};
 use medvec_query::heads::{KnnConfig, KnnView, KnnWeighting, SplitFractions};
 use medvec_query::jobs::{self, HeadChoice, TrainSettings};
+use medvec_query::repeat::{repeat_training, Repeated};
 use medvec_query::training::{classify, classify_vectors, Prediction, SavedHead, SplitSource};
 use medvec_store::Filter;
 use numpy::ndarray::Array2;
@@ -108,44 +109,63 @@ impl TrainArgs {
         })
     }
 
-    fn train(&self, collection: &NativeCollection, lambdas: Vec<f32>) -> Result<SavedHead> {
+    /// One training, or with `seeds` > 1 training repeated over the seeds (the first seed's
+    /// head and the report).
+    fn train(
+        &self,
+        collection: &NativeCollection,
+        lambdas: Vec<f32>,
+        seeds: usize,
+    ) -> Result<(SavedHead, Option<Repeated>)> {
         let settings = self.settings()?;
-        collection.with(|c| Ok(settings.train(c, lambdas, &mut |_| {})?))
+        collection.with(|c| {
+            if seeds <= 1 {
+                return Ok((settings.train(c, lambdas, &mut |_| {})?, None));
+            }
+            let (report, head) = repeat_training(c, &settings, &lambdas, seeds, &mut |_| {})?;
+            Ok((head, Some(report)))
+        })
     }
 }
 
 /// `medvec train`: trains over `lambdas` (one value, or the grid `shift="auto"` stands for),
 /// saves the head as `name` and returns what `medvec train --json` prints.
 #[pyfunction]
+#[pyo3(signature = (collection, args, lambdas, name, seeds = 1))]
 pub fn train<'py>(
     py: Python<'py>,
     collection: &NativeCollection,
     args: TrainArgs,
     lambdas: Option<Vec<f32>>,
     name: String,
+    seeds: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let lambdas = lambdas.unwrap_or_else(jobs::auto_lambdas);
     let trained = py.detach(|| {
-        let saved = args.train(collection, lambdas)?;
+        let (saved, repeated) = args.train(collection, lambdas, seeds)?;
         collection.with(|c| Ok(saved.save(c, &name)?))?;
-        Ok::<_, Failure>(jobs::trained_json(&name, &saved))
+        let mut out = jobs::trained_json(&name, &saved);
+        out["repeated"] = json!(repeated);
+        Ok::<_, Failure>(out)
     })?;
     json_to_py(py, &trained)
 }
 
 /// `medvec sweep`: one head per λ of the grid; `{"chosen_lambda", "curve"}` as `--json` prints.
 #[pyfunction]
+#[pyo3(signature = (collection, args, grid, seeds = 1))]
 pub fn sweep<'py>(
     py: Python<'py>,
     collection: &NativeCollection,
     args: TrainArgs,
     grid: (f32, f32, f32),
+    seeds: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let lambdas = jobs::lambda_grid(grid.0, grid.1, grid.2).map_err(Failure::from)?;
-    let saved = py.detach(|| args.train(collection, lambdas))?;
+    let (saved, repeated) = py.detach(|| args.train(collection, lambdas, seeds))?;
     json_to_py(
         py,
-        &json!({"chosen_lambda": saved.meta.lambda, "curve": saved.curve}),
+        &json!({"chosen_lambda": saved.meta.lambda, "curve": saved.curve, "repeated": repeated}),
     )
 }
 

@@ -130,6 +130,26 @@ pub struct TrainSettings {
 }
 
 impl TrainSettings {
+    /// The same settings with another seed, for the training and for a seeded split.
+    pub fn reseeded(&self, seed: u64) -> TrainSettings {
+        let split = match &self.split {
+            SplitSource::Fractions(fractions, _) => SplitSource::Fractions(*fractions, seed),
+            SplitSource::Grouped {
+                column, fractions, ..
+            } => SplitSource::Grouped {
+                column: column.clone(),
+                fractions: *fractions,
+                seed,
+            },
+            SplitSource::Column(column) => SplitSource::Column(column.clone()),
+        };
+        TrainSettings {
+            split,
+            seed,
+            ..self.clone()
+        }
+    }
+
     /// The library's request for these settings and candidate λs.
     pub fn request(&self, collection: &Collection, lambdas: Vec<f32>) -> Result<TrainRequest> {
         let fields = self.fields.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));

@@ -11,6 +11,8 @@
 //! - [`training`]: heads trained on and saved in a collection, with λ chosen on validation;
 //! - [`saved`]: the saved-head file (MLP weights, or a kNN's training ids);
 //! - [`classify`]: saved heads applied to stored records or to new in-memory vectors;
+//! - [`repeat`]: training repeated over seeds, with bootstrap intervals and a paired test of the
+//!   shift against no shift;
 //! - [`jobs`]: the jobs the CLI and the Python bindings share (search with a shift, train and
 //!   sweep settings, evaluation) and the JSON shapes of their reports.
 
@@ -22,6 +24,7 @@ pub mod heads;
 pub mod jobs;
 pub mod pca;
 pub mod plot;
+pub mod repeat;
 pub mod retrieval;
 pub mod saved;
 pub mod shards;

@@ -258,13 +258,17 @@ class Collection:
         seed: int = 0,
         k: int = 5,
         knn_weighting: str = "uniform",
+        seeds: int = 1,
     ) -> dict:
         """Trains an ``"early"``, ``"late"`` or ``"knn"`` head to predict payload ``label`` and
         saves it as ``name`` (``medvec train``). ``shift`` is λ, a list of candidate λs, or
         ``"auto"`` for −1..1 by 0.1; λ and the epoch are chosen on validation, never on test.
         The split is the payload column ``split_column`` (train/val/test) or a seeded stratified
         ``split``; with ``group_column`` (a lesion or patient id) every group stays in one part. Returns what ``medvec train --json`` prints: ``name``, ``meta`` (λ, classes,
-        validation and test metrics), ``curve`` and ``test_report``."""
+        validation and test metrics), ``curve`` and ``test_report``. With ``seeds=N`` the split
+        and training are repeated over N seeds (the head of the first is saved) and
+        ``"repeated"`` holds mean ± sd and 95% bootstrap intervals of the test metrics, and
+        whether the chosen λ beats λ = 0 by more than that (paired over the seeds)."""
         args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column)
         if isinstance(shift, str):
             if shift != "auto":
@@ -274,7 +278,7 @@ class Collection:
             lambdas = [float(shift)]
         else:
             lambdas = [float(x) for x in shift]
-        return _medvec.train(self._native, args, lambdas, name)
+        return _medvec.train(self._native, args, lambdas, name, int(seeds))
 
     def sweep(
         self,
@@ -291,16 +295,29 @@ class Collection:
         seed: int = 0,
         k: int = 5,
         knn_weighting: str = "uniform",
+        seeds: int = 1,
     ) -> "pandas.DataFrame":
         """Trains one head per λ of the grid ``lambdas = (from, to, step)`` and reports
         validation and test macro-F1 (``medvec sweep``): a DataFrame with columns ``lambda``,
         ``val_macro_f1``, ``test_macro_f1``, ``test_accuracy`` and ``chosen`` (the λ chosen on
-        validation); ``.attrs["chosen_lambda"]`` holds it too. Nothing is saved."""
+        validation); ``.attrs["chosen_lambda"]`` holds it too. Nothing is saved. With
+        ``seeds=N`` the columns are means over the seeds, with ``val_sd``, ``test_sd``,
+        ``test_low`` and ``test_high`` (95% bootstrap interval) added, and
+        ``.attrs["repeated"]`` holds the whole report (as :meth:`train`'s)."""
         import pandas as pd
 
         args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column)
-        result = _medvec.sweep(self._native, args, tuple(float(x) for x in lambdas))
+        result = _medvec.sweep(self._native, args, tuple(float(x) for x in lambdas), int(seeds))
         frame = pd.DataFrame(result["curve"], columns=["lambda", "val_macro_f1", "test_macro_f1", "test_accuracy"])
+        repeated = result["repeated"]
+        if repeated is not None:
+            bands = repeated["curve"]
+            frame["val_macro_f1"] = [b["val_macro_f1"]["mean"] for b in bands]
+            frame["val_sd"] = [b["val_macro_f1"]["sd"] for b in bands]
+            for key, name in (("mean", "test_macro_f1"), ("sd", "test_sd"), ("low", "test_low"), ("high", "test_high")):
+                frame[name] = [b["test_macro_f1"][key] if b["test_macro_f1"] else None for b in bands]
+            frame = frame.drop(columns=["test_accuracy"])
+            frame.attrs["repeated"] = repeated
         frame["chosen"] = frame["lambda"] == result["chosen_lambda"]
         frame.attrs["chosen_lambda"] = result["chosen_lambda"]
         return frame
