@@ -442,3 +442,49 @@ fn sweep_plot_writes_the_lambda_chart_and_the_pca_scatter() {
         "before and after panels show the same rows"
     );
 }
+
+#[test]
+fn sweep_over_seeds_plots_mean_curves_with_bands() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = demo_store(dir.path());
+    let chart = dir.path().join("bands.svg");
+    let out = medvec_json(&[
+        "sweep",
+        s(&store),
+        "ham10000",
+        "--head",
+        "early",
+        "--label",
+        "dx",
+        "--from",
+        "0",
+        "--to",
+        "1",
+        "--step",
+        "0.5",
+        "--epochs",
+        "3",
+        "--seeds",
+        "3",
+        "--plot",
+        s(&chart),
+        "--json",
+    ]);
+    let bands = out["repeated"]["curve"].as_array().unwrap();
+    assert_eq!(bands.len(), 3);
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    // One shaded band (a polygon) per curve, 2 × 3 vertices (upper edge, then lower edge back).
+    for fill in ["#1F77B4", "#FF7F0E"] {
+        let polygons: Vec<&str> = svg
+            .split('<')
+            .filter(|t| t.starts_with("polygon") && t.contains(&format!("fill=\"{fill}\"")))
+            .collect();
+        assert_eq!(polygons.len(), 1, "{fill}: {svg}");
+        let points = polygons[0].split("points=\"").nth(1).unwrap();
+        assert_eq!(
+            points.split('"').next().unwrap().split_whitespace().count(),
+            6
+        );
+    }
+    assert_eq!(svg_counts(&svg, "#1F77B4", 3, "#1F77B4"), (1, 3));
+}

@@ -364,7 +364,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         .options
         .train_repeated(&collection, lambda_grid(args.from, args.to, args.step)?)?;
     if let Some(path) = &args.plot {
-        write_plots(&collection, &args.options, &saved, path)?;
+        write_plots(&collection, &args.options, &saved, repeated.as_ref(), path)?;
     }
     if args.json {
         print_json(
@@ -425,9 +425,13 @@ fn write_plots(
     collection: &Collection,
     options: &TrainOptions,
     saved: &SavedHead,
+    repeated: Option<&Repeated>,
     path: &Path,
 ) -> Result<()> {
-    let chart = medvec_query::plot::sweep_chart_svg(&saved.curve, saved.meta.lambda)?;
+    let chart = match repeated {
+        Some(r) => medvec_query::plot::sweep_bands_svg(&r.curve, saved.meta.lambda)?,
+        None => medvec_query::plot::sweep_chart_svg(&saved.curve, saved.meta.lambda)?,
+    };
     std::fs::write(path, chart).with_context(|| format!("{}", path.display()))?;
     let request = options.settings()?.request(collection, Vec::new())?;
     let scatter = medvec_query::training::shift_scatter(

@@ -3,12 +3,14 @@
 //!
 //! - [`sweep_chart_svg`]: macro-F1 against λ, validation and test curves, the chosen λ marked
 //!   (the paper's Figures 4–6, with medvec's choice on validation).
+//! - [`sweep_bands_svg`]: the same over seeds, mean curves with mean ± sd bands;
 //! - [`scatter_svg`]: both modalities in the PCA-2 plane before and after the shift (the
 //!   paper's Figures 2–3), from [`ShiftScatter`].
 //!
 //! Colours are fixed (the constants below) so a script or a test can find each series.
 
 use crate::error::{QueryError, Result};
+use crate::repeat::{CurveBand, Spread};
 use crate::training::{LambdaResult, ShiftScatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -57,20 +59,78 @@ pub fn sweep_chart_svg(curve: &[LambdaResult], chosen: f32) -> Result<String> {
     if curve.is_empty() {
         return Err(QueryError::Invalid("plot: no λ in the sweep".into()));
     }
-    let val: Vec<(f64, f64)> = curve
-        .iter()
-        .map(|c| (f64::from(c.lambda), c.val_macro_f1))
-        .collect();
-    let test: Vec<(f64, f64)> = curve
-        .iter()
-        .filter_map(|c| Some((f64::from(c.lambda), c.test_macro_f1?)))
-        .collect();
+    let val = Series {
+        points: curve
+            .iter()
+            .map(|c| (f64::from(c.lambda), c.val_macro_f1))
+            .collect(),
+        band: Vec::new(),
+    };
+    let test = Series {
+        points: curve
+            .iter()
+            .filter_map(|c| Some((f64::from(c.lambda), c.test_macro_f1?)))
+            .collect(),
+        band: Vec::new(),
+    };
+    sweep_chart(&val, &test, chosen)
+}
+
+/// The chart of a sweep repeated over seeds: the mean curves, each with a shaded band of
+/// mean ± one standard deviation over the seeds, and the chosen λ marked.
+///
+/// ```
+/// use medvec_query::plot::sweep_bands_svg;
+/// use medvec_query::repeat::{spread, CurveBand};
+/// let bands: Vec<CurveBand> = [-1.0f32, 0.0, 1.0].iter().map(|&lambda| CurveBand {
+///     lambda, val_macro_f1: spread(&[0.7, 0.72, 0.74], 0), test_macro_f1: Some(spread(&[0.68, 0.7, 0.75], 1)),
+/// }).collect();
+/// let svg = sweep_bands_svg(&bands, 0.0).unwrap();
+/// assert!(svg.contains("polygon") && svg.contains("polyline"));
+/// ```
+pub fn sweep_bands_svg(bands: &[CurveBand], chosen: f32) -> Result<String> {
+    if bands.is_empty() {
+        return Err(QueryError::Invalid("plot: no λ in the sweep".into()));
+    }
+    let series = |pick: &dyn Fn(&CurveBand) -> Option<Spread>| Series {
+        points: bands
+            .iter()
+            .filter_map(|b| Some((f64::from(b.lambda), pick(b)?.mean)))
+            .collect(),
+        band: bands
+            .iter()
+            .filter_map(|b| {
+                let s = pick(b)?;
+                Some((f64::from(b.lambda), s.mean - s.sd, s.mean + s.sd))
+            })
+            .collect(),
+    };
+    let val = series(&|b| Some(b.val_macro_f1));
+    let test = series(&|b| b.test_macro_f1);
+    sweep_chart(&val, &test, chosen)
+}
+
+/// One curve of the sweep chart, with its band (λ, low, high) when repeated over seeds.
+struct Series {
+    points: Vec<(f64, f64)>,
+    band: Vec<(f64, f64, f64)>,
+}
+
+fn sweep_chart(val: &Series, test: &Series, chosen: f32) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, 480)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let x = padded(val.iter().map(|p| p.0), 0.1);
-        let y = padded(val.iter().chain(&test).map(|p| p.1), 0.01);
+        let x = padded(val.points.iter().map(|p| p.0), 0.1);
+        let band_ends = val.band.iter().chain(&test.band).flat_map(|b| [b.1, b.2]);
+        let y = padded(
+            val.points
+                .iter()
+                .chain(&test.points)
+                .map(|p| p.1)
+                .chain(band_ends),
+            0.01,
+        );
         let mut chart = ChartBuilder::on(&root)
             .caption("macro-F1 against the shift λ", ("sans-serif", 20))
             .margin(14)
@@ -84,12 +144,28 @@ pub fn sweep_chart_svg(curve: &[LambdaResult], chosen: f32) -> Result<String> {
             .y_desc("macro-F1")
             .draw()
             .map_err(plot_err)?;
-        for (points, color, label) in [
-            (&val, VALIDATION_COLOR, "validation"),
-            (&test, TEST_COLOR, "test"),
+        for (series, color, label) in [
+            (val, VALIDATION_COLOR, "validation"),
+            (test, TEST_COLOR, "test"),
         ] {
+            let points = &series.points;
             if points.is_empty() {
                 continue;
+            }
+            if !series.band.is_empty() {
+                // mean ± sd: the upper edge left to right, then the lower edge back.
+                let outline: Vec<(f64, f64)> = series
+                    .band
+                    .iter()
+                    .map(|b| (b.0, b.2))
+                    .chain(series.band.iter().rev().map(|b| (b.0, b.1)))
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        outline,
+                        color.mix(0.2).filled(),
+                    )))
+                    .map_err(plot_err)?;
             }
             chart
                 .draw_series(LineSeries::new(
@@ -106,7 +182,11 @@ pub fn sweep_chart_svg(curve: &[LambdaResult], chosen: f32) -> Result<String> {
                 .map_err(plot_err)?;
         }
         let c = f64::from(chosen);
-        let at = val.iter().find(|p| p.0 == c).map_or(y.start, |p| p.1);
+        let at = val
+            .points
+            .iter()
+            .find(|p| p.0 == c)
+            .map_or(y.start, |p| p.1);
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(c, y.start), (c, y.end)],
