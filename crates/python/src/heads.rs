@@ -8,7 +8,7 @@ use crate::convert::{json_to_py, rows};
 use crate::errors::{Context, Failure, Result};
 use medvec_query::heads::{KnnConfig, KnnView, KnnWeighting, SplitFractions};
 use medvec_query::jobs::{self, HeadChoice, TrainSettings};
-use medvec_query::repeat::{repeat_training, Repeated};
+use medvec_query::repeat::{cross_validate, repeat_training, Repeated};
 use medvec_query::training::{classify, classify_vectors, Prediction, SavedHead, SplitSource};
 use medvec_store::Filter;
 use numpy::ndarray::Array2;
@@ -57,6 +57,7 @@ pub struct TrainArgs {
     seed: u64,
     k: usize,
     knn_weighting: String,
+    cv: Option<usize>,
 }
 
 impl TrainArgs {
@@ -119,10 +120,16 @@ impl TrainArgs {
     ) -> Result<(SavedHead, Option<Repeated>)> {
         let settings = self.settings()?;
         collection.with(|c| {
-            if seeds <= 1 {
-                return Ok((settings.train(c, lambdas, &mut |_| {})?, None));
-            }
-            let (report, head) = repeat_training(c, &settings, &lambdas, seeds, &mut |_| {})?;
+            let (report, head) = match (self.cv, seeds) {
+                (Some(folds), _) => {
+                    let (train, val, _) = self.split;
+                    let share = (folds, val / (train + val));
+                    let group = self.group_column.as_deref();
+                    cross_validate(c, &settings, &lambdas, share, group, &mut |_| {})?
+                }
+                (None, 0 | 1) => return Ok((settings.train(c, lambdas, &mut |_| {})?, None)),
+                (None, seeds) => repeat_training(c, &settings, &lambdas, seeds, &mut |_| {})?,
+            };
             Ok((head, Some(report)))
         })
     }
@@ -169,14 +176,27 @@ pub fn sweep<'py>(
     )
 }
 
-/// The train / val / test ids training with these settings would use.
+/// The train / val / test ids training with these settings would use; with `cv`, those of
+/// fold `fold`.
 #[pyfunction]
+#[pyo3(signature = (collection, args, fold = None))]
 pub fn split(
     py: Python<'_>,
     collection: &NativeCollection,
     args: TrainArgs,
+    fold: Option<usize>,
 ) -> PyResult<[Vec<String>; 3]> {
-    let settings = args.settings()?;
+    let mut settings = args.settings()?;
+    if let Some(folds) = args.cv {
+        let (train, val, _) = args.split;
+        settings.split = SplitSource::Fold {
+            fold: fold.ok_or_else(|| Failure::invalid("fold: cv needs the fold to show"))?,
+            folds,
+            val: val / (train + val),
+            seed: args.seed,
+            group_column: args.group_column.clone(),
+        };
+    }
     Ok(py.detach(|| {
         collection.with(|c| {
             let request = settings.request(c, vec![0.0])?;

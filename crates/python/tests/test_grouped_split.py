@@ -99,3 +99,39 @@ def test_bad_group_arguments(tmp_path):
         cases.split("dx", group_column="patient")
     with pytest.raises(medvec.InvalidInput, match="give one of them"):
         cases.split("dx", group_column="lesion_id", split_column="lesion_id")
+
+
+def test_cross_validation_folds_partition_the_rows_and_keep_lesions_whole(tmp_path):
+    meta = lesion_store(tmp_path / "s", seed=2)
+    cases = medvec.open(tmp_path / "s", read_only=True)["cases"]
+    folds = [cases.split("dx", group_column="lesion_id", cv=5, fold=f, seed=1).merge(meta, on="id") for f in range(5)]
+    tests = [set(f[f["part"] == "test"]["id"]) for f in folds]
+    assert set().union(*tests) == set(meta["id"]) and sum(map(len, tests)) == len(meta)  # each row tested once
+    y, groups = meta["dx"].to_numpy(), meta["lesion_id"].to_numpy()
+    reference = [meta.iloc[t]["dx"].value_counts(normalize=True)
+                 for _, t in StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=1).split(y, y, groups)]
+    overall = meta["dx"].value_counts(normalize=True)
+    for fold, split in enumerate(folds):
+        assert split.groupby("lesion_id")["part"].nunique().max() == 1
+        assert abs((split["part"] == "test").mean() - 0.2) < TOLERANCE
+        shares = split[split["part"] == "test"]["dx"].value_counts(normalize=True)
+        for dx in overall.index:
+            assert abs(shares.get(dx, 0) - overall[dx]) < TOLERANCE, (fold, dx)
+            assert abs(shares.get(dx, 0) - reference[fold].get(dx, 0)) < 2 * TOLERANCE, (fold, dx)
+
+
+def test_cv_training_reports_every_fold_as_the_cli_does(tmp_path):
+    meta = lesion_store(tmp_path / "s", seed=3)
+    path = tmp_path / "s"
+    cases = medvec.open(path, read_only=True)["cases"]
+    frame = cases.sweep("dx", head="early", lambdas=(0.0, 1.0, 1.0), cv=4, group_column="lesion_id", seed=2, epochs=4)
+    report = frame.attrs["repeated"]
+    assert [r["fold"] for r in report["runs"]] == [0, 1, 2, 3]
+    sizes = [int((cases.split("dx", cv=4, fold=f, group_column="lesion_id", seed=2)["part"] == "test").sum()) for f in range(4)]
+    assert [r["test_rows"] for r in report["runs"]] == sizes and sum(sizes) == len(meta)
+    assert report["macro_f1"]["mean"] == pytest.approx(np.mean([r["macro_f1"] for r in report["runs"]]), abs=1e-12)
+    theirs = cli_json("sweep", path, "cases", "--head", "early", "--label", "dx", "--from", "0", "--to", "1", "--step", "1",
+                      "--cv", "4", "--group-column", "lesion_id", "--seed", "2", "--epochs", "4")[0]
+    assert theirs["repeated"] == report
+    with pytest.raises(medvec.InvalidInput, match="cv, split_column"):
+        cases.sweep("dx", cv=3, split_column="lesion_id")

@@ -141,6 +141,19 @@ impl TrainSettings {
                 fractions: *fractions,
                 seed,
             },
+            SplitSource::Fold {
+                fold,
+                folds,
+                val,
+                group_column,
+                ..
+            } => SplitSource::Fold {
+                fold: *fold,
+                folds: *folds,
+                val: *val,
+                seed,
+                group_column: group_column.clone(),
+            },
             SplitSource::Column(column) => SplitSource::Column(column.clone()),
         };
         TrainSettings {

@@ -1,5 +1,9 @@
-//! Repeated training over seeds (`--seeds N`): how good a head is, with its run-to-run spread,
-//! and whether the chosen alignment shift beats no shift by more than that spread.
+//! Repeated training over seeds (`--seeds N`) or folds (`--cv K`): how good a head is, with its
+//! run-to-run spread, and whether the chosen alignment shift beats no shift by more than that
+//! spread.
+//!
+//! With `--cv K`, run `k` tests on fold `k` of a seeded stratified (grouped, with a group
+//! column) K-fold partition, and trains on the other folds minus a validation share.
 //!
 //! Each seed `s` (the settings' seed, then +1, +2, ...) re-draws the split (unless it comes from
 //! a split column) and the training's randomness, trains over the candidate λs (λ chosen on
@@ -12,7 +16,7 @@
 
 use crate::error::{QueryError, Result};
 use crate::jobs::TrainSettings;
-use crate::training::{LambdaProgress, LambdaResult, SavedHead};
+use crate::training::{LambdaProgress, LambdaResult, SavedHead, SplitSource};
 use medvec_store::Collection;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,6 +29,9 @@ pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
 #[derive(Debug, Clone, Serialize)]
 pub struct SeedRun {
     pub seed: u64,
+    /// The test fold, in cross-validation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fold: Option<usize>,
     /// λ chosen on validation.
     pub lambda: f32,
     pub macro_f1: f64,
@@ -32,6 +39,8 @@ pub struct SeedRun {
     pub balanced_accuracy: f64,
     /// Test macro-F1 of the unshifted head (λ = 0) of the same seed and split.
     pub unshifted_macro_f1: f64,
+    /// Rows in the test part.
+    pub test_rows: usize,
 }
 
 /// Mean, sample standard deviation and 95% bootstrap interval of the mean.
@@ -81,20 +90,66 @@ pub fn repeat_training(
             "seeds: repeating needs at least 2 seeds".into(),
         ));
     }
-    let mut runs = Vec::with_capacity(seeds);
-    let mut curves: Vec<Vec<LambdaResult>> = Vec::with_capacity(seeds);
+    let runs = (0..seeds as u64)
+        .map(|i| settings.reseeded(settings.seed + i))
+        .collect();
+    repeat_runs(collection, runs, lambdas, progress)
+}
+
+/// K-fold cross-validation (`--cv K`): one run per fold, that fold as test, the other folds
+/// split into train and a validation share `val` (groups whole when `group_column` is set).
+/// Returns the report and fold 0's head.
+pub fn cross_validate(
+    collection: &Collection,
+    settings: &TrainSettings,
+    lambdas: &[f32],
+    (folds, val): (usize, f64),
+    group_column: Option<&str>,
+    progress: &mut dyn FnMut(LambdaProgress),
+) -> Result<(Repeated, SavedHead)> {
+    if folds < 2 {
+        return Err(QueryError::Invalid("cv: needs at least 2 folds".into()));
+    }
+    let runs = (0..folds)
+        .map(|fold| TrainSettings {
+            split: SplitSource::Fold {
+                fold,
+                folds,
+                val,
+                seed: settings.seed,
+                group_column: group_column.map(str::to_string),
+            },
+            ..settings.clone()
+        })
+        .collect();
+    repeat_runs(collection, runs, lambdas, progress)
+}
+
+/// Trains each of `runs` over `lambdas` and reports the spread of their test metrics.
+fn repeat_runs(
+    collection: &Collection,
+    runs: Vec<TrainSettings>,
+    lambdas: &[f32],
+    progress: &mut dyn FnMut(LambdaProgress),
+) -> Result<(Repeated, SavedHead)> {
+    let mut done = Vec::with_capacity(runs.len());
+    let mut curves: Vec<Vec<LambdaResult>> = Vec::with_capacity(runs.len());
     let mut first = None;
-    for i in 0..seeds as u64 {
-        let seeded = settings.reseeded(settings.seed + i);
-        let head = seeded.train(collection, lambdas.to_vec(), progress)?;
+    for run in &runs {
+        let head = run.train(collection, lambdas.to_vec(), progress)?;
         let unshifted = match head.curve.iter().find(|p| p.lambda == 0.0) {
             Some(point) => point.test_macro_f1,
-            None => seeded.train(collection, vec![0.0], &mut |_| {})?.curve[0].test_macro_f1,
+            None => run.train(collection, vec![0.0], &mut |_| {})?.curve[0].test_macro_f1,
         };
-        runs.push(seed_run(&head, seeded.seed, unshifted)?);
+        let fold = match run.split {
+            SplitSource::Fold { fold, .. } => Some(fold),
+            _ => None,
+        };
+        done.push(seed_run(&head, run.seed, fold, unshifted)?);
         curves.push(head.curve.clone());
         first.get_or_insert(head);
     }
+    let runs = done;
     let column = |f: fn(&SeedRun) -> f64| runs.iter().map(f).collect::<Vec<_>>();
     let gains: Vec<f64> = runs
         .iter()
@@ -110,20 +165,27 @@ pub fn repeat_training(
         curve: bands(lambdas, &curves),
         runs,
     };
-    Ok((report, first.expect("at least two seeds")))
+    Ok((report, first.expect("at least two runs")))
 }
 
-fn seed_run(head: &SavedHead, seed: u64, unshifted: Option<f64>) -> Result<SeedRun> {
+fn seed_run(
+    head: &SavedHead,
+    seed: u64,
+    fold: Option<usize>,
+    unshifted: Option<f64>,
+) -> Result<SeedRun> {
     let test = head.meta.test.as_ref().ok_or_else(|| {
         QueryError::Invalid("seeds: the split has no test rows to report on".into())
     })?;
     Ok(SeedRun {
         seed,
+        fold,
         lambda: head.meta.lambda,
         macro_f1: test.macro_f1,
         accuracy: test.accuracy,
         balanced_accuracy: test.balanced_accuracy,
         unshifted_macro_f1: unshifted.unwrap_or(f64::NAN),
+        test_rows: head.meta.rows[2],
     })
 }
 

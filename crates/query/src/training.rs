@@ -16,8 +16,8 @@ pub use crate::classify::{classify, classify_vectors, Prediction};
 use crate::error::{QueryError, Result};
 use crate::heads::metrics::ClassificationReport;
 use crate::heads::{
-    stratified_group_split, stratified_split, train, HeadSpec, Inputs, KnnConfig, KnnHead,
-    Labelled, SplitFractions, TrainConfig, TrainedHead,
+    assign_parts, stratified_group_split, stratified_split, train, HeadSpec, Inputs, KnnConfig,
+    KnnHead, Labelled, SplitFractions, TrainConfig, TrainedHead,
 };
 use crate::pca::Pca2;
 pub use crate::saved::{HeadModel, KnnMeta, SavedHead, TrainingCases};
@@ -39,6 +39,16 @@ pub enum SplitSource {
         column: String,
         fractions: SplitFractions,
         seed: u64,
+    },
+    /// Fold `fold` of a seeded `folds`-fold cross-validation: that fold is the test part, and
+    /// the other folds are split into train and a `val` share for choosing λ and the epoch.
+    /// Folds keep groups (rows sharing a value of `group_column`) whole when it is set.
+    Fold {
+        fold: usize,
+        folds: usize,
+        val: f64,
+        seed: u64,
+        group_column: Option<String>,
     },
 }
 
@@ -129,7 +139,12 @@ fn load_dataset(collection: &Collection, request: &TrainRequest) -> Result<Datas
     }
     // The column read per row: the split itself, or the group of a grouped split.
     let split_column = match &request.split {
-        SplitSource::Column(c) | SplitSource::Grouped { column: c, .. } => {
+        SplitSource::Column(c)
+        | SplitSource::Grouped { column: c, .. }
+        | SplitSource::Fold {
+            group_column: Some(c),
+            ..
+        } => {
             if schema.payload_index(c).is_none() {
                 return Err(QueryError::Invalid(format!(
                     "unknown split or group field `{c}`"
@@ -137,7 +152,7 @@ fn load_dataset(collection: &Collection, request: &TrainRequest) -> Result<Datas
             }
             Some(c.clone())
         }
-        SplitSource::Fractions(..) => None,
+        SplitSource::Fractions(..) | SplitSource::Fold { .. } => None,
     };
     let mut raw: Vec<(Record, String)> = Vec::new();
     collection.scan(|record| {
@@ -213,6 +228,13 @@ fn split_rows(data: &Dataset, split: &SplitSource) -> Result<[Vec<usize>; 3]> {
                 .map_err(|e| QueryError::Invalid(e.to_string()))?;
             Ok([s.train, s.val, s.test])
         }
+        SplitSource::Fold {
+            fold,
+            folds,
+            val,
+            seed,
+            group_column,
+        } => fold_rows(data, *fold, *folds, *val, *seed, group_column.is_some()),
         SplitSource::Column(column) => {
             let mut parts: [Vec<usize>; 3] = Default::default();
             for (row, value) in data.split_values.iter().enumerate() {
@@ -229,6 +251,45 @@ fn split_rows(data: &Dataset, split: &SplitSource) -> Result<[Vec<usize>; 3]> {
             Ok(parts)
         }
     }
+}
+
+/// Fold `fold` of `folds` as the test part; the rest split into train and `val` (a share of
+/// the rest), both stratified, groups whole when `grouped`.
+fn fold_rows(
+    data: &Dataset,
+    fold: usize,
+    folds: usize,
+    val: f64,
+    seed: u64,
+    grouped: bool,
+) -> Result<[Vec<usize>; 3]> {
+    if folds < 2 || fold >= folds || !(0.0..1.0).contains(&val) {
+        return Err(QueryError::Invalid(format!(
+            "cv: fold {fold} of {folds} with a validation share {val}; need 2+ folds and a share in [0, 1)"
+        )));
+    }
+    let groups = if grouped {
+        group_numbers(data)
+    } else {
+        (0..data.labels.len()).collect()
+    };
+    let shares = vec![1.0 / folds as f64; folds];
+    let parts = assign_parts(&data.labels, &groups, &shares, seed);
+    let test = parts[fold].clone();
+    let rest: Vec<usize> = (0..folds)
+        .filter(|&f| f != fold)
+        .flat_map(|f| parts[f].iter().copied())
+        .collect();
+    let rest_labels: Vec<usize> = rest.iter().map(|&r| data.labels[r]).collect();
+    let rest_groups: Vec<usize> = rest.iter().map(|&r| groups[r]).collect();
+    // A different stream from the folds', so the validation rows are not the folds' order.
+    let inner = assign_parts(&rest_labels, &rest_groups, &[1.0 - val, val], seed ^ 0x5eed);
+    let pick = |rows: &[usize]| -> Vec<usize> {
+        let mut out: Vec<usize> = rows.iter().map(|&i| rest[i]).collect();
+        out.sort_unstable();
+        out
+    };
+    Ok([pick(&inner[0]), pick(&inner[1]), test])
 }
 
 /// Each row's group number: rows with the same group value share one; a row without a value

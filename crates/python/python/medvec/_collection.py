@@ -259,6 +259,7 @@ class Collection:
         k: int = 5,
         knn_weighting: str = "uniform",
         seeds: int = 1,
+        cv: int | None = None,
     ) -> dict:
         """Trains an ``"early"``, ``"late"`` or ``"knn"`` head to predict payload ``label`` and
         saves it as ``name`` (``medvec train``). ``shift`` is λ, a list of candidate λs, or
@@ -268,8 +269,10 @@ class Collection:
         validation and test metrics), ``curve`` and ``test_report``. With ``seeds=N`` the split
         and training are repeated over N seeds (the head of the first is saved) and
         ``"repeated"`` holds mean ± sd and 95% bootstrap intervals of the test metrics, and
-        whether the chosen λ beats λ = 0 by more than that (paired over the seeds)."""
-        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column)
+        whether the chosen λ beats λ = 0 by more than that (paired over the seeds). ``cv=K``
+        does K-fold cross-validation instead (groups whole with ``group_column``; the validation
+        share is ``split``'s val / (train + val)), reported the same way, fold 0's head saved."""
+        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column, cv)
         if isinstance(shift, str):
             if shift != "auto":
                 raise InvalidInput(f"shift: a number, a list of numbers or 'auto', got {shift!r}")
@@ -296,6 +299,7 @@ class Collection:
         k: int = 5,
         knn_weighting: str = "uniform",
         seeds: int = 1,
+        cv: int | None = None,
     ) -> "pandas.DataFrame":
         """Trains one head per λ of the grid ``lambdas = (from, to, step)`` and reports
         validation and test macro-F1 (``medvec sweep``): a DataFrame with columns ``lambda``,
@@ -306,7 +310,7 @@ class Collection:
         ``.attrs["repeated"]`` holds the whole report (as :meth:`train`'s)."""
         import pandas as pd
 
-        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column)
+        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column, cv)
         result = _medvec.sweep(self._native, args, tuple(float(x) for x in lambdas), int(seeds))
         frame = pd.DataFrame(result["curve"], columns=["lambda", "val_macro_f1", "test_macro_f1", "test_accuracy"])
         repeated = result["repeated"]
@@ -331,14 +335,17 @@ class Collection:
         group_column: str | None = None,
         split: Tuple[float, float, float] = (0.7, 0.15, 0.15),
         seed: int = 0,
+        cv: int | None = None,
+        fold: int | None = None,
     ) -> "pandas.DataFrame":
         """The split :meth:`train` would use with these arguments: a DataFrame of ``id`` and
         ``part`` (``"train"``, ``"val"`` or ``"test"``) for every labelled record with both
-        fields. With ``group_column``, no group is in two parts."""
+        fields. With ``group_column``, no group is in two parts. With ``cv=K``, the split of
+        fold ``fold`` (its test part is that fold)."""
         import pandas as pd
 
-        args = _train_args("early", label, fields, split_column, split, 1, 0.0, seed, 1, "uniform", group_column)
-        parts = _medvec.split(self._native, args)
+        args = _train_args("early", label, fields, split_column, split, 1, 0.0, seed, 1, "uniform", group_column, cv)
+        parts = _medvec.split(self._native, args, fold)
         return pd.DataFrame(
             {"id": [i for p in parts for i in p], "part": [name for name, p in zip(("train", "val", "test"), parts) for _ in p]}
         )
@@ -414,9 +421,11 @@ class Head:
         return f"medvec.Head({self.meta['fusion']}, classes={self.classes})"
 
 
-def _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column=None) -> dict:
+def _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column=None, cv=None) -> dict:
     if len(split) != 3:
         raise InvalidInput(f"split: expected (train, val, test) fractions, got {split!r}")
+    if cv is not None and split_column is not None:
+        raise InvalidInput("cv, split_column: cross-validation makes its own folds; give one of them")
     return {
         "head": head,
         "label": label,
@@ -429,6 +438,7 @@ def _train_args(head, label, fields, split_column, split, epochs, dropout, seed,
         "seed": int(seed),
         "k": int(k),
         "knn_weighting": knn_weighting,
+        "cv": None if cv is None else int(cv),
     }
 
 

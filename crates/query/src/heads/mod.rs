@@ -54,5 +54,5 @@ pub use head::TrainedHead;
 pub use inputs::{Inputs, Labelled, LabelledSet, Modality};
 pub use knn::{KnnConfig, KnnHead, KnnView, KnnWeighting, KNN_EXACT_MATCH};
 pub use spec::{Fusion, HeadSpec};
-pub use split::{stratified_group_split, stratified_split, Split, SplitFractions};
+pub use split::{assign_parts, stratified_group_split, stratified_split, Split, SplitFractions};
 pub use train::{train, ClassWeighting, EpochRecord, TrainConfig};

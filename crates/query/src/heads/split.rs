@@ -138,6 +138,21 @@ pub fn stratified_group_split(
             labels.len()
         )));
     }
+    let shares = [fractions.train, fractions.val, fractions.test];
+    let parts = assign_parts(labels, groups, &shares, seed);
+    let [train, val, test]: [Vec<usize>; 3] = parts.try_into().expect("three shares");
+    Ok(Split { train, val, test })
+}
+
+/// Puts whole groups into `shares.len()` parts, each part's per-class counts as close to
+/// `share · class total` as the groups allow (see [`stratified_group_split`]); each part's rows
+/// ascending. With every row its own group this is a stratified split into any number of parts.
+pub fn assign_parts(
+    labels: &[usize],
+    groups: &[usize],
+    shares: &[f64],
+    seed: u64,
+) -> Vec<Vec<usize>> {
     let classes = labels.iter().max().map_or(0, |m| m + 1);
     let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (row, &group) in groups.iter().enumerate() {
@@ -150,9 +165,8 @@ pub fn stratified_group_split(
     for &label in labels {
         totals[label] += 1.0;
     }
-    let shares = [fractions.train, fractions.val, fractions.test];
-    let mut counts = vec![vec![0f64; classes]; 3];
-    let mut parts: [Vec<usize>; 3] = Default::default();
+    let mut counts = vec![vec![0f64; classes]; shares.len()];
+    let mut parts: Vec<Vec<usize>> = vec![Vec::new(); shares.len()];
     for rows in order {
         let mut added = vec![0f64; classes];
         for &row in &rows {
@@ -166,19 +180,18 @@ pub fn stratified_group_split(
                 })
                 .sum()
         };
-        let best = (0..3)
+        let best = (0..shares.len())
             .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
-            .expect("three parts");
+            .expect("at least one part");
         for k in 0..classes {
             counts[best][k] += added[k];
         }
         parts[best].extend(rows);
     }
-    let [mut train, mut val, mut test] = parts;
-    train.sort_unstable();
-    val.sort_unstable();
-    test.sort_unstable();
-    Ok(Split { train, val, test })
+    for part in &mut parts {
+        part.sort_unstable();
+    }
+    parts
 }
 
 /// Fisher–Yates, written out so the permutation depends only on the ChaCha8 stream.
