@@ -745,3 +745,44 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Write a saved early or late head as an ONNX graph that runs anywhere ONNX Runtime does.
+///
+/// The graph takes the raw field vectors (inputs named after the head's fields, float32
+/// [batch, dim]) and does the L2 normalisation, the alignment shift with the head's Δ and λ,
+/// the MLP in inference mode and softmax (sigmoid with both columns for a binary head). Its
+/// output `probabilities` has one column per class, in the order of the metadata entry
+/// `classes`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  medvec export-head ./clinic ham10000 --head dx-late --onnx dx-late.onnx"
+)]
+pub struct ExportHeadArgs {
+    store: PathBuf,
+    collection: String,
+    /// Name of the saved head.
+    #[arg(long)]
+    head: String,
+    /// The ONNX file to write (opset 17).
+    #[arg(long, value_name = "FILE")]
+    onnx: PathBuf,
+}
+
+pub fn export_head(args: ExportHeadArgs) -> Result<()> {
+    let store = Store::open_read_only(&args.store)?;
+    let collection = store.collection(&args.collection)?;
+    let saved = SavedHead::load(&collection, &args.head)?;
+    let bytes = medvec_query::onnx::export_head(&saved)?;
+    let mut file = medvec_ingest::output::create_private(&args.onnx)
+        .with_context(|| format!("{}", args.onnx.display()))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("{}", args.onnx.display()))?;
+    println!(
+        "wrote {} ({} fusion, classes {})",
+        args.onnx.display(),
+        saved.meta.fusion,
+        saved.meta.classes.join(",")
+    );
+    Ok(())
+}

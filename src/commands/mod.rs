@@ -46,6 +46,7 @@ enum Command {
     Heads(heads::HeadsArgs),
     Classify(heads::ClassifyArgs),
     Eval(heads::EvalArgs),
+    ExportHead(heads::ExportHeadArgs),
     Demo(demo::DemoArgs),
     DicomTags(dicom::DicomTagsArgs),
 }
@@ -70,6 +71,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Heads(args) => heads::heads(args),
         Command::Classify(args) => heads::classify_command(args),
         Command::Eval(args) => heads::eval(args),
+        Command::ExportHead(args) => heads::export_head(args),
         Command::Demo(args) => demo::demo(args),
         Command::DicomTags(args) => dicom::dicom_tags(args, cli.verbose),
     }

@@ -13,6 +13,7 @@
 //! - [`classify`]: saved heads applied to stored records or to new in-memory vectors;
 //! - [`repeat`]: training repeated over seeds, with bootstrap intervals and a paired test of the
 //!   shift against no shift;
+//! - [`onnx`]: saved early/late heads written as ONNX graphs (`export-head`);
 //! - [`jobs`]: the jobs the CLI and the Python bindings share (search with a shift, train and
 //!   sweep settings, evaluation) and the JSON shapes of their reports.
 
@@ -22,6 +23,7 @@ pub mod error;
 pub mod gap;
 pub mod heads;
 pub mod jobs;
+pub mod onnx;
 pub mod pca;
 pub mod plot;
 pub mod repeat;

@@ -158,3 +158,55 @@ impl TrainedHead {
         self.best_epoch
     }
 }
+
+/// One branch in inference mode: `relu(x·w + b) · scale + shift`, BatchNorm folded into the
+/// scale and shift exactly as [`Net::forward_eval_blocks`] does; `x` is the concatenation of
+/// the branch's modalities in order.
+pub struct FoldedBranch {
+    pub modalities: Vec<super::inputs::Modality>,
+    pub w: Array2<f32>,
+    pub b: ndarray::Array1<f32>,
+    pub scale: ndarray::Array1<f32>,
+    pub shift: ndarray::Array1<f32>,
+}
+
+/// The head in inference mode, for export: its branches, then `concat(branches)·out_w + out_b`
+/// gives the logits (one for a binary head, one per class otherwise).
+pub struct FoldedNet {
+    pub branches: Vec<FoldedBranch>,
+    pub out_w: Array2<f32>,
+    pub out_b: ndarray::Array1<f32>,
+}
+
+impl TrainedHead {
+    /// The weights in inference mode (see [`FoldedNet`]).
+    pub fn folded(&self) -> FoldedNet {
+        let net = &self.net;
+        let eps = super::net::BN_EPS as f32;
+        let branches = net
+            .layout
+            .branches()
+            .iter()
+            .zip(&net.params.branches)
+            .zip(&net.stats)
+            .map(|((modalities, p), stats)| {
+                let scale = ndarray::Zip::from(&p.gamma)
+                    .and(&stats.var)
+                    .map_collect(|&g, &v| g / (v + eps).sqrt());
+                let shift = &p.beta - &(&stats.mean * &scale);
+                FoldedBranch {
+                    modalities: modalities.to_vec(),
+                    w: p.w.clone(),
+                    b: p.b.clone(),
+                    scale,
+                    shift,
+                }
+            })
+            .collect();
+        FoldedNet {
+            branches,
+            out_w: net.params.out_w.clone(),
+            out_b: net.params.out_b.clone(),
+        }
+    }
+}

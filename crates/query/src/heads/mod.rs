@@ -50,7 +50,7 @@ mod train;
 mod tests;
 
 pub use error::{HeadError, Result};
-pub use head::TrainedHead;
+pub use head::{FoldedBranch, FoldedNet, TrainedHead};
 pub use inputs::{Inputs, Labelled, LabelledSet, Modality};
 pub use knn::{KnnConfig, KnnHead, KnnView, KnnWeighting, KNN_EXACT_MATCH};
 pub use spec::{Fusion, HeadSpec};
