@@ -10,8 +10,8 @@ use medvec_ingest::npy::NpyReader;
 use medvec_query::heads::metrics::ClassificationReport;
 use medvec_query::heads::{KnnConfig, KnnView, KnnWeighting, SplitFractions};
 use medvec_query::jobs::{
-    auto_lambdas, classification_json, evaluate, lambda_grid, trained_json, HeadChoice,
-    TrainSettings,
+    auto_lambdas, classification_json, evaluate, evaluate_intervals, lambda_grid, trained_json,
+    HeadChoice, TrainSettings,
 };
 use medvec_query::repeat::{cross_validate, repeat_training, Repeated, Spread};
 use medvec_query::training::{
@@ -727,6 +727,16 @@ pub struct EvalArgs {
     head: String,
     #[arg(long)]
     filter: Option<String>,
+    /// Add 95% bootstrap intervals from this many resamples of the evaluated records.
+    #[arg(long, value_name = "N")]
+    seeds: Option<usize>,
+    /// With --seeds: resample whole groups of this payload column (a lesion, a patient), whose
+    /// images are not independent cases.
+    #[arg(long, requires = "seeds")]
+    group_column: Option<String>,
+    /// Seed of the resampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     #[arg(long)]
     json: bool,
 }
@@ -738,10 +748,32 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let filter = super::parse_filter(args.filter.as_deref(), "--filter")?;
     let (rows, report) = evaluate(&collection, &saved, filter.as_ref())?;
     let classes = &saved.meta.classes;
+    let intervals = args
+        .seeds
+        .map(|n| {
+            let group = args.group_column.as_deref();
+            evaluate_intervals(&collection, &saved, filter.as_ref(), group, n, args.seed)
+        })
+        .transpose()?;
     if args.json {
-        print_json(&classification_json(rows, &report, classes));
+        let mut out = classification_json(rows, &report, classes);
+        if let Some(intervals) = &intervals {
+            out["intervals"] = json!(intervals);
+        }
+        print_json(&out);
     } else {
         print_report(rows, &report, classes);
+        if let Some(i) = &intervals {
+            let unit = i
+                .group_column
+                .as_deref()
+                .map_or("records".to_string(), |c| format!("`{c}` groups"));
+            println!(
+                "95% bootstrap intervals ({} resamples of {} {unit}): accuracy [{:.4}, {:.4}], macro-F1 [{:.4}, {:.4}], balanced accuracy [{:.4}, {:.4}]",
+                i.resamples, i.units, i.accuracy[0], i.accuracy[1], i.macro_f1[0], i.macro_f1[1],
+                i.balanced_accuracy[0], i.balanced_accuracy[1]
+            );
+        }
     }
     Ok(())
 }

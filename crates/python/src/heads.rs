@@ -224,23 +224,29 @@ pub fn heads<'py>(py: Python<'py>, collection: &NativeCollection) -> PyResult<Bo
 
 /// `medvec eval --json` of head `head` on the records matching `filter`.
 #[pyfunction]
-#[pyo3(signature = (collection, head, filter = None))]
+#[pyo3(signature = (collection, head, filter = None, seeds = None, group_column = None, seed = 0))]
 pub fn evaluate<'py>(
     py: Python<'py>,
     collection: &NativeCollection,
     head: String,
     filter: Option<String>,
+    seeds: Option<usize>,
+    group_column: Option<String>,
+    seed: u64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let filter = parse_filter(filter.as_deref(), "filter")?;
     let report = py.detach(|| {
         collection.with(|c| {
             let saved = SavedHead::load(c, &head)?;
             let (rows, report) = jobs::evaluate(c, &saved, filter.as_ref())?;
-            Ok(jobs::classification_json(
-                rows,
-                &report,
-                &saved.meta.classes,
-            ))
+            let mut out = jobs::classification_json(rows, &report, &saved.meta.classes);
+            if let Some(n) = seeds {
+                let group = group_column.as_deref();
+                let intervals =
+                    jobs::evaluate_intervals(c, &saved, filter.as_ref(), group, n, seed)?;
+                out["intervals"] = json!(intervals);
+            }
+            Ok(out)
         })
     })?;
     json_to_py(py, &report)

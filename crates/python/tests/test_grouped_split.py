@@ -135,3 +135,63 @@ def test_cv_training_reports_every_fold_as_the_cli_does(tmp_path):
     assert theirs["repeated"] == report
     with pytest.raises(medvec.InvalidInput, match="cv, split_column"):
         cases.sweep("dx", cv=3, split_column="lesion_id")
+
+
+def numpy_bootstrap_metrics(truth, predicted, units, resamples, seed):
+    """Percentile bootstrap of accuracy and macro-F1 over resampled units, in plain numpy."""
+    rng = np.random.default_rng(seed)
+    acc, f1 = [], []
+    for _ in range(resamples):
+        rows = np.concatenate([units[i] for i in rng.integers(0, len(units), len(units))])
+        t, p = truth[rows], predicted[rows]
+        acc.append(np.mean(t == p))
+        scores = []
+        for c in np.union1d(np.unique(t), np.unique(p)):
+            tp, fp, fn = np.sum((p == c) & (t == c)), np.sum((p == c) & (t != c)), np.sum((p != c) & (t == c))
+            scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+        f1.append(np.mean(scores))
+    return np.percentile(acc, [2.5, 97.5]), np.percentile(f1, [2.5, 97.5])
+
+
+def correlated_lesions(path):
+    """Lesions whose images share most of their noise: a lesion is one case seen several times."""
+    rng = np.random.default_rng(8)
+    rows, vectors = [], []
+    centres = {d: rng.normal(size=16) for d in ["nv", "mel", "bkl"]}
+    for lesion in range(150):
+        dx = rng.choice(["nv", "mel", "bkl"], p=[0.5, 0.3, 0.2])
+        lesion_noise = rng.normal(scale=2.0, size=16)
+        for _ in range(int(rng.integers(2, 7))):
+            rows.append((f"img{len(rows):05d}", f"HAM_{lesion:05d}", dx))
+            vectors.append(centres[dx] + lesion_noise + rng.normal(scale=0.2, size=16))
+    meta = pd.DataFrame(rows, columns=["id", "lesion_id", "dx"])
+    v = np.array(vectors)
+    with medvec.open(path) as store:
+        c = store.create_collection("cases", vectors={"image": 16, "text": 16}, payload={"lesion_id": str, "dx": str})
+        c.upsert(meta["id"], vectors={"image": v, "text": v + 0.3}, payload=meta[["lesion_id", "dx"]])
+        c.train("dx", "late", head="late", group_column="lesion_id", epochs=5, seed=1)
+    return meta
+
+
+def test_eval_bootstrap_intervals_resample_records_or_whole_lesions(tmp_path):
+    path = tmp_path / "s"
+    meta = correlated_lesions(path)
+    cases = medvec.open(path, read_only=True)["cases"]
+    plain = cases.evaluate("late", seeds=800, seed=3)
+    grouped = cases.evaluate("late", seeds=800, group_column="lesion_id", seed=3)
+    predictions = cases.classify("late").merge(meta, on="id")
+    truth, predicted = predictions["truth"].to_numpy(), predictions["predicted"].to_numpy()
+    rows = [np.array([i]) for i in range(len(predictions))]
+    lesions = [np.array(ix) for ix in predictions.groupby("lesion_id", sort=False).indices.values()]
+    assert grouped["intervals"]["units"] == len(lesions) and plain["intervals"]["units"] == len(rows)
+    for report, units in ((plain, rows), (grouped, lesions)):
+        acc, f1 = numpy_bootstrap_metrics(truth, predicted, units, 4000, 0)
+        assert np.abs(np.array(report["intervals"]["accuracy"]) - acc).max() < 0.02
+        assert np.abs(np.array(report["intervals"]["macro_f1"]) - f1).max() < 0.025
+        assert report["intervals"]["accuracy"][0] <= report["accuracy"] <= report["intervals"]["accuracy"][1]
+    width = lambda r: r["intervals"]["accuracy"][1] - r["intervals"]["accuracy"][0]  # noqa: E731
+    assert width(grouped) > 1.3 * width(plain)  # a lesion's images are not independent cases
+    theirs = cli_json("eval", path, "cases", "--head", "late", "--seeds", "800", "--group-column", "lesion_id", "--seed", "3")[0]
+    assert theirs == grouped
+    with pytest.raises(medvec.InvalidInput, match="needs seeds"):
+        cases.evaluate("late", group_column="lesion_id")

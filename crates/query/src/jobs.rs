@@ -229,28 +229,158 @@ pub fn evaluate(
     saved: &SavedHead,
     filter: Option<&Filter>,
 ) -> Result<(usize, ClassificationReport)> {
+    let labelled = labelled_predictions(collection, saved, filter)?;
+    let report = report_of(&labelled.truth, &labelled.predicted)?;
+    Ok((labelled.truth.len(), report))
+}
+
+/// Stored labels and predicted classes (as class indices) of the evaluated records.
+struct LabelledPredictions {
+    ids: Vec<String>,
+    truth: Vec<usize>,
+    predicted: Vec<usize>,
+}
+
+fn labelled_predictions(
+    collection: &Collection,
+    saved: &SavedHead,
+    filter: Option<&Filter>,
+) -> Result<LabelledPredictions> {
     let classes = &saved.meta.classes;
-    let (mut truth, mut predicted) = (Vec::new(), Vec::new());
+    let mut out = LabelledPredictions {
+        ids: Vec::new(),
+        truth: Vec::new(),
+        predicted: Vec::new(),
+    };
     classify(collection, saved, filter, 4096, |p| {
         if let Some(label) = p
             .truth
             .as_ref()
             .and_then(|t| classes.iter().position(|c| c == t))
         {
-            truth.push(label);
-            predicted.push(classes.iter().position(|c| *c == p.class).unwrap_or(0));
+            out.truth.push(label);
+            out.predicted
+                .push(classes.iter().position(|c| *c == p.class).unwrap_or(0));
+            out.ids.push(p.id);
         }
         Ok(())
     })?;
-    if truth.is_empty() {
+    if out.truth.is_empty() {
         return Err(QueryError::Invalid(format!(
             "no records with a known `{}` label matched",
             saved.meta.label_field
         )));
     }
-    let report = ClassificationReport::new(&truth, &predicted)
-        .map_err(|e| QueryError::Invalid(e.to_string()))?;
-    Ok((truth.len(), report))
+    Ok(out)
+}
+
+fn report_of(truth: &[usize], predicted: &[usize]) -> Result<ClassificationReport> {
+    ClassificationReport::new(truth, predicted).map_err(|e| QueryError::Invalid(e.to_string()))
+}
+
+/// 95% bootstrap intervals of a saved head's metrics (`medvec eval --seeds N`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvalIntervals {
+    /// Evaluated records, and the units resampled (groups with a group column, else records).
+    pub rows: usize,
+    pub units: usize,
+    pub resamples: usize,
+    /// The payload column whose groups were resampled whole (a cluster bootstrap).
+    pub group_column: Option<String>,
+    pub accuracy: [f64; 2],
+    pub macro_f1: [f64; 2],
+    pub balanced_accuracy: [f64; 2],
+}
+
+/// The percentile bootstrap of the head's test metrics: `resamples` resamples (seeded) of the
+/// evaluated records with replacement, or of whole groups of `group_column` (images of one
+/// lesion are not independent, so they are resampled together); 2.5th and 97.5th percentiles.
+pub fn evaluate_intervals(
+    collection: &Collection,
+    saved: &SavedHead,
+    filter: Option<&Filter>,
+    group_column: Option<&str>,
+    resamples: usize,
+    seed: u64,
+) -> Result<EvalIntervals> {
+    use rand::{Rng, SeedableRng};
+    if resamples < 2 {
+        return Err(QueryError::Invalid(
+            "seeds: the bootstrap needs at least 2 resamples".into(),
+        ));
+    }
+    let labelled = labelled_predictions(collection, saved, filter)?;
+    let units = resampling_units(collection, &labelled.ids, group_column)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut metrics: [Vec<f64>; 3] = Default::default();
+    let (mut truth, mut predicted) = (Vec::new(), Vec::new());
+    for _ in 0..resamples {
+        truth.clear();
+        predicted.clear();
+        for _ in 0..units.len() {
+            for &row in &units[rng.random_range(0..units.len())] {
+                truth.push(labelled.truth[row]);
+                predicted.push(labelled.predicted[row]);
+            }
+        }
+        let report = report_of(&truth, &predicted)?;
+        metrics[0].push(report.accuracy);
+        metrics[1].push(report.macro_f1);
+        metrics[2].push(report.balanced_accuracy);
+    }
+    let [accuracy, macro_f1, balanced_accuracy] = metrics.map(|mut values| {
+        values.sort_by(f64::total_cmp);
+        [
+            crate::repeat::percentile(&values, 2.5),
+            crate::repeat::percentile(&values, 97.5),
+        ]
+    });
+    Ok(EvalIntervals {
+        rows: labelled.ids.len(),
+        units: units.len(),
+        resamples,
+        group_column: group_column.map(str::to_string),
+        accuracy,
+        macro_f1,
+        balanced_accuracy,
+    })
+}
+
+/// The rows of each resampled unit: one per record, or one per group value (a record without
+/// one is its own group), groups in order of first appearance.
+fn resampling_units(
+    collection: &Collection,
+    ids: &[String],
+    group_column: Option<&str>,
+) -> Result<Vec<Vec<usize>>> {
+    let Some(column) = group_column else {
+        return Ok((0..ids.len()).map(|r| vec![r]).collect());
+    };
+    if collection.schema().payload_index(column).is_none() {
+        return Err(QueryError::Invalid(format!(
+            "unknown group field `{column}`"
+        )));
+    }
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    for (row, id) in ids.iter().enumerate() {
+        let group = collection
+            .get(id)
+            .and_then(|r| r.payload.get(column).map(|v| v.to_string()))
+            .filter(|g| !g.is_empty());
+        let unit = match group {
+            Some(g) => *index.entry(g).or_insert_with(|| {
+                units.push(Vec::new());
+                units.len() - 1
+            }),
+            None => {
+                units.push(Vec::new());
+                units.len() - 1
+            }
+        };
+        units[unit].push(row);
+    }
+    Ok(units)
 }
 
 /// Every metric of a classification report (the shape `medvec eval --json` prints).

@@ -243,7 +243,7 @@ pub fn bootstrap_interval(values: &[f64], resamples: usize, stream: u64) -> (f64
 }
 
 /// numpy's default (linear) percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     let position = q / 100.0 * (sorted.len() - 1) as f64;
     let (below, above) = (position.floor() as usize, position.ceil() as usize);
     let fraction = position - below as f64;

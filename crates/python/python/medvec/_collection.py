@@ -384,11 +384,23 @@ class Collection:
         again (for a kNN head that means its training vectors), and ``head.meta``."""
         return Head(_medvec.load_head(self._native, name))
 
-    def evaluate(self, head: str, filter: str | None = None) -> dict:
+    def evaluate(
+        self,
+        head: str,
+        filter: str | None = None,
+        *,
+        seeds: int | None = None,
+        group_column: str | None = None,
+        seed: int = 0,
+    ) -> dict:
         """The head's metrics on the stored labels of the records matching ``filter``
         (``medvec eval --json``): accuracy, macro-F1, balanced accuracy, per-class precision,
-        recall, F1, support and the confusion matrix."""
-        return _medvec.evaluate(self._native, head, filter)
+        recall, F1, support and the confusion matrix. ``seeds=N`` adds ``"intervals"``: 95%
+        bootstrap intervals from N resamples of the records, or of whole ``group_column``
+        groups (a lesion's images together)."""
+        if group_column is not None and seeds is None:
+            raise InvalidInput("group_column: resampling groups needs seeds=N")
+        return _medvec.evaluate(self._native, head, filter, seeds, group_column, int(seed))
 
 
 class Head:
