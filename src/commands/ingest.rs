@@ -4,13 +4,15 @@ use super::print_json;
 use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use medvec_ingest::archive::{ArchiveSource, ManifestColumns};
+use medvec_ingest::archive::ManifestColumns;
 use medvec_ingest::dicom::{DicomIngest, FrameChoice, TagSelection, WindowChoice};
 use medvec_ingest::encode::{
     EncoderOptions, ImageEncoder, Pooling, Runtime, RuntimeOptions, TextEncoder,
 };
-use medvec_ingest::job::{ingest_into_store, summary_json, ModelSettings, TextSettings};
-use medvec_ingest::pipeline::{check_archive, IngestOptions, IngestSummary};
+use medvec_ingest::job::{
+    ingest_into_store, summary_json, ArchiveSettings, ModelSettings, TextSettings,
+};
+use medvec_ingest::pipeline::{check_archive, IngestSummary};
 use medvec_store::Store;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -177,59 +179,29 @@ fn parse_pooling(text: &str) -> Result<Pooling, String> {
     Pooling::parse(text).ok_or_else(|| format!("`{text}`: pooling is cls, mean or pooled"))
 }
 
-/// The archive root: --root, else the DICOMDIR's folder.
-fn root(args: &IngestArgs) -> PathBuf {
-    match (&args.root, &args.dicomdir) {
-        (Some(root), _) => root.clone(),
-        (None, Some(dicomdir)) => dicomdir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-        (None, None) => PathBuf::from("."),
-    }
-}
-
-fn ingest_options(args: &IngestArgs) -> Result<IngestOptions> {
-    let root = root(args);
-    let source = match (&args.manifest, &args.dicomdir) {
-        (Some(path), _) => ArchiveSource::Manifest(path.clone()),
-        (None, Some(path)) => ArchiveSource::Dicomdir(path.clone()),
-        (None, None) => ArchiveSource::Folder(root.clone()),
-    };
-    let mut options = IngestOptions::new(source, &root);
-    options.dicom = args.dicom.ingest()?;
-    options.columns = ManifestColumns {
-        id: args.id_column.clone(),
-        image: args.image_column.clone(),
-    };
-    options.image_field = args.image_field.clone();
-    options.text_field = args.text_field.clone();
-    options.batch = args.batch.max(1);
-    options.threads = args.threads;
-    options.dry_run = args.dry_run;
-    options.rejects = Some(
-        args.rejects
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("rejects-{}.csv", args.collection))),
-    );
-    Ok(options)
+/// The library's archive settings for these flags.
+fn archive_settings(args: &IngestArgs) -> Result<ArchiveSettings> {
+    Ok(ArchiveSettings {
+        manifest: args.manifest.clone(),
+        dicomdir: args.dicomdir.clone(),
+        root: args.root.clone(),
+        columns: ManifestColumns {
+            id: args.id_column.clone(),
+            image: args.image_column.clone(),
+        },
+        image_field: args.image_field.clone(),
+        text_field: args.text_field.clone(),
+        batch: args.batch,
+        threads: args.threads,
+        dry_run: args.dry_run,
+        rejects: args.rejects.clone(),
+        dicom: args.dicom.ingest()?,
+    })
 }
 
 pub fn ingest(args: IngestArgs) -> Result<ExitCode> {
-    let root = root(&args);
-    if !root.is_dir() {
-        bail!("{}: --root is not a folder", root.display());
-    }
-    for (flag, file) in [
-        ("--manifest", &args.manifest),
-        ("--dicomdir", &args.dicomdir),
-    ] {
-        if let Some(file) = file.as_ref().filter(|m| !m.is_file()) {
-            bail!("{}: {flag}: no such file", file.display());
-        }
-    }
+    let options = archive_settings(&args)?.options(&args.collection)?;
     let models = model_settings(&args).open()?;
-    let options = ingest_options(&args)?;
     let bar = progress_bar();
     let progress = |p: &medvec_ingest::pipeline::IngestProgress| {
         bar.set_length(p.total);

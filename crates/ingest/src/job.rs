@@ -2,7 +2,8 @@
 //! opened from a few settings, the collection created with the default schema when it is
 //! missing, the store's pseudonym key fetched for DICOM archives, then [`ingest_archive`].
 
-use crate::dicom::WindowChoice;
+use crate::archive::{ArchiveSource, ManifestColumns};
+use crate::dicom::{DicomIngest, WindowChoice};
 use crate::encode::{EncoderOptions, ImageEncoder, Pooling, Runtime, RuntimeOptions, TextEncoder};
 use crate::pipeline::{
     archive_has_dicom, check_archive, default_schema, ingest_archive, Encoders, IngestOptions,
@@ -93,6 +94,82 @@ impl ModelSettings {
             None => None,
         };
         Ok(Models { image, text })
+    }
+}
+
+/// Where an archive is and how its rows are read (`medvec ingest`'s archive flags).
+#[derive(Debug, Clone)]
+pub struct ArchiveSettings {
+    pub manifest: Option<PathBuf>,
+    pub dicomdir: Option<PathBuf>,
+    /// The folder paths are relative to (default: the DICOMDIR's folder).
+    pub root: Option<PathBuf>,
+    pub columns: ManifestColumns,
+    pub image_field: String,
+    pub text_field: String,
+    pub batch: usize,
+    pub threads: Option<usize>,
+    pub dry_run: bool,
+    /// The rejects file (default `rejects-COLLECTION.csv`).
+    pub rejects: Option<PathBuf>,
+    pub dicom: DicomIngest,
+}
+
+impl ArchiveSettings {
+    /// The archive root: `root`, else the DICOMDIR's folder, else the current folder.
+    pub fn root(&self) -> PathBuf {
+        match (&self.root, &self.dicomdir) {
+            (Some(root), _) => root.clone(),
+            (None, Some(dicomdir)) => dicomdir
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf()),
+            (None, None) => PathBuf::from("."),
+        }
+    }
+
+    /// The pipeline's options for an ingest into `collection`. The root must be a folder, and
+    /// a manifest or DICOMDIR a file.
+    pub fn options(&self, collection: &str) -> Result<IngestOptions, PipelineError> {
+        let root = self.root();
+        if !root.is_dir() {
+            return Err(PipelineError::Options(format!(
+                "{}: root is not a folder",
+                root.display()
+            )));
+        }
+        let source = match (&self.manifest, &self.dicomdir) {
+            (Some(_), Some(_)) => {
+                return Err(PipelineError::Options(
+                    "manifest, dicomdir: give one of them".into(),
+                ))
+            }
+            (Some(path), None) => ArchiveSource::Manifest(path.clone()),
+            (None, Some(path)) => ArchiveSource::Dicomdir(path.clone()),
+            (None, None) => ArchiveSource::Folder(root.clone()),
+        };
+        for (what, file) in [("manifest", &self.manifest), ("dicomdir", &self.dicomdir)] {
+            if let Some(file) = file.as_ref().filter(|m| !m.is_file()) {
+                return Err(PipelineError::Options(format!(
+                    "{}: {what}: no such file",
+                    file.display()
+                )));
+            }
+        }
+        let mut options = IngestOptions::new(source, &root);
+        options.dicom = self.dicom.clone();
+        options.columns = self.columns.clone();
+        options.image_field = self.image_field.clone();
+        options.text_field = self.text_field.clone();
+        options.batch = self.batch.max(1);
+        options.threads = self.threads;
+        options.dry_run = self.dry_run;
+        options.rejects = Some(
+            self.rejects
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("rejects-{collection}.csv"))),
+        );
+        Ok(options)
     }
 }
 

@@ -79,14 +79,7 @@ impl NativeCollection {
             let arg = format!("vectors[{field:?}]");
             let dim = schema.vector_field(&field).context(&arg)?.dim;
             let matrix = rows(&arg, &array, &field, dim)?;
-            if matrix.len() != records.len() {
-                return Err(Failure::invalid(format!(
-                    "{arg}: {} rows for {} ids",
-                    matrix.len(),
-                    records.len()
-                ))
-                .into());
-            }
+            one_per_id(&arg, matrix.len(), "rows", records.len())?;
             for (record, vector) in records.iter_mut().zip(matrix) {
                 record.vectors.insert(field.clone(), vector);
             }
@@ -95,14 +88,7 @@ impl NativeCollection {
             let field: String = field.extract()?;
             let column = column.cast_into::<PyList>()?;
             let arg = format!("payload[{field:?}]");
-            if column.len() != records.len() {
-                return Err(Failure::invalid(format!(
-                    "{arg}: {} values for {} ids",
-                    column.len(),
-                    records.len()
-                ))
-                .into());
-            }
+            one_per_id(&arg, column.len(), "values", records.len())?;
             for (record, cell) in records.iter_mut().zip(column.iter()) {
                 let cell = value(&cell).map_err(|why| {
                     Failure::invalid(format!("{arg}: record `{}`: {why}", record.id))
@@ -270,6 +256,17 @@ fn record_to_py(py: Python<'_>, record: Record, with_vectors: bool) -> PyResult<
 /// A verify report with the keys of `medvec verify --json`.
 pub fn verify_json(r: &VerifyReport) -> serde_json::Value {
     json!({"files_checked": r.files_checked, "wal_batches": r.wal_batches, "wal_tail_discarded": r.wal_tail_discarded})
+}
+
+/// Refuses an argument that does not give one row or value per id.
+fn one_per_id(arg: &str, got: usize, what: &str, ids: usize) -> Result<()> {
+    if got == ids {
+        Ok(())
+    } else {
+        Err(Failure::invalid(format!(
+            "{arg}: {got} {what} for {ids} ids"
+        )))
+    }
 }
 
 /// Padded hits as Python sees them: row-major ids and a float32 (queries × k) score matrix.

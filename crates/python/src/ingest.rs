@@ -4,10 +4,12 @@
 
 use crate::errors::{Failure, Result};
 use crate::store::NativeStore;
-use medvec_ingest::archive::{ArchiveSource, ManifestColumns};
+use medvec_ingest::archive::ManifestColumns;
 use medvec_ingest::dicom::{DicomIngest, FrameChoice, TagSelection, WindowChoice};
 use medvec_ingest::encode::Pooling;
-use medvec_ingest::job::{ingest_into_store, summary_json, ModelSettings, TextSettings};
+use medvec_ingest::job::{
+    ingest_into_store, summary_json, ArchiveSettings, ModelSettings, TextSettings,
+};
 use medvec_ingest::pipeline::{IngestOptions, IngestProgress};
 use pyo3::prelude::*;
 use std::path::PathBuf;
@@ -90,58 +92,34 @@ impl IngestArgs {
         })
     }
 
-    /// The archive root: `root`, else the DICOMDIR's folder.
-    fn root(&self) -> Result<PathBuf> {
-        let root = match (&self.root, &self.dicomdir) {
-            (Some(root), _) => root.clone(),
-            (None, Some(dicomdir)) => dicomdir
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf()),
-            (None, None) => return Err(Failure::invalid("root: the archive folder is needed")),
-        };
-        if !root.is_dir() {
-            return Err(Failure::invalid(format!(
-                "{}: root is not a folder",
-                root.display()
-            )));
-        }
-        Ok(root)
-    }
-
     fn options(&self, collection: &str) -> Result<IngestOptions> {
-        let root = self.root()?;
-        let source = match (&self.manifest, &self.dicomdir) {
-            (Some(_), Some(_)) => {
-                return Err(Failure::invalid("manifest, dicomdir: give one of them"))
-            }
-            (Some(path), None) => ArchiveSource::Manifest(path.clone()),
-            (None, Some(path)) => ArchiveSource::Dicomdir(path.clone()),
-            (None, None) => ArchiveSource::Folder(root.clone()),
-        };
+        if self.root.is_none() && self.dicomdir.is_none() {
+            return Err(Failure::invalid("root: the archive folder is needed"));
+        }
         let tags = TagSelection::new(&self.dicom_tags, self.allow_identifying_tags)
             .map_err(|e| Failure::invalid(format!("dicom_tags: {e}")))?;
-        let mut options = IngestOptions::new(source, &root);
-        options.dicom = DicomIngest {
-            frames: parsed::<FrameChoice>("frames", self.frames.as_deref())?.unwrap_or_default(),
-            tags,
-            pseudonym_key: None,
+        let settings = ArchiveSettings {
+            manifest: self.manifest.clone(),
+            dicomdir: self.dicomdir.clone(),
+            root: self.root.clone(),
+            columns: ManifestColumns {
+                id: self.id_column.clone(),
+                image: self.image_column.clone(),
+            },
+            image_field: self.image_field.clone(),
+            text_field: self.text_field.clone(),
+            batch: self.batch,
+            threads: self.threads,
+            dry_run: self.dry_run,
+            rejects: self.rejects.clone(),
+            dicom: DicomIngest {
+                frames: parsed::<FrameChoice>("frames", self.frames.as_deref())?
+                    .unwrap_or_default(),
+                tags,
+                pseudonym_key: None,
+            },
         };
-        options.columns = ManifestColumns {
-            id: self.id_column.clone(),
-            image: self.image_column.clone(),
-        };
-        options.image_field = self.image_field.clone();
-        options.text_field = self.text_field.clone();
-        options.batch = self.batch.max(1);
-        options.threads = self.threads;
-        options.dry_run = self.dry_run;
-        options.rejects = Some(
-            self.rejects
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("rejects-{collection}.csv"))),
-        );
-        Ok(options)
+        Ok(settings.options(collection)?)
     }
 }
 
