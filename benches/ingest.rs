@@ -18,6 +18,7 @@
 //! `MEDVEC_BENCH_BATCH` (64), `MEDVEC_BENCH_REPEATS` (3), `MEDVEC_BENCH_TINY_N` (2000),
 //! `MEDVEC_BENCH_VIT_N` (256), `MEDVEC_BENCH_CAMERA_N` (120 rows over 40 distinct photos),
 //! `MEDVEC_BENCH_CAMERA_SIZE` (`4000x3000`), `MEDVEC_BENCH_RSS_NS` (`1000,10000`; empty skips).
+//! A size of 0 skips that image set.
 //! `ORT_DYLIB_PATH` must point at ONNX Runtime (`. tools/.cache/env.sh`).
 
 #[path = "common/mod.rs"]
@@ -325,6 +326,8 @@ fn main() {
             "skipping ViT-B/32: run `.venv/bin/python tools/make_onnx_fixtures.py --bench-only`"
         );
     }
+    // A size of 0 skips that case (e.g. MEDVEC_BENCH_TINY_N=0 to time only the ViT rows).
+    cases.retain(|c| c.n > 0);
     let rows: Vec<(String, String)> = cases.iter().map(|c| throughput_rows(&bench, c)).collect();
     let rss_ns: Vec<usize> = std::env::var("MEDVEC_BENCH_RSS_NS")
         .unwrap_or_else(|_| "1000,10000".into())
