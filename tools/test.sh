@@ -48,7 +48,7 @@ step nextest cargo nextest run --workspace --release --no-fail-fast "$@"
 step doctest cargo test --workspace --release --doc
 # The Python package (built into .venv by setup.sh) against the CLI binary: its docstring examples,
 # its suite, and the Spark examples in local mode.
-step build-cli cargo build --release --bin medvec
+step build-cli cargo build --workspace --release --bins
 step pytest "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider --doctest-modules \
     crates/python/python/medvec crates/python/tests examples/spark
 
