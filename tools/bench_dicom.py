@@ -42,7 +42,6 @@ import csv
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -219,15 +218,7 @@ def cmd_run(args) -> None:
     def load(path: Path) -> np.ndarray:
         return ref.preprocess(Image.fromarray(rgb8(path), "RGB"), cfg)
 
-    vectors = []
-    with ThreadPoolExecutor(args.threads) as pool:
-        for start in range(0, len(paths), args.batch):
-            batch = np.stack(list(pool.map(load, paths[start : start + args.batch])))
-            y = sess.run([output], {pixels: batch} | ref.dummy_feed(sess, {pixels}))[0]
-            y = y[:, 0] if y.ndim == 3 else y
-            vectors.append(ref.l2n(y.astype(np.float32)))
-    np.save(args.out, np.concatenate(vectors))
-    print(json.dumps({"images": len(paths), "seconds": time.perf_counter() - t0}))
+    bench_ingest.encode_and_save(args, sess, pixels, output, paths, load, t0)
 
 
 def cmd_stages(args) -> None:

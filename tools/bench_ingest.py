@@ -107,6 +107,13 @@ def cmd_run(args) -> None:
     def load(path: Path) -> np.ndarray:
         return ref.preprocess(ref.load_rgb(path, draft), cfg)
 
+    encode_and_save(args, sess, pixels, output, paths, load, t0)
+
+
+def encode_and_save(args, sess, pixels, output, paths, load, t0: float) -> None:
+    """The pipeline's loop: `load` each file (a pool of args.threads threads) into batches of
+    args.batch through the session; unit vectors saved to args.out; prints images and seconds
+    since t0. Shared with tools/bench_dicom.py, whose `load` reads DICOM instead."""
     vectors = []
     with ThreadPoolExecutor(args.threads) as pool:
         for start in range(0, len(paths), args.batch):
