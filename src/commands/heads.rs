@@ -334,6 +334,12 @@ fn print_summary(name: &str, m: &HeadMeta) {
             m.rows[0], m.rows[1], m.rows[2], m.best_epoch, m.params, m.seconds_per_epoch
         ),
     }
+    if m.missing_field_rows > 0 {
+        println!(
+            "  {} labelled records left out: they lack `{}` or `{}`",
+            m.missing_field_rows, m.image_field, m.text_field
+        );
+    }
     println!("  validation macro-F1 {:.4}", m.val_macro_f1);
     if let Some(t) = &m.test {
         println!(

@@ -114,3 +114,19 @@ def test_bad_training_arguments(clinic):
         cases.train("dx", "x", shift="sometimes")
     with pytest.raises(medvec.Error, match="nope"):
         cases.sweep("nope", **TRAIN)
+
+
+def test_records_lacking_a_field_are_left_out_and_counted(tmp_path, cases_data):
+    ids, image, text, payload = cases_data
+    path = tmp_path / "s"
+    with medvec.open(path) as store:
+        c = store.create_collection("cases", vectors={"image": 32, "text": 32}, payload={"dx": str, "age": int, "split": str})
+        c.upsert(ids[:500], vectors={"image": image[:500], "text": text[:500]}, payload={k: v[:500] for k, v in payload.items()})
+        c.upsert(ids[500:520], vectors={"image": image[500:520]}, payload={k: v[500:520] for k, v in payload.items()})
+        c.upsert(ids[520:530], vectors={"text": text[520:530]}, payload={k: v[520:530] for k, v in payload.items()})
+        c.upsert(ids[530:540], vectors={"image": image[530:540], "text": text[530:540]})  # no label: not counted
+        out = c.train("dx", "h", head="early", **TRAIN)
+    assert out["meta"]["missing_field_rows"] == 30
+    assert sum(out["meta"]["rows"]) == 500
+    text_out = cli("train", path, "cases", "--head", "early", "--label", "dx", "--name", "h2", *TRAIN_FLAGS).stdout
+    assert "30 labelled records left out: they lack `image` or `text`" in text_out

@@ -88,6 +88,9 @@ pub struct HeadMeta {
     /// FNV-1a over the training ids and labels, to tell which data a head saw.
     pub fingerprint: String,
     pub rows: [usize; 3],
+    /// Labelled records left out because they lack one of the two fields.
+    #[serde(default)]
+    pub missing_field_rows: usize,
     /// Set for kNN heads (`fusion` = `knn`): the settings; the training cases are kept as ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knn: Option<KnnMeta>,
@@ -125,6 +128,8 @@ struct Dataset {
     labels: Vec<usize>,
     classes: Vec<String>,
     split_values: Vec<String>,
+    /// Labelled records without one of the fields (left out).
+    missing_field_rows: usize,
 }
 
 fn load_dataset(collection: &Collection, request: &TrainRequest) -> Result<Dataset> {
@@ -155,17 +160,19 @@ fn load_dataset(collection: &Collection, request: &TrainRequest) -> Result<Datas
         SplitSource::Fractions(..) | SplitSource::Fold { .. } => None,
     };
     let mut raw: Vec<(Record, String)> = Vec::new();
+    let mut missing_field_rows = 0;
     collection.scan(|record| {
         let label = record
             .payload
             .get(&request.label_field)
             .map(|v| v.to_string())
             .unwrap_or_default();
-        let usable = !label.is_empty()
-            && record.vectors.contains_key(&request.image_field)
+        let both = record.vectors.contains_key(&request.image_field)
             && record.vectors.contains_key(&request.text_field);
-        if usable {
-            raw.push((record, label));
+        match (label.is_empty(), both) {
+            (false, true) => raw.push((record, label)),
+            (false, false) => missing_field_rows += 1,
+            (true, _) => {}
         }
         Ok(())
     })?;
@@ -179,6 +186,7 @@ fn load_dataset(collection: &Collection, request: &TrainRequest) -> Result<Datas
         labels: Vec::new(),
         classes,
         split_values: Vec::new(),
+        missing_field_rows,
     };
     for (mut record, label) in raw {
         data.labels
@@ -705,6 +713,7 @@ fn describe(
         },
         fingerprint: fingerprint(&data.ids, &data.labels, &parts[0]),
         rows: [parts[0].len(), parts[1].len(), parts[2].len()],
+        missing_field_rows: data.missing_field_rows,
         knn: chosen.knn.map(|config| KnnMeta {
             k: config.k,
             weighting: config.weighting,
