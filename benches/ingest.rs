@@ -274,13 +274,9 @@ fn rss_row(bench: &Bench, model: &Path, n: usize) -> String {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` probes every bench target
+    if !ready_for_onnx() {
+        return;
     }
-    assert!(
-        std::env::var_os("ORT_DYLIB_PATH").is_some(),
-        "ORT_DYLIB_PATH is not set: run `. tools/.cache/env.sh` (after `bash tools/setup.sh`)"
-    );
     let bench = Bench {
         data: workspace().join("target/bench-data/ingest"),
         threads: env_usize("MEDVEC_BENCH_THREADS", 2),

@@ -16,6 +16,9 @@ use common::{env_usize, python, workspace};
 use std::process::Command;
 
 fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` probes every bench target
+    }
     let status = Command::new(python())
         .arg(workspace().join("tools/bench_python.py"))
         .args(["--n", &env_usize("MEDVEC_BENCH_N", 100_000).to_string()])

@@ -4,7 +4,7 @@
 mod util;
 
 use std::path::{Path, PathBuf};
-use util::{count_records, medvec_err, medvec_ok, s};
+use util::{count_records, json_hits, medvec_err, medvec_ok, s};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -64,18 +64,7 @@ fn ingested_store(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn hits(output: &str) -> Vec<(String, f64)> {
-    let value: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
-    value["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            (
-                h["id"].as_str().unwrap().to_string(),
-                h["score"].as_f64().unwrap(),
-            )
-        })
-        .collect()
+    json_hits(output)
 }
 
 /// The vector `medvec embed` prints, as `--vector` text.

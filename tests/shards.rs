@@ -32,22 +32,7 @@ fn sharded(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
 }
 
 fn hits(out: &str) -> Vec<Vec<(String, f64)>> {
-    out.lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            v["hits"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| {
-                    (
-                        h["id"].as_str().unwrap().to_string(),
-                        h["score"].as_f64().unwrap(),
-                    )
-                })
-                .collect()
-        })
-        .collect()
+    out.lines().map(json_hits).collect()
 }
 
 fn search(first: &Path, others: &[PathBuf], extra: &[&str]) -> Vec<Vec<(String, f64)>> {

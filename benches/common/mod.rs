@@ -45,3 +45,16 @@ pub fn cpu_seconds() -> f64 {
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
+
+/// What every ONNX bench does first: return `false` when cargo only lists bench targets
+/// (`cargo bench -- --list`), and refuse to run without ONNX Runtime.
+pub fn ready_for_onnx() -> bool {
+    if std::env::args().any(|a| a == "--list") {
+        return false;
+    }
+    assert!(
+        std::env::var_os("ORT_DYLIB_PATH").is_some(),
+        "ORT_DYLIB_PATH is not set: run `. tools/.cache/env.sh` (after `bash tools/setup.sh`)"
+    );
+    true
+}

@@ -124,3 +124,19 @@ pub fn count_records(store: &Path) -> usize {
     let stats = medvec_json(&["stats", s(store), "cases", "--json"]);
     stats["collections"][0]["count"].as_u64().unwrap() as usize
 }
+
+/// The (id, score) hits of one `medvec search --json` line.
+pub fn json_hits(line: &str) -> Vec<(String, f64)> {
+    let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    value["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["id"].as_str().unwrap().to_string(),
+                h["score"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
