@@ -149,6 +149,65 @@ fn aborts_before_and_after_every_fsync_and_rename_lose_nothing() {
     );
 }
 
+/// With `--flush-rows 700` the fourth flush (at 2,800 records) makes four segments of one size
+/// tier, which the writer merges into one: its segment is the fifth written, and its manifest
+/// commit is `merge-after-manifest`'s first hit.
+#[test]
+fn a_crash_during_an_automatic_merge_loses_nothing_and_leaves_no_orphans() {
+    for spec in ["segment-after-write:5", "merge-after-manifest:1"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, jsonl) = prepare(dir.path());
+        let acknowledged = import_until_killed(&store, &jsonl, None, Some(spec));
+        // The batch that triggers the flush is acknowledged only after its flush and merge.
+        assert!(
+            (2_800 - BATCH..RECORDS).contains(&acknowledged),
+            "{spec}: killed after {acknowledged} records, not in the merge"
+        );
+        check_after_crash(&store, acknowledged, 0, spec);
+        medvec_ok(&[
+            "import",
+            s(&store),
+            "cases",
+            "--jsonl",
+            s(&jsonl),
+            "--batch",
+            "500",
+        ]);
+        assert_eq!(check_after_crash(&store, RECORDS, 0, spec), RECORDS);
+        let stats = medvec_json(&["stats", s(&store), "cases", "--json"]);
+        let segments = stats["collections"][0]["segments"].as_u64().unwrap() as usize;
+        assert!(
+            segments <= 3,
+            "{spec}: {segments} segments, the merge did not happen"
+        );
+        assert_eq!(
+            segment_dirs(&store),
+            segments,
+            "{spec}: a segment directory no manifest names was left behind"
+        );
+    }
+    report(
+        "automatic merge, abort after its segment and after its commit",
+        2,
+    );
+}
+
+/// How many segment directories the store holds on disk.
+fn segment_dirs(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|entry| {
+            let name = entry.file_name().to_string_lossy().to_string();
+            match entry.path().is_dir() {
+                true if name.starts_with("seg-") => 1,
+                true => segment_dirs(&entry.path()),
+                false => 0,
+            }
+        })
+        .sum()
+}
+
 #[test]
 fn a_crash_during_compaction_keeps_every_live_record() {
     for point in [

@@ -2,6 +2,7 @@
 
 pub(crate) mod artifacts;
 pub mod columnar;
+mod merge;
 
 use crate::bitset::BitSet;
 use crate::error::{IoContext, Result, StoreError};
@@ -23,17 +24,25 @@ use std::sync::{Arc, Mutex, RwLock};
 /// Tuning that is not part of the on-disk format.
 #[derive(Debug, Clone, Copy)]
 pub struct CollectionOptions {
-    /// The tail is flushed into a new segment when it holds this many records.
+    /// The tail is flushed into a new segment when it holds this many records...
     pub flush_rows: usize,
-    /// Compaction writes segments of at most this many rows.
+    /// ...or when its records take about this many bytes in memory (vectors, ids and payload),
+    /// so that a writer's memory stays bounded whatever the size of a record.
+    pub flush_bytes: usize,
+    /// Compaction and merges write segments of at most this many rows.
     pub segment_rows: usize,
+    /// After a flush, segments of one size tier are merged when there are this many of them
+    /// (see `collection/merge.rs`); 0 or 1 turns automatic merging off.
+    pub merge_factor: usize,
 }
 
 impl Default for CollectionOptions {
     fn default() -> Self {
         CollectionOptions {
             flush_rows: 65_536,
+            flush_bytes: 16 << 20,
             segment_rows: 1 << 20,
+            merge_factor: 4,
         }
     }
 }
@@ -314,10 +323,12 @@ impl Collection {
         wal.append(ops.clone())?;
         let mut state = self.write();
         ops.into_iter().for_each(|op| state.apply(op));
-        let should_flush = state.tail.len() >= self.options.flush_rows;
+        let should_flush = state.tail.len() >= self.options.flush_rows
+            || state.tail.bytes() >= self.options.flush_bytes;
         drop(state);
         if should_flush {
             self.flush_locked(&mut wal)?;
+            self.merge_as_needed(&mut wal)?;
         }
         Ok(())
     }
@@ -357,9 +368,11 @@ impl Collection {
     }
 
     /// Writes the tail (and pending deletes) into a new segment and starts a fresh log.
+    /// Segments of one size are then merged if the merge policy asks for it.
     pub fn flush(&self) -> Result<()> {
         let mut wal = self.wal()?;
-        self.flush_locked(&mut wal)
+        self.flush_locked(&mut wal)?;
+        self.merge_as_needed(&mut wal)
     }
 
     fn flush_locked(&self, wal: &mut Wal) -> Result<()> {
@@ -552,18 +565,27 @@ fn write_segment(dir: &Path, manifest: &mut Manifest, records: &[LoggedRecord]) 
     let id = manifest.next_segment;
     let path = dir.join(segment::dir_name(id));
     segment::write(&path, manifest.uid, &manifest.schema, records)?;
-    let mut sums = zero_sums(&manifest.schema);
-    for record in records {
-        add_to_sums(&mut sums, &record.vectors, 1.0);
-    }
     manifest.segments.push(SegmentEntry {
         id,
         rows: records.len(),
         deleted: Vec::new(),
-        sums,
+        sums: segment_sums(&manifest.schema, records),
     });
     manifest.next_segment += 1;
     Ok(())
+}
+
+/// Per vector field, the sum of the unit vectors of every row of `rows`.
+fn segment_sums(schema: &Schema, rows: &(impl segment::RowSource + ?Sized)) -> Vec<FieldSum> {
+    let mut sums = zero_sums(schema);
+    for (field, sum) in sums.iter_mut().enumerate() {
+        for row in 0..rows.rows() {
+            if let Some(vector) = rows.vector(field, row) {
+                sum.add(vector, 1.0);
+            }
+        }
+    }
+    sums
 }
 
 fn zero_sums(schema: &Schema) -> Vec<FieldSum> {

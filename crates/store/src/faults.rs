@@ -55,6 +55,7 @@ pub const POINTS: &[&str] = &[
     "after-rename",
     "flush-after-manifest",
     "compact-after-manifest",
+    "merge-after-manifest",
 ];
 
 /// Injected write failures, for the disk-full tests.

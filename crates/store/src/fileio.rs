@@ -221,6 +221,68 @@ pub fn write_new_file(path: &Path, header: &Header, body: &[u8]) -> Result<()> {
     file.sync_all().at(path)
 }
 
+/// Writes a new file whose body `fill` streams out, then goes back to put the header (with the
+/// body's length and CRC, known only at the end) in front, and fsyncs. Large columns are written
+/// this way so that a flush or a merge never holds a second copy of them in memory.
+pub fn write_streamed(
+    path: &Path,
+    kind: FileKind,
+    owner_uid: u64,
+    extra: [u64; 3],
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let file = create_private(path)?;
+    let mut out = HashingWriter {
+        inner: std::io::BufWriter::with_capacity(1 << 20, &file),
+        hasher: crc32fast::Hasher::new(),
+        len: 0,
+    };
+    // A placeholder header: a crash before the real one is written leaves a file that fails
+    // its header check, and no manifest names it yet anyway.
+    out.inner.write_all(&[0u8; HEADER_LEN]).at(path)?;
+    if let Err(e) = crate::faults::failure::check(failure_point(kind)) {
+        return Err(e).at(path);
+    }
+    fill(&mut out).at(path)?;
+    let header = Header {
+        kind,
+        version: FORMAT_VERSION,
+        owner_uid,
+        body_len: out.len,
+        body_crc: out.hasher.clone().finalize(),
+        extra,
+    };
+    let mut inner = out
+        .inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .at(path)?;
+    inner.seek(SeekFrom::Start(0)).at(path)?;
+    inner.write_all(&header.encode()).at(path)?;
+    file.sync_all().at(path)
+}
+
+/// A writer that also checksums and counts what passes through it.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        self.len += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// The injected-failure point (see [`crate::faults::failure`]) for writing a file of `kind`.
 fn failure_point(kind: FileKind) -> &'static str {
     match kind {

@@ -32,6 +32,38 @@ pub fn build(
     metric: Metric,
     params: HnswParams,
 ) -> Vec<u8> {
+    build_from(vectors, dim, present, metric, params, None)
+}
+
+/// An existing graph whose nodes are the first rows of a graph being built: its edges are kept
+/// and only the rows after it are inserted, so a merge costs what it adds, not a rebuild.
+#[derive(Clone, Copy)]
+pub struct GraphSeed<'a> {
+    pub words: &'a [u32],
+    pub layout: &'a GraphLayout,
+}
+
+impl GraphSeed<'_> {
+    /// Whether the native builder can extend this graph with `params` (same M; a graph with an
+    /// entry point).
+    pub fn fits(&self, params: HnswParams) -> bool {
+        params.builder == GraphBuilder::Medvec
+            && self.layout.m == params.m
+            && self.layout.entry != EMPTY
+            && self.layout.nodes > 0
+    }
+}
+
+/// Like [`build`], but extends `seed` (when it [fits](GraphSeed::fits)) instead of starting from
+/// nothing. The seed's rows must be the first rows of `vectors`, unchanged.
+pub fn build_from(
+    vectors: &[f32],
+    dim: usize,
+    present: &[bool],
+    metric: Metric,
+    params: HnswParams,
+    seed: Option<GraphSeed>,
+) -> Vec<u8> {
     let unit: Vec<f32>;
     let data = if metric == Metric::L2 {
         vectors
@@ -45,9 +77,10 @@ pub fn build(
         present,
         squared_l2: metric == Metric::L2,
     };
-    let lists = match params.builder {
-        GraphBuilder::Medvec => native::build(&rows, params),
-        GraphBuilder::HnswRs => hnsw_rs_builder::build(&rows, params),
+    let lists = match (params.builder, seed.filter(|s| s.fits(params))) {
+        (GraphBuilder::Medvec, Some(seed)) => native::extend(&rows, params, seed),
+        (GraphBuilder::Medvec, None) => native::build(&rows, params),
+        (GraphBuilder::HnswRs, _) => hnsw_rs_builder::build(&rows, params),
     };
     lists.encode()
 }
@@ -207,6 +240,12 @@ impl GraphLayout {
             return Err(bad("entry point is not on the top layer"));
         }
         Ok(layout)
+    }
+
+    /// The nodes on upper layer `level` (1-based), ascending.
+    fn layer_nodes<'w>(&self, words: &'w [u32], level: usize) -> &'w [u32] {
+        let layer = &self.upper[level - 1];
+        &words[layer.nodes_at..layer.nodes_at + layer.count]
     }
 
     fn level_slot(&self, words: &[u32], layer: &UpperLayer, node: u32) -> Option<usize> {
@@ -454,7 +493,7 @@ mod tests {
     use super::*;
     use crate::distance::l2_squared;
 
-    struct ClosureNodes<D, A>(D, A);
+    pub(super) struct ClosureNodes<D, A>(pub D, pub A);
 
     impl<D: Fn(u32) -> f32, A: Fn(u32) -> bool> Nodes for ClosureNodes<D, A> {
         fn distance(&self, node: u32) -> f32 {

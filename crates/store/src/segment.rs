@@ -6,7 +6,6 @@
 //! memory maps and never modified after the manifest references them.
 
 use crate::error::{corrupt, IoContext, Result};
-use crate::faults;
 use crate::fileio::{self, FileKind, Header, HEADER_LEN};
 use crate::filter::{PayloadRow, ValueRef};
 use crate::graph::{self, GraphLayout};
@@ -52,167 +51,16 @@ pub fn dir_name(id: u64) -> String {
     format!("seg-{id:08}")
 }
 
+mod write;
+
+pub use write::{write, write_rows, MergedRows, RowSource};
+
 fn column_path(dir: &Path, field: &str) -> PathBuf {
     dir.join(format!("{field}.f32"))
 }
 
 fn graph_path(dir: &Path, field: &str) -> PathBuf {
     dir.join(format!("{field}.hnsw"))
-}
-
-/// Writes a complete segment directory for `records` and fsyncs it. The segment becomes part of
-/// the collection only when a manifest naming it is committed.
-pub fn write(dir: &Path, owner_uid: u64, schema: &Schema, records: &[LoggedRecord]) -> Result<()> {
-    if dir.exists() {
-        // Left by a failed attempt in this process (a full disk, say): a stale graph file in it
-        // would not match the rows written now.
-        std::fs::remove_dir_all(dir).at(dir)?;
-    }
-    fileio::create_private_dir(dir)?;
-    for (index, field) in schema.vectors.iter().enumerate() {
-        let (values, present) = gather_vectors(records, index, field.dim);
-        write_column(
-            &column_path(dir, &field.name),
-            owner_uid,
-            &values,
-            field.dim,
-        )?;
-        if present.iter().filter(|&&p| p).count() >= MIN_GRAPH_ROWS {
-            let body = graph::build(&values, field.dim, &present, field.metric, field.hnsw);
-            let header = Header::new(
-                FileKind::Graph,
-                owner_uid,
-                &body,
-                [records.len() as u64, 0, 0],
-            );
-            fileio::write_new_file(&graph_path(dir, &field.name), &header, &body)?;
-        }
-    }
-    write_archive(
-        &dir.join("ids.rkyv"),
-        FileKind::Ids,
-        owner_uid,
-        &build_ids(schema, records),
-    )?;
-    write_archive(
-        &dir.join("payload.rkyv"),
-        FileKind::Payload,
-        owner_uid,
-        &build_payload(schema, records),
-    )?;
-    fileio::sync_dir(dir)?;
-    faults::point("segment-after-write");
-    Ok(())
-}
-
-fn gather_vectors(records: &[LoggedRecord], index: usize, dim: usize) -> (Vec<f32>, Vec<bool>) {
-    let mut values = vec![0f32; records.len() * dim];
-    let mut present = vec![false; records.len()];
-    for (row, record) in records.iter().enumerate() {
-        if let Some(Some(vector)) = record.vectors.get(index) {
-            values[row * dim..(row + 1) * dim].copy_from_slice(vector);
-            present[row] = true;
-        }
-    }
-    (values, present)
-}
-
-fn write_column(path: &Path, owner_uid: u64, values: &[f32], dim: usize) -> Result<()> {
-    let rows = values.len() / dim;
-    let mut body = Vec::with_capacity((values.len() + rows) * 4);
-    for v in values {
-        body.extend_from_slice(&v.to_le_bytes());
-    }
-    for row in values.chunks_exact(dim) {
-        let norm = crate::distance::norm(row);
-        let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-        body.extend_from_slice(&inv.to_le_bytes());
-    }
-    let header = Header::new(
-        FileKind::VectorColumn,
-        owner_uid,
-        &body,
-        [rows as u64, dim as u64, 0],
-    );
-    fileio::write_new_file(path, &header, &body)
-}
-
-fn write_archive<T>(path: &Path, kind: FileKind, owner_uid: u64, value: &T) -> Result<()>
-where
-    T: for<'a> rkyv::Serialize<
-        rkyv::api::high::HighSerializer<
-            rkyv::util::AlignedVec,
-            rkyv::ser::allocator::ArenaHandle<'a>,
-            rkyv::rancor::Error,
-        >,
-    >,
-{
-    let body = rkyv::to_bytes::<rkyv::rancor::Error>(value)
-        .map_err(|e| corrupt(path, format!("cannot encode: {e}")))?;
-    let header = Header::new(kind, owner_uid, &body, [0; 3]);
-    fileio::write_new_file(path, &header, &body)
-}
-
-fn build_ids(schema: &Schema, records: &[LoggedRecord]) -> SegmentIds {
-    SegmentIds {
-        ids: records.iter().map(|r| r.id.clone()).collect(),
-        present: (0..schema.vectors.len())
-            .map(|i| {
-                records
-                    .iter()
-                    .map(|r| matches!(r.vectors.get(i), Some(Some(_))))
-                    .collect()
-            })
-            .collect(),
-    }
-}
-
-fn build_payload(schema: &Schema, records: &[LoggedRecord]) -> SegmentPayload {
-    let columns = schema
-        .payload
-        .iter()
-        .enumerate()
-        .map(|(i, field)| {
-            let cells = records
-                .iter()
-                .map(move |r| r.payload.get(i).unwrap_or(&Value::Null));
-            match field.field_type {
-                FieldType::String => PayloadColumn::String(
-                    cells
-                        .map(|v| match v {
-                            Value::String(s) => Some(s.clone()),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-                FieldType::Int => PayloadColumn::Int(
-                    cells
-                        .map(|v| match v {
-                            Value::Int(x) => Some(*x),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-                FieldType::Float => PayloadColumn::Float(
-                    cells
-                        .map(|v| match v {
-                            Value::Float(x) => Some(*x),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-                FieldType::Bool => PayloadColumn::Bool(
-                    cells
-                        .map(|v| match v {
-                            Value::Bool(x) => Some(*x),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-            }
-        })
-        .collect();
-    SegmentPayload { columns }
 }
 
 /// A file mapped into memory with its header checked.

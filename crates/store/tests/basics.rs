@@ -161,6 +161,7 @@ fn compaction_reclaims_space_of_deleted_rows() {
     let options = CollectionOptions {
         flush_rows: 500,
         segment_rows: 10_000,
+        ..CollectionOptions::default()
     };
     Store::create(dir.path().join("s")).unwrap();
     let store = Store::open_with(dir.path().join("s"), options).unwrap();
@@ -262,6 +263,7 @@ fn running_sums_match_a_brute_force_centroid_through_every_write() {
     let options = CollectionOptions {
         flush_rows: 70,
         segment_rows: 1000,
+        ..CollectionOptions::default()
     };
     let store = Store::open_with(dir.path().join("s"), options).unwrap();
     let cases = store.create_collection("cases", schema(6)).unwrap();

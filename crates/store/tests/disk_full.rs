@@ -20,7 +20,7 @@ const BATCH: usize = 100;
 fn options() -> CollectionOptions {
     CollectionOptions {
         flush_rows: 1100,
-        segment_rows: 1 << 20,
+        ..CollectionOptions::default()
     }
 }
 

@@ -1,0 +1,286 @@
+//! Writing a segment: from the flushed tail, or from the live rows of segments being merged.
+//!
+//! Rows come through [`RowSource`], so both cases share one writer and neither first copies its
+//! rows into records. Vector columns are streamed to disk, and the graph is built over the column
+//! as mapped from the file just written, so the writer never holds a second copy of the vectors.
+
+use super::{
+    column_path, graph_path, MappedFile, PayloadColumn, Segment, SegmentIds, SegmentPayload,
+    MIN_GRAPH_ROWS,
+};
+use crate::error::{corrupt, IoContext, Result};
+use crate::faults;
+use crate::fileio::{self, FileKind, Header};
+use crate::filter::ValueRef;
+use crate::graph::{self, GraphSeed};
+use crate::schema::{Schema, VectorField};
+use crate::value::FieldType;
+use crate::wal::LoggedRecord;
+use std::io::Write;
+use std::path::Path;
+
+/// The rows a segment is written from, in order.
+pub trait RowSource: Sync {
+    fn rows(&self) -> usize;
+    fn id(&self, row: usize) -> &str;
+    /// Row `row`'s vector in vector field `field`, if it has one.
+    fn vector(&self, field: usize, row: usize) -> Option<&[f32]>;
+    /// Row `row`'s value in payload column `column`.
+    fn value(&self, column: usize, row: usize) -> ValueRef<'_>;
+}
+
+impl RowSource for [LoggedRecord] {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+
+    fn id(&self, row: usize) -> &str {
+        &self[row].id
+    }
+
+    fn vector(&self, field: usize, row: usize) -> Option<&[f32]> {
+        self[row].vectors.get(field)?.as_deref()
+    }
+
+    fn value(&self, column: usize, row: usize) -> ValueRef<'_> {
+        self[row]
+            .payload
+            .get(column)
+            .map_or(ValueRef::Null, ValueRef::from)
+    }
+}
+
+/// The live rows of several segments, one after the other: what a merge writes.
+pub struct MergedRows<'a> {
+    parts: Vec<(&'a Segment, Vec<u32>)>,
+    /// `starts[i]` is the first merged row of part `i`; one more entry holds the total.
+    starts: Vec<usize>,
+}
+
+impl<'a> MergedRows<'a> {
+    /// `parts` pairs each segment with its live rows, ascending.
+    pub fn new(parts: Vec<(&'a Segment, Vec<u32>)>) -> MergedRows<'a> {
+        let mut starts = vec![0];
+        for (_, rows) in &parts {
+            starts.push(starts.last().copied().unwrap_or(0) + rows.len());
+        }
+        MergedRows { parts, starts }
+    }
+
+    fn locate(&self, row: usize) -> (&'a Segment, usize) {
+        let part = self.starts.partition_point(|&start| start <= row) - 1;
+        let (segment, rows) = &self.parts[part];
+        (segment, rows[row - self.starts[part]] as usize)
+    }
+}
+
+impl RowSource for MergedRows<'_> {
+    fn rows(&self) -> usize {
+        self.starts.last().copied().unwrap_or(0)
+    }
+
+    fn id(&self, row: usize) -> &str {
+        let (segment, row) = self.locate(row);
+        segment.id_of(row)
+    }
+
+    fn vector(&self, field: usize, row: usize) -> Option<&[f32]> {
+        let (segment, row) = self.locate(row);
+        segment
+            .has_vector(field, row)
+            .then(|| segment.columns[field].vector(row))
+    }
+
+    fn value(&self, column: usize, row: usize) -> ValueRef<'_> {
+        let (segment, row) = self.locate(row);
+        segment.value(column, row)
+    }
+}
+
+/// Writes a complete segment directory for `records` and fsyncs it. The segment becomes part of
+/// the collection only when a manifest naming it is committed.
+pub fn write(dir: &Path, owner_uid: u64, schema: &Schema, records: &[LoggedRecord]) -> Result<()> {
+    write_rows(dir, owner_uid, schema, records, None)
+}
+
+/// Writes a segment from `source`. With `seed`, a segment whose rows are the first rows of
+/// `source`, unchanged, each field's graph extends the seed's graph instead of being rebuilt.
+pub fn write_rows(
+    dir: &Path,
+    owner_uid: u64,
+    schema: &Schema,
+    source: &(impl RowSource + ?Sized),
+    seed: Option<&Segment>,
+) -> Result<()> {
+    if dir.exists() {
+        // Left by a failed attempt in this process (a full disk, say): a stale graph file in it
+        // would not match the rows written now.
+        std::fs::remove_dir_all(dir).at(dir)?;
+    }
+    fileio::create_private_dir(dir)?;
+    let present = presence(schema, source);
+    for (index, field) in schema.vectors.iter().enumerate() {
+        write_field(
+            dir,
+            owner_uid,
+            source,
+            (index, field),
+            &present[index],
+            seed,
+        )?;
+    }
+    let ids = SegmentIds {
+        ids: (0..source.rows())
+            .map(|row| source.id(row).to_string())
+            .collect(),
+        present,
+    };
+    write_archive(&dir.join("ids.rkyv"), FileKind::Ids, owner_uid, &ids)?;
+    drop(ids);
+    write_archive(
+        &dir.join("payload.rkyv"),
+        FileKind::Payload,
+        owner_uid,
+        &build_payload(schema, source),
+    )?;
+    fileio::sync_dir(dir)?;
+    faults::point("segment-after-write");
+    Ok(())
+}
+
+fn presence(schema: &Schema, source: &(impl RowSource + ?Sized)) -> Vec<Vec<bool>> {
+    (0..schema.vectors.len())
+        .map(|field| {
+            (0..source.rows())
+                .map(|row| source.vector(field, row).is_some())
+                .collect()
+        })
+        .collect()
+}
+
+/// Writes one vector field's column, then its graph built over the column as written.
+fn write_field(
+    dir: &Path,
+    owner_uid: u64,
+    source: &(impl RowSource + ?Sized),
+    (index, field): (usize, &VectorField),
+    present: &[bool],
+    seed: Option<&Segment>,
+) -> Result<()> {
+    let path = column_path(dir, &field.name);
+    write_column(&path, owner_uid, source, index, field.dim)?;
+    if present.iter().filter(|&&p| p).count() < MIN_GRAPH_ROWS {
+        return Ok(());
+    }
+    let column = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
+    let rows = source.rows();
+    let values = super::cast_words::<f32>(&path, column.body())?;
+    let seed_graph = seed.and_then(|s| s.columns[index].graph());
+    let seed_graph = seed_graph.map(|(words, layout)| GraphSeed { words, layout });
+    let body = graph::build_from(
+        &values[..rows * field.dim],
+        field.dim,
+        present,
+        field.metric,
+        field.hnsw,
+        seed_graph,
+    );
+    let header = Header::new(FileKind::Graph, owner_uid, &body, [rows as u64, 0, 0]);
+    fileio::write_new_file(&graph_path(dir, &field.name), &header, &body)
+}
+
+/// Streams field `index` of every row (zeros where a row has none), then each row's reciprocal
+/// norm, into a new column file.
+fn write_column(
+    path: &Path,
+    owner_uid: u64,
+    source: &(impl RowSource + ?Sized),
+    index: usize,
+    dim: usize,
+) -> Result<()> {
+    let rows = source.rows();
+    let zeros = vec![0f32; dim];
+    let vector = |row| source.vector(index, row).unwrap_or(&zeros);
+    let extra = [rows as u64, dim as u64, 0];
+    fileio::write_streamed(path, FileKind::VectorColumn, owner_uid, extra, |out| {
+        for row in 0..rows {
+            write_floats(out, vector(row))?;
+        }
+        for row in 0..rows {
+            let norm = crate::distance::norm(vector(row));
+            let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            out.write_all(&inv.to_le_bytes())?;
+        }
+        Ok(())
+    })
+}
+
+fn write_floats(out: &mut dyn Write, values: &[f32]) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(values.len() * 4);
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    out.write_all(&bytes)
+}
+
+fn write_archive<T>(path: &Path, kind: FileKind, owner_uid: u64, value: &T) -> Result<()>
+where
+    T: for<'a> rkyv::Serialize<
+        rkyv::api::high::HighSerializer<
+            rkyv::util::AlignedVec,
+            rkyv::ser::allocator::ArenaHandle<'a>,
+            rkyv::rancor::Error,
+        >,
+    >,
+{
+    let body = rkyv::to_bytes::<rkyv::rancor::Error>(value)
+        .map_err(|e| corrupt(path, format!("cannot encode: {e}")))?;
+    let header = Header::new(kind, owner_uid, &body, [0; 3]);
+    fileio::write_new_file(path, &header, &body)
+}
+
+fn build_payload(schema: &Schema, source: &(impl RowSource + ?Sized)) -> SegmentPayload {
+    let columns = schema
+        .payload
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let cells = (0..source.rows()).map(move |row| source.value(i, row));
+            match field.field_type {
+                FieldType::String => PayloadColumn::String(
+                    cells
+                        .map(|v| match v {
+                            ValueRef::Str(s) => Some(s.to_string()),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                FieldType::Int => PayloadColumn::Int(
+                    cells
+                        .map(|v| match v {
+                            ValueRef::Int(x) => Some(x),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                FieldType::Float => PayloadColumn::Float(
+                    cells
+                        .map(|v| match v {
+                            ValueRef::Float(x) => Some(x),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                FieldType::Bool => PayloadColumn::Bool(
+                    cells
+                        .map(|v| match v {
+                            ValueRef::Bool(x) => Some(x),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+            }
+        })
+        .collect();
+    SegmentPayload { columns }
+}

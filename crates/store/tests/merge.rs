@@ -1,0 +1,248 @@
+//! Automatic merging: segments stay few however many flushes a writer makes, and a merge loses,
+//! duplicates or changes nothing a reader can see.
+
+mod common;
+
+use common::*;
+use medvec_store::{CollectionOptions, SearchParams, Store};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const DIM: usize = 16;
+const FLUSH: usize = 1_100;
+
+fn open(root: &Path, merge_factor: usize) -> Store {
+    let options = CollectionOptions {
+        flush_rows: FLUSH,
+        merge_factor,
+        ..CollectionOptions::default()
+    };
+    Store::open_with(root, options).unwrap()
+}
+
+fn segment_dirs(root: &Path) -> usize {
+    std::fs::read_dir(root.join("collections").join("cases"))
+        .or_else(|_| std::fs::read_dir(root.join("cases")))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    1.0 - dot / (norm(a) * norm(b))
+}
+
+#[test]
+fn twenty_flushes_end_in_two_segments_and_every_record_is_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    Store::create(&root).unwrap();
+    let store = open(&root, 4);
+    let cases = store.create_collection("cases", schema(DIM)).unwrap();
+    let vectors = clustered(20 * FLUSH, DIM, 12, 31);
+    // What the collection must hold: id → image vector.
+    let mut expected: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+    let replacement = clustered(40, DIM, 3, 99);
+    for flush in 0..20 {
+        let batch = records(&vectors[flush * FLUSH..(flush + 1) * FLUSH], flush * FLUSH);
+        for record in &batch {
+            expected.insert(record.id.clone(), record.vectors["image"].clone());
+        }
+        cases.upsert(&batch).unwrap();
+        if flush % 5 == 2 {
+            // Deletes and replacements of rows already in segments, some about to be merged.
+            let doomed: Vec<String> = (0..30)
+                .map(|n| format!("case-{:06}", n * 37 + flush))
+                .collect();
+            cases.delete(&doomed).unwrap();
+            doomed.iter().for_each(|id| {
+                expected.remove(id);
+            });
+            let moved = records(&replacement[flush..flush + 10], 500 + flush * 13);
+            for record in &moved {
+                expected.insert(record.id.clone(), record.vectors["image"].clone());
+            }
+            cases.upsert(&moved).unwrap();
+        }
+    }
+    cases.flush().unwrap();
+    let stats = cases.stats();
+    assert!(
+        stats.segments <= 3,
+        "{} segments after 20 flushes",
+        stats.segments
+    );
+    assert_eq!(stats.count, expected.len());
+    assert_eq!(
+        segment_dirs(&root),
+        stats.segments,
+        "merged-away segments are removed"
+    );
+    check_contents(&cases, &expected);
+    store.verify().unwrap();
+    drop(cases);
+    drop(store);
+    let reopened = Store::open(&root).unwrap();
+    check_contents(&reopened.collection("cases").unwrap(), &expected);
+}
+
+fn check_contents(cases: &medvec_store::Collection, expected: &BTreeMap<String, Vec<f32>>) {
+    let mut seen = 0;
+    cases
+        .scan(|record| {
+            assert_eq!(
+                Some(&record.vectors["image"]),
+                expected.get(&record.id),
+                "{}",
+                record.id
+            );
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, expected.len(), "every record once");
+    for id in expected.keys().step_by(97) {
+        assert!(cases.get(id).is_some(), "{id}");
+    }
+    assert!(
+        cases.get("case-000002").is_none(),
+        "a deleted record stays deleted"
+    );
+    // Exact search equals brute force; graph search finds the exact top 10 nearly always.
+    let mut found = 0;
+    let queries: Vec<&Vec<f32>> = expected.values().step_by(700).collect();
+    for query in &queries {
+        let mut truth: Vec<(f32, &String)> = expected
+            .iter()
+            .map(|(id, v)| (cosine_distance(query, v), id))
+            .collect();
+        truth.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+        let mut exact = SearchParams::top(10);
+        exact.exact = true;
+        let hits = cases.search("image", query, &exact).unwrap();
+        for (hit, (distance, _)) in hits.iter().zip(&truth) {
+            assert!(
+                (1.0 - hit.score - distance).abs() < 1e-4,
+                "{} vs {distance}",
+                hit.score
+            );
+        }
+        let top: Vec<&String> = truth[..10].iter().map(|t| t.1).collect();
+        let hits = cases
+            .search("image", query, &SearchParams::top(10))
+            .unwrap();
+        found += hits.iter().filter(|h| top.contains(&&h.id)).count();
+    }
+    let recall = found as f64 / (10 * queries.len()) as f64;
+    assert!(recall >= 0.95, "recall@10 {recall}");
+    // The running sums survive merges: they equal a brute-force sum over the live rows.
+    let sum = cases.field_sum("image").unwrap();
+    assert_eq!(sum.count as usize, expected.len());
+    for d in 0..DIM {
+        let want: f64 = expected
+            .values()
+            .map(|v| f64::from(v[d]) / v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt())
+            .sum();
+        assert!((sum.sum[d] - want).abs() < 1e-6, "dimension {d}");
+    }
+}
+
+#[test]
+fn a_reader_keeps_its_version_while_the_writer_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    Store::create(&root).unwrap();
+    let store = open(&root, 4);
+    let cases = store.create_collection("cases", schema(DIM)).unwrap();
+    let vectors = clustered(4 * FLUSH, DIM, 6, 5);
+    for flush in 0..3 {
+        cases
+            .upsert(&records(
+                &vectors[flush * FLUSH..(flush + 1) * FLUSH],
+                flush * FLUSH,
+            ))
+            .unwrap();
+    }
+    assert_eq!(cases.stats().segments, 3);
+    let reader = Store::open_read_only(&root).unwrap();
+    let before = reader.collection("cases").unwrap();
+    cases
+        .upsert(&records(&vectors[3 * FLUSH..], 3 * FLUSH))
+        .unwrap();
+    assert_eq!(
+        cases.stats().segments,
+        1,
+        "four segments of one tier merge into one"
+    );
+    // The reader still answers from the segments it mapped, which are gone from the directory.
+    assert_eq!(before.len(), 3 * FLUSH);
+    assert!(before.get("case-000001").is_some());
+    let hits = before
+        .search("image", &vectors[5], &SearchParams::top(1))
+        .unwrap();
+    assert_eq!(hits[0].id, "case-000005");
+    let after = Store::open_read_only(&root)
+        .unwrap()
+        .collection("cases")
+        .unwrap();
+    assert_eq!(after.len(), 4 * FLUSH);
+    assert_eq!(after.stats().segments, 1);
+}
+
+#[test]
+fn a_merge_factor_of_zero_keeps_every_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    Store::create(&root).unwrap();
+    let store = open(&root, 0);
+    let cases = store.create_collection("cases", schema(DIM)).unwrap();
+    let vectors = clustered(5 * FLUSH, DIM, 6, 5);
+    for flush in 0..5 {
+        cases
+            .upsert(&records(
+                &vectors[flush * FLUSH..(flush + 1) * FLUSH],
+                flush * FLUSH,
+            ))
+            .unwrap();
+    }
+    assert_eq!(cases.stats().segments, 5);
+}
+
+/// The tail is bounded by bytes as well as rows, so a writer of large records flushes sooner.
+#[test]
+fn a_tail_of_large_records_flushes_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    Store::create(&root).unwrap();
+    let options = CollectionOptions {
+        flush_bytes: 1 << 20,
+        merge_factor: 0,
+        ..CollectionOptions::default()
+    };
+    let store = Store::open_with(&root, options).unwrap();
+    let cases = store.create_collection("cases", schema(256)).unwrap();
+    // Two 256-d vectors per record: about 2 KiB each, so 1 MiB holds about 500.
+    let vectors = clustered(2_000, 256, 4, 8);
+    for chunk in 0..20 {
+        cases
+            .upsert(&records(
+                &vectors[chunk * 100..(chunk + 1) * 100],
+                chunk * 100,
+            ))
+            .unwrap();
+    }
+    let stats = cases.stats();
+    assert!(stats.segments >= 3, "{} segments", stats.segments);
+    assert!(
+        stats.unflushed < 600,
+        "{} rows in the tail",
+        stats.unflushed
+    );
+    assert_eq!(stats.count, 2_000);
+}
