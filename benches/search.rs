@@ -1,9 +1,10 @@
-//! Search benchmark: medvec against hnswlib and faiss-cpu on the same vectors, in the same run.
+//! Search benchmark: medvec against hnswlib, faiss-cpu and usearch on the same vectors, in the same
+//! run.
 //!
 //! `cargo bench --bench search` generates (or reuses) 100,000 clustered 512-d unit vectors and
 //! 1,000 queries under `target/bench-data/`, computes the exact top-10 by brute force, measures
 //! medvec (build time, then recall@10 and QPS over an ef sweep after every build, open-to-first-
-//! query and peak RSS in fresh processes), runs `tools/bench_peers.py` for hnswlib and faiss on
+//! query and peak RSS in fresh processes), runs `tools/bench_peers.py` for hnswlib, faiss and usearch on
 //! the same `.npy` files, and prints a markdown table with ratios. Times are reported both
 //! wall-clock and per CPU-second, because the machine is shared. See `benches/README.md` for the
 //! results and the knobs below.
@@ -16,6 +17,8 @@
 //! - `MEDVEC_BENCH_EFS`: ef sweep (default `16,32,64,128,256`)
 //! - `MEDVEC_BENCH_SKIP_PEERS=1`: medvec only
 //! - `MEDVEC_BENCH_SKIP_HNSW_RS=1`: without the extra build and sweep with the `hnsw_rs` builder
+//! - `MEDVEC_BENCH_AS_IMPORTED=1`: build as a user's import does, with the default flush
+//!   thresholds and automatic merging, instead of one flush into one segment
 //!
 //! Sub-commands (used by the driver on itself, in fresh processes):
 //! - `first-query STORE QUERIES EF`: open read-only, open the collection, search one query;
@@ -42,6 +45,8 @@ const K: usize = 10;
 const COLLECTION: &str = "bench";
 const FIELD: &str = "v";
 const TARGET_RECALL: f64 = 0.95;
+/// The peers `tools/bench_peers.py` runs, in the order of the report's ratio columns.
+const PEERS: [&str; 3] = ["hnswlib", "faiss", "usearch"];
 /// Bumped whenever the generator changes, so stale `.npy` files are regenerated.
 const GENERATOR_VERSION: u32 = 1;
 const SEED: u64 = 0x6d65_6476_6563_0001;
@@ -59,6 +64,8 @@ struct Config {
     skip_peers: bool,
     /// Also build and sweep with the `hnsw_rs` builder, for comparison.
     with_hnsw_rs: bool,
+    /// Default flush thresholds and merging (as `medvec import` builds), not one segment.
+    as_imported: bool,
     data_dir: PathBuf,
 }
 
@@ -82,6 +89,7 @@ impl Config {
             efs,
             skip_peers: std::env::var("MEDVEC_BENCH_SKIP_PEERS").is_ok_and(|v| v == "1"),
             with_hnsw_rs: !std::env::var("MEDVEC_BENCH_SKIP_HNSW_RS").is_ok_and(|v| v == "1"),
+            as_imported: std::env::var("MEDVEC_BENCH_AS_IMPORTED").is_ok_and(|v| v == "1"),
             data_dir: workspace().join("target").join("bench-data"),
         }
     }
@@ -358,13 +366,24 @@ struct BuildTimes {
 }
 
 /// Creates a store at `dir`, imports every vector (batches of 5,000 upserts) and flushes one
-/// segment, which builds its HNSW graph.
-fn build_medvec(dir: &Path, data: &Data, dim: usize, builder: GraphBuilder) -> BuildTimes {
+/// segment, which builds its HNSW graph; or, `as_imported`, flushes and merges as the defaults
+/// make a user's import do.
+fn build_medvec(
+    dir: &Path,
+    data: &Data,
+    (dim, as_imported): (usize, bool),
+    builder: GraphBuilder,
+) -> BuildTimes {
     let _ = std::fs::remove_dir_all(dir);
     drop(Store::create(dir).expect("create store"));
-    let options = CollectionOptions {
-        flush_rows: 200_000,
-        ..CollectionOptions::default()
+    let options = if as_imported {
+        CollectionOptions::default()
+    } else {
+        CollectionOptions {
+            flush_rows: usize::MAX,
+            flush_bytes: usize::MAX,
+            ..CollectionOptions::default()
+        }
     };
     let store = Store::open_with(dir, options).expect("open store");
     let schema = Schema {
@@ -399,6 +418,10 @@ fn build_medvec(dir: &Path, data: &Data, dim: usize, builder: GraphBuilder) -> B
     collection.flush().expect("flush");
     let flush_s = flushed.elapsed().as_secs_f64();
     let cpu_s = cpu_seconds() - cpu;
+    eprintln!(
+        "bench: {} segment(s) after the build",
+        collection.stats().segments
+    );
     store.close().expect("close");
     BuildTimes {
         import_s,
@@ -721,15 +744,15 @@ fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
         .map(|r| r.name.as_str())
         .collect::<Vec<_>>()
         .join(" | ");
-    s += " | medvec / hnswlib | medvec / faiss |\n|---|";
-    s += &"---:|".repeat(rows.len() + 2);
+    s += " | medvec / hnswlib | medvec / faiss | medvec / usearch |\n|---|";
+    s += &"---:|".repeat(rows.len() + PEERS.len());
     s += "\n";
     let m = &rows[0];
     let peer = |name: &str| rows.iter().find(|r| r.name == name);
     let mut line = |label: &str, f: &dyn Fn(&Row) -> String, v: &dyn Fn(&Row) -> f64| {
         s += &format!("| {label} | ");
         s += &rows.iter().map(f).collect::<Vec<_>>().join(" | ");
-        for p in ["hnswlib", "faiss"] {
+        for p in PEERS {
             s += " | ";
             s += &peer(p).map_or("n/a".into(), |p| fmt_ratio(v(m), v(p)));
         }
@@ -785,8 +808,8 @@ fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
         .map(|r| format!("{} recall | {} QPS (q/CPU-s)", r.name, r.name))
         .collect::<Vec<_>>()
         .join(" | ");
-    s += " | QPS (q/CPU-s) medvec / hnswlib | QPS (q/CPU-s) medvec / faiss |\n|---:|";
-    s += &"---:|".repeat(rows.len() * 2 + 2);
+    s += " | QPS (q/CPU-s) medvec / hnswlib | QPS (q/CPU-s) medvec / faiss | QPS (q/CPU-s) medvec / usearch |\n|---:|";
+    s += &"---:|".repeat(rows.len() * 2 + PEERS.len());
     s += "\n";
     for &ef in &cfg.efs {
         let point = |r: &Row| r.sweep.iter().find(|p| p.ef == ef).cloned();
@@ -807,7 +830,7 @@ fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
             })
             .collect::<Vec<_>>()
             .join(" | ");
-        for p in ["hnswlib", "faiss"] {
+        for p in PEERS {
             s += " | ";
             s += &peer(p)
                 .and_then(|p| {
@@ -867,7 +890,7 @@ fn builds_and_sweeps(
     let mut builds = Vec::new();
     let mut sweeps = Vec::new();
     for i in 0..cfg.repeats {
-        let t = build_medvec(dir, data, cfg.dim, builder);
+        let t = build_medvec(dir, data, (cfg.dim, cfg.as_imported), builder);
         eprintln!(
             "bench: medvec ({builder:?} builder) build {}/{}: import {:.1} s + flush (segment + HNSW graph) {:.1} s = {:.1} s, {:.1} CPU-s",
             i + 1,

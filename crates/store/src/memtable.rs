@@ -12,24 +12,39 @@ pub struct MemTable {
     bytes: usize,
 }
 
-/// About how many bytes `record` takes in the tail: its vectors, id (twice, with the index) and
-/// payload, plus allocation overheads.
+/// About how many bytes `record` takes in the tail: the record itself, each of its heap blocks
+/// (id, vector list, vectors, payload list, strings) as the allocator rounds them, and its entry
+/// in the id index. Measured on DICOM records (18 payload fields), a cruder count of only the
+/// data bytes came to a third of the real growth in RSS.
 fn footprint(record: &LoggedRecord) -> usize {
-    let vectors: usize = record
-        .vectors
-        .iter()
-        .flatten()
-        .map(|v| 4 * v.len() + 24)
-        .sum();
-    let payload: usize = record
+    use std::mem::size_of;
+    let vectors: usize = record.vectors.iter().flatten().map(|v| heap_block(4 * v.len())).sum();
+    let strings: usize = record
         .payload
         .iter()
         .map(|value| match value {
-            crate::value::Value::String(s) => 32 + s.len(),
-            _ => 32,
+            crate::value::Value::String(s) => heap_block(s.len()),
+            _ => 0,
         })
         .sum();
-    2 * (record.id.len() + 24) + vectors + payload + 64
+    let index_entry = (size_of::<String>() + size_of::<usize>() + 1) * 8 / 7;
+    size_of::<LoggedRecord>()
+        + 2 * heap_block(record.id.len())
+        + heap_block(record.vectors.capacity() * size_of::<Option<Vec<f32>>>())
+        + vectors
+        + heap_block(record.payload.capacity() * size_of::<crate::value::Value>())
+        + strings
+        + index_entry
+}
+
+/// The memory a heap block of `bytes` occupies: glibc adds an 8-byte header, rounds to 16 bytes
+/// and allocates at least 32.
+fn heap_block(bytes: usize) -> usize {
+    if bytes == 0 {
+        0
+    } else {
+        ((bytes + 8).div_ceil(16) * 16).max(32)
+    }
 }
 
 impl MemTable {
