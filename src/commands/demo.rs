@@ -12,7 +12,9 @@ use medvec_ingest::template::Template;
 use medvec_query::gap::gap_report;
 use medvec_query::heads::{HeadSpec, TrainConfig};
 use medvec_query::retrieval::search_shifted;
-use medvec_query::training::{classify, train_head, SavedHead, SplitSource, TrainRequest};
+use medvec_query::training::{
+    classify, train_head, MissingField, SavedHead, SplitSource, TrainRequest,
+};
 use medvec_query::Alignment;
 use medvec_store::{Collection, Filter, PayloadField, Schema, SearchParams, Store, VectorField};
 use std::path::{Path, PathBuf};
@@ -230,20 +232,26 @@ fn show_heads(cases: &Collection) -> Result<()> {
     let head = SavedHead::load(cases, "dx-late")?;
     let filter = Filter::parse("split = \"test\"")?;
     let mut shown = 0;
-    classify(cases, &head, Some(&filter), 256, |p| {
-        if shown < 3 {
-            let confidence = p.probabilities.iter().copied().fold(0.0f32, f32::max);
-            println!(
-                "  {:<14} predicted {:<6} ({:.2})  recorded {}",
-                p.id,
-                p.class,
-                confidence,
-                p.truth.unwrap_or_default()
-            );
-            shown += 1;
-        }
-        Ok(())
-    })?;
+    classify(
+        cases,
+        &head,
+        Some(&filter),
+        (256, MissingField::Error),
+        |p| {
+            if shown < 3 {
+                let confidence = p.probabilities.iter().copied().fold(0.0f32, f32::max);
+                println!(
+                    "  {:<14} predicted {:<6} ({:.2})  recorded {}",
+                    p.id,
+                    p.class,
+                    confidence,
+                    p.truth.unwrap_or_default()
+                );
+                shown += 1;
+            }
+            Ok(())
+        },
+    )?;
     Ok(())
 }
 

@@ -7,13 +7,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use medvec_ingest::encode::{Runtime, RuntimeOptions};
 use medvec_ingest::models::QueryEncoder;
 use medvec_ingest::npy::NpyReader;
+use medvec_query::heads::binary::ThresholdRule;
 use medvec_query::heads::metrics::ClassificationReport;
 use medvec_query::heads::{KnnConfig, KnnView, KnnWeighting, SplitFractions};
 use medvec_query::jobs::{
-    auto_lambdas, classification_json, evaluate, evaluate_intervals, lambda_grid, trained_json,
-    HeadChoice, TrainSettings,
+    auto_lambdas, evaluate_all, evaluate_intervals, lambda_grid, trained_json, HeadChoice,
+    TrainSettings,
 };
 use medvec_query::repeat::{cross_validate, repeat_training, Repeated, Spread};
+use medvec_query::threshold::choose_threshold;
+use medvec_query::training::MissingField;
 use medvec_query::training::{
     classify, classify_vectors, HeadMeta, LambdaProgress, LambdaResult, Prediction, SavedHead,
     SplitSource,
@@ -219,6 +222,15 @@ pub struct TrainArgs {
     /// Name to save the head under.
     #[arg(long)]
     name: String,
+    /// For a two-class label: choose the decision threshold on validation, `youden` (best
+    /// sensitivity + specificity) or `sensitivity=X` (the best specificity with sensitivity at
+    /// least X). It is saved with the head and `classify` uses it.
+    #[arg(long, value_name = "RULE")]
+    threshold: Option<String>,
+    /// With --threshold: the class whose probability is thresholded (default: the second class
+    /// name in sorted order, as for labels 0/1).
+    #[arg(long, value_name = "CLASS", requires = "threshold")]
+    positive: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -230,7 +242,21 @@ pub fn train(args: TrainArgs) -> Result<()> {
         "auto" => auto_lambdas(),
         text => vec![text.parse::<f32>().context("--shift: a number or `auto`")?],
     };
-    let (saved, repeated) = args.options.train_repeated(&collection, lambdas)?;
+    let rule = args
+        .threshold
+        .as_deref()
+        .map(ThresholdRule::parse)
+        .transpose()
+        .context("--threshold")?;
+    if rule.is_some() && args.options.cv.is_some() {
+        anyhow::bail!("--threshold: choose it on a validation split, not with --cv");
+    }
+    let (mut saved, repeated) = args.options.train_repeated(&collection, lambdas)?;
+    if let Some(rule) = rule {
+        let settings = args.options.settings()?;
+        let positive = args.positive.as_deref();
+        choose_threshold(&collection, &mut saved, &settings, rule, positive)?;
+    }
     saved.save(&collection, &args.name)?;
     let classes = &saved.meta.classes;
     let test = saved.test_report.as_ref();
@@ -341,6 +367,12 @@ fn print_summary(name: &str, m: &HeadMeta) {
         );
     }
     println!("  validation macro-F1 {:.4}", m.val_macro_f1);
+    if let Some(t) = &m.threshold {
+        println!(
+            "  threshold {:.4} on P(`{}`) by {}: validation sensitivity {:.4}, specificity {:.4}",
+            t.value, t.positive, t.rule, t.val_sensitivity, t.val_specificity
+        );
+    }
     if let Some(t) = &m.test {
         println!(
             "  inference {:.0} rows/s on the test split, model {} bytes",
@@ -521,6 +553,11 @@ pub struct ClassifyArgs {
     /// Records per inference batch (bounds memory).
     #[arg(long, default_value_t = 4096)]
     batch: usize,
+    /// A stored record lacking one of the head's two fields gets an `error` row (`error`), or
+    /// is classified with a zero vector for that field (`zero`: the branch then carries only
+    /// the shift).
+    #[arg(long, value_name = "error|zero", default_value = "error")]
+    missing: String,
     /// Accepted for uniformity; use --out FILE.jsonl for JSON lines.
     #[arg(long)]
     json: bool,
@@ -545,11 +582,13 @@ pub fn classify_command(args: ClassifyArgs) -> Result<()> {
     let classes = saved.meta.classes.clone();
     if !jsonl {
         let probs: Vec<String> = classes.iter().map(|c| format!("p_{c}")).collect();
-        writeln!(out, "id,predicted,{}", probs.join(","))?;
+        writeln!(out, "id,predicted,{},error", probs.join(","))?;
     }
-    let mut written = 0u64;
+    let missing = MissingField::parse(&args.missing).context("--missing")?;
+    let (mut written, mut errors) = (0u64, 0u64);
     let mut write = |p: Prediction| {
         written += 1;
+        errors += u64::from(p.error.is_some());
         write_prediction(&mut out, &p, &classes, jsonl)
             .map_err(|e| medvec_query::QueryError::Invalid(e.to_string()))
     };
@@ -557,19 +596,19 @@ pub fn classify_command(args: ClassifyArgs) -> Result<()> {
         classify_encoded(&collection, &saved, &args, &mut write)?;
     } else if args.input_npy.is_empty() {
         let filter = super::parse_filter(args.filter.as_deref(), "--filter")?;
-        classify(
-            &collection,
-            &saved,
-            filter.as_ref(),
-            args.batch.max(1),
-            write,
-        )?;
+        let batch = (args.batch.max(1), missing);
+        classify(&collection, &saved, filter.as_ref(), batch, write)?;
     } else {
         classify_npy(&saved, &args, &mut write)?;
     }
     out.flush()?;
     if let Some(path) = &args.out {
         println!("{written} predictions written to {}", path.display());
+    }
+    if errors > 0 {
+        eprintln!(
+            "note: {errors} records lack a field of the head and got error rows (--missing zero classifies those lacking one field with a zero vector for it)"
+        );
     }
     Ok(())
 }
@@ -691,6 +730,13 @@ fn write_prediction(
     jsonl: bool,
 ) -> std::io::Result<()> {
     if jsonl {
+        if let Some(error) = &p.error {
+            return writeln!(
+                out,
+                "{}",
+                json!({"id": p.id, "predicted": null, "error": error})
+            );
+        }
         let probabilities: serde_json::Map<String, serde_json::Value> = classes
             .iter()
             .cloned()
@@ -702,14 +748,22 @@ fn write_prediction(
             json!({"id": p.id, "predicted": p.class, "probabilities": probabilities})
         )
     } else {
-        let probs: Vec<String> = p.probabilities.iter().map(|x| format!("{x:.6}")).collect();
-        writeln!(
-            out,
-            "{},{},{}",
-            csv_cell(&p.id),
-            csv_cell(&p.class),
-            probs.join(",")
-        )
+        let mut cells = vec![csv_cell(&p.id), csv_cell(&p.class)];
+        match &p.error {
+            Some(error) => cells.extend(
+                classes
+                    .iter()
+                    .map(|_| String::new())
+                    .chain([csv_cell(error)]),
+            ),
+            None => cells.extend(
+                p.probabilities
+                    .iter()
+                    .map(|x| format!("{x:.6}"))
+                    .chain([String::new()]),
+            ),
+        }
+        writeln!(out, "{}", cells.join(","))
     }
 }
 
@@ -743,6 +797,10 @@ pub struct EvalArgs {
     /// Seed of the resampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Two-class heads: report sensitivity and specificity at this probability of the positive
+    /// class (default: the head's saved threshold, else 0.5).
+    #[arg(long, value_name = "P")]
+    threshold: Option<f64>,
     #[arg(long)]
     json: bool,
 }
@@ -752,7 +810,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let collection = store.collection(&args.collection)?;
     let saved = SavedHead::load(&collection, &args.head)?;
     let filter = super::parse_filter(args.filter.as_deref(), "--filter")?;
-    let (rows, report) = evaluate(&collection, &saved, filter.as_ref())?;
+    if let Some(t) = args.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+        anyhow::bail!("--threshold {t}: a probability, from 0 to 1");
+    }
+    let evaluation = evaluate_all(&collection, &saved, filter.as_ref(), args.threshold)?;
+    let (rows, report) = (evaluation.rows, &evaluation.report);
     let classes = &saved.meta.classes;
     let intervals = args
         .seeds
@@ -762,13 +824,26 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         })
         .transpose()?;
     if args.json {
-        let mut out = classification_json(rows, &report, classes);
+        let mut out = evaluation.to_json(classes);
         if let Some(intervals) = &intervals {
             out["intervals"] = json!(intervals);
         }
         print_json(&out);
     } else {
-        print_report(rows, &report, classes);
+        print_report(rows, report, classes);
+        if evaluation.missing_field_rows > 0 {
+            println!(
+                "{} labelled records left out: they lack a field of the head",
+                evaluation.missing_field_rows
+            );
+        }
+        if let Some(b) = &evaluation.binary {
+            println!(
+                "positive class `{}`: ROC-AUC {:.4}, PR-AUC {:.4}, calibration error {:.4} ({} bins); at threshold {:.4} ({}): sensitivity {:.4}, specificity {:.4}",
+                b.positive, b.roc_auc, b.pr_auc, b.calibration_error, b.calibration_bins,
+                b.threshold, b.threshold_source, b.sensitivity, b.specificity
+            );
+        }
         if let Some(i) = &intervals {
             let unit = i
                 .group_column

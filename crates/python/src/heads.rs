@@ -6,10 +6,14 @@
 use crate::collection::NativeCollection;
 use crate::convert::{json_to_py, rows};
 use crate::errors::{Context, Failure, Result};
+use medvec_query::heads::binary::ThresholdRule;
 use medvec_query::heads::{KnnConfig, KnnView, KnnWeighting, SplitFractions};
 use medvec_query::jobs::{self, HeadChoice, TrainSettings};
 use medvec_query::repeat::{cross_validate, repeat_training, Repeated};
-use medvec_query::training::{classify, classify_vectors, Prediction, SavedHead, SplitSource};
+use medvec_query::threshold::choose_threshold;
+use medvec_query::training::{
+    classify, classify_vectors, MissingField, Prediction, SavedHead, SplitSource,
+};
 use medvec_store::Filter;
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2};
@@ -137,8 +141,11 @@ impl TrainArgs {
 
 /// `medvec train`: trains over `lambdas` (one value, or the grid `shift="auto"` stands for),
 /// saves the head as `name` and returns what `medvec train --json` prints.
+/// With `threshold` (`youden`, `sensitivity=X`), a two-class head's decision threshold is
+/// chosen on validation as `train --threshold` does.
 #[pyfunction]
-#[pyo3(signature = (collection, args, lambdas, name, seeds = 1))]
+#[pyo3(signature = (collection, args, lambdas, name, seeds = 1, threshold = None, positive = None))]
+#[allow(clippy::too_many_arguments)] // the keyword arguments of Collection.train
 pub fn train<'py>(
     py: Python<'py>,
     collection: &NativeCollection,
@@ -146,10 +153,34 @@ pub fn train<'py>(
     lambdas: Option<Vec<f32>>,
     name: String,
     seeds: usize,
+    threshold: Option<String>,
+    positive: Option<String>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let lambdas = lambdas.unwrap_or_else(jobs::auto_lambdas);
+    let rule = threshold
+        .as_deref()
+        .map(ThresholdRule::parse)
+        .transpose()
+        .map_err(|e| Failure::invalid(format!("threshold: {e}")))?;
+    if rule.is_some() && args.cv.is_some() {
+        return Err(
+            Failure::invalid("threshold: choose it on a validation split, not with cv").into(),
+        );
+    }
     let trained = py.detach(|| {
-        let (saved, repeated) = args.train(collection, lambdas, seeds)?;
+        let (mut saved, repeated) = args.train(collection, lambdas, seeds)?;
+        if let Some(rule) = rule {
+            let settings = args.settings()?;
+            collection.with(|c| {
+                Ok(choose_threshold(
+                    c,
+                    &mut saved,
+                    &settings,
+                    rule,
+                    positive.as_deref(),
+                )?)
+            })?;
+        }
         collection.with(|c| Ok(saved.save(c, &name)?))?;
         let mut out = jobs::trained_json(&name, &saved);
         out["repeated"] = json!(repeated);
@@ -224,7 +255,8 @@ pub fn heads<'py>(py: Python<'py>, collection: &NativeCollection) -> PyResult<Bo
 
 /// `medvec eval --json` of head `head` on the records matching `filter`.
 #[pyfunction]
-#[pyo3(signature = (collection, head, filter = None, seeds = None, group_column = None, seed = 0))]
+#[pyo3(signature = (collection, head, filter = None, seeds = None, group_column = None, seed = 0, threshold = None))]
+#[allow(clippy::too_many_arguments)] // the keyword arguments of Collection.evaluate
 pub fn evaluate<'py>(
     py: Python<'py>,
     collection: &NativeCollection,
@@ -233,13 +265,17 @@ pub fn evaluate<'py>(
     seeds: Option<usize>,
     group_column: Option<String>,
     seed: u64,
+    threshold: Option<f64>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let filter = parse_filter(filter.as_deref(), "filter")?;
+    if let Some(t) = threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+        return Err(Failure::invalid(format!("threshold {t}: a probability, from 0 to 1")).into());
+    }
     let report = py.detach(|| {
         collection.with(|c| {
             let saved = SavedHead::load(c, &head)?;
-            let (rows, report) = jobs::evaluate(c, &saved, filter.as_ref())?;
-            let mut out = jobs::classification_json(rows, &report, &saved.meta.classes);
+            let evaluation = jobs::evaluate_all(c, &saved, filter.as_ref(), threshold)?;
+            let mut out = evaluation.to_json(&saved.meta.classes);
             if let Some(n) = seeds {
                 let group = group_column.as_deref();
                 let intervals =
@@ -252,14 +288,16 @@ pub fn evaluate<'py>(
     json_to_py(py, &report)
 }
 
-/// Predictions as columns: ids, predicted classes, stored labels (`None` when unknown), the
-/// probability matrix (rows × classes, float32) and the class names.
+/// Predictions as columns: ids, predicted classes (`None` for an error row), stored labels
+/// (`None` when unknown), the probability matrix (rows × classes, float32; NaN for an error
+/// row), the class names and the error of each row (`None` for a prediction).
 type Columns<'py> = (
     Vec<String>,
-    Vec<String>,
+    Vec<Option<String>>,
     Vec<Option<String>>,
     Bound<'py, PyArray2<f32>>,
     Vec<String>,
+    Vec<Option<String>>,
 );
 
 fn into_columns<'py>(
@@ -269,39 +307,47 @@ fn into_columns<'py>(
 ) -> PyResult<Columns<'py>> {
     let n = predictions.len();
     let mut probabilities = Vec::with_capacity(n * classes.len());
-    let (mut ids, mut predicted, mut truth) = (
+    let (mut ids, mut predicted, mut truth, mut errors) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
     for p in predictions {
-        probabilities.extend_from_slice(&p.probabilities);
+        match p.error {
+            Some(_) => probabilities.extend(classes.iter().map(|_| f32::NAN)),
+            None => probabilities.extend_from_slice(&p.probabilities),
+        }
         ids.push(p.id);
-        predicted.push(p.class);
+        predicted.push(p.error.is_none().then_some(p.class));
         truth.push(p.truth);
+        errors.push(p.error);
     }
     let matrix = Array2::from_shape_vec((n, classes.len()), probabilities)
         .map_err(|e| Failure::invalid(format!("probabilities: {e}")))?
         .into_pyarray(py);
-    Ok((ids, predicted, truth, matrix, classes))
+    Ok((ids, predicted, truth, matrix, classes, errors))
 }
 
-/// `medvec classify` of the stored records matching `filter` that have both fields.
+/// `medvec classify` of the stored records matching `filter`; `missing` (`error` or `zero`)
+/// says what a record lacking one of the head's fields gets, as `--missing` does.
 #[pyfunction]
-#[pyo3(signature = (collection, head, filter = None, batch = 4096))]
+#[pyo3(signature = (collection, head, filter = None, batch = 4096, missing = "error"))]
 pub fn classify_stored<'py>(
     py: Python<'py>,
     collection: &NativeCollection,
     head: String,
     filter: Option<String>,
     batch: usize,
+    missing: &str,
 ) -> PyResult<Columns<'py>> {
     let filter = parse_filter(filter.as_deref(), "filter")?;
+    let missing = MissingField::parse(missing).map_err(Failure::from)?;
     let (predictions, classes) = py.detach(|| {
         collection.with(|c| {
             let saved = SavedHead::load(c, &head)?;
             let mut out = Vec::new();
-            classify(c, &saved, filter.as_ref(), batch.max(1), |p| {
+            classify(c, &saved, filter.as_ref(), (batch.max(1), missing), |p| {
                 out.push(p);
                 Ok(())
             })?;

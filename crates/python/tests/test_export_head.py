@@ -77,7 +77,7 @@ def test_a_binary_head_has_both_columns(tmp_path):
     with medvec.open(path) as s:
         c = s.create_collection("cases", vectors={"image": 32, "text": 32}, payload={"dx": str, "age": int, "split": str, "mel": str})
         c.upsert(ids, vectors={"image": image, "text": text}, payload=payload)
-        c.train("mel", "mel", head="early", shift=0.5, **TRAIN)
+        trained = c.train("mel", "mel", head="early", shift=0.5, threshold="youden", **TRAIN)
     onnx_path = tmp_path / "mel.onnx"
     cli("export-head", path, "cases", "--head", "mel", "--onnx", onnx_path)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -85,3 +85,11 @@ def test_a_binary_head_has_both_columns(tmp_path):
     classes, theirs = cli_probabilities(path, "mel", image[:40], text[:40], tmp_path)
     assert classes == ["no", "yes"] and ours.shape == (40, 2)
     assert np.abs(ours - theirs).max() <= 1e-5
+    # The saved threshold travels in the metadata; applied to the graph's output it gives
+    # classify's decisions.
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    saved = trained["meta"]["threshold"]
+    assert (float(meta["threshold"]), meta["positive_class"], meta["threshold_rule"]) == (saved["value"], "yes", "youden")
+    with open(tmp_path / "p.csv") as f:
+        decided = [r["predicted"] for r in csv.DictReader(f)]
+    assert np.where(ours[:, 1] >= float(meta["threshold"]), "yes", "no").tolist() == decided

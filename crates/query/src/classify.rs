@@ -11,48 +11,127 @@ use medvec_store::{Collection, Filter, Record};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
     pub id: String,
+    /// The decided class; empty for an error row.
     pub class: String,
-    /// Probability of each class, in `meta.classes` order.
+    /// Probability of each class, in `meta.classes` order; empty for an error row.
     pub probabilities: Vec<f32>,
     /// The record's stored label, when the head's label field is set.
     pub truth: Option<String>,
+    /// Why the record got no prediction (it lacks a field of the head), for an error row.
+    pub error: Option<String>,
 }
 
-/// Classifies every stored record matching `filter` that has both vectors, `chunk` records at a
-/// time, calling `emit` for each prediction in scan order. Memory is bounded by `chunk`.
+/// What [`classify`] does with a stored record that lacks one of the head's two fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingField {
+    /// An error row that names the missing field, and no prediction.
+    #[default]
+    Error,
+    /// A zero vector in its place: it stays zero when normalised, so that branch carries only
+    /// the shift's λ/2·Δ (exactly what the exported ONNX graph does with a zero input). A record
+    /// lacking both fields still gets an error row.
+    Zero,
+}
+
+impl MissingField {
+    /// Parses `error` or `zero`.
+    pub fn parse(text: &str) -> Result<MissingField> {
+        match text {
+            "error" => Ok(MissingField::Error),
+            "zero" => Ok(MissingField::Zero),
+            other => Err(QueryError::Invalid(format!(
+                "missing: `{other}` is not `error` or `zero`"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MissingField::Error => "error",
+            MissingField::Zero => "zero",
+        }
+    }
+}
+
+/// Classifies every stored record matching `filter`, `chunk` records at a time, calling `emit`
+/// for each prediction in scan order; a record lacking a field of the head is handled as
+/// `missing` says. Memory is bounded by `chunk`.
 pub fn classify(
     collection: &Collection,
     saved: &SavedHead,
     filter: Option<&Filter>,
-    chunk: usize,
+    (chunk, missing): (usize, MissingField),
     mut emit: impl FnMut(Prediction) -> Result<()>,
 ) -> Result<usize> {
-    let meta = &saved.meta;
+    let chunk = chunk.max(1);
     let mut pending: Vec<Record> = Vec::with_capacity(chunk);
     let mut count = 0;
     let mut failure: Option<QueryError> = None;
     collection
         .scan_where(filter, |record| {
-            if record.vectors.contains_key(&meta.image_field)
-                && record.vectors.contains_key(&meta.text_field)
-            {
-                pending.push(record);
-            }
-            if pending.len() >= chunk.max(1) {
-                if let Err(e) = predict_records(saved, &mut pending, &mut emit) {
-                    failure = Some(e);
-                    return Err(medvec_store::StoreError::InvalidQuery(
-                        "classification stopped".into(),
-                    ));
+            count += 1;
+            let step = match complete(saved, record, missing) {
+                Ok(record) => {
+                    pending.push(record);
+                    if pending.len() < chunk {
+                        return Ok(());
+                    }
+                    predict_records(saved, &mut pending, &mut emit)
                 }
-                count += chunk.max(1);
-            }
-            Ok(())
+                // Rows stay in scan order: the batch before the error row goes out first.
+                Err(row) => {
+                    predict_records(saved, &mut pending, &mut emit).and_then(|()| emit(row))
+                }
+            };
+            step.map_err(|e| {
+                failure = Some(e);
+                medvec_store::StoreError::InvalidQuery("classification stopped".into())
+            })
         })
         .map_err(|e| failure.take().unwrap_or_else(|| e.into()))?;
-    count += pending.len();
     predict_records(saved, &mut pending, &mut emit)?;
     Ok(count)
+}
+
+/// The record with both of the head's fields (zero-filled if `missing` allows), or its error row.
+fn complete(
+    saved: &SavedHead,
+    mut record: Record,
+    missing: MissingField,
+) -> Result<Record, Prediction> {
+    let meta = &saved.meta;
+    let (text_dim, image_dim) = saved.model.dims();
+    let lacking: Vec<(&String, usize)> =
+        [(&meta.image_field, image_dim), (&meta.text_field, text_dim)]
+            .into_iter()
+            .filter(|(field, _)| !record.vectors.contains_key(*field))
+            .collect();
+    if lacking.is_empty() || (missing == MissingField::Zero && lacking.len() == 1) {
+        for (field, dim) in lacking {
+            record.vectors.insert(field.clone(), vec![0.0; dim]);
+        }
+        return Ok(record);
+    }
+    let names: Vec<String> = lacking.iter().map(|(f, _)| format!("`{f}`")).collect();
+    Err(Prediction {
+        truth: stored_label(&record, meta),
+        id: record.id,
+        class: String::new(),
+        probabilities: Vec::new(),
+        error: Some(format!(
+            "lacks the {} vector{}",
+            names.join(" and "),
+            if names.len() > 1 { "s" } else { "" }
+        )),
+    })
+}
+
+fn stored_label(record: &Record, meta: &crate::training::HeadMeta) -> Option<String> {
+    record
+        .payload
+        .get(&meta.label_field)
+        .map(|v| v.to_string())
+        .filter(|s| !s.is_empty())
 }
 
 fn predict_records(
@@ -74,11 +153,7 @@ fn predict_records(
         .collect();
     let probabilities = probabilities(saved, &image, &text)?;
     for (record, row) in pending.drain(..).zip(probabilities) {
-        let truth = record
-            .payload
-            .get(&meta.label_field)
-            .map(|v| v.to_string())
-            .filter(|s| !s.is_empty());
+        let truth = stored_label(&record, meta);
         emit(prediction(saved, record.id, row, truth))?;
     }
     Ok(())
@@ -171,20 +246,12 @@ fn prediction(
     probabilities: Vec<f32>,
     truth: Option<String>,
 ) -> Prediction {
-    let best = probabilities.iter().enumerate().fold(
-        0,
-        |b, (k, p)| {
-            if *p > probabilities[b] {
-                k
-            } else {
-                b
-            }
-        },
-    );
+    let best = crate::threshold::decide(&saved.meta, &probabilities);
     Prediction {
         id,
         class: saved.meta.classes.get(best).cloned().unwrap_or_default(),
         probabilities,
         truth,
+        error: None,
     }
 }

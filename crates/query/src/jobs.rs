@@ -4,12 +4,13 @@
 //! shapes of their reports (`medvec ... --json` prints them; Python returns them as dicts).
 
 use crate::alignment::Alignment;
-use crate::classify::classify;
+use crate::classify::{classify, MissingField};
 use crate::error::{QueryError, Result};
 use crate::gap::{gap_report, GapReport};
 use crate::heads::metrics::ClassificationReport;
 use crate::heads::{HeadSpec, KnnConfig, TrainConfig};
 use crate::retrieval::search_shifted;
+use crate::threshold::{binary_report, BinaryReport};
 use crate::training::{
     train_head_with, train_knn_head, LambdaProgress, SavedHead, SplitSource, TrainRequest,
 };
@@ -229,9 +230,63 @@ pub fn evaluate(
     saved: &SavedHead,
     filter: Option<&Filter>,
 ) -> Result<(usize, ClassificationReport)> {
+    let evaluation = evaluate_all(collection, saved, filter, None)?;
+    Ok((evaluation.rows, evaluation.report))
+}
+
+/// What `medvec eval` reports.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// Labelled records evaluated.
+    pub rows: usize,
+    pub report: ClassificationReport,
+    /// For a two-class head: ROC-AUC, PR-AUC, calibration, and sensitivity and specificity at
+    /// `threshold` (else the head's own threshold, else 0.5).
+    pub binary: Option<BinaryReport>,
+    /// Labelled records left out because they lack one of the head's fields.
+    pub missing_field_rows: usize,
+}
+
+impl Evaluation {
+    /// What `medvec eval --json` prints (without intervals).
+    pub fn to_json(&self, classes: &[String]) -> serde_json::Value {
+        let mut out = classification_json(self.rows, &self.report, classes);
+        out["missing_field_rows"] = json!(self.missing_field_rows);
+        if let Some(binary) = &self.binary {
+            out["binary"] = json!(binary);
+        }
+        out
+    }
+}
+
+/// [`evaluate`], plus the binary metrics of a two-class head.
+pub fn evaluate_all(
+    collection: &Collection,
+    saved: &SavedHead,
+    filter: Option<&Filter>,
+    threshold: Option<f64>,
+) -> Result<Evaluation> {
     let labelled = labelled_predictions(collection, saved, filter)?;
     let report = report_of(&labelled.truth, &labelled.predicted)?;
-    Ok((labelled.truth.len(), report))
+    let binary = match saved.meta.classes.len() {
+        2 => {
+            let positive = crate::threshold::positive_index(&saved.meta, None)?;
+            let truth: Vec<bool> = labelled.truth.iter().map(|&t| t == positive).collect();
+            let score: Vec<f64> = labelled
+                .probabilities
+                .iter()
+                .map(|p| f64::from(p[positive]))
+                .collect();
+            Some(binary_report(&saved.meta, &truth, &score, threshold)?)
+        }
+        _ => None,
+    };
+    Ok(Evaluation {
+        rows: labelled.truth.len(),
+        report,
+        binary,
+        missing_field_rows: labelled.missing_field_rows,
+    })
 }
 
 /// Stored labels and predicted classes (as class indices) of the evaluated records.
@@ -239,6 +294,9 @@ struct LabelledPredictions {
     ids: Vec<String>,
     truth: Vec<usize>,
     predicted: Vec<usize>,
+    probabilities: Vec<Vec<f32>>,
+    /// Labelled records left out because they lack a field of the head.
+    missing_field_rows: usize,
 }
 
 fn labelled_predictions(
@@ -251,20 +309,33 @@ fn labelled_predictions(
         ids: Vec::new(),
         truth: Vec::new(),
         predicted: Vec::new(),
+        probabilities: Vec::new(),
+        missing_field_rows: 0,
     };
-    classify(collection, saved, filter, 4096, |p| {
-        if let Some(label) = p
-            .truth
-            .as_ref()
-            .and_then(|t| classes.iter().position(|c| c == t))
-        {
-            out.truth.push(label);
-            out.predicted
-                .push(classes.iter().position(|c| *c == p.class).unwrap_or(0));
-            out.ids.push(p.id);
-        }
-        Ok(())
-    })?;
+    classify(
+        collection,
+        saved,
+        filter,
+        (4096, MissingField::Error),
+        |p| {
+            if p.error.is_some() {
+                out.missing_field_rows += usize::from(p.truth.is_some());
+                return Ok(());
+            }
+            if let Some(label) = p
+                .truth
+                .as_ref()
+                .and_then(|t| classes.iter().position(|c| c == t))
+            {
+                out.truth.push(label);
+                out.predicted
+                    .push(classes.iter().position(|c| *c == p.class).unwrap_or(0));
+                out.ids.push(p.id);
+                out.probabilities.push(p.probabilities);
+            }
+            Ok(())
+        },
+    )?;
     if out.truth.is_empty() {
         return Err(QueryError::Invalid(format!(
             "no records with a known `{}` label matched",

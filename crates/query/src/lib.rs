@@ -13,6 +13,7 @@
 //! - [`classify`]: saved heads applied to stored records or to new in-memory vectors;
 //! - [`repeat`]: training repeated over seeds, with bootstrap intervals and a paired test of the
 //!   shift against no shift;
+//! - [`threshold`]: binary heads' decision thresholds and their ROC/PR/calibration metrics;
 //! - [`onnx`]: saved early/late heads written as ONNX graphs (`export-head`);
 //! - [`jobs`]: the jobs the CLI and the Python bindings share (search with a shift, train and
 //!   sweep settings, evaluation) and the JSON shapes of their reports.
@@ -30,6 +31,7 @@ pub mod repeat;
 pub mod retrieval;
 pub mod saved;
 pub mod shards;
+pub mod threshold;
 pub mod training;
 
 pub use alignment::Alignment;

@@ -12,7 +12,7 @@
 //! Fields of different dimensions (e.g. DINOv2 768 + LLaMA-2 4096) can be fused, but only
 //! unshifted (λ = 0): the shift needs Δ in one space (method.md §3.6).
 
-pub use crate::classify::{classify, classify_vectors, Prediction};
+pub use crate::classify::{classify, classify_vectors, MissingField, Prediction};
 use crate::error::{QueryError, Result};
 use crate::heads::metrics::ClassificationReport;
 use crate::heads::{
@@ -94,6 +94,10 @@ pub struct HeadMeta {
     /// Set for kNN heads (`fusion` = `knn`): the settings; the training cases are kept as ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knn: Option<KnnMeta>,
+    /// A two-class head's decision threshold, chosen on validation (`train --threshold`);
+    /// without one, the most probable class wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<crate::threshold::DecisionThreshold>,
 }
 
 /// Test metrics kept with a head.
@@ -719,6 +723,7 @@ fn describe(
             weighting: config.weighting,
             view: config.view,
         }),
+        threshold: None,
     }
 }
 

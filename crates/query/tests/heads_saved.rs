@@ -6,8 +6,8 @@ mod heads_common;
 use heads_common::clusters;
 use medvec_query::heads::{HeadSpec, KnnConfig, KnnWeighting, TrainConfig};
 use medvec_query::training::{
-    classify, classify_vectors, train_head, train_knn_head, HeadModel, Prediction, SavedHead,
-    SplitSource, TrainRequest,
+    classify, classify_vectors, train_head, train_knn_head, HeadModel, MissingField, Prediction,
+    SavedHead, SplitSource, TrainRequest,
 };
 use medvec_query::QueryError;
 use medvec_store::{Collection, PayloadField, Record, Schema, Store, Value, VectorField};
@@ -53,7 +53,7 @@ fn request(lambdas: Vec<f32>) -> TrainRequest {
 
 fn stored_predictions(cases: &Collection, saved: &SavedHead) -> Vec<Prediction> {
     let mut out = Vec::new();
-    classify(cases, saved, None, 50, |p| {
+    classify(cases, saved, None, (50, MissingField::Error), |p| {
         out.push(p);
         Ok(())
     })

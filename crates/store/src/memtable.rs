@@ -18,7 +18,12 @@ pub struct MemTable {
 /// data bytes came to a third of the real growth in RSS.
 fn footprint(record: &LoggedRecord) -> usize {
     use std::mem::size_of;
-    let vectors: usize = record.vectors.iter().flatten().map(|v| heap_block(4 * v.len())).sum();
+    let vectors: usize = record
+        .vectors
+        .iter()
+        .flatten()
+        .map(|v| heap_block(4 * v.len()))
+        .sum();
     let strings: usize = record
         .payload
         .iter()

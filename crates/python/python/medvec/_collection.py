@@ -260,6 +260,8 @@ class Collection:
         knn_weighting: str = "uniform",
         seeds: int = 1,
         cv: int | None = None,
+        threshold: str | None = None,
+        positive: str | None = None,
     ) -> dict:
         """Trains an ``"early"``, ``"late"`` or ``"knn"`` head to predict payload ``label`` and
         saves it as ``name`` (``medvec train``). ``shift`` is λ, a list of candidate λs, or
@@ -271,7 +273,10 @@ class Collection:
         ``"repeated"`` holds mean ± sd and 95% bootstrap intervals of the test metrics, and
         whether the chosen λ beats λ = 0 by more than that (paired over the seeds). ``cv=K``
         does K-fold cross-validation instead (groups whole with ``group_column``; the validation
-        share is ``split``'s val / (train + val)), reported the same way, fold 0's head saved."""
+        share is ``split``'s val / (train + val)), reported the same way, fold 0's head saved.
+        For a two-class label, ``threshold="youden"`` or ``"sensitivity=0.9"`` chooses the
+        decision threshold on P(``positive``) on validation (``medvec train --threshold``); it is
+        saved with the head, :meth:`classify` applies it and the test report is at it."""
         args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column, cv)
         if isinstance(shift, str):
             if shift != "auto":
@@ -281,7 +286,7 @@ class Collection:
             lambdas = [float(shift)]
         else:
             lambdas = [float(x) for x in shift]
-        return _medvec.train(self._native, args, lambdas, name, int(seeds))
+        return _medvec.train(self._native, args, lambdas, name, int(seeds), threshold, positive)
 
     def sweep(
         self,
@@ -362,17 +367,21 @@ class Collection:
         filter: str | None = None,
         ids: Sequence[str] | None = None,
         batch: int = 4096,
+        missing: str = "error",
     ) -> "pandas.DataFrame":
         """Classifies with saved head ``head`` (``medvec classify``): stored records (those
-        matching ``filter``, with both fields), or new cases in ``data``, a DataFrame or dict
-        whose columns named after the head's fields hold the vectors (a 2-d array, or one array
-        per row). Rows are named by ``ids``, ``data["id"]`` or row numbers.
+        matching ``filter``), or new cases in ``data``, a DataFrame or dict whose columns named
+        after the head's fields hold the vectors (a 2-d array, or one array per row). Rows are
+        named by ``ids``, ``data["id"]`` or row numbers.
 
         Returns a DataFrame with ``id``, ``predicted`` and ``p_<class>`` per class, the CLI's
-        columns; stored records also get ``truth``, their stored label (``None`` if unknown).
+        columns; stored records also get ``truth``, their stored label (``None`` if unknown),
+        and ``error``: a stored record lacking one of the head's fields gets an error row
+        (``predicted`` None, probabilities NaN), or with ``missing="zero"`` a zero vector for
+        that field (``medvec classify --missing``).
         """
         if data is None:
-            out = _medvec.classify_stored(self._native, head, filter, batch)
+            out = _medvec.classify_stored(self._native, head, filter, batch, missing)
             return _predictions(out, with_truth=True)
         if filter is not None:
             raise InvalidInput("filter: applies to stored records, not to `data`")
@@ -392,15 +401,18 @@ class Collection:
         seeds: int | None = None,
         group_column: str | None = None,
         seed: int = 0,
+        threshold: float | None = None,
     ) -> dict:
         """The head's metrics on the stored labels of the records matching ``filter``
         (``medvec eval --json``): accuracy, macro-F1, balanced accuracy, per-class precision,
         recall, F1, support and the confusion matrix. ``seeds=N`` adds ``"intervals"``: 95%
         bootstrap intervals from N resamples of the records, or of whole ``group_column``
-        groups (a lesion's images together)."""
+        groups (a lesion's images together). A two-class head adds ``"binary"``: ROC-AUC,
+        PR-AUC, the expected calibration error, and sensitivity and specificity at
+        ``threshold`` (default: the head's own, else 0.5)."""
         if group_column is not None and seeds is None:
             raise InvalidInput("group_column: resampling groups needs seeds=N")
-        return _medvec.evaluate(self._native, head, filter, seeds, group_column, int(seed))
+        return _medvec.evaluate(self._native, head, filter, seeds, group_column, int(seed), threshold)
 
 
 class Head:
@@ -457,12 +469,13 @@ def _train_args(head, label, fields, split_column, split, epochs, dropout, seed,
 def _predictions(out: tuple, with_truth: bool) -> "pandas.DataFrame":
     import pandas as pd
 
-    ids, predicted, truth, probabilities, classes = out
+    ids, predicted, truth, probabilities, classes, errors = out
     data: dict[str, Any] = {"id": ids, "predicted": predicted}
     for j, name in enumerate(classes):
         data[f"p_{name}"] = probabilities[:, j]
     if with_truth:
         data["truth"] = truth
+        data["error"] = errors
     return pd.DataFrame(data)
 
 

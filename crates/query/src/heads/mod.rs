@@ -32,6 +32,7 @@
 //! # Ok::<(), medvec_query::heads::HeadError>(())
 //! ```
 
+pub mod binary;
 mod error;
 mod head;
 mod inputs;

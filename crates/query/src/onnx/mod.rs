@@ -276,7 +276,7 @@ fn model(graph: Graph, saved: &SavedHead) -> Vec<u8> {
         g = g.message(f::GRAPH_OUTPUT, output);
     }
     let meta = &saved.meta;
-    let entries = [
+    let mut entries = vec![
         ("classes", meta.classes.join(",")),
         ("fusion", meta.fusion.clone()),
         ("label_field", meta.label_field.clone()),
@@ -285,6 +285,12 @@ fn model(graph: Graph, saved: &SavedHead) -> Vec<u8> {
         ("lambda", meta.lambda.to_string()),
         ("fingerprint", meta.fingerprint.clone()),
     ];
+    // The graph outputs probabilities; a deployment applies the threshold as classify does.
+    if let Some(t) = &meta.threshold {
+        entries.push(("threshold", t.value.to_string()));
+        entries.push(("positive_class", t.positive.clone()));
+        entries.push(("threshold_rule", t.rule.clone()));
+    }
     let mut m = Message::new()
         .int(f::MODEL_IR_VERSION, IR_VERSION)
         .string(f::MODEL_PRODUCER_NAME, "medvec")
