@@ -46,6 +46,21 @@ fn import_until_killed(
     run_until_killed(&args, kill_after, crash_at)
 }
 
+/// Imports the whole file again into a store that survived a crash: every record must end up
+/// stored once, which also shows the store accepts new writes.
+fn finish_import(store: &std::path::Path, jsonl: &std::path::Path, context: &str) {
+    medvec_ok(&[
+        "import",
+        s(store),
+        "cases",
+        "--jsonl",
+        s(jsonl),
+        "--batch",
+        "500",
+    ]);
+    assert_eq!(check_after_crash(store, RECORDS, 0, context), RECORDS);
+}
+
 /// Prints one line of the crash matrix (`tests/README.md`); reached only when every trial of
 /// the test passed, so "0 lost" is what the assertions proved.
 fn report(name: &str, trials: usize) {
@@ -131,16 +146,7 @@ fn aborts_before_and_after_every_fsync_and_rename_lose_nothing() {
             );
             check_after_crash(&store, acknowledged, 0, &spec);
             // The store accepts new writes: finish the import.
-            medvec_ok(&[
-                "import",
-                s(&store),
-                "cases",
-                "--jsonl",
-                s(&jsonl),
-                "--batch",
-                "500",
-            ]);
-            assert_eq!(check_after_crash(&store, RECORDS, 0, &spec), RECORDS);
+            finish_import(&store, &jsonl, &spec);
         }
     }
     report(
@@ -164,16 +170,7 @@ fn a_crash_during_an_automatic_merge_loses_nothing_and_leaves_no_orphans() {
             "{spec}: killed after {acknowledged} records, not in the merge"
         );
         check_after_crash(&store, acknowledged, 0, spec);
-        medvec_ok(&[
-            "import",
-            s(&store),
-            "cases",
-            "--jsonl",
-            s(&jsonl),
-            "--batch",
-            "500",
-        ]);
-        assert_eq!(check_after_crash(&store, RECORDS, 0, spec), RECORDS);
+        finish_import(&store, &jsonl, spec);
         let stats = medvec_json(&["stats", s(&store), "cases", "--json"]);
         let segments = stats["collections"][0]["segments"].as_u64().unwrap() as usize;
         assert!(

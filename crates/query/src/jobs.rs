@@ -12,7 +12,8 @@ use crate::heads::{HeadSpec, KnnConfig, TrainConfig};
 use crate::retrieval::search_shifted;
 use crate::threshold::{binary_report, BinaryReport};
 use crate::training::{
-    train_head_with, train_knn_head, LambdaProgress, SavedHead, SplitSource, TrainRequest,
+    train_head_on, train_knn_head_on, LambdaProgress, SavedHead, SplitSource, TrainRequest,
+    TrainingData,
 };
 use medvec_store::{Collection, CollectionStats, Filter, Hit, SearchParams};
 use serde_json::json;
@@ -197,9 +198,21 @@ impl TrainSettings {
         progress: &mut dyn FnMut(LambdaProgress),
     ) -> Result<SavedHead> {
         let request = self.request(collection, lambdas)?;
+        let data = TrainingData::load(collection, &request)?;
+        self.train_on(&data, &request, progress)
+    }
+
+    /// [`train`](Self::train) on rows already loaded (repeated trainings share them);
+    /// `request` is [`request`](Self::request)'s for these settings.
+    pub fn train_on(
+        &self,
+        data: &TrainingData,
+        request: &TrainRequest,
+        progress: &mut dyn FnMut(LambdaProgress),
+    ) -> Result<SavedHead> {
         match self.head {
-            HeadChoice::Knn(knn) => train_knn_head(collection, &request, knn, progress),
-            HeadChoice::Early | HeadChoice::Late => train_head_with(collection, &request, progress),
+            HeadChoice::Knn(knn) => train_knn_head_on(data, request, knn, progress),
+            HeadChoice::Early | HeadChoice::Late => train_head_on(data, request, progress),
         }
     }
 }

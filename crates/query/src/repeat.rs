@@ -16,7 +16,7 @@
 
 use crate::error::{QueryError, Result};
 use crate::jobs::TrainSettings;
-use crate::training::{LambdaProgress, LambdaResult, SavedHead, SplitSource};
+use crate::training::{LambdaProgress, LambdaResult, SavedHead, SplitSource, TrainingData};
 use medvec_store::Collection;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -135,11 +135,21 @@ fn repeat_runs(
     let mut done = Vec::with_capacity(runs.len());
     let mut curves: Vec<Vec<LambdaResult>> = Vec::with_capacity(runs.len());
     let mut first = None;
+    // The runs differ in seed or fold only: the labelled rows are read once.
+    let mut data: Option<TrainingData> = None;
     for run in &runs {
-        let head = run.train(collection, lambdas.to_vec(), progress)?;
+        let request = run.request(collection, lambdas.to_vec())?;
+        let data = match data.take() {
+            Some(loaded) if loaded.serves(&request) => data.insert(loaded),
+            _ => data.insert(TrainingData::load(collection, &request)?),
+        };
+        let head = run.train_on(data, &request, progress)?;
         let unshifted = match head.curve.iter().find(|p| p.lambda == 0.0) {
             Some(point) => point.test_macro_f1,
-            None => run.train(collection, vec![0.0], &mut |_| {})?.curve[0].test_macro_f1,
+            None => {
+                let plain = run.request(collection, vec![0.0])?;
+                run.train_on(data, &plain, &mut |_| {})?.curve[0].test_macro_f1
+            }
         };
         let fold = match run.split {
             SplitSource::Fold { fold, .. } => Some(fold),

@@ -136,6 +136,19 @@ struct Dataset {
     missing_field_rows: usize,
 }
 
+/// The column read per row: the split itself, or the group of a grouped split.
+fn split_column_of(split: &SplitSource) -> Option<&str> {
+    match split {
+        SplitSource::Column(c)
+        | SplitSource::Grouped { column: c, .. }
+        | SplitSource::Fold {
+            group_column: Some(c),
+            ..
+        } => Some(c),
+        SplitSource::Fractions(..) | SplitSource::Fold { .. } => None,
+    }
+}
+
 fn load_dataset(collection: &Collection, request: &TrainRequest) -> Result<Dataset> {
     let schema = collection.schema();
     schema.vector_field(&request.image_field)?;
@@ -146,23 +159,13 @@ fn load_dataset(collection: &Collection, request: &TrainRequest) -> Result<Datas
             request.label_field
         )));
     }
-    // The column read per row: the split itself, or the group of a grouped split.
-    let split_column = match &request.split {
-        SplitSource::Column(c)
-        | SplitSource::Grouped { column: c, .. }
-        | SplitSource::Fold {
-            group_column: Some(c),
-            ..
-        } => {
-            if schema.payload_index(c).is_none() {
-                return Err(QueryError::Invalid(format!(
-                    "unknown split or group field `{c}`"
-                )));
-            }
-            Some(c.clone())
-        }
-        SplitSource::Fractions(..) | SplitSource::Fold { .. } => None,
-    };
+    let split_column = split_column_of(&request.split);
+    if let Some(c) = split_column.filter(|c| schema.payload_index(c).is_none()) {
+        return Err(QueryError::Invalid(format!(
+            "unknown split or group field `{c}`"
+        )));
+    }
+    let split_column = split_column.map(str::to_string);
     let mut raw: Vec<(Record, String)> = Vec::new();
     let mut missing_field_rows = 0;
     collection.scan(|record| {
@@ -464,11 +467,52 @@ pub fn train_head_with(
     request: &TrainRequest,
     progress: &mut dyn FnMut(LambdaProgress),
 ) -> Result<SavedHead> {
+    train_head_on(&TrainingData::load(collection, request)?, request, progress)
+}
+
+/// The labelled rows a training reads, loaded once so that repeated trainings (over seeds or
+/// folds) of one label, pair of fields and split or group column share them.
+pub struct TrainingData {
+    data: Dataset,
+    /// (label, image field, text field, split or group column) it was loaded for.
+    key: [Option<String>; 4],
+}
+
+impl TrainingData {
+    /// Reads the labelled records with both fields of `request` from `collection`.
+    pub fn load(collection: &Collection, request: &TrainRequest) -> Result<TrainingData> {
+        Ok(TrainingData {
+            data: load_dataset(collection, request)?,
+            key: data_key(request),
+        })
+    }
+
+    /// Whether these rows are the ones `request` would load.
+    pub fn serves(&self, request: &TrainRequest) -> bool {
+        self.key == data_key(request)
+    }
+}
+
+fn data_key(request: &TrainRequest) -> [Option<String>; 4] {
+    [
+        Some(request.label_field.clone()),
+        Some(request.image_field.clone()),
+        Some(request.text_field.clone()),
+        split_column_of(&request.split).map(str::to_string),
+    ]
+}
+
+/// [`train_head_with`] on rows already loaded for the same label, fields and split column.
+pub fn train_head_on(
+    data: &TrainingData,
+    request: &TrainRequest,
+    progress: &mut dyn FnMut(LambdaProgress),
+) -> Result<SavedHead> {
     let fit = |data: &Dataset, parts: &[Vec<usize>; 3], delta: &[f32], lambda: f32| {
         train_one(data, parts, delta, lambda, request).map(HeadModel::Net)
     };
     let fusion = format!("{:?}", request.spec.fusion).to_lowercase();
-    choose_lambda(collection, request, &fusion, None, progress, fit)
+    choose_lambda(data, request, &fusion, None, progress, fit)
 }
 
 /// Builds a kNN head (`knn`) over the training split, choosing λ among `request.lambdas` on
@@ -516,25 +560,41 @@ pub fn train_knn_head(
     knn: KnnConfig,
     progress: &mut dyn FnMut(LambdaProgress),
 ) -> Result<SavedHead> {
+    let data = TrainingData::load(collection, request)?;
+    train_knn_head_on(&data, request, knn, progress)
+}
+
+/// [`train_knn_head`] on rows already loaded for the same label, fields and split column.
+pub fn train_knn_head_on(
+    data: &TrainingData,
+    request: &TrainRequest,
+    knn: KnnConfig,
+    progress: &mut dyn FnMut(LambdaProgress),
+) -> Result<SavedHead> {
     let fit = |data: &Dataset, parts: &[Vec<usize>; 3], delta: &[f32], lambda: f32| {
         fit_knn(data, &parts[0], delta, lambda, knn).map(HeadModel::Knn)
     };
-    choose_lambda(collection, request, "knn", Some(knn), progress, fit)
+    choose_lambda(data, request, "knn", Some(knn), progress, fit)
 }
 
 /// The shared λ loop: fit per λ, score on validation and test, keep the best on validation.
 fn choose_lambda(
-    collection: &Collection,
+    loaded: &TrainingData,
     request: &TrainRequest,
     fusion: &str,
     knn: Option<KnnConfig>,
     progress: &mut dyn FnMut(LambdaProgress),
     fit: impl Fn(&Dataset, &[Vec<usize>; 3], &[f32], f32) -> Result<HeadModel>,
 ) -> Result<SavedHead> {
-    let data = load_dataset(collection, request)?;
-    check_lambdas(&data, request)?;
-    let parts = split_rows(&data, &request.split)?;
-    let delta = delta_of(&data, &parts[0]);
+    if !loaded.serves(request) {
+        return Err(QueryError::Invalid(
+            "training rows were loaded for another label, field pair or split column".into(),
+        ));
+    }
+    let data = &loaded.data;
+    check_lambdas(data, request)?;
+    let parts = split_rows(data, &request.split)?;
+    let delta = delta_of(data, &parts[0]);
     let mut best: Option<(f64, f32, HeadModel)> = None;
     let mut curve = Vec::new();
     for (index, &lambda) in request.lambdas.iter().enumerate() {
@@ -543,9 +603,9 @@ fn choose_lambda(
             total: request.lambdas.len(),
             lambda,
         });
-        let model = fit(&data, &parts, &delta, lambda)?;
-        let val = report_on(&model, &data, &parts[1], &delta, lambda)?.map_or(0.0, |r| r.macro_f1);
-        let test = report_on(&model, &data, &parts[2], &delta, lambda)?;
+        let model = fit(data, &parts, &delta, lambda)?;
+        let val = report_on(&model, data, &parts[1], &delta, lambda)?.map_or(0.0, |r| r.macro_f1);
+        let test = report_on(&model, data, &parts[2], &delta, lambda)?;
         curve.push(LambdaResult {
             lambda,
             val_macro_f1: val,
@@ -559,7 +619,7 @@ fn choose_lambda(
     let (val_macro_f1, lambda, model) =
         best.ok_or_else(|| QueryError::Invalid("no λ to try".into()))?;
     let started = std::time::Instant::now();
-    let test_report = report_on(&model, &data, &parts[2], &delta, lambda)?;
+    let test_report = report_on(&model, data, &parts[2], &delta, lambda)?;
     let test_rows_per_second = parts[2].len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
     let chosen = Chosen {
         fusion,
@@ -568,11 +628,11 @@ fn choose_lambda(
         val_macro_f1,
         knn,
     };
-    let mut meta = describe(&data, &parts, request, &model, chosen, test_report.as_ref());
+    let mut meta = describe(data, &parts, request, &model, chosen, test_report.as_ref());
     if let Some(test) = meta.test.as_mut() {
         test.rows_per_second = test_rows_per_second;
     }
-    let training = knn.map(|_| training_cases(&data, &parts[0]));
+    let training = knn.map(|_| training_cases(data, &parts[0]));
     Ok(SavedHead {
         meta,
         model,

@@ -280,7 +280,23 @@ impl GraphLayout {
     /// Searches for the `ef` nearest allowed nodes, returned as (distance, node), nearest first.
     /// `nodes.allowed` filters the results but not the traversal, so the graph stays connected
     /// under a filter.
+    #[cfg(test)]
     pub fn search<N: Nodes>(&self, words: &[u32], ef: usize, nodes: &N) -> Vec<(f32, u32)> {
+        self.search_within(words, ef, nodes, Bound::none())
+    }
+
+    /// [`search`](Self::search) for a query whose answer elsewhere already reaches `bound`:
+    /// after its first `bound.settle` expansions, the beam stops at the first candidate farther
+    /// than `bound.distance`, which could neither be an answer nor (in all likelihood) lead to
+    /// one. A segment holding none of the query's nearest neighbours then costs a few steps
+    /// instead of a full `ef` beam.
+    pub fn search_within<N: Nodes>(
+        &self,
+        words: &[u32],
+        ef: usize,
+        nodes: &N,
+        bound: Bound,
+    ) -> Vec<(f32, u32)> {
         if self.nodes == 0 || self.entry == EMPTY || ef == 0 {
             return Vec::new();
         }
@@ -291,7 +307,7 @@ impl GraphLayout {
         VISITED.with(|cell| {
             let mut visited = cell.borrow_mut();
             visited.reset(self.nodes);
-            self.beam(words, &mut visited, ef, entry, nodes)
+            self.beam(words, &mut visited, (ef, bound), entry, nodes)
         })
     }
 
@@ -315,7 +331,7 @@ impl GraphLayout {
         &self,
         words: &[u32],
         visited: &mut Visited,
-        ef: usize,
+        (ef, bound): (usize, Bound),
         start: Scored,
         nodes: &N,
     ) -> Vec<(f32, u32)> {
@@ -327,10 +343,15 @@ impl GraphLayout {
         if nodes.allowed(start.1) {
             results.push(start);
         }
+        let mut expanded = 0;
         while let Some(Reverse(Scored(d, node))) = candidates.pop() {
             if results.len() >= ef && d > results.peek().map_or(f32::INFINITY, |w| w.0) {
                 break;
             }
+            if expanded >= bound.settle && d > bound.distance {
+                break;
+            }
+            expanded += 1;
             unvisited_with_prefetch(self.neighbours(words, 0, node), visited, nodes, &mut fresh);
             if let Some(Reverse(Scored(_, upcoming))) = candidates.peek() {
                 // The next node to expand is most likely the current best candidate: start
@@ -354,6 +375,25 @@ impl GraphLayout {
         let mut out: Vec<(f32, u32)> = results.into_iter().map(|s| (s.0, s.1)).collect();
         out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         out
+    }
+}
+
+/// The distance a query's answer already reaches in other segments (see
+/// [`GraphLayout::search_within`]), and how many expansions a search makes before heeding it.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub distance: f32,
+    pub settle: usize,
+}
+
+impl Bound {
+    /// No bound: a plain search.
+    #[cfg(test)]
+    pub fn none() -> Bound {
+        Bound {
+            distance: f32::INFINITY,
+            settle: 0,
+        }
     }
 }
 
