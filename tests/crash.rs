@@ -155,26 +155,32 @@ fn aborts_before_and_after_every_fsync_and_rename_lose_nothing() {
     );
 }
 
-/// With `--flush-rows 700` the fourth flush (at 2,800 records) makes four segments of one size
-/// tier, which the writer merges into one: its segment is the fifth written, and its manifest
-/// commit is `merge-after-manifest`'s first hit.
+/// With `--flush-rows 700` an import of 3,000 records flushes four segments, and its closing
+/// flush a fifth: four beside the largest, so the writer merges them all. The merged segment is
+/// the sixth written, and its manifest commit is `merge-after-manifest`'s first hit.
 #[test]
 fn a_crash_during_an_automatic_merge_loses_nothing_and_leaves_no_orphans() {
-    for spec in ["segment-after-write:5", "merge-after-manifest:1"] {
+    for spec in ["segment-after-write:6", "merge-after-manifest:1"] {
         let dir = tempfile::tempdir().unwrap();
         let (store, jsonl) = prepare(dir.path());
         let acknowledged = import_until_killed(&store, &jsonl, None, Some(spec));
-        // The batch that triggers the flush is acknowledged only after its flush and merge.
-        assert!(
-            (2_800 - BATCH..RECORDS).contains(&acknowledged),
-            "{spec}: killed after {acknowledged} records, not in the merge"
+        assert_eq!(
+            acknowledged, RECORDS,
+            "{spec}: the merge follows the last batch"
+        );
+        let stats = medvec_json(&["stats", s(&store), "cases", "--json"]);
+        let segments = stats["collections"][0]["segments"].as_u64().unwrap();
+        let expected = if spec.starts_with("merge") { 1 } else { 5 };
+        assert_eq!(
+            segments, expected,
+            "{spec}: killed before or after the commit"
         );
         check_after_crash(&store, acknowledged, 0, spec);
         finish_import(&store, &jsonl, spec);
         let stats = medvec_json(&["stats", s(&store), "cases", "--json"]);
         let segments = stats["collections"][0]["segments"].as_u64().unwrap() as usize;
         assert!(
-            segments <= 3,
+            segments <= 2,
             "{spec}: {segments} segments, the merge did not happen"
         );
         assert_eq!(

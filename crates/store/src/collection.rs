@@ -31,8 +31,8 @@ pub struct CollectionOptions {
     pub flush_bytes: usize,
     /// Compaction and merges write segments of at most this many rows.
     pub segment_rows: usize,
-    /// After a flush, segments of one size tier are merged when there are this many of them
-    /// (see `collection/merge.rs`); 0 or 1 turns automatic merging off.
+    /// After a flush, when this many segments sit beside the largest one, they are all merged
+    /// into it (see `collection/merge.rs`); 0 turns automatic merging off.
     pub merge_factor: usize,
 }
 

@@ -1,18 +1,22 @@
-//! Automatic segment merging: which segments to merge (a size-tiered policy) and the merge
-//! itself, committed like a flush.
+//! Automatic segment merging: which segments to merge (the policy) and the merge itself,
+//! committed like a flush.
 //!
 //! Every flush adds a segment, and a query visits every segment's graph, so without merging the
-//! cost of a query grows with the number of flushes. The policy keeps the number of live
-//! segments logarithmic in the number of rows:
+//! cost of a query grows with the number of flushes. An HNSW graph can take new rows at the cost
+//! of inserting them, but cannot be merged with another graph for less than re-inserting one of
+//! them; so the policy grows one large segment by absorbing the small ones:
 //!
-//! - a segment's *tier* is ⌊log_F(live rows / 1,024)⌋, with F the merge factor (default 4);
-//! - when a tier holds F segments, they are merged into one, which lands a tier higher;
-//! - segments are never merged past `segment_rows` rows.
+//! - when at least F segments (the merge factor, default 4) sit beside the largest one, all of
+//!   them are merged into it: its graph is extended with their rows (when it has no deleted rows;
+//!   otherwise rebuilt), so a row's graph is built once at its flush and extended once more;
+//! - a merge never writes more than `segment_rows` rows: when the largest segment cannot take the
+//!   others, it is left as it is and the rule applies to the rest.
 //!
-//! So a tier holds at most F − 1 segments after merging, and N rows live in at most
-//! (F − 1)·(log_F(N / 1,024) + 1) segments; each row is rewritten about log_F(N / flush) times.
-//! The merged segment's graph extends the graph of the largest input (when it has no deleted
-//! rows) instead of being rebuilt: the cost of a merge is the insertion of the smaller inputs.
+//! So a collection below `segment_rows` rows has at most F + 1 live segments, one of them holding
+//! most rows; above it, the segments that could not grow further, each holding at least about
+//! half of `segment_rows`, plus those. The price is the rewrite of the large segment's column,
+//! ids and graph at each merge (sequential I/O, linear in its size), which is much cheaper than the
+//! graph insertions it saves.
 
 use super::{next_manifest, segment_sums, Collection};
 use crate::error::Result;
@@ -22,36 +26,26 @@ use crate::segment::{self, MergedRows};
 use crate::wal::Wal;
 use std::cmp::Reverse;
 
-/// Segments below this many live rows share the lowest tier.
-const TIER_BASE_ROWS: usize = 1024;
-
-/// The tier of a segment with `rows` live rows.
-fn tier(rows: usize, factor: usize) -> u32 {
-    let mut tier = 0;
-    let mut bound = TIER_BASE_ROWS.saturating_mul(factor);
-    while rows >= bound {
-        tier += 1;
-        bound = bound.saturating_mul(factor);
-    }
-    tier
-}
-
-/// The segments (indices into `live_rows`) to merge next, if any: the `factor` smallest of the
-/// lowest tier that holds `factor` segments whose sum stays within `max_rows`.
+/// The segments (indices into `live_rows`) to merge next, if any: every segment below
+/// `max_rows` rows, when there are more than `factor` of them and they fit in `max_rows`; when they
+/// do not fit, the largest is set aside and the rule applies to the rest.
 pub(crate) fn pick(live_rows: &[usize], factor: usize, max_rows: usize) -> Option<Vec<usize>> {
-    if factor < 2 {
+    if factor < 1 {
         return None;
     }
-    let mut by_tier: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
-    for (index, &rows) in live_rows.iter().enumerate() {
-        by_tier.entry(tier(rows, factor)).or_default().push(index);
+    let mut open: Vec<usize> = (0..live_rows.len())
+        .filter(|&i| live_rows[i] < max_rows)
+        .collect();
+    open.sort_by_key(|&i| (std::cmp::Reverse(live_rows[i]), i));
+    while open.len() > factor {
+        let total: usize = open.iter().map(|&i| live_rows[i]).sum();
+        if total <= max_rows {
+            open.sort_unstable();
+            return Some(open);
+        }
+        open.remove(0);
     }
-    by_tier.into_values().find_map(|mut members| {
-        members.sort_by_key(|&i| (live_rows[i], i));
-        members.truncate(factor);
-        let total: usize = members.iter().map(|&i| live_rows[i]).sum();
-        (members.len() == factor && total <= max_rows).then_some(members)
-    })
+    None
 }
 
 impl Collection {
@@ -149,41 +143,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tiers_grow_by_the_factor() {
-        assert_eq!(tier(0, 4), 0);
-        assert_eq!(tier(4095, 4), 0);
-        assert_eq!(tier(4096, 4), 1);
-        assert_eq!(tier(65_536, 4), 3);
-        assert_eq!(tier(262_144, 4), 4);
-    }
-
-    #[test]
-    fn the_lowest_full_tier_is_merged_first() {
-        let rows = [65_536, 100, 65_536, 200, 65_536, 300, 65_536];
-        assert_eq!(pick(&rows, 4, 1 << 20), Some(vec![0, 2, 4, 6]));
-        assert_eq!(pick(&rows[..6], 4, 1 << 20), None);
-        let small = [10, 20, 30, 40, 50];
-        assert_eq!(pick(&small, 4, 1 << 20), Some(vec![0, 1, 2, 3]));
+    fn the_small_segments_are_merged_into_the_largest() {
+        let rows = [262_144, 100, 65_536, 200];
         assert_eq!(
-            pick(&small, 0, 1 << 20),
+            pick(&rows, 4, 1 << 20),
+            None,
+            "three beside the largest: not yet"
+        );
+        assert_eq!(
+            pick(&[262_144, 100, 65_536, 200, 300], 4, 1 << 20),
+            Some(vec![0, 1, 2, 3, 4])
+        );
+        assert_eq!(pick(&rows, 3, 1 << 20), Some(vec![0, 1, 2, 3]));
+        assert_eq!(
+            pick(&rows, 0, 1 << 20),
             None,
             "a factor of 0 disables merging"
         );
-        assert_eq!(pick(&rows, 4, 200_000), None, "never past segment_rows");
+        // The largest cannot take the others within the cap: set aside, the rest merge.
+        let rows = [900, 100, 100, 100, 100, 100];
+        assert_eq!(pick(&rows, 4, 1_000), Some(vec![1, 2, 3, 4, 5]));
+        // Full segments are never merged.
+        assert_eq!(pick(&[1_000, 1_000, 1, 1, 1, 1], 4, 1_000), None);
     }
 
-    /// Simulates flushes of `flush` rows with the policy applied after each: the number of
-    /// segments stays within (F − 1) per tier, which is logarithmic in the rows.
+    /// Simulates flushes of `flush` rows with the policy applied after each: below the cap the
+    /// collection keeps at most F + 1 segments, above it about two per `max_rows` more, and each
+    /// row is inserted into a graph at most about twice after its flush (merges extend the largest
+    /// input's graph with the others' rows).
     #[test]
-    fn segments_stay_logarithmic_in_the_rows() {
-        for (flush, factor) in [(65_536, 4), (3_000, 4), (10_000, 8), (1_000, 2)] {
+    fn segments_stay_few_and_rows_are_inserted_about_once() {
+        for (flush, factor, max_rows) in [
+            (65_536, 4, 1 << 20),
+            (3_000, 4, 100_000),
+            (1_000, 2, 50_000),
+        ] {
             let mut live: Vec<usize> = Vec::new();
-            let mut rewritten = 0usize;
+            let mut inserted = 0usize;
             for flushes in 1..=400usize {
                 live.push(flush);
-                while let Some(picked) = pick(&live, factor, 1 << 26) {
+                while let Some(picked) = pick(&live, factor, max_rows) {
                     let merged: usize = picked.iter().map(|&i| live[i]).sum();
-                    rewritten += merged;
+                    let largest = picked.iter().map(|&i| live[i]).max().unwrap_or(0);
+                    inserted += merged - largest;
                     live = live
                         .iter()
                         .enumerate()
@@ -193,16 +195,16 @@ mod tests {
                     live.push(merged);
                 }
                 let rows = flushes * flush;
-                let tiers = tier(rows, factor) as usize + 1;
                 assert!(
-                    live.len() <= (factor - 1) * tiers,
+                    live.len() <= factor + 1 + 2 * rows / max_rows,
                     "{} segments for {rows} rows (flush {flush}, F {factor})",
                     live.len()
                 );
+                assert!(
+                    inserted <= 2 * rows,
+                    "{inserted} insertions for {rows} rows"
+                );
             }
-            let rows = 400 * flush;
-            let levels = (rows as f64 / flush as f64).log(factor as f64).ceil() as usize;
-            assert!(rewritten <= rows * levels, "write amplification too high");
         }
     }
 }
