@@ -85,7 +85,8 @@ def child(args):
         index = Index.restore(index_path)
         index.expansion_search = ef
         if args.mode == "first-query":
-            labels = index.search(queries[:1], K, threads=args.threads).keys
+            # usearch returns one query's keys as a flat (K,) array.
+            labels = index.search(queries[:1], K, threads=args.threads).keys.reshape(1, -1)
         else:
             for _ in range(3):
                 index.search(queries, K, threads=args.threads)
