@@ -594,7 +594,10 @@ fn new_images_and_texts_are_classified_like_their_vectors() {
     assert_eq!(a[0], b[0]);
     for (x, y) in a[1..].iter().zip(&b[1..]) {
         assert_eq!(x[..2], y[..2], "same id and class");
-        for (p, q) in x[2..].iter().zip(&y[2..]) {
+        // The last column is `error`, empty for a prediction.
+        let (x, y) = (x.split_last().unwrap(), y.split_last().unwrap());
+        assert_eq!((x.0.as_str(), y.0.as_str()), ("", ""));
+        for (p, q) in x.1[2..].iter().zip(&y.1[2..]) {
             let (p, q): (f64, f64) = (p.parse().unwrap(), q.parse().unwrap());
             assert!((p - q).abs() < 1e-5, "{encoded} vs {from_vectors}");
         }
