@@ -367,8 +367,8 @@ impl Collection {
         self.len() == 0
     }
 
-    /// Writes the tail (and pending deletes) into a new segment and starts a fresh log.
-    /// Segments of one size are then merged if the merge policy asks for it.
+    /// Writes the tail (and pending deletes) into a new segment and starts a fresh log, then
+    /// merges segments if the merge policy asks for it.
     pub fn flush(&self) -> Result<()> {
         let mut wal = self.wal()?;
         self.flush_locked(&mut wal)?;
@@ -612,8 +612,7 @@ fn subtract_segment_row(sums: &mut [FieldSum], segment: &Segment, row: usize) {
     }
 }
 
-/// Live sums: each segment's sums as written, less its tombstoned rows. Segments written before
-/// sums were recorded are summed from their columns.
+/// Live sums: each segment's sums as written, less its tombstoned rows.
 fn live_sums(
     manifest: &Manifest,
     segments: &[Arc<Segment>],
@@ -621,27 +620,34 @@ fn live_sums(
 ) -> Vec<FieldSum> {
     let mut total = zero_sums(&manifest.schema);
     for ((entry, segment), dead) in manifest.segments.iter().zip(segments).zip(tombstones) {
-        if entry.sums.len() == total.len() {
-            total
-                .iter_mut()
-                .zip(&entry.sums)
-                .for_each(|(t, s)| t.merge(s));
-            dead.ones()
-                .for_each(|row| subtract_segment_row(&mut total, segment, row));
-        } else {
-            for row in (0..segment.rows).filter(|&r| !dead.get(r)) {
-                let vectors: Vec<Option<Vec<f32>>> = (0..total.len())
-                    .map(|f| {
-                        segment
-                            .has_vector(f, row)
-                            .then(|| segment.columns[f].vector(row).to_vec())
-                    })
-                    .collect();
-                add_to_sums(&mut total, &vectors, 1.0);
-            }
-        }
+        add_live_sums(&mut total, entry, segment, dead);
     }
     total
+}
+
+/// Adds one segment's live rows to `total`: its sums as written less its tombstoned rows, so the
+/// cost is in the deletes, not the rows. A segment written before sums were recorded is summed
+/// from its column.
+fn add_live_sums(total: &mut [FieldSum], entry: &SegmentEntry, segment: &Segment, dead: &BitSet) {
+    if entry.sums.len() == total.len() {
+        total
+            .iter_mut()
+            .zip(&entry.sums)
+            .for_each(|(t, s)| t.merge(s));
+        dead.ones()
+            .for_each(|row| subtract_segment_row(total, segment, row));
+    } else {
+        for row in (0..segment.rows).filter(|&r| !dead.get(r)) {
+            let vectors: Vec<Option<Vec<f32>>> = (0..total.len())
+                .map(|f| {
+                    segment
+                        .has_vector(f, row)
+                        .then(|| segment.columns[f].vector(row).to_vec())
+                })
+                .collect();
+            add_to_sums(total, &vectors, 1.0);
+        }
+    }
 }
 
 /// The manifest to commit next: the current one with tombstones written out and a new generation.

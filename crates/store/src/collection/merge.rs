@@ -18,7 +18,7 @@
 //! ids and graph at each merge (sequential I/O, linear in its size), which is much cheaper than the
 //! graph insertions it saves.
 
-use super::{next_manifest, segment_sums, Collection};
+use super::{add_live_sums, next_manifest, zero_sums, Collection};
 use crate::error::Result;
 use crate::faults;
 use crate::manifest::SegmentEntry;
@@ -36,7 +36,7 @@ pub(crate) fn pick(live_rows: &[usize], factor: usize, max_rows: usize) -> Optio
     let mut open: Vec<usize> = (0..live_rows.len())
         .filter(|&i| live_rows[i] < max_rows)
         .collect();
-    open.sort_by_key(|&i| (std::cmp::Reverse(live_rows[i]), i));
+    open.sort_by_key(|&i| (Reverse(live_rows[i]), i));
     while open.len() > factor {
         let total: usize = open.iter().map(|&i| live_rows[i]).sum();
         if total <= max_rows {
@@ -100,11 +100,16 @@ impl Collection {
             &rows,
             seed,
         )?;
+        let mut sums = zero_sums(schema);
+        for &i in picked {
+            let written = &state.manifest.segments[i];
+            add_live_sums(&mut sums, written, &state.segments[i], &state.tombstones[i]);
+        }
         let entry = SegmentEntry {
             id,
             rows: segment::RowSource::rows(&rows),
             deleted: Vec::new(),
-            sums: segment_sums(schema, &rows),
+            sums,
         };
         drop(rows);
         let old_dirs: Vec<_> = picked

@@ -203,15 +203,16 @@ fn write_column(
     let vector = |row| source.vector(index, row).unwrap_or(&zeros);
     let extra = [rows as u64, dim as u64, 0];
     fileio::write_streamed(path, FileKind::VectorColumn, owner_uid, extra, |out| {
+        // The reciprocal norms follow the vectors in the file; kept aside (4 bytes a row) so the
+        // rows are read once.
+        let mut inv_norms = Vec::with_capacity(rows);
         for row in 0..rows {
-            write_floats(out, vector(row))?;
+            let v = vector(row);
+            write_floats(out, v)?;
+            let norm = crate::distance::norm(v);
+            inv_norms.push(if norm > 0.0 { 1.0 / norm } else { 0.0 });
         }
-        for row in 0..rows {
-            let norm = crate::distance::norm(vector(row));
-            let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-            out.write_all(&inv.to_le_bytes())?;
-        }
-        Ok(())
+        write_floats(out, &inv_norms)
     })
 }
 
