@@ -44,13 +44,6 @@ impl MissingField {
             ))),
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            MissingField::Error => "error",
-            MissingField::Zero => "zero",
-        }
-    }
 }
 
 /// Classifies every stored record matching `filter`, `chunk` records at a time, calling `emit`
