@@ -4,9 +4,10 @@
 mod common;
 
 use common::*;
-use medvec_store::{CollectionOptions, SearchParams, Store};
+use medvec_store::{Collection, CollectionOptions, SearchParams, Store};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 const DIM: usize = 16;
 const FLUSH: usize = 1_100;
@@ -18,6 +19,24 @@ fn open(root: &Path, merge_factor: usize) -> Store {
         ..CollectionOptions::default()
     };
     Store::open_with(root, options).unwrap()
+}
+
+/// A new store at `root` opened with `merge_factor`, its empty `cases` collection, and the
+/// vectors of five flushes.
+fn five_flushes_of_cases(
+    root: &Path,
+    merge_factor: usize,
+) -> (Store, Arc<Collection>, Vec<Vec<f32>>) {
+    Store::create(root).unwrap();
+    let store = open(root, merge_factor);
+    let cases = store.create_collection("cases", schema(DIM)).unwrap();
+    (store, cases, clustered(5 * FLUSH, DIM, 6, 5))
+}
+
+/// Upserts flush number `flush` of `vectors`: FLUSH records, which the writer flushes.
+fn write_flush(cases: &Collection, vectors: &[Vec<f32>], flush: usize) {
+    let rows = &vectors[flush * FLUSH..(flush + 1) * FLUSH];
+    cases.upsert(&records(rows, flush * FLUSH)).unwrap();
 }
 
 fn segment_dirs(root: &Path) -> usize {
@@ -180,24 +199,12 @@ fn check_contents(cases: &medvec_store::Collection, expected: &BTreeMap<String, 
 fn a_reader_keeps_its_version_while_the_writer_merges() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
-    Store::create(&root).unwrap();
-    let store = open(&root, 4);
-    let cases = store.create_collection("cases", schema(DIM)).unwrap();
-    let vectors = clustered(5 * FLUSH, DIM, 6, 5);
-    for flush in 0..4 {
-        cases
-            .upsert(&records(
-                &vectors[flush * FLUSH..(flush + 1) * FLUSH],
-                flush * FLUSH,
-            ))
-            .unwrap();
-    }
+    let (_store, cases, vectors) = five_flushes_of_cases(&root, 4);
+    (0..4).for_each(|flush| write_flush(&cases, &vectors, flush));
     assert_eq!(cases.stats().segments, 4);
     let reader = Store::open_read_only(&root).unwrap();
     let before = reader.collection("cases").unwrap();
-    cases
-        .upsert(&records(&vectors[4 * FLUSH..], 4 * FLUSH))
-        .unwrap();
+    write_flush(&cases, &vectors, 4);
     assert_eq!(
         cases.stats().segments,
         1,
@@ -221,19 +228,8 @@ fn a_reader_keeps_its_version_while_the_writer_merges() {
 #[test]
 fn a_merge_factor_of_zero_keeps_every_flush() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("store");
-    Store::create(&root).unwrap();
-    let store = open(&root, 0);
-    let cases = store.create_collection("cases", schema(DIM)).unwrap();
-    let vectors = clustered(5 * FLUSH, DIM, 6, 5);
-    for flush in 0..5 {
-        cases
-            .upsert(&records(
-                &vectors[flush * FLUSH..(flush + 1) * FLUSH],
-                flush * FLUSH,
-            ))
-            .unwrap();
-    }
+    let (_store, cases, vectors) = five_flushes_of_cases(&dir.path().join("store"), 0);
+    (0..5).for_each(|flush| write_flush(&cases, &vectors, flush));
     assert_eq!(cases.stats().segments, 5);
 }
 
