@@ -106,7 +106,7 @@ fn every_file_of_a_store_is_private_to_its_owner() {
         "early.head",
         "image.hnsw",
         "image.f32",
-        "ids.rkyv",
+        "ids.idx",
     ] {
         assert!(names.iter().any(|n| n == kind), "no {kind} in {names:?}");
     }

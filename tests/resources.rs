@@ -71,14 +71,14 @@ fn verify_repair_rebuilds_a_damaged_graph_and_refuses_other_damage() {
     let text = medvec_ok(&["verify", s(&store), "--repair"]);
     assert!(text.contains("no damaged HNSW graph"), "{text}");
     // Damage to a file that holds data cannot be repaired: named, and nothing changes.
-    let ids = store.join("collections/cases/seg-00000001/ids.rkyv");
+    let ids = store.join("collections/cases/seg-00000001/ids.idx");
     let mut bytes = std::fs::read(&ids).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&ids, &bytes).unwrap();
     let graph_before = std::fs::read(&graph).unwrap();
     let err = medvec_err(&["verify", s(&store), "--repair"]);
     assert!(
-        err.contains("ids.rkyv") && err.contains("nothing was changed"),
+        err.contains("ids.idx") && err.contains("nothing was changed"),
         "{err}"
     );
     assert_eq!(std::fs::read(&ids).unwrap(), bytes);

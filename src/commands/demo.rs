@@ -84,15 +84,15 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     step(&format!(
         "image → image: the 5 cases that look most like {first}"
     ));
-    let query = cases.get(&first).context("first record vanished")?.vectors["image"].clone();
+    let query = cases.get(&first)?.context("first record vanished")?.vectors["image"].clone();
     show(
         &cases,
         &cases.search("image", &query, &SearchParams::top(5))?,
-    );
+    )?;
     step("filtered: melanoma in patients aged 50 or more (dx = \"mel\" and age >= 50)");
     let mut params = SearchParams::top(5);
     params.filter = Some(Filter::parse("dx = \"mel\" and age >= 50")?);
-    show(&cases, &cases.search("image", &query, &params)?);
+    show(&cases, &cases.search("image", &query, &params)?)?;
     show_alignment(&cases, &first)?;
     show_heads(&cases)?;
     show_ingest(&store, &fixtures, args.text_model.as_deref())?;
@@ -171,7 +171,7 @@ fn show_alignment(cases: &Collection, id: &str) -> Result<()> {
         let r = gap_report(cases, "image", "text", None, Some((&alignment, lambda)))?;
         println!("  λ = {lambda}: ‖Δ‖ {:.3}, mean paired cosine {:.3}, PCA-2 variance image {:.4} / text {:.4}", r.delta_norm, r.mean_paired_cosine, r.pca_variance_a, r.pca_variance_b);
     }
-    let record = cases.get(id).context("demo record vanished")?;
+    let record = cases.get(id)?.context("demo record vanished")?;
     let text = vec![record.vectors["text"].clone()];
     step(&format!(
         "text → image: the images that best match the clinical text of {id}"
@@ -187,7 +187,7 @@ fn show_alignment(cases: &Collection, id: &str) -> Result<()> {
             SearchParams::top(3),
         )?;
         println!("  shift λ = {lambda}:");
-        show(cases, &hits[0]);
+        show(cases, &hits[0])?;
     }
     Ok(())
 }
@@ -297,7 +297,7 @@ fn show_ingest(store: &Store, fixtures: &Path, text_model: Option<&Path>) -> Res
     show(
         &archive,
         &archive.search("text", &query[0], &SearchParams::top(3))?,
-    );
+    )?;
     Ok(())
 }
 
@@ -341,9 +341,10 @@ fn step(title: &str) {
     println!("\n== {title}");
 }
 
-fn show(cases: &Collection, hits: &[medvec_store::Hit]) {
+fn show(cases: &Collection, hits: &[medvec_store::Hit]) -> Result<()> {
     let columns = ["dx", "age", "sex", "localization"].map(String::from);
-    for line in super::hits::table_lines(&[cases], hits, &columns) {
+    for line in super::hits::table_lines(&[cases], hits, &columns)? {
         println!("{line}");
     }
+    Ok(())
 }

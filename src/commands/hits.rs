@@ -33,12 +33,16 @@ pub fn payload_columns(collection: &Collection, show: Option<&str>) -> Result<Ve
 /// The hits as aligned text lines, a header first, each line indented by two spaces. A hit's
 /// payload is read from the first of `collections` (the shards of a search) that holds it; a
 /// missing value shows as `-`.
-pub fn table_lines(collections: &[&Collection], hits: &[Hit], columns: &[String]) -> Vec<String> {
+pub fn table_lines(
+    collections: &[&Collection],
+    hits: &[Hit],
+    columns: &[String],
+) -> anyhow::Result<Vec<String>> {
     let mut header = vec!["rank".to_string(), "id".into(), "score".into()];
     header.extend(columns.iter().cloned());
     let mut rows = vec![header];
     for (rank, hit) in hits.iter().enumerate() {
-        let record = collections.iter().find_map(|c| c.get(&hit.id));
+        let record = find_record(collections, &hit.id)?;
         let mut row = vec![
             format!("{}.", rank + 1),
             hit.id.clone(),
@@ -54,7 +58,20 @@ pub fn table_lines(collections: &[&Collection], hits: &[Hit], columns: &[String]
         }));
         rows.push(row);
     }
-    align(&rows)
+    Ok(align(&rows))
+}
+
+/// The record with this id in the first of `collections` (shards) that holds it.
+pub fn find_record(
+    collections: &[&Collection],
+    id: &str,
+) -> Result<Option<medvec_store::Record>, medvec_store::StoreError> {
+    for collection in collections {
+        if let Some(record) = collection.get(id)? {
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
 }
 
 /// Pads every column to its widest cell; the rank and score columns are right-aligned.

@@ -28,7 +28,7 @@ pub fn get(args: GetArgs) -> Result<()> {
     let collection = store.collection(&args.collection)?;
     let mut missing = Vec::new();
     for id in &args.ids {
-        match collection.get(id) {
+        match collection.get(id)? {
             Some(record) => print_json(&record_json(&record, !args.no_vectors)),
             None => missing.push(id.as_str()),
         }

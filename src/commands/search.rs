@@ -133,7 +133,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
             print_json_hits(i, &hits);
         } else {
             println!("query {i}:");
-            for line in table_lines(&all, &hits, &columns) {
+            for line in table_lines(&all, &hits, &columns)? {
                 println!("{line}");
             }
         }
@@ -208,9 +208,10 @@ fn read_queries(
         return Ok(plain(vec![vector]));
     }
     if let Some(id) = &args.like {
-        let record = std::iter::once(collection)
+        let all: Vec<&Collection> = std::iter::once(collection)
             .chain(shards.iter().map(|c| &**c))
-            .find_map(|c| c.get(id))
+            .collect();
+        let record = super::hits::find_record(&all, id)?
             .with_context(|| format!("--like: no record with id `{id}`"))?;
         let vector = record
             .vectors

@@ -407,7 +407,7 @@ impl Run<'_> {
         for row in chunk {
             match row {
                 Err(rejection) => self.reject(rejection)?,
-                Ok(row) if self.is_stored(&row.id) => self.counts.skipped += 1,
+                Ok(row) if self.is_stored(&row.id)? => self.counts.skipped += 1,
                 Ok(row) => fresh.push(row),
             }
         }
@@ -430,10 +430,11 @@ impl Run<'_> {
 
     /// Whether a row is already stored. A DICOM file's frames are written in one chunk, so
     /// its first frame's record stands for all of them.
-    fn is_stored(&self, id: &str) -> bool {
-        self.collection.is_some_and(|c| {
-            c.get(id).is_some() || c.get(&self.options.dicom.record_id(id, 0)).is_some()
-        })
+    fn is_stored(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(c) = self.collection else {
+            return Ok(false);
+        };
+        Ok(c.contains(id)? || c.contains(&self.options.dicom.record_id(id, 0))?)
     }
 
     fn reject(&mut self, rejection: Rejection) -> Result<(), PipelineError> {

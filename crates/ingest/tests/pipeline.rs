@@ -131,7 +131,7 @@ fn ingests_rejects_resumes_and_dry_runs() {
 fn check_records(cases: &Collection, models: &Models) {
     let images = fixtures().join("images");
     for row in manifest().iter().filter(|r| r["id"].starts_with("ISIC_")) {
-        let record = cases.get(&row["id"]).unwrap();
+        let record = cases.get(&row["id"]).unwrap().unwrap();
         let want = models
             .image
             .encode_files(&[images.join(&row["path"])])
@@ -146,11 +146,11 @@ fn check_records(cases: &Collection, models: &Models) {
     }
     // "80.0" parses as an int; the missing age is null.
     assert_eq!(
-        cases.get("ISIC_0025030").unwrap().payload["age"],
+        cases.get("ISIC_0025030").unwrap().unwrap().payload["age"],
         Value::Int(80)
     );
     assert_eq!(
-        cases.get("ISIC_0033391").unwrap().payload["age"],
+        cases.get("ISIC_0033391").unwrap().unwrap().payload["age"],
         Value::Null
     );
 }

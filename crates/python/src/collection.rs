@@ -113,8 +113,9 @@ impl NativeCollection {
         ids: Vec<String>,
         with_vectors: bool,
     ) -> PyResult<Bound<'py, PyList>> {
-        let records: Vec<Option<Record>> =
-            py.detach(|| self.with(|c| Ok(ids.iter().map(|id| c.get(id)).collect())))?;
+        let records: Vec<Option<Record>> = py.detach(|| {
+            self.with(|c| Ok(ids.iter().map(|id| c.get(id)).collect::<Result<_, _>>()?))
+        })?;
         let items = records
             .into_iter()
             .map(|record: Option<Record>| match record {

@@ -449,7 +449,7 @@ fn resampling_units(
     let mut units: Vec<Vec<usize>> = Vec::new();
     for (row, id) in ids.iter().enumerate() {
         let group = collection
-            .get(id)
+            .get(id)?
             .and_then(|r| r.payload.get(column).map(|v| v.to_string()))
             .filter(|g| !g.is_empty());
         let unit = match group {

@@ -173,7 +173,7 @@ fn rebuild_knn(
     let mut text = Vec::with_capacity(cases.ids.len());
     let mut missing = Vec::new();
     for id in &cases.ids {
-        let vectors = collection.get(id).and_then(|mut r| {
+        let vectors = collection.get(id)?.and_then(|mut r| {
             let i = r.vectors.remove(&meta.image_field)?;
             Some((i, r.vectors.remove(&meta.text_field)?))
         });

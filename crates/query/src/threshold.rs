@@ -120,7 +120,7 @@ fn predict_ids(
     let (mut image, mut text, mut truth) = (Vec::new(), Vec::new(), Vec::new());
     for id in ids {
         let record = collection
-            .get(id)
+            .get(id)?
             .ok_or_else(|| QueryError::Invalid(format!("record `{id}` vanished while training")))?;
         let field =
             |name: &str| {

@@ -135,7 +135,7 @@ fn a_knn_head_refuses_changed_training_vectors() {
     .unwrap();
     trained.save(&cases, "knn").unwrap();
     let id = trained.training.as_ref().unwrap().ids[5].clone();
-    let mut record = cases.get(&id).unwrap();
+    let mut record = cases.get(&id).unwrap().unwrap();
     record.vectors.get_mut("image").unwrap()[0] += 1.0;
     cases.upsert(&[record]).unwrap();
     let err = SavedHead::load(&cases, "knn").unwrap_err().to_string();

@@ -17,7 +17,6 @@ use crate::sums::FieldSum;
 use crate::validate::validate_batch;
 use crate::wal::{LoggedOp, LoggedRecord, Wal};
 use crate::Record;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -60,57 +59,55 @@ pub(crate) struct State {
     pub segments: Vec<Arc<Segment>>,
     pub tombstones: Vec<BitSet>,
     pub tail: MemTable,
-    /// Id → segment row, for live segment rows only; built on first need.
-    id_index: Option<HashMap<String, (usize, u32)>>,
     /// Per vector field, the running sum of the live rows' unit vectors.
     pub sums: Vec<FieldSum>,
 }
 
 impl State {
-    pub(crate) fn locate(&mut self, id: &str) -> Option<Location> {
+    /// Where `id` lives: the tail, or the one segment row holding it that is not deleted. Each
+    /// segment's id table answers by binary search, so nothing is held in memory per row.
+    pub(crate) fn locate(&self, id: &str) -> Result<Option<Location>> {
         if self.tail.contains(id) {
-            return Some(Location::Tail);
+            return Ok(Some(Location::Tail));
         }
-        self.index().get(id).map(|&(s, r)| Location::Segment(s, r))
-    }
-
-    fn index(&mut self) -> &mut HashMap<String, (usize, u32)> {
-        if self.id_index.is_none() {
-            let mut index = HashMap::new();
-            for (s, segment) in self.segments.iter().enumerate() {
-                for row in 0..segment.rows {
-                    if !self.tombstones[s].get(row) {
-                        index.insert(segment.id_of(row).to_string(), (s, row as u32));
-                    }
+        for (s, segment) in self.segments.iter().enumerate().rev() {
+            if let Some(row) = segment.find(id)? {
+                if !self.tombstones[s].get(row) {
+                    return Ok(Some(Location::Segment(s, row as u32)));
                 }
             }
-            self.id_index = Some(index);
         }
-        self.id_index.as_mut().expect("built above")
+        Ok(None)
     }
 
     /// Applies one logged operation (during a write or a replay).
-    fn apply(&mut self, op: LoggedOp) {
+    fn apply(&mut self, op: LoggedOp) -> Result<()> {
         let id = match &op {
-            LoggedOp::Upsert(record) => record.id.clone(),
-            LoggedOp::Delete(id) => id.clone(),
+            LoggedOp::Upsert(record) => record.id.as_str(),
+            LoggedOp::Delete(id) => id.as_str(),
         };
-        self.remove_live(&id);
+        self.remove_live(id)?;
         if let LoggedOp::Upsert(record) = op {
             add_to_sums(&mut self.sums, &record.vectors, 1.0);
             self.tail.upsert(record);
         }
+        Ok(())
+    }
+
+    fn apply_all(&mut self, ops: impl IntoIterator<Item = LoggedOp>) -> Result<()> {
+        ops.into_iter().try_for_each(|op| self.apply(op))
     }
 
     /// Removes the live version of `id`, wherever it is, from the tail or by tombstone.
-    fn remove_live(&mut self, id: &str) {
+    fn remove_live(&mut self, id: &str) -> Result<()> {
         if let Some(old) = self.tail.get(id) {
             add_to_sums(&mut self.sums, &old.vectors.clone(), -1.0);
             self.tail.remove(id);
-        } else if let Some((s, row)) = self.index().remove(id) {
+        } else if let Some(Location::Segment(s, row)) = self.locate(id)? {
+            subtract_segment_row(&mut self.sums, &self.segments[s], row as usize)?;
             self.tombstones[s].set(row as usize);
-            subtract_segment_row(&mut self.sums, &self.segments[s], row as usize);
         }
+        Ok(())
     }
 
     pub(crate) fn live_count(&self) -> usize {
@@ -123,11 +120,12 @@ impl State {
         segment_rows + self.tail.len()
     }
 
-    pub(crate) fn get(&mut self, id: &str) -> Option<LoggedRecord> {
-        match self.locate(id)? {
-            Location::Tail => self.tail.get(id).cloned(),
-            Location::Segment(s, row) => Some(self.segments[s].record(row as usize)),
-        }
+    pub(crate) fn get(&self, id: &str) -> Result<Option<LoggedRecord>> {
+        Ok(match self.locate(id)? {
+            None => None,
+            Some(Location::Tail) => self.tail.get(id).cloned(),
+            Some(Location::Segment(s, row)) => Some(self.segments[s].record(row as usize)?),
+        })
     }
 }
 
@@ -209,7 +207,7 @@ impl Collection {
         }
         let wal = Wal::open_for_append(&wal_path, &replay)?;
         for batch in replay.batches {
-            batch.ops.into_iter().for_each(|op| state.apply(op));
+            state.apply_all(batch.ops)?;
         }
         Ok(Collection {
             dir: dir.to_path_buf(),
@@ -244,7 +242,7 @@ impl Collection {
         let replay = Wal::replay(&wal_path, state.manifest.uid)?
             .fitting(&wal_path, &state.manifest.schema)?;
         for batch in replay.batches {
-            batch.ops.into_iter().for_each(|op| state.apply(op));
+            state.apply_all(batch.ops)?;
         }
         Ok(Collection {
             dir: dir.to_path_buf(),
@@ -301,18 +299,19 @@ impl Collection {
     pub fn delete(&self, ids: &[String]) -> Result<usize> {
         let mut wal = self.wal()?;
         let mut state = self.write();
-        let existing: Vec<String> = ids
-            .iter()
-            .filter(|id| state.locate(id).is_some())
-            .cloned()
-            .collect();
+        let mut existing = Vec::new();
+        for id in ids {
+            if state.locate(id)?.is_some() {
+                existing.push(id.clone());
+            }
+        }
         if existing.is_empty() {
             return Ok(0);
         }
         let count = existing.len();
         let ops: Vec<LoggedOp> = existing.into_iter().map(LoggedOp::Delete).collect();
         wal.append(ops.clone())?;
-        ops.into_iter().for_each(|op| state.apply(op));
+        state.apply_all(ops)?;
         drop(state);
         drop(wal);
         Ok(count)
@@ -322,7 +321,7 @@ impl Collection {
         let mut wal = self.wal()?;
         wal.append(ops.clone())?;
         let mut state = self.write();
-        ops.into_iter().for_each(|op| state.apply(op));
+        state.apply_all(ops)?;
         let should_flush = state.tail.len() >= self.options.flush_rows
             || state.tail.bytes() >= self.options.flush_bytes;
         drop(state);
@@ -333,10 +332,17 @@ impl Collection {
         Ok(())
     }
 
-    pub fn get(&self, id: &str) -> Option<Record> {
-        let mut state = self.write();
+    /// The live record with this id, if any; an error only when a file it is read from is
+    /// damaged.
+    pub fn get(&self, id: &str) -> Result<Option<Record>> {
+        let state = self.read();
         let logged = state.get(id)?;
-        Some(to_record(&state.manifest.schema, logged))
+        Ok(logged.map(|logged| to_record(&state.manifest.schema, logged)))
+    }
+
+    /// Whether a live record has this id (reads no vector or payload).
+    pub fn contains(&self, id: &str) -> Result<bool> {
+        Ok(self.read().locate(id)?.is_some())
     }
 
     pub fn len(&self) -> usize {
@@ -447,7 +453,7 @@ impl Collection {
         let mut batch = Vec::new();
         for (segment, tombstones) in state.segments.iter().zip(&state.tombstones) {
             for row in (0..segment.rows).filter(|&r| !tombstones.get(r)) {
-                batch.push(segment.record(row));
+                batch.push(segment.record(row)?);
                 if batch.len() == self.options.segment_rows {
                     write_compacted(&self.dir, &mut manifest, &mut batch)?;
                 }
@@ -517,9 +523,12 @@ impl Collection {
         let schema = &state.manifest.schema;
         let filter = filter.map(|f| f.compile(schema)).transpose()?;
         for (segment, tombstones) in state.segments.iter().zip(&state.tombstones) {
+            if filter.is_some() {
+                segment.check_ids()?;
+            }
             for row in (0..segment.rows).filter(|&r| !tombstones.get(r)) {
                 if filter.as_ref().is_none_or(|f| f.matches(&segment.row(row))) {
-                    visit(to_record(schema, segment.record(row)))?;
+                    visit(to_record(schema, segment.record(row)?))?;
                 }
             }
         }
@@ -604,12 +613,13 @@ fn add_to_sums(sums: &mut [FieldSum], vectors: &[Option<Vec<f32>>], sign: f64) {
     }
 }
 
-fn subtract_segment_row(sums: &mut [FieldSum], segment: &Segment, row: usize) {
+fn subtract_segment_row(sums: &mut [FieldSum], segment: &Segment, row: usize) -> Result<()> {
     for (field, sum) in sums.iter_mut().enumerate() {
         if segment.has_vector(field, row) {
-            sum.add(segment.columns[field].vector(row), -1.0);
+            sum.add(segment.columns[field].vector(row)?, -1.0);
         }
     }
+    Ok(())
 }
 
 /// Live sums: each segment's sums as written, less its tombstoned rows.
@@ -617,36 +627,35 @@ fn live_sums(
     manifest: &Manifest,
     segments: &[Arc<Segment>],
     tombstones: &[BitSet],
-) -> Vec<FieldSum> {
+) -> Result<Vec<FieldSum>> {
     let mut total = zero_sums(&manifest.schema);
     for ((entry, segment), dead) in manifest.segments.iter().zip(segments).zip(tombstones) {
-        add_live_sums(&mut total, entry, segment, dead);
+        add_live_sums(&mut total, entry, segment, dead)?;
     }
-    total
+    Ok(total)
 }
 
 /// Adds one segment's live rows to `total`: its sums as written less its tombstoned rows, so the
 /// cost is in the deletes, not the rows. A segment written before sums were recorded is summed
 /// from its column.
-fn add_live_sums(total: &mut [FieldSum], entry: &SegmentEntry, segment: &Segment, dead: &BitSet) {
+fn add_live_sums(
+    total: &mut [FieldSum],
+    entry: &SegmentEntry,
+    segment: &Segment,
+    dead: &BitSet,
+) -> Result<()> {
     if entry.sums.len() == total.len() {
         total
             .iter_mut()
             .zip(&entry.sums)
             .for_each(|(t, s)| t.merge(s));
         dead.ones()
-            .for_each(|row| subtract_segment_row(total, segment, row));
+            .try_for_each(|row| subtract_segment_row(total, segment, row))
     } else {
         for row in (0..segment.rows).filter(|&r| !dead.get(r)) {
-            let vectors: Vec<Option<Vec<f32>>> = (0..total.len())
-                .map(|f| {
-                    segment
-                        .has_vector(f, row)
-                        .then(|| segment.columns[f].vector(row).to_vec())
-                })
-                .collect();
-            add_to_sums(total, &vectors, 1.0);
+            add_to_sums(total, &segment.record(row)?.vectors, 1.0);
         }
+        Ok(())
     }
 }
 
@@ -683,13 +692,12 @@ fn load_state(dir: &Path, manifest: Manifest) -> Result<State> {
         }
         tombstones.push(deleted);
     }
-    let sums = live_sums(&manifest, &segments, &tombstones);
+    let sums = live_sums(&manifest, &segments, &tombstones)?;
     Ok(State {
         manifest,
         segments,
         tombstones,
         tail: MemTable::default(),
-        id_index: None,
         sums,
     })
 }

@@ -10,8 +10,9 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes and the newest it reads. Version 2 added blocked bodies
+/// (vector columns and the sorted id index, see `blocks.rs`); version 1 files still read.
+pub const FORMAT_VERSION: u32 = 2;
 /// Size of the header in front of every file body.
 pub const HEADER_LEN: usize = 64;
 const MAGIC: &[u8; 6] = b"MEDVEC";
@@ -24,6 +25,7 @@ pub enum FileKind {
     Wal,
     VectorColumn,
     Ids,
+    IdIndex,
     Payload,
     Graph,
     Head,
@@ -39,6 +41,7 @@ impl FileKind {
             FileKind::Wal => b"WL",
             FileKind::VectorColumn => b"VC",
             FileKind::Ids => b"ID",
+            FileKind::IdIndex => b"IX",
             FileKind::Payload => b"PL",
             FileKind::Graph => b"HG",
             FileKind::Head => b"HD",
@@ -54,6 +57,7 @@ impl FileKind {
             FileKind::Wal => "write-ahead log",
             FileKind::VectorColumn => "vector column",
             FileKind::Ids => "id table",
+            FileKind::IdIndex => "id index",
             FileKind::Payload => "payload table",
             FileKind::Graph => "HNSW graph",
             FileKind::Head => "classifier head",
@@ -68,6 +72,8 @@ impl FileKind {
 pub struct Header {
     pub kind: FileKind,
     pub version: u32,
+    /// Bit 0: the body is blocked (bits 8..16: log2 of the block size), see `blocks.rs`.
+    pub flags: u32,
     /// Uid of the collection (or store) the file belongs to; catches files copied between stores.
     pub owner_uid: u64,
     pub body_len: u64,
@@ -81,6 +87,7 @@ impl Header {
         Header {
             kind,
             version: FORMAT_VERSION,
+            flags: 0,
             owner_uid,
             body_len: body.len() as u64,
             body_crc: crc32fast::hash(body),
@@ -93,7 +100,7 @@ impl Header {
         out[0..6].copy_from_slice(MAGIC);
         out[6..8].copy_from_slice(&self.kind.code());
         out[8..12].copy_from_slice(&self.version.to_le_bytes());
-        // 12..16 reserved flags, zero.
+        out[12..16].copy_from_slice(&self.flags.to_le_bytes());
         out[16..24].copy_from_slice(&self.owner_uid.to_le_bytes());
         out[24..32].copy_from_slice(&self.body_len.to_le_bytes());
         out[32..36].copy_from_slice(&self.body_crc.to_le_bytes());
@@ -148,11 +155,16 @@ impl Header {
         let header = Header {
             kind,
             version,
+            flags: word32(12),
             owner_uid: word64(16),
             body_len: word64(24),
             body_crc: word32(32),
             extra: [word64(36), word64(44), word64(52)],
         };
+        if version < 2 && header.flags != 0 {
+            return Err(corrupt(path, "flags set in a version 1 header"));
+        }
+        crate::blocks::shift_of(path, header.flags)?;
         if let Some(expected) = owner_uid {
             if header.owner_uid != expected {
                 return Err(corrupt(path, "belongs to another collection or store (its owner uid differs from the MANIFEST and log)"));
@@ -164,6 +176,11 @@ impl Header {
     /// Checks that `file_bytes` holds exactly the body the header describes and that its CRC matches.
     pub fn check_body<'a>(&self, path: &Path, file_bytes: &'a [u8]) -> Result<&'a [u8]> {
         let body = self.body_slice(path, file_bytes)?;
+        if let Some(shift) = crate::blocks::shift_of(path, self.flags)? {
+            let checks = crate::blocks::BlockChecks::open(path, body, shift, self.body_crc)?;
+            checks.check_all(path, body)?;
+            return Ok(&body[..checks.data_len()]);
+        }
         if crc32fast::hash(body) != self.body_crc {
             return Err(corrupt(path, "body checksum mismatch"));
         }
@@ -223,12 +240,12 @@ pub fn write_new_file(path: &Path, header: &Header, body: &[u8]) -> Result<()> {
 
 /// Writes a new file whose body `fill` streams out, then goes back to put the header (with the
 /// body's length and CRC, known only at the end) in front, and fsyncs. Large columns are written
-/// this way so that a flush or a merge never holds a second copy of them in memory.
+/// this way so that a flush or a merge never holds a second copy of them in memory. With
+/// `block_shift`, the body is blocked (`blocks.rs`): the block CRC table follows the data.
 pub fn write_streamed(
     path: &Path,
-    kind: FileKind,
-    owner_uid: u64,
-    extra: [u64; 3],
+    (kind, owner_uid, extra): (FileKind, u64, [u64; 3]),
+    block_shift: Option<u32>,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
     use std::io::{Seek, SeekFrom};
@@ -236,6 +253,7 @@ pub fn write_streamed(
     let mut out = HashingWriter {
         inner: std::io::BufWriter::with_capacity(1 << 20, &file),
         hasher: crc32fast::Hasher::new(),
+        blocks: block_shift.map(crate::blocks::BlockHasher::new),
         len: 0,
     };
     // A placeholder header: a crash before the real one is written leaves a file that fails
@@ -245,12 +263,22 @@ pub fn write_streamed(
         return Err(e).at(path);
     }
     fill(&mut out).at(path)?;
+    let (body_crc, flags) = match (out.blocks.take(), block_shift) {
+        (Some(blocks), Some(shift)) => {
+            let table = blocks.table();
+            out.inner.write_all(&table).at(path)?;
+            out.len += table.len() as u64;
+            (crc32fast::hash(&table), crate::blocks::flags(shift))
+        }
+        _ => (out.hasher.clone().finalize(), 0),
+    };
     let header = Header {
         kind,
         version: FORMAT_VERSION,
+        flags,
         owner_uid,
         body_len: out.len,
-        body_crc: out.hasher.clone().finalize(),
+        body_crc,
         extra,
     };
     let mut inner = out
@@ -263,17 +291,21 @@ pub fn write_streamed(
     file.sync_all().at(path)
 }
 
-/// A writer that also checksums and counts what passes through it.
+/// A writer that also checksums (whole, or per block) and counts what passes through it.
 struct HashingWriter<W: Write> {
     inner: W,
     hasher: crc32fast::Hasher,
+    blocks: Option<crate::blocks::BlockHasher>,
     len: u64,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let written = self.inner.write(buf)?;
-        self.hasher.update(&buf[..written]);
+        match &mut self.blocks {
+            Some(blocks) => blocks.update(&buf[..written]),
+            None => self.hasher.update(&buf[..written]),
+        }
         self.len += written as u64;
         Ok(written)
     }
@@ -287,7 +319,9 @@ impl<W: Write> Write for HashingWriter<W> {
 fn failure_point(kind: FileKind) -> &'static str {
     match kind {
         FileKind::Wal => "wal-create",
-        FileKind::VectorColumn | FileKind::Ids | FileKind::Payload => "segment-write",
+        FileKind::VectorColumn | FileKind::Ids | FileKind::IdIndex | FileKind::Payload => {
+            "segment-write"
+        }
         FileKind::Graph => "graph-write",
         FileKind::Manifest => "manifest-write",
         FileKind::Head => "head-write",

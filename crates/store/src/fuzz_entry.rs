@@ -234,7 +234,7 @@ fn fresh_store(kind: Template) -> (Scratch, PathBuf) {
     (scratch, dir)
 }
 
-/// The bytes of one template file, e.g. `MANIFEST` or `seg-00000001/ids.rkyv`, relative to the
+/// The bytes of one template file, e.g. `MANIFEST` or `seg-00000001/ids.idx`, relative to the
 /// collection's directory (for writing seed files).
 pub fn template_file(relative: &str) -> Vec<u8> {
     std::fs::read(
@@ -264,6 +264,29 @@ fn seal(path: &Path, kind: FileKind, owner_uid: u64, extra: [u64; 3], body: &[u8
     let mut bytes = header.encode().to_vec();
     bytes.extend_from_slice(body);
     std::fs::write(path, bytes).expect("scratch write");
+}
+
+/// Like [`seal`], for a file with a blocked body: `data` gets a fresh block table.
+fn seal_blocked(path: &Path, (kind, extra): (FileKind, [u64; 3]), shift: u32, data: &[u8]) {
+    let (body, crc) = crate::blocks::blocked_body(data, shift);
+    let mut header = Header::new(kind, TEMPLATE_UID, &body, extra);
+    header.body_crc = crc;
+    header.flags = crate::blocks::flags(shift);
+    let mut bytes = header.encode().to_vec();
+    bytes.extend_from_slice(&body);
+    std::fs::write(path, bytes).expect("scratch write");
+}
+
+/// The template file's data (without its block table) and its block size, if blocked.
+fn template_data(path: &Path, kind: FileKind) -> (Vec<u8>, Option<u32>) {
+    let bytes = std::fs::read(path).expect("template file");
+    let header = Header::decode(path, &bytes, kind, None).expect("template header");
+    let data = header
+        .check_body(path, &bytes)
+        .expect("template body")
+        .to_vec();
+    let shift = crate::blocks::shift_of(path, header.flags).expect("template flags");
+    (data, shift)
 }
 
 fn extra_of(path: &Path, kind: FileKind) -> [u64; 3] {
@@ -352,7 +375,7 @@ pub fn segment_files(data: &[u8]) {
         return;
     };
     let (name, kind) = [
-        ("ids.rkyv", FileKind::Ids),
+        ("ids.idx", FileKind::IdIndex),
         ("payload.rkyv", FileKind::Payload),
         ("v.f32", FileKind::VectorColumn),
         ("v.hnsw", FileKind::Graph),
@@ -360,20 +383,22 @@ pub fn segment_files(data: &[u8]) {
     let (scratch, dir) = fresh_store(Template::Large);
     let path = dir.join(crate::segment::dir_name(1)).join(name);
     let extra = extra_of(&path, kind);
-    let body = if selector & 4 == 0 {
-        rest.to_vec()
+    let (mut data, shift) = template_data(&path, kind);
+    if selector & 4 == 0 {
+        data = rest.to_vec();
     } else {
-        let mut body = std::fs::read(&path).expect("template file")[HEADER_LEN..].to_vec();
         for patch in rest.chunks_exact(5) {
             let offset = u32::from_le_bytes([patch[0], patch[1], patch[2], patch[3]]) as usize;
-            if !body.is_empty() {
-                let at = offset % body.len();
-                body[at] ^= patch[4];
+            if !data.is_empty() {
+                let at = offset % data.len();
+                data[at] ^= patch[4];
             }
         }
-        body
-    };
-    seal(&path, kind, TEMPLATE_UID, extra, &body);
+    }
+    match shift {
+        Some(shift) => seal_blocked(&path, (kind, extra), shift, &data),
+        None => seal(&path, kind, TEMPLATE_UID, extra, &data),
+    }
     exercise(
         &scratch.path().join("store"),
         selector & 8 != 0,

@@ -14,6 +14,7 @@
 //! The on-disk format is specified in `FORMAT.md` beside this crate.
 
 mod bitset;
+mod blocks;
 mod collection;
 pub mod distance;
 mod error;

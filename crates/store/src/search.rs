@@ -105,17 +105,17 @@ impl Collection {
             // Largest segment first: its answer bounds the searches of the smaller ones.
             for &s in &order {
                 let (segment, plan) = (&state.segments[s], &plans[s]);
-                search_segment(segment, field_index, plan, &prepared, ef, &mut top);
+                search_segment(segment, field_index, plan, &prepared, ef, &mut top)?;
             }
             scan_tail(&state, field_index, filter.as_ref(), &prepared, &mut top);
-            top.into_hits(spec.metric)
+            Ok(top.into_hits(spec.metric))
         };
         // One query runs on the caller's thread: handing it to the pool costs a wake-up, which
         // is a sizeable share of a single-query search (the latency a Python caller sees).
         if let [query] = queries {
-            return Ok(vec![search_one(query)]);
+            return Ok(vec![search_one(query)?]);
         }
-        Ok(queries.par_iter().map(search_one).collect())
+        queries.par_iter().map(search_one).collect()
     }
 }
 
@@ -168,13 +168,15 @@ fn plan_segments(
         .zip(&state.tombstones)
         .map(|(segment, tombstones)| {
             let column = &segment.columns[field];
-            column.ensure_verified()?;
             let unrestricted = filter.is_none()
                 && segment.is_complete(field)
                 && tombstones.count() == 0
-                && column.graph().is_some();
+                && column.has_graph();
             if unrestricted && !exact && segment.rows > EXACT_ROWS {
                 return Ok(Plan::Graph(None));
+            }
+            if filter.is_some() {
+                segment.check_ids()?;
             }
             let mut allowed = BitSet::new(segment.rows);
             for row in 0..segment.rows {
@@ -189,7 +191,7 @@ fn plan_segments(
             let selective = (count as f64) < EXACT_SELECTIVITY * segment.rows as f64;
             Ok(if count == 0 {
                 Plan::Skip
-            } else if exact || column.graph().is_none() || selective || count <= EXACT_ROWS {
+            } else if exact || !column.has_graph() || selective || count <= EXACT_ROWS {
                 Plan::Exact(allowed.ones().map(|r| r as u32).collect())
             } else {
                 Plan::Graph(Some(allowed))
@@ -205,55 +207,67 @@ fn search_segment(
     query: &PreparedQuery,
     ef: usize,
     top: &mut TopK,
-) {
+) -> Result<()> {
     let column = &segment.columns[field];
     match plan {
         Plan::Skip => {}
         Plan::Exact(rows) => {
             let nodes = ColumnNodes::new(column, query, None);
             for &row in rows {
+                column.check_row(row as usize)?;
                 let d = nodes.distance(row);
                 if top.accepts(d) {
-                    top.push(d, segment.id_of(row as usize));
+                    top.push(d, segment.id_of(row as usize)?);
                 }
             }
         }
         Plan::Graph(allowed) => {
-            let Some((words, layout)) = column.graph() else {
-                return;
+            let Some((words, layout)) = column.graph()? else {
+                return Ok(());
             };
             let nodes = ColumnNodes::new(column, query, allowed.as_ref());
             let bound = Bound {
                 distance: top.bound(),
                 settle: top.k,
             };
-            for (d, row) in layout.search_within(words, ef, &nodes, bound) {
+            let found = layout.search_within(words, ef, &nodes, bound);
+            // Every row the walk scored was checked first; a damaged block ends the search
+            // here, before any answer that used it.
+            nodes.check()?;
+            for (d, row) in found {
                 if top.accepts(d) {
-                    top.push(d, segment.id_of(row as usize));
+                    top.push(d, segment.id_of(row as usize)?);
                 }
             }
         }
     }
+    Ok(())
 }
 
-/// A segment column seen by a graph search: the rows' vectors and reciprocal norms, resolved
-/// once per search rather than per distance.
+/// A segment column seen by a search: the rows' vectors and reciprocal norms, resolved once per
+/// search rather than per distance. Each row's bytes are checked against their block checksums
+/// before it is scored; a failure is kept for [`check`](Self::check), and the row scores as
+/// infinitely far, so the walk moves away from it.
 struct ColumnNodes<'a> {
+    column: &'a Column,
     vectors: &'a [f32],
     inv_norms: &'a [f32],
     dim: usize,
     query: &'a PreparedQuery,
     allowed: Option<&'a BitSet>,
+    damage: std::sync::Mutex<Option<StoreError>>,
 }
 
 impl<'a> ColumnNodes<'a> {
     fn new(column: &'a Column, query: &'a PreparedQuery, allowed: Option<&'a BitSet>) -> Self {
         ColumnNodes {
+            column,
             vectors: column.vectors(),
             inv_norms: column.inv_norms(),
             dim: column.dim,
             query,
             allowed,
+            damage: std::sync::Mutex::new(None),
         }
     }
 
@@ -261,10 +275,21 @@ impl<'a> ColumnNodes<'a> {
         let at = node as usize * self.dim;
         &self.vectors[at..at + self.dim]
     }
+
+    /// The first damage met by any distance so far.
+    fn check(&self) -> Result<()> {
+        let mut damage = self.damage.lock().unwrap_or_else(|p| p.into_inner());
+        damage.take().map_or(Ok(()), Err)
+    }
 }
 
 impl Nodes for ColumnNodes<'_> {
     fn distance(&self, node: u32) -> f32 {
+        if let Err(error) = self.column.check_row(node as usize) {
+            let mut damage = self.damage.lock().unwrap_or_else(|p| p.into_inner());
+            damage.get_or_insert(error);
+            return f32::INFINITY;
+        }
         self.query
             .distance(self.vector(node), self.inv_norms[node as usize])
     }

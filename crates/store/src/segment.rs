@@ -2,9 +2,11 @@
 //!
 //! Per vector field a contiguous little-endian `f32` column (`<field>.f32`) followed by each row's
 //! reciprocal norm, and an HNSW graph (`<field>.hnsw`) when the segment is large enough; the ids
-//! and vector presence in `ids.rkyv`; the payload columns in `payload.rkyv`. All are read through
+//! and vector presence in `ids.idx` (`ids.rkyv` before format version 2); the payload columns in
+//! `payload.rkyv`. All are read through
 //! memory maps and never modified after the manifest references them.
 
+use crate::blocks::{self, BlockChecks};
 use crate::error::{corrupt, IoContext, Result};
 use crate::fileio::{self, FileKind, Header, HEADER_LEN};
 use crate::filter::{PayloadRow, ValueRef};
@@ -20,14 +22,6 @@ use std::sync::OnceLock;
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("medvec maps little-endian column files directly and needs a little-endian CPU");
-
-/// Ids of a segment's rows and which vectors each row has.
-#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-pub struct SegmentIds {
-    pub ids: Vec<String>,
-    /// One list per schema vector field: whether row i has that vector.
-    pub present: Vec<Vec<bool>>,
-}
 
 /// One payload column, null where a row has no value.
 #[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -51,7 +45,10 @@ pub fn dir_name(id: u64) -> String {
     format!("seg-{id:08}")
 }
 
+mod ids;
 mod write;
+
+use ids::SegmentIdTable;
 
 pub use write::{write, write_rows, MergedRows, RowSource};
 
@@ -63,12 +60,15 @@ fn graph_path(dir: &Path, field: &str) -> PathBuf {
     dir.join(format!("{field}.hnsw"))
 }
 
-/// A file mapped into memory with its header checked.
+/// A file mapped into memory with its header checked. A blocked body (format version 2) has its
+/// block table checked here and its blocks on first use; any other body is checked whole by
+/// [`verify`](Self::verify), which small files call at open.
 #[derive(Debug)]
 struct MappedFile {
     path: PathBuf,
     map: Mmap,
     header: Header,
+    blocks: Option<BlockChecks>,
 }
 
 impl MappedFile {
@@ -80,18 +80,43 @@ impl MappedFile {
         // outside the format's contract (FORMAT.md, "Assumptions").
         let map = unsafe { Mmap::map(&file) }.at(path)?;
         let header = Header::decode(path, &map, kind, Some(owner_uid))?;
-        header.body_slice(path, &map)?;
+        let body = header.body_slice(path, &map)?;
+        let blocks = match blocks::shift_of(path, header.flags)? {
+            Some(shift) => Some(BlockChecks::open(path, body, shift, header.body_crc)?),
+            None => None,
+        };
         Ok(MappedFile {
             path: path.to_path_buf(),
             map,
             header,
+            blocks,
         })
     }
 
-    fn body(&self) -> &[u8] {
-        &self.map[HEADER_LEN..]
+    /// The body without its block table, if any.
+    fn data(&self) -> &[u8] {
+        let body = &self.map[HEADER_LEN..];
+        match &self.blocks {
+            Some(blocks) => &body[..blocks.data_len()],
+            None => body,
+        }
     }
 
+    fn is_blocked(&self) -> bool {
+        self.blocks.is_some()
+    }
+
+    /// Checks the blocks of `range` of the data not checked yet (nothing for an unblocked body,
+    /// which is checked whole by `verify`).
+    #[inline]
+    fn check(&self, range: std::ops::Range<usize>) -> Result<()> {
+        match &self.blocks {
+            Some(blocks) => blocks.check(&self.path, &self.map[HEADER_LEN..], range),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks every byte, blocked or not.
     fn verify(&self) -> Result<()> {
         self.header.check_body(&self.path, &self.map).map(|_| ())
     }
@@ -117,8 +142,37 @@ pub struct Column {
     file: MappedFile,
     pub dim: usize,
     rows: usize,
+    /// Whole-body check of an unblocked (version 1) column, once per process.
     verified: OnceLock<Result<(), String>>,
-    graph: Option<(MappedFile, GraphLayout)>,
+    graph: Option<LazyGraph>,
+}
+
+/// A graph file mapped at open, with its header checked; its body is checked and parsed on the
+/// first search that uses it, so that opening a store (for `get`, say) reads none of it.
+#[derive(Debug)]
+struct LazyGraph {
+    file: MappedFile,
+    layout: OnceLock<Result<GraphLayout, String>>,
+}
+
+impl LazyGraph {
+    fn layout(&self, rows: usize) -> Result<&GraphLayout> {
+        let parsed = self.layout.get_or_init(|| {
+            self.file
+                .verify()
+                .and_then(|()| {
+                    GraphLayout::parse(
+                        &self.file.path,
+                        cast_words::<u32>(&self.file.path, self.file.data())?,
+                        rows,
+                    )
+                })
+                .map_err(|e| with_repair_hint(e).to_string())
+        });
+        parsed
+            .as_ref()
+            .map_err(|detail| corrupt(&self.file.path, detail_only(detail)))
+    }
 }
 
 /// A graph file that failed its checks while the segment was opened for repair.
@@ -132,8 +186,8 @@ pub struct GraphDamage {
 }
 
 impl Column {
-    /// Opens the column and its graph. With `damaged` given, a graph that fails its checks is
-    /// recorded there and left out instead of failing the open (repair rebuilds it).
+    /// Opens the column and maps its graph (checked on first use). With `damaged` given, a
+    /// graph whose header fails is recorded there and left out instead of failing the open.
     fn open(
         dir: &Path,
         field: &str,
@@ -149,15 +203,15 @@ impl Column {
             .and_then(|n| n.checked_mul(4));
         if file_rows != rows as u64
             || file_dim != dim as u64
-            || expected_len != Some(file.header.body_len)
+            || expected_len != Some(file.data().len() as u64)
         {
             return Err(corrupt(
                 &path,
                 format!("holds {file_rows} rows of {file_dim}, expected {rows} of {dim}"),
             ));
         }
-        cast_words::<f32>(&path, file.body())?;
-        let graph = match (Self::open_graph(dir, field, owner_uid, rows), damaged) {
+        cast_words::<f32>(&path, file.data())?;
+        let graph = match (Self::open_graph(dir, field, owner_uid), damaged) {
             (Err(e), Some(slot)) => {
                 *slot = Some(e);
                 None
@@ -174,25 +228,23 @@ impl Column {
         })
     }
 
-    fn open_graph(
-        dir: &Path,
-        field: &str,
-        owner_uid: u64,
-        rows: usize,
-    ) -> Result<Option<(MappedFile, GraphLayout)>> {
+    fn open_graph(dir: &Path, field: &str, owner_uid: u64) -> Result<Option<LazyGraph>> {
         let path = graph_path(dir, field);
         if !path.exists() {
             return Ok(None);
         }
-        let file = MappedFile::open(&path, FileKind::Graph, owner_uid)?;
-        file.verify()?;
-        let layout = GraphLayout::parse(&path, cast_words::<u32>(&path, file.body())?, rows)?;
-        Ok(Some((file, layout)))
+        Ok(Some(LazyGraph {
+            file: MappedFile::open(&path, FileKind::Graph, owner_uid)?,
+            layout: OnceLock::new(),
+        }))
     }
 
-    /// Checks the column's CRC once per process, on first use, so that opening a store stays
-    /// cheap while a damaged column still fails before it answers a query.
+    /// Checks the whole column once per process (a blocked column: each block not checked yet),
+    /// for callers about to read all of it (merges, exports, exact scans of every row).
     pub fn ensure_verified(&self) -> Result<()> {
+        if self.file.is_blocked() {
+            return self.file.check(0..self.file.data().len());
+        }
         let outcome = self
             .verified
             .get_or_init(|| self.file.verify().map_err(|e| e.to_string()));
@@ -201,46 +253,76 @@ impl Column {
             .map_err(|detail| corrupt(&self.file.path, detail_only(&detail)))
     }
 
-    fn floats(&self) -> &[f32] {
-        // Length and alignment were checked at open.
-        cast_words::<f32>(&self.file.path, self.file.body()).unwrap_or(&[])
+    /// Checks the blocks holding row `row`'s vector and reciprocal norm: a graph search touches
+    /// a few thousand rows of millions, and checks only theirs. Two relaxed loads once checked.
+    #[inline]
+    pub fn check_row(&self, row: usize) -> Result<()> {
+        if !self.file.is_blocked() {
+            return self.ensure_verified();
+        }
+        let bytes = 4 * self.dim;
+        self.file.check(row * bytes..(row + 1) * bytes)?;
+        let norm = 4 * (self.rows * self.dim + row);
+        self.file.check(norm..norm + 4)
     }
 
-    pub fn vector(&self, row: usize) -> &[f32] {
+    fn floats(&self) -> &[f32] {
+        // Length and alignment were checked at open.
+        cast_words::<f32>(&self.file.path, self.file.data()).unwrap_or(&[])
+    }
+
+    /// Row `row`'s vector, after checking the bytes it comes from.
+    pub fn vector(&self, row: usize) -> Result<&[f32]> {
+        self.check_row(row)?;
+        Ok(&self.vectors()[row * self.dim..(row + 1) * self.dim])
+    }
+
+    /// Row `row`'s vector, unchecked: for callers that ran
+    /// [`ensure_verified`](Self::ensure_verified) first.
+    pub fn vector_unchecked(&self, row: usize) -> &[f32] {
         &self.vectors()[row * self.dim..(row + 1) * self.dim]
     }
 
-    /// Every row's vector, row-major.
+    /// Every row's vector, row-major, unchecked: call [`ensure_verified`](Self::ensure_verified)
+    /// first, or [`check_row`](Self::check_row) for each row used.
     pub fn vectors(&self) -> &[f32] {
         &self.floats()[..self.rows * self.dim]
     }
 
-    /// Every row's reciprocal norm (0 for an all-zero vector), stored after the vectors.
+    /// Every row's reciprocal norm (0 for an all-zero vector), stored after the vectors;
+    /// unchecked, like [`vectors`](Self::vectors).
     pub fn inv_norms(&self) -> &[f32] {
         let at = self.rows * self.dim;
         &self.floats()[at..at + self.rows]
     }
 
-    pub fn graph(&self) -> Option<(&[u32], &GraphLayout)> {
-        let (file, layout) = self.graph.as_ref()?;
-        Some((
-            cast_words::<u32>(&file.path, file.body()).unwrap_or(&[]),
-            layout,
-        ))
+    /// Whether the segment has a graph file for this field (its body is checked on first use).
+    pub fn has_graph(&self) -> bool {
+        self.graph.is_some()
+    }
+
+    /// The graph's words and layout, checking and parsing the file on first use.
+    pub fn graph(&self) -> Result<Option<(&[u32], &GraphLayout)>> {
+        let Some(graph) = &self.graph else {
+            return Ok(None);
+        };
+        let layout = graph.layout(self.rows)?;
+        let words = cast_words::<u32>(&graph.file.path, graph.file.data())?;
+        Ok(Some((words, layout)))
     }
 
     pub fn paths(&self) -> Vec<&Path> {
         let mut paths = vec![self.file.path.as_path()];
-        if let Some((graph, _)) = &self.graph {
-            paths.push(&graph.path);
+        if let Some(graph) = &self.graph {
+            paths.push(&graph.file.path);
         }
         paths
     }
 
     fn verify_all(&self) -> Result<()> {
         self.file.verify()?;
-        if let Some((graph, _)) = &self.graph {
-            graph.verify()?;
+        if let Some(graph) = &self.graph {
+            graph.layout(self.rows)?;
         }
         Ok(())
     }
@@ -272,7 +354,7 @@ fn detail_only(message: &str) -> String {
 pub struct Segment {
     pub dir: PathBuf,
     pub rows: usize,
-    ids_file: MappedFile,
+    ids: SegmentIdTable,
     payload_file: MappedFile,
     pub columns: Vec<Column>,
     /// Per vector field: every row has a vector (so a search without a filter or deletes needs
@@ -281,8 +363,9 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Maps and validates a segment: headers, lengths, the id and payload archives (fully) and
-    /// the graphs (fully). Column CRCs are checked on first use ([`Column::ensure_verified`]).
+    /// Maps a segment and checks what every use needs: headers, lengths, the id table's
+    /// presence bitmaps and the payload archive (fully). Ids, columns and graphs are checked
+    /// on first use (ids and columns a block at a time, graphs whole), so an open reads little.
     pub fn open(dir: &Path, owner_uid: u64, schema: &Schema, rows: usize) -> Result<Segment> {
         Self::open_checked(dir, owner_uid, schema, rows, None)
     }
@@ -297,8 +380,20 @@ impl Segment {
         rows: usize,
     ) -> Result<(Segment, Vec<GraphDamage>)> {
         let mut damage = Vec::new();
-        let segment = Self::open_checked(dir, owner_uid, schema, rows, Some(&mut damage))?;
-        segment.verify()?;
+        let mut segment = Self::open_checked(dir, owner_uid, schema, rows, Some(&mut damage))?;
+        segment.ids.file().verify()?;
+        segment.payload_file.verify()?;
+        for (field, column) in segment.columns.iter_mut().enumerate() {
+            column.file.verify()?;
+            if let Err(error) = column.graph() {
+                column.graph = None;
+                damage.push(GraphDamage {
+                    field,
+                    path: graph_path(dir, &schema.vectors[field].name),
+                    error: Some(error),
+                });
+            }
+        }
         for (field, column) in segment.columns.iter().enumerate() {
             let present = (0..rows).filter(|&r| segment.has_vector(field, r)).count();
             let known = damage.iter().any(|d| d.field == field);
@@ -321,24 +416,14 @@ impl Segment {
         rows: usize,
         mut damage: Option<&mut Vec<GraphDamage>>,
     ) -> Result<Segment> {
-        let ids_file = MappedFile::open(&dir.join("ids.rkyv"), FileKind::Ids, owner_uid)?;
-        ids_file.verify()?;
-        let ids = rkyv::access::<ArchivedSegmentIds, rkyv::rancor::Error>(ids_file.body())
-            .map_err(|e| corrupt(&ids_file.path, format!("id table does not decode: {e}")))?;
-        if ids.ids.len() != rows
-            || ids.present.len() != schema.vectors.len()
-            || ids.present.iter().any(|p| p.len() != rows)
-        {
-            return Err(corrupt(
-                &ids_file.path,
-                "row count or field count disagrees with the manifest",
-            ));
-        }
+        let ids = SegmentIdTable::open(dir, owner_uid, schema, rows)?;
         let payload_file =
             MappedFile::open(&dir.join("payload.rkyv"), FileKind::Payload, owner_uid)?;
         payload_file.verify()?;
         check_payload(&payload_file, schema, rows)?;
-        let complete = ids.present.iter().map(|p| p.iter().all(|&x| x)).collect();
+        let complete = (0..schema.vectors.len())
+            .map(|field| (0..rows).all(|row| ids.has_vector(field, row)))
+            .collect();
         let mut columns = Vec::with_capacity(schema.vectors.len());
         for (index, field) in schema.vectors.iter().enumerate() {
             let mut error = None;
@@ -361,7 +446,7 @@ impl Segment {
         Ok(Segment {
             dir: dir.to_path_buf(),
             rows,
-            ids_file,
+            ids,
             payload_file,
             columns,
             complete,
@@ -373,54 +458,72 @@ impl Segment {
         self.complete.get(field).copied().unwrap_or(false)
     }
 
-    fn ids_archive(&self) -> &ArchivedSegmentIds {
-        // SAFETY: the bytes were validated with `rkyv::access` in `open` and the mapping is
-        // immutable (see MappedFile::open), so they are still a valid archive.
-        unsafe { rkyv::access_unchecked::<ArchivedSegmentIds>(self.ids_file.body()) }
-    }
-
     fn payload_archive(&self) -> &ArchivedSegmentPayload {
         // SAFETY: validated in `open` by `check_payload`; immutable mapping.
-        unsafe { rkyv::access_unchecked::<ArchivedSegmentPayload>(self.payload_file.body()) }
+        unsafe { rkyv::access_unchecked::<ArchivedSegmentPayload>(self.payload_file.data()) }
     }
 
-    pub fn id_of(&self, row: usize) -> &str {
-        self.ids_archive().ids[row].as_str()
+    /// Row `row`'s id, checking the bytes it comes from.
+    pub fn id_of(&self, row: usize) -> Result<&str> {
+        self.ids.id(row)
+    }
+
+    /// The row holding `id`, deleted or not (the caller knows the tombstones).
+    pub fn find(&self, id: &str) -> Result<Option<usize>> {
+        self.ids.find(id)
+    }
+
+    /// Checks every row's id, so that a scan over all rows (a filter naming `id`) cannot fail
+    /// half-way.
+    pub fn check_ids(&self) -> Result<()> {
+        self.ids.check_all_ids()
+    }
+
+    /// Checks every id and every column, for a reader of all rows (a merge) that then uses
+    /// the unchecked accessors.
+    pub fn check_all(&self) -> Result<()> {
+        self.check_ids()?;
+        self.columns.iter().try_for_each(Column::ensure_verified)
     }
 
     pub fn has_vector(&self, field: usize, row: usize) -> bool {
-        self.ids_archive().present[field][row]
+        self.ids.has_vector(field, row)
     }
 
     pub fn value(&self, column: usize, row: usize) -> ValueRef<'_> {
         archived_value(&self.payload_archive().columns[column], row)
     }
 
+    /// Row `row` as the filter sees it; call [`check_ids`](Self::check_ids) first.
     pub fn row(&self, row: usize) -> SegmentRow<'_> {
         SegmentRow { segment: self, row }
     }
 
     /// Rebuilds a row as a logged record (for get, export and compaction).
-    pub fn record(&self, row: usize) -> LoggedRecord {
+    pub fn record(&self, row: usize) -> Result<LoggedRecord> {
         let vectors = self
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| self.has_vector(i, row).then(|| c.vector(row).to_vec()))
-            .collect();
+            .map(|(i, c)| match self.has_vector(i, row) {
+                true => c.vector(row).map(|v| Some(v.to_vec())),
+                false => Ok(None),
+            })
+            .collect::<Result<_>>()?;
         let payload = (0..self.payload_archive().columns.len())
             .map(|c| owned_value(self.value(c, row)))
             .collect();
-        LoggedRecord {
-            id: self.id_of(row).to_string(),
+        Ok(LoggedRecord {
+            id: self.id_of(row)?.to_string(),
             vectors,
             payload,
-        }
+        })
     }
 
     /// Checks every byte of every file against its checksum.
     pub fn verify(&self) -> Result<()> {
-        self.ids_file.verify()?;
+        self.ids.file().verify()?;
+        self.ids.check_all_ids()?;
         self.payload_file.verify()?;
         self.columns.iter().try_for_each(Column::verify_all)
     }
@@ -430,7 +533,7 @@ impl Segment {
     pub fn rebuild_graph(&self, field: usize, spec: &VectorField, owner_uid: u64) -> Result<()> {
         let column = &self.columns[field];
         column.ensure_verified()?;
-        let values = &column.floats()[..self.rows * column.dim];
+        let values = column.vectors();
         let present: Vec<bool> = (0..self.rows).map(|r| self.has_vector(field, r)).collect();
         let body = graph::build(values, column.dim, &present, spec.metric, spec.hnsw);
         let header = Header::new(FileKind::Graph, owner_uid, &body, [self.rows as u64, 0, 0]);
@@ -439,7 +542,7 @@ impl Segment {
 
     pub fn file_paths(&self) -> Vec<&Path> {
         let mut paths = vec![
-            self.ids_file.path.as_path(),
+            self.ids.file().path.as_path(),
             self.payload_file.path.as_path(),
         ];
         paths.extend(self.columns.iter().flat_map(Column::paths));
@@ -448,7 +551,7 @@ impl Segment {
 }
 
 fn check_payload(file: &MappedFile, schema: &Schema, rows: usize) -> Result<()> {
-    let archive = rkyv::access::<ArchivedSegmentPayload, rkyv::rancor::Error>(file.body())
+    let archive = rkyv::access::<ArchivedSegmentPayload, rkyv::rancor::Error>(file.data())
         .map_err(|e| corrupt(&file.path, format!("payload table does not decode: {e}")))?;
     if archive.columns.len() != schema.payload.len() {
         return Err(corrupt(
@@ -508,7 +611,9 @@ pub struct SegmentRow<'a> {
 
 impl PayloadRow for SegmentRow<'_> {
     fn id(&self) -> &str {
-        self.segment.id_of(self.row)
+        // Scans that read ids check them all first (`Segment::check_ids`); an id that fails
+        // here anyway (it cannot, after that) matches nothing rather than panicking.
+        self.segment.id_of(self.row).unwrap_or("")
     }
 
     fn value(&self, index: usize) -> ValueRef<'_> {

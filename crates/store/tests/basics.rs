@@ -18,7 +18,7 @@ fn records_survive_reopen_with_and_without_flush() {
     let store = Store::open(dir.path().join("store")).unwrap();
     let cases = store.collection("cases").unwrap();
     assert_eq!(cases.len(), 300);
-    let got = cases.get("case-000250").unwrap();
+    let got = cases.get("case-000250").unwrap().unwrap();
     assert_eq!(got.vectors["image"], vectors[250]);
     assert_eq!(got.payload["age"], Value::Int(250 % 90));
     let hits = cases
@@ -40,7 +40,7 @@ fn upsert_replaces_and_delete_hides() {
         .with_value("dx", Value::String("df".into()));
     cases.upsert(&[replacement]).unwrap();
     assert_eq!(cases.len(), 10);
-    let got = cases.get("case-000003").unwrap();
+    let got = cases.get("case-000003").unwrap().unwrap();
     assert_eq!(got.payload["dx"], Value::String("df".into()));
     assert!(
         !got.vectors.contains_key("text"),
@@ -52,7 +52,7 @@ fn upsert_replaces_and_delete_hides() {
             .unwrap(),
         1
     );
-    assert!(cases.get("case-000004").is_none());
+    assert!(cases.get("case-000004").unwrap().is_none());
     let hits = cases
         .search("image", &vectors[4], &SearchParams::top(10))
         .unwrap();
@@ -221,9 +221,10 @@ fn a_store_from_a_newer_version_is_refused() {
     drop(store);
     let marker = dir.path().join("store/medvec.store");
     let mut bytes = std::fs::read(&marker).unwrap();
-    let body = String::from_utf8(bytes[64..].to_vec())
-        .unwrap()
-        .replace("\"format\": 1", "\"format\": 9");
+    let body = String::from_utf8(bytes[64..].to_vec()).unwrap().replace(
+        &format!("\"format\": {}", medvec_store::FORMAT_VERSION),
+        "\"format\": 9",
+    );
     bytes.truncate(64);
     // Re-seal the header so only the version differs, as a genuine newer file would.
     let crc = crc32(body.as_bytes());

@@ -55,7 +55,7 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
     let kinds = [
         "medvec.store",
         "MANIFEST",
-        "ids.rkyv",
+        "ids.idx",
         "payload.rkyv",
         "image.f32",
         "text.f32",
@@ -179,6 +179,11 @@ fn pages(len: usize) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
+fn checked_where_used(file: &Path) -> bool {
+    let name = file_name(file);
+    name == "ids.idx" || name.ends_with(".hnsw")
+}
+
 /// Opens the store as the writer, searches both fields and loads the head (files that are
 /// checked lazily, on first use); the first error, or the collection's warnings.
 fn open_writer(root: &Path) -> Result<Vec<String>, String> {
@@ -217,8 +222,13 @@ fn zeroed_pages_in_any_file_are_reported_by_name() {
                 let message =
                     exercise(&root, &vectors[0]).unwrap_or_else(|| panic!("{what} went unnoticed"));
                 assert!(message.contains(&file_name(file)), "{what}: `{message}`");
-                let message = open_writer(&root).expect_err(&what);
-                assert!(message.contains(&file_name(file)), "{what}: `{message}`");
+                // The id index and graphs are checked where a lookup or a graph walk first uses
+                // them (these small segments are scanned exactly, never walked), so a writer may
+                // open and search without touching the damaged page; `exercise` ran verify.
+                if !checked_where_used(file) {
+                    let message = open_writer(&root).expect_err(&what);
+                    assert!(message.contains(&file_name(file)), "{what}: `{message}`");
+                }
             }
             std::fs::write(file, &original).unwrap();
         }

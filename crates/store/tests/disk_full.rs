@@ -106,7 +106,7 @@ fn run_with_full_disk(point: &str) -> (Ledger, usize) {
     ledger.record(cases.save_model_record("image", b"model"));
     ledger.record(cases.compact());
     // Still readable while the disk is full.
-    assert!(cases.get("case-000000").is_some(), "{point}");
+    assert!(cases.get("case-000000").unwrap().is_some(), "{point}");
     let failures = ledger.errors.len();
     for e in &ledger.errors {
         assert!(e.contains("No space left on device"), "{point}: {e}");
@@ -197,7 +197,10 @@ fn a_half_written_frame_never_breaks_later_appends() {
             200,
             "batches 0 and 3 acknowledged, 1 and 2 failed"
         );
-        assert!(cases.get("case-000350").is_some() && cases.get("case-000150").is_none());
+        assert!(
+            cases.get("case-000350").unwrap().is_some()
+                && cases.get("case-000150").unwrap().is_none()
+        );
     }
 }
 

@@ -150,10 +150,10 @@ fn check_contents(cases: &medvec_store::Collection, expected: &BTreeMap<String, 
         .unwrap();
     assert_eq!(seen, expected.len(), "every record once");
     for id in expected.keys().step_by(97) {
-        assert!(cases.get(id).is_some(), "{id}");
+        assert!(cases.get(id).unwrap().is_some(), "{id}");
     }
     assert!(
-        cases.get("case-000002").is_none(),
+        cases.get("case-000002").unwrap().is_none(),
         "a deleted record stays deleted"
     );
     // Exact search equals brute force; graph search finds the exact top 10 nearly always.
@@ -212,7 +212,7 @@ fn a_reader_keeps_its_version_while_the_writer_merges() {
     );
     // The reader still answers from the segments it mapped, which are gone from the directory.
     assert_eq!(before.len(), 4 * FLUSH);
-    assert!(before.get("case-000001").is_some());
+    assert!(before.get("case-000001").unwrap().is_some());
     let hits = before
         .search("image", &vectors[5], &SearchParams::top(1))
         .unwrap();

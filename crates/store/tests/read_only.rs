@@ -28,7 +28,7 @@ fn check_reads_work_and_writes_fail(root: &Path, vectors: &[Vec<f32>]) {
     assert_eq!(store.verify().unwrap()[0].0, "cases");
     let cases = store.collection("cases").unwrap();
     assert_eq!(cases.len(), 1300);
-    assert!(cases.get("case-001250").is_some());
+    assert!(cases.get("case-001250").unwrap().is_some());
     assert_eq!(cases.load_head("early").unwrap(), b"weights");
     let hits = cases
         .search("image", &vectors[7], &SearchParams::top(1))

@@ -102,9 +102,12 @@ fn recall_with_a_missing_modality(builder: GraphBuilder) -> f64 {
     let truth = cases.search_batch("image", &queries, &exact).unwrap();
     let mut found = 0;
     for (g, t) in got.iter().zip(&truth) {
-        assert!(g
-            .iter()
-            .all(|h| cases.get(&h.id).unwrap().vectors.contains_key("image")));
+        assert!(g.iter().all(|h| cases
+            .get(&h.id)
+            .unwrap()
+            .unwrap()
+            .vectors
+            .contains_key("image")));
         found += t.iter().filter(|h| g.iter().any(|x| x.id == h.id)).count();
     }
     found as f64 / (10 * queries.len()) as f64

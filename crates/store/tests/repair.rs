@@ -104,10 +104,12 @@ fn a_damaged_graph_is_rebuilt_from_its_column() {
         let graph = segment_file(&root, "image.hnsw");
         damage(kind, &graph, &segment_file(&other_root, "image.hnsw"));
         if kind != "delete" {
-            let err = Store::open_read_only(&root)
-                .unwrap()
+            // A damaged header fails the open; a damaged body, the first use or `verify`.
+            let store = Store::open_read_only(&root).unwrap();
+            let err = store
                 .collection("cases")
                 .err()
+                .or_else(|| store.verify().err())
                 .unwrap_or_else(|| panic!("{kind}: damage went unnoticed"))
                 .to_string();
             assert!(
@@ -137,7 +139,7 @@ fn other_damage_is_not_repairable_and_changes_nothing() {
     let (_dir, root, _) = build_store();
     let graph = segment_file(&root, "image.hnsw");
     let cases: [(&str, Hurt); 4] = [
-        ("ids.rkyv", |b| b[100] ^= 1),
+        ("ids.idx", |b| b[100] ^= 1),
         ("payload.rkyv", |b| b[200] ^= 1),
         ("image.f32", |b| {
             let middle = b.len() / 2;

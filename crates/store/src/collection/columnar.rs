@@ -99,11 +99,12 @@ impl Collection {
             })
             .collect();
         for (segment, tombstones) in state.segments.iter().zip(&state.tombstones) {
+            segment.check_ids()?;
             for &f in &vector_index {
                 segment.columns[f].ensure_verified()?;
             }
             for row in (0..segment.rows).filter(|&r| !tombstones.get(r)) {
-                ids.push(segment.id_of(row).to_string());
+                ids.push(segment.id_of(row)?.to_string());
                 for (column, &p) in payload.iter_mut().zip(&payload_index) {
                     column.push(crate::segment::owned_value(segment.value(p, row)));
                 }
@@ -113,7 +114,7 @@ impl Collection {
                         push_vector(
                             values,
                             present,
-                            has.then(|| segment.columns[f].vector(row)),
+                            has.then(|| segment.columns[f].vector_unchecked(row)),
                             schema.vectors[f].dim,
                         );
                     }

@@ -89,7 +89,7 @@ impl Collection {
             .iter()
             .map(|&i| (&*state.segments[i], live_rows(i)))
             .collect();
-        let rows = MergedRows::new(parts);
+        let rows = MergedRows::new(parts)?;
         let mut manifest = next_manifest(&state);
         let id = manifest.next_segment;
         let schema = &manifest.schema;
@@ -103,7 +103,7 @@ impl Collection {
         let mut sums = zero_sums(schema);
         for &i in picked {
             let written = &state.manifest.segments[i];
-            add_live_sums(&mut sums, written, &state.segments[i], &state.tombstones[i]);
+            add_live_sums(&mut sums, written, &state.segments[i], &state.tombstones[i])?;
         }
         let entry = SegmentEntry {
             id,

@@ -5,7 +5,7 @@
 //! as mapped from the file just written, so the writer never holds a second copy of the vectors.
 
 use super::{
-    column_path, graph_path, MappedFile, PayloadColumn, Segment, SegmentIds, SegmentPayload,
+    column_path, graph_path, ids, MappedFile, PayloadColumn, Segment, SegmentPayload,
     MIN_GRAPH_ROWS,
 };
 use crate::error::{corrupt, IoContext, Result};
@@ -58,13 +58,15 @@ pub struct MergedRows<'a> {
 }
 
 impl<'a> MergedRows<'a> {
-    /// `parts` pairs each segment with its live rows, ascending.
-    pub fn new(parts: Vec<(&'a Segment, Vec<u32>)>) -> MergedRows<'a> {
+    /// `parts` pairs each segment with its live rows, ascending. Every input is checked whole
+    /// here (a merge reads all of it anyway), so the row accessors below cannot meet damage.
+    pub fn new(parts: Vec<(&'a Segment, Vec<u32>)>) -> Result<MergedRows<'a>> {
         let mut starts = vec![0];
-        for (_, rows) in &parts {
+        for (segment, rows) in &parts {
+            segment.check_all()?;
             starts.push(starts.last().copied().unwrap_or(0) + rows.len());
         }
-        MergedRows { parts, starts }
+        Ok(MergedRows { parts, starts })
     }
 
     fn locate(&self, row: usize) -> (&'a Segment, usize) {
@@ -81,14 +83,15 @@ impl RowSource for MergedRows<'_> {
 
     fn id(&self, row: usize) -> &str {
         let (segment, row) = self.locate(row);
-        segment.id_of(row)
+        // Checked in `new`.
+        segment.id_of(row).unwrap_or_default()
     }
 
     fn vector(&self, field: usize, row: usize) -> Option<&[f32]> {
         let (segment, row) = self.locate(row);
         segment
             .has_vector(field, row)
-            .then(|| segment.columns[field].vector(row))
+            .then(|| segment.columns[field].vector_unchecked(row))
     }
 
     fn value(&self, column: usize, row: usize) -> ValueRef<'_> {
@@ -129,14 +132,14 @@ pub fn write_rows(
             seed,
         )?;
     }
-    let ids = SegmentIds {
-        ids: (0..source.rows())
-            .map(|row| source.id(row).to_string())
-            .collect(),
-        present,
-    };
-    write_archive(&dir.join("ids.rkyv"), FileKind::Ids, owner_uid, &ids)?;
-    drop(ids);
+    ids::write_index(
+        dir,
+        owner_uid,
+        source.rows(),
+        &|row| source.id(row),
+        &present,
+    )?;
+    drop(present);
     write_archive(
         &dir.join("payload.rkyv"),
         FileKind::Payload,
@@ -174,8 +177,11 @@ fn write_field(
     }
     let column = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
     let rows = source.rows();
-    let values = super::cast_words::<f32>(&path, column.body())?;
-    let seed_graph = seed.and_then(|s| s.columns[index].graph());
+    let values = super::cast_words::<f32>(&path, column.data())?;
+    let seed_graph = match seed {
+        Some(seed) => seed.columns[index].graph()?,
+        None => None,
+    };
     let seed_graph = seed_graph.map(|(words, layout)| GraphSeed { words, layout });
     let body = graph::build_from(
         &values[..rows * field.dim],
@@ -188,6 +194,9 @@ fn write_field(
     let header = Header::new(FileKind::Graph, owner_uid, &body, [rows as u64, 0, 0]);
     fileio::write_new_file(&graph_path(dir, &field.name), &header, &body)
 }
+
+/// Columns are checked in blocks of 1 MiB: a search reads a few thousand rows of millions.
+const COLUMN_BLOCK_SHIFT: u32 = 20;
 
 /// Streams field `index` of every row (zeros where a row has none), then each row's reciprocal
 /// norm, into a new column file.
@@ -202,7 +211,8 @@ fn write_column(
     let zeros = vec![0f32; dim];
     let vector = |row| source.vector(index, row).unwrap_or(&zeros);
     let extra = [rows as u64, dim as u64, 0];
-    fileio::write_streamed(path, FileKind::VectorColumn, owner_uid, extra, |out| {
+    let file = (FileKind::VectorColumn, owner_uid, extra);
+    fileio::write_streamed(path, file, Some(COLUMN_BLOCK_SHIFT), |out| {
         // The reciprocal norms follow the vectors in the file; kept aside (4 bytes a row) so the
         // rows are read once.
         let mut inv_norms = Vec::with_capacity(rows);

@@ -1,0 +1,338 @@
+//! A segment's ids: which row holds which id, and which rows have which vectors.
+//!
+//! Segments written since format version 2 keep them in `ids.idx`, a memory-mapped table with
+//! blocked checksums (FORMAT.md §4.5): each row's id by offset, the rows sorted by id for a
+//! binary search, and a presence bitmap per vector field. A lookup touches about log2(rows)
+//! entries, so `get`, `delete` and `--like` cost the same at ten rows or ten million, and nothing
+//! is loaded into memory per row. Older segments keep `ids.rkyv`, whose ids are put in a hash map
+//! on the first lookup, as before.
+
+use super::{cast_words, MappedFile};
+use crate::error::{corrupt, Result};
+use crate::fileio::{self, FileKind};
+use crate::schema::Schema;
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::io::Write;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// File name of the id index.
+pub const INDEX_FILE: &str = "ids.idx";
+/// File name of the version 1 id table.
+pub const LEGACY_FILE: &str = "ids.rkyv";
+/// Blocks of 64 KiB: a lookup checks the few blocks it touches, not megabytes.
+const BLOCK_SHIFT: u32 = 16;
+
+/// Ids of a segment's rows and which vectors each row has (the version 1 `ids.rkyv`).
+#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct SegmentIds {
+    pub ids: Vec<String>,
+    /// One list per schema vector field: whether row i has that vector.
+    pub present: Vec<Vec<bool>>,
+}
+
+/// Where the parts of an `ids.idx` data region start, in bytes.
+#[derive(Debug, Clone, Copy)]
+struct IndexLayout {
+    rows: usize,
+    offsets: usize,
+    sorted: usize,
+    presence: usize,
+    strings: usize,
+    end: usize,
+}
+
+impl IndexLayout {
+    fn new(rows: usize, fields: usize, string_bytes: usize) -> Option<IndexLayout> {
+        let offsets = 0usize;
+        let sorted = rows.checked_add(1)?.checked_mul(8)?;
+        let presence = sorted.checked_add(rows.checked_mul(4)?.next_multiple_of(8))?;
+        let words = rows.div_ceil(64).checked_mul(fields)?;
+        let strings = presence.checked_add(words.checked_mul(8)?)?;
+        let end = strings.checked_add(string_bytes)?;
+        Some(IndexLayout {
+            rows,
+            offsets,
+            sorted,
+            presence,
+            strings,
+            end,
+        })
+    }
+
+    fn words_per_field(&self) -> usize {
+        self.rows.div_ceil(64)
+    }
+}
+
+/// An open segment's ids.
+#[derive(Debug)]
+pub enum SegmentIdTable {
+    Indexed(IdIndex),
+    Legacy(LegacyIds),
+}
+
+impl SegmentIdTable {
+    /// Opens `ids.idx`, or `ids.rkyv` in a segment written by format version 1.
+    pub fn open(dir: &Path, owner_uid: u64, schema: &Schema, rows: usize) -> Result<Self> {
+        let index = dir.join(INDEX_FILE);
+        if index.exists() {
+            return IdIndex::open(&index, owner_uid, schema, rows).map(SegmentIdTable::Indexed);
+        }
+        LegacyIds::open(&dir.join(LEGACY_FILE), owner_uid, schema, rows).map(SegmentIdTable::Legacy)
+    }
+
+    pub fn id(&self, row: usize) -> Result<&str> {
+        match self {
+            SegmentIdTable::Indexed(index) => index.id(row),
+            SegmentIdTable::Legacy(legacy) => Ok(legacy.archive().ids[row].as_str()),
+        }
+    }
+
+    /// The row holding `id`, if any (deleted rows included: the caller checks its tombstones).
+    pub fn find(&self, id: &str) -> Result<Option<usize>> {
+        match self {
+            SegmentIdTable::Indexed(index) => index.find(id),
+            SegmentIdTable::Legacy(legacy) => Ok(legacy.find(id)),
+        }
+    }
+
+    pub fn has_vector(&self, field: usize, row: usize) -> bool {
+        match self {
+            SegmentIdTable::Indexed(index) => index.has_vector(field, row),
+            SegmentIdTable::Legacy(legacy) => legacy.archive().present[field][row],
+        }
+    }
+
+    /// Checks every id: after this, [`id`](Self::id) of any row is known not to fail.
+    pub fn check_all_ids(&self) -> Result<()> {
+        match self {
+            SegmentIdTable::Indexed(index) => {
+                (0..index.layout.rows).try_for_each(|row| index.id(row).map(|_| ()))
+            }
+            SegmentIdTable::Legacy(_) => Ok(()),
+        }
+    }
+
+    pub fn file(&self) -> &MappedFile {
+        match self {
+            SegmentIdTable::Indexed(index) => &index.file,
+            SegmentIdTable::Legacy(legacy) => &legacy.file,
+        }
+    }
+}
+
+/// A mapped `ids.idx`.
+#[derive(Debug)]
+pub struct IdIndex {
+    file: MappedFile,
+    layout: IndexLayout,
+}
+
+impl IdIndex {
+    fn open(path: &Path, owner_uid: u64, schema: &Schema, rows: usize) -> Result<IdIndex> {
+        let file = MappedFile::open(path, FileKind::IdIndex, owner_uid)?;
+        let [file_rows, string_bytes, fields] = file.header.extra;
+        let layout = (file_rows == rows as u64 && fields == schema.vectors.len() as u64)
+            .then(|| IndexLayout::new(rows, schema.vectors.len(), string_bytes as usize))
+            .flatten()
+            .filter(|layout| layout.end == file.data().len() && file.is_blocked());
+        let Some(layout) = layout else {
+            return Err(corrupt(
+                path,
+                format!(
+                    "holds {file_rows} rows of {fields} vector fields, expected {rows} of {}",
+                    schema.vectors.len()
+                ),
+            ));
+        };
+        // The presence bitmaps are small (a bit per row and field) and every open needs them.
+        file.check(layout.presence..layout.strings)?;
+        Ok(IdIndex { file, layout })
+    }
+
+    fn words<T: Copy>(&self, range: Range<usize>) -> Result<&[T]> {
+        self.file.check(range.clone())?;
+        cast_words::<T>(&self.file.path, &self.file.data()[range])
+    }
+
+    fn id(&self, row: usize) -> Result<&str> {
+        let at = self.layout.offsets + 8 * row;
+        let bounds = self.words::<u64>(at..at + 16)?;
+        let strings = self.layout.end - self.layout.strings;
+        let (start, end) = (bounds[0] as usize, bounds[1] as usize);
+        if start > end || end > strings {
+            return Err(corrupt(
+                &self.file.path,
+                format!("id of row {row} lies outside the table"),
+            ));
+        }
+        let range = self.layout.strings + start..self.layout.strings + end;
+        self.file.check(range.clone())?;
+        std::str::from_utf8(&self.file.data()[range])
+            .map_err(|_| corrupt(&self.file.path, format!("id of row {row} is not UTF-8")))
+    }
+
+    fn sorted_row(&self, position: usize) -> Result<usize> {
+        let at = self.layout.sorted + 4 * position;
+        let row = self.words::<u32>(at..at + 4)?[0] as usize;
+        if row >= self.layout.rows {
+            return Err(corrupt(
+                &self.file.path,
+                format!("sorted entry {position} names row {row}, beyond the segment"),
+            ));
+        }
+        Ok(row)
+    }
+
+    fn find(&self, id: &str) -> Result<Option<usize>> {
+        let (mut low, mut high) = (0usize, self.layout.rows);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            let row = self.sorted_row(mid)?;
+            match self.id(row)?.as_bytes().cmp(id.as_bytes()) {
+                Ordering::Less => low = mid + 1,
+                Ordering::Greater => high = mid,
+                Ordering::Equal => return Ok(Some(row)),
+            }
+        }
+        Ok(None)
+    }
+
+    fn has_vector(&self, field: usize, row: usize) -> bool {
+        // Checked at open, so the words are intact.
+        let word = self.layout.presence + 8 * (field * self.layout.words_per_field() + row / 64);
+        let bytes: [u8; 8] = self.file.data()[word..word + 8]
+            .try_into()
+            .expect("8 bytes");
+        u64::from_le_bytes(bytes) & (1 << (row % 64)) != 0
+    }
+}
+
+/// A mapped, validated version 1 `ids.rkyv`, with its hash map built on the first lookup.
+#[derive(Debug)]
+pub struct LegacyIds {
+    file: MappedFile,
+    by_id: OnceLock<HashMap<String, u32>>,
+}
+
+impl LegacyIds {
+    fn open(path: &Path, owner_uid: u64, schema: &Schema, rows: usize) -> Result<LegacyIds> {
+        let file = MappedFile::open(path, FileKind::Ids, owner_uid)?;
+        file.verify()?;
+        let ids = rkyv::access::<ArchivedSegmentIds, rkyv::rancor::Error>(file.data())
+            .map_err(|e| corrupt(path, format!("id table does not decode: {e}")))?;
+        if ids.ids.len() != rows
+            || ids.present.len() != schema.vectors.len()
+            || ids.present.iter().any(|p| p.len() != rows)
+        {
+            return Err(corrupt(
+                path,
+                "row count or field count disagrees with the manifest",
+            ));
+        }
+        Ok(LegacyIds {
+            file,
+            by_id: OnceLock::new(),
+        })
+    }
+
+    fn archive(&self) -> &ArchivedSegmentIds {
+        // SAFETY: the bytes were validated with `rkyv::access` in `open` and the mapping is
+        // immutable (see MappedFile::open), so they are still a valid archive.
+        unsafe { rkyv::access_unchecked::<ArchivedSegmentIds>(self.file.data()) }
+    }
+
+    fn find(&self, id: &str) -> Option<usize> {
+        let by_id = self.by_id.get_or_init(|| {
+            let ids = &self.archive().ids;
+            (0..ids.len())
+                .map(|row| (ids[row].as_str().to_string(), row as u32))
+                .collect()
+        });
+        by_id.get(id).map(|&row| row as usize)
+    }
+}
+
+/// Writes `ids.idx` for `rows` ids (given by `id_of`) with the given vector presence.
+pub fn write_index<'a>(
+    dir: &Path,
+    owner_uid: u64,
+    rows: usize,
+    id_of: &(dyn Fn(usize) -> &'a str + Sync),
+    present: &[Vec<bool>],
+) -> Result<()> {
+    let path = dir.join(INDEX_FILE);
+    let string_bytes: usize = (0..rows).map(|row| id_of(row).len()).sum();
+    let layout = IndexLayout::new(rows, present.len(), string_bytes)
+        .ok_or_else(|| corrupt(&path, "segment too large for an id index"))?;
+    // Sorting borrows the ids where they are (tail records or mapped segments): 4 bytes a row.
+    let mut sorted: Vec<u32> = (0..rows as u32).collect();
+    sorted.sort_unstable_by(|&a, &b| {
+        id_of(a as usize)
+            .as_bytes()
+            .cmp(id_of(b as usize).as_bytes())
+    });
+    let extra = [rows as u64, string_bytes as u64, present.len() as u64];
+    fileio::write_streamed(
+        &path,
+        (FileKind::IdIndex, owner_uid, extra),
+        Some(BLOCK_SHIFT),
+        |out| {
+            // Row i's id starts where the ids before it end; one more entry closes the last.
+            let ends = (0..rows).scan(0u64, |end, row| {
+                *end += id_of(row).len() as u64;
+                Some(*end)
+            });
+            write_words(out, std::iter::once(0).chain(ends))?;
+            write_words(out, sorted.iter().copied())?;
+            out.write_all(&vec![0u8; layout.presence - layout.sorted - 4 * rows])?;
+            for field in present {
+                write_words(
+                    out,
+                    field.chunks(64).map(|bits| {
+                        bits.iter()
+                            .enumerate()
+                            .fold(0u64, |word, (i, &p)| word | (u64::from(p) << i))
+                    }),
+                )?;
+            }
+            (0..rows).try_for_each(|row| out.write_all(id_of(row).as_bytes()))
+        },
+    )
+}
+
+/// Writes little-endian words through a buffer (the writer below is already buffered; this
+/// only saves a call per word).
+fn write_words<W: WordBytes>(
+    out: &mut dyn Write,
+    words: impl Iterator<Item = W>,
+) -> std::io::Result<()> {
+    let mut buffer = Vec::with_capacity(1 << 16);
+    for word in words {
+        word.append_to(&mut buffer);
+        if buffer.len() >= 1 << 16 {
+            out.write_all(&buffer)?;
+            buffer.clear();
+        }
+    }
+    out.write_all(&buffer)
+}
+
+trait WordBytes {
+    fn append_to(self, buffer: &mut Vec<u8>);
+}
+
+impl WordBytes for u64 {
+    fn append_to(self, buffer: &mut Vec<u8>) {
+        buffer.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl WordBytes for u32 {
+    fn append_to(self, buffer: &mut Vec<u8>) {
+        buffer.extend_from_slice(&self.to_le_bytes());
+    }
+}

@@ -1,0 +1,116 @@
+//! Lazily checked files (FORMAT.md §3.1): a damaged block of a column or of the id index is an
+//! error naming the file as soon as a read uses it, reads that use only intact blocks still
+//! answer, and `verify` finds the damage wherever it is.
+
+mod common;
+
+use common::*;
+use medvec_store::{SearchParams, Store};
+use std::path::{Path, PathBuf};
+
+const ROWS: usize = 6000;
+const DIM: usize = 128;
+/// Column blocks are 1 MiB: a 128-d row is 512 bytes, so 2048 rows a block.
+const ROWS_PER_BLOCK: usize = (1 << 20) / (4 * DIM);
+
+/// One segment of 6000 rows (its columns span 3 blocks, its graph is walked) and the vectors.
+fn build_store() -> (tempfile::TempDir, PathBuf, Vec<Vec<f32>>) {
+    let (dir, store) = new_store();
+    let cases = store.create_collection("cases", schema(DIM)).unwrap();
+    let vectors = clustered(ROWS, DIM, 12, 3);
+    cases.upsert(&records(&vectors, 0)).unwrap();
+    cases.flush().unwrap();
+    (dir, dir_path(&store), vectors)
+}
+
+fn dir_path(store: &Store) -> PathBuf {
+    store.path().to_path_buf()
+}
+
+fn segment_file(root: &Path, name: &str) -> PathBuf {
+    root.join("collections/cases/seg-00000001").join(name)
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn id(row: usize) -> String {
+    format!("case-{row:06}")
+}
+
+#[test]
+fn a_damaged_column_block_fails_the_reads_that_use_it_and_only_those() {
+    let (_dir, root, vectors) = build_store();
+    let column = segment_file(&root, "image.f32");
+    // A byte of row 3000's vector: block 1 of the column (block 2 holds rows from 4096 and
+    // every row's reciprocal norm, which any read of a row uses).
+    let row = 3000;
+    flip(&column, 64 + 4 * DIM * row + 7);
+    let store = Store::open_read_only(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+
+    // Rows in intact blocks read; the damaged row is an error naming the file and the block.
+    assert!(cases.get(&id(10)).unwrap().is_some());
+    assert!(cases.get(&id(2 * ROWS_PER_BLOCK + 5)).unwrap().is_some());
+    let err = cases.get(&id(row)).unwrap_err().to_string();
+    assert!(
+        err.contains("image.f32") && err.contains("block 1 "),
+        "{err}"
+    );
+
+    // A search that scores the damaged row fails before answering, exactly or on the graph.
+    let mut exact = SearchParams::top(10);
+    exact.exact = true;
+    let err = cases.search("image", &vectors[row], &exact).unwrap_err();
+    assert!(err.to_string().contains("image.f32"), "{err}");
+    let err = cases
+        .search("image", &vectors[row], &SearchParams::top(10))
+        .unwrap_err();
+    assert!(err.to_string().contains("image.f32"), "{err}");
+    // The other field's column is intact.
+    assert_eq!(cases.search("text", &vectors[0], &exact).unwrap().len(), 10);
+
+    let err = store.verify().unwrap_err().to_string();
+    assert!(err.contains("image.f32"), "{err}");
+}
+
+#[test]
+fn a_damaged_id_index_block_fails_the_lookups_that_touch_it() {
+    let (_dir, root, _) = build_store();
+    let index = segment_file(&root, "ids.idx");
+    let len = std::fs::metadata(&index).unwrap().len() as usize;
+    // The last id's last byte sits just before the block table (4 bytes per 64 KiB block).
+    let data_len = len - 64 - 4 * (len - 64).div_ceil((1 << 16) + 4);
+    flip(&index, 64 + data_len - 1);
+    let store = Store::open_read_only(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+    let err = cases.contains(&id(ROWS - 1)).unwrap_err().to_string();
+    assert!(err.contains("ids.idx") && err.contains("checksum"), "{err}");
+    assert!(cases.get(&id(ROWS - 1)).is_err());
+    let err = store.verify().unwrap_err().to_string();
+    assert!(err.contains("ids.idx"), "{err}");
+}
+
+#[test]
+fn lookups_find_every_id_and_nothing_else() {
+    let (_dir, root, _) = build_store();
+    let store = Store::open_read_only(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+    for row in (0..ROWS).step_by(7).chain([ROWS - 1]) {
+        let record = cases.get(&id(row)).unwrap().unwrap();
+        assert_eq!(record.id, id(row));
+    }
+    for missing in [
+        "",
+        "case-",
+        "case-0060000",
+        "case-006000",
+        "zzz",
+        "case-00000",
+    ] {
+        assert!(!cases.contains(missing).unwrap(), "{missing}");
+    }
+}
