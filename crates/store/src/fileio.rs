@@ -95,6 +95,22 @@ impl Header {
         }
     }
 
+    /// The header and body of a file whose `data` is checked in blocks of `2^shift` bytes
+    /// (`blocks.rs`): the body is the data and its block table.
+    pub fn blocked(
+        kind: FileKind,
+        owner_uid: u64,
+        data: &[u8],
+        extra: [u64; 3],
+        shift: u32,
+    ) -> (Header, Vec<u8>) {
+        let (body, table_crc) = crate::blocks::blocked_body(data, shift);
+        let mut header = Header::new(kind, owner_uid, &body, extra);
+        header.body_crc = table_crc;
+        header.flags = crate::blocks::flags(shift);
+        (header, body)
+    }
+
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         out[0..6].copy_from_slice(MAGIC);
@@ -314,6 +330,39 @@ impl<W: Write> Write for HashingWriter<W> {
         self.inner.flush()
     }
 }
+
+/// Writes little-endian words (u64, u32 or f32), a buffer at a time rather than a call each.
+pub fn write_words<W: LeBytes>(
+    out: &mut dyn Write,
+    words: impl Iterator<Item = W>,
+) -> std::io::Result<()> {
+    let mut buffer = Vec::with_capacity(1 << 16);
+    for word in words {
+        word.append_to(&mut buffer);
+        if buffer.len() >= 1 << 16 {
+            out.write_all(&buffer)?;
+            buffer.clear();
+        }
+    }
+    out.write_all(&buffer)
+}
+
+/// A number written little-endian.
+pub trait LeBytes {
+    fn append_to(self, buffer: &mut Vec<u8>);
+}
+
+macro_rules! le_bytes {
+    ($($t:ty),*) => {$(
+        impl LeBytes for $t {
+            fn append_to(self, buffer: &mut Vec<u8>) {
+                buffer.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+
+le_bytes!(u64, u32, f32);
 
 /// The injected-failure point (see [`crate::faults::failure`]) for writing a file of `kind`.
 fn failure_point(kind: FileKind) -> &'static str {

@@ -268,10 +268,7 @@ fn seal(path: &Path, kind: FileKind, owner_uid: u64, extra: [u64; 3], body: &[u8
 
 /// Like [`seal`], for a file with a blocked body: `data` gets a fresh block table.
 fn seal_blocked(path: &Path, (kind, extra): (FileKind, [u64; 3]), shift: u32, data: &[u8]) {
-    let (body, crc) = crate::blocks::blocked_body(data, shift);
-    let mut header = Header::new(kind, TEMPLATE_UID, &body, extra);
-    header.body_crc = crc;
-    header.flags = crate::blocks::flags(shift);
+    let (header, body) = Header::blocked(kind, TEMPLATE_UID, data, extra, shift);
     let mut bytes = header.encode().to_vec();
     bytes.extend_from_slice(&body);
     std::fs::write(path, bytes).expect("scratch write");

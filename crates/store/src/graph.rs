@@ -183,6 +183,18 @@ pub struct GraphLayout {
     entry: u32,
     m: usize,
     upper: Vec<UpperLayer>,
+    /// Layer 0's lists are checked when a search reads them (see [`Nodes::list_intact`]), not
+    /// at parse: at a million nodes they are 130 MB, of which a search reads a few hundred KB.
+    layer0_on_use: bool,
+}
+
+/// When a graph's layer-0 lists (nearly all of its bytes) are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer0Check {
+    /// All of them, at parse (files without block checksums, and graphs used as merge seeds).
+    AtParse,
+    /// Each list when a search first reads it: its checksum block, its count and its ids.
+    OnUse,
 }
 
 const LAYER0_AT: usize = 4;
@@ -190,7 +202,12 @@ const LAYER0_AT: usize = 4;
 impl GraphLayout {
     /// Checks every count, id and offset, so a damaged file is an error here and search can
     /// index without further checks.
-    pub fn parse(path: &Path, words: &[u32], expected_nodes: usize) -> Result<GraphLayout> {
+    pub fn parse(
+        path: &Path,
+        words: &[u32],
+        expected_nodes: usize,
+        layer0: Layer0Check,
+    ) -> Result<GraphLayout> {
         let bad = |what: &str| corrupt(path, format!("HNSW graph: {what}"));
         if words.len() < LAYER0_AT {
             return Err(bad("too short"));
@@ -211,7 +228,9 @@ impl GraphLayout {
         if words.len() < at {
             return Err(bad("layer 0 truncated"));
         }
-        check_lists(&words[LAYER0_AT..at], 2 * m, nodes).map_err(|e| bad(&e))?;
+        if layer0 == Layer0Check::AtParse {
+            check_lists(&words[LAYER0_AT..at], 2 * m, nodes).map_err(|e| bad(&e))?;
+        }
         let mut upper = Vec::with_capacity(max_level);
         for level in 1..=max_level {
             let layer = parse_upper(words, &mut at, m, nodes)
@@ -226,6 +245,7 @@ impl GraphLayout {
             entry,
             m,
             upper,
+            layer0_on_use: layer0 == Layer0Check::OnUse,
         };
         let entry_ok = if nodes == 0 || entry == EMPTY {
             true
@@ -254,14 +274,50 @@ impl GraphLayout {
             .ok()
     }
 
-    /// The raw layer-0 slot of `node`: its count word, then its neighbour words.
-    fn list0<'w>(&self, words: &'w [u32], node: u32) -> &'w [u32] {
-        let width = 1 + 2 * self.m;
-        let at = LAYER0_AT + node as usize * width;
-        &words[at..at + width]
+    /// Checks every layer-0 list now (what parse does unless told `OnUse`): before a graph
+    /// seeds a merge, whose builder reads every list.
+    pub fn check_layer0(&self, path: &Path, words: &[u32]) -> Result<()> {
+        let end = LAYER0_AT + self.nodes * (1 + 2 * self.m);
+        check_lists(&words[LAYER0_AT..end], 2 * self.m, self.nodes)
+            .map_err(|e| corrupt(path, format!("HNSW graph: {e}")))
     }
 
-    fn neighbours<'w>(&self, words: &'w [u32], level: usize, node: u32) -> &'w [u32] {
+    /// The words of `node`'s layer-0 slot: its count word, then its neighbour words.
+    fn slot0(&self, node: u32) -> std::ops::Range<usize> {
+        let width = 1 + 2 * self.m;
+        let at = LAYER0_AT + node as usize * width;
+        at..at + width
+    }
+
+    /// The raw layer-0 slot of `node`: its count word, then its neighbour words.
+    fn list0<'w>(&self, words: &'w [u32], node: u32) -> &'w [u32] {
+        &words[self.slot0(node)]
+    }
+
+    /// `node`'s neighbours on `level`. A layer-0 list checked on use that is damaged (its block's
+    /// checksum, a count above the width, an id beyond the graph) reads as empty, and `nodes`
+    /// keeps the error for the caller to raise before answering.
+    fn neighbours<'w, N: Nodes>(
+        &self,
+        words: &'w [u32],
+        level: usize,
+        node: u32,
+        nodes: &N,
+    ) -> &'w [u32] {
+        if level == 0 && self.layer0_on_use && !self.list_ok(self.list0(words, node), node, nodes) {
+            return &[];
+        }
+        self.checked_neighbours(words, level, node)
+    }
+
+    /// `node`'s neighbours on `level`, in a graph whose lists were checked (at parse, by
+    /// [`check_layer0`](Self::check_layer0), or by the caller).
+    pub(crate) fn checked_neighbours<'w>(
+        &self,
+        words: &'w [u32],
+        level: usize,
+        node: u32,
+    ) -> &'w [u32] {
         let (list, width) = if level == 0 {
             (self.list0(words, node), 1 + 2 * self.m)
         } else {
@@ -275,6 +331,21 @@ impl GraphLayout {
         };
         let count = (list[0] as usize).min(width - 1);
         &list[1..1 + count]
+    }
+
+    fn list_ok<N: Nodes>(&self, list: &[u32], node: u32, nodes: &N) -> bool {
+        if !nodes.list_intact(self.slot0(node)) {
+            return false;
+        }
+        let count = list[0] as usize;
+        let sound = count < list.len()
+            && list[1..1 + count]
+                .iter()
+                .all(|&id| (id as usize) < self.nodes);
+        if !sound {
+            nodes.list_damaged(node);
+        }
+        sound
     }
 
     /// Searches for the `ef` nearest allowed nodes, returned as (distance, node), nearest first.
@@ -315,7 +386,7 @@ impl GraphLayout {
         let mut best = start;
         loop {
             let before = best.1;
-            for &next in self.neighbours(words, level, best.1) {
+            for &next in self.neighbours(words, level, best.1, nodes) {
                 let d = nodes.distance(next);
                 if d < best.0 {
                     best = Scored(d, next);
@@ -352,7 +423,8 @@ impl GraphLayout {
                 break;
             }
             expanded += 1;
-            unvisited_with_prefetch(self.neighbours(words, 0, node), visited, nodes, &mut fresh);
+            let neighbours = self.neighbours(words, 0, node, nodes);
+            unvisited_with_prefetch(neighbours, visited, nodes, &mut fresh);
             if let Some(Reverse(Scored(_, upcoming))) = candidates.peek() {
                 // The next node to expand is most likely the current best candidate: start
                 // loading its list while this one's distances are computed (+2–3% queries/s).
@@ -407,6 +479,13 @@ pub trait Nodes {
     fn allowed(&self, _node: u32) -> bool {
         true
     }
+    /// Whether the graph words `range` (a layer-0 slot) are intact, checking their checksum
+    /// block on first use; on damage, keeps the error and returns false.
+    fn list_intact(&self, _range: std::ops::Range<usize>) -> bool {
+        true
+    }
+    /// Layer-0 list of `node` holds a count or an id out of range: keep the error.
+    fn list_damaged(&self, _node: u32) {}
 }
 
 /// Collects the neighbours not visited yet into `fresh` (marking them) and prefetches their
@@ -560,7 +639,7 @@ mod tests {
         let present = vec![true; 400];
         let body = build(&vectors, dim, &present, Metric::L2, HnswParams::default());
         let words = words_of(&body);
-        let layout = GraphLayout::parse(Path::new("g"), &words, 400).unwrap();
+        let layout = GraphLayout::parse(Path::new("g"), &words, 400, Layer0Check::AtParse).unwrap();
         let query = [7.2f32, 11.9];
         let distance = |n: u32| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]);
         let hits = layout.search(&words, 16, &ClosureNodes(distance, |_| true));
@@ -586,7 +665,7 @@ mod tests {
             },
         );
         let words = words_of(&body);
-        assert!(GraphLayout::parse(Path::new("g"), &words, 99).is_err());
+        assert!(GraphLayout::parse(Path::new("g"), &words, 99, Layer0Check::AtParse).is_err());
         let mut state = 0x9E3779B97F4A7C15u64;
         for _ in 0..2000 {
             state ^= state << 13;
@@ -595,10 +674,45 @@ mod tests {
             let mut damaged = words.clone();
             let at = (state as usize) % damaged.len();
             damaged[at] = (state >> 32) as u32 % 300;
-            if let Ok(layout) = GraphLayout::parse(Path::new("g"), &damaged, 100) {
+            if let Ok(layout) =
+                GraphLayout::parse(Path::new("g"), &damaged, 100, Layer0Check::AtParse)
+            {
                 // Whatever survived validation must be searchable without panicking.
                 layout.search(&damaged, 8, &ClosureNodes(|n| n as f32, |_| true));
             }
+            // Checked on use: parse passes layer-0 damage, the search neither panics nor
+            // misses it when it reads a damaged list.
+            if let Ok(layout) =
+                GraphLayout::parse(Path::new("g"), &damaged, 100, Layer0Check::OnUse)
+            {
+                let strict =
+                    GraphLayout::parse(Path::new("g"), &damaged, 100, Layer0Check::AtParse);
+                let nodes = Watching::default();
+                layout.search(&damaged, 100, &nodes);
+                let reported = nodes.damaged.get();
+                assert!(
+                    strict.is_err() || !reported,
+                    "an intact graph was reported damaged"
+                );
+                if reported {
+                    assert!(layout.check_layer0(Path::new("g"), &damaged).is_err());
+                }
+            }
+        }
+    }
+
+    /// Nodes at distance = id, remembering whether a search reported a damaged list.
+    #[derive(Default)]
+    struct Watching {
+        damaged: std::cell::Cell<bool>,
+    }
+
+    impl Nodes for Watching {
+        fn distance(&self, node: u32) -> f32 {
+            node as f32
+        }
+        fn list_damaged(&self, _node: u32) {
+            self.damaged.set(true);
         }
     }
 }

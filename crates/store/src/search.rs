@@ -4,7 +4,7 @@
 use crate::bitset::BitSet;
 use crate::collection::{Collection, State};
 use crate::distance::{prefetch, PreparedQuery};
-use crate::error::{Result, StoreError};
+use crate::error::{corrupt, Result, StoreError};
 use crate::filter::{CompiledFilter, Filter};
 use crate::graph::{Bound, Nodes};
 use crate::memtable::LoggedRow;
@@ -13,6 +13,7 @@ use crate::segment::{Column, Segment};
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::path::Path;
 
 /// Below this fraction of a segment's rows passing the filter, the planner scans exactly,
 /// because a filtered graph walk visits mostly rejected nodes and its recall collapses.
@@ -276,6 +277,12 @@ impl<'a> ColumnNodes<'a> {
         &self.vectors[at..at + self.dim]
     }
 
+    /// Keeps the first damage met, for [`check`](Self::check).
+    fn keep(&self, error: StoreError) {
+        let mut damage = self.damage.lock().unwrap_or_else(|p| p.into_inner());
+        damage.get_or_insert(error);
+    }
+
     /// The first damage met by any distance so far.
     fn check(&self) -> Result<()> {
         let mut damage = self.damage.lock().unwrap_or_else(|p| p.into_inner());
@@ -286,8 +293,7 @@ impl<'a> ColumnNodes<'a> {
 impl Nodes for ColumnNodes<'_> {
     fn distance(&self, node: u32) -> f32 {
         if let Err(error) = self.column.check_row(node as usize) {
-            let mut damage = self.damage.lock().unwrap_or_else(|p| p.into_inner());
-            damage.get_or_insert(error);
+            self.keep(error);
             return f32::INFINITY;
         }
         self.query
@@ -300,6 +306,24 @@ impl Nodes for ColumnNodes<'_> {
 
     fn allowed(&self, node: u32) -> bool {
         self.allowed.is_none_or(|set| set.get(node as usize))
+    }
+
+    fn list_intact(&self, words: std::ops::Range<usize>) -> bool {
+        match self.column.check_graph_words(words) {
+            Ok(()) => true,
+            Err(error) => {
+                self.keep(error);
+                false
+            }
+        }
+    }
+
+    fn list_damaged(&self, node: u32) {
+        let path = self.column.graph_path().unwrap_or(Path::new("graph"));
+        self.keep(corrupt(
+            path,
+            format!("HNSW graph: list of node {node} is out of range"),
+        ));
     }
 }
 

@@ -10,7 +10,7 @@ use crate::blocks::{self, BlockChecks};
 use crate::error::{corrupt, IoContext, Result};
 use crate::fileio::{self, FileKind, Header, HEADER_LEN};
 use crate::filter::{PayloadRow, ValueRef};
-use crate::graph::{self, GraphLayout};
+use crate::graph::{self, GraphLayout, Layer0Check};
 use crate::schema::{Schema, VectorField};
 use crate::value::FieldType;
 use crate::value::Value;
@@ -156,22 +156,39 @@ struct LazyGraph {
 }
 
 impl LazyGraph {
+    /// The graph's layout, checked on first use. A blocked file (version 2) has its header
+    /// words and upper layers checked here and its layer-0 lists as searches read them; an
+    /// older file is checked whole.
     fn layout(&self, rows: usize) -> Result<&GraphLayout> {
         let parsed = self.layout.get_or_init(|| {
-            self.file
-                .verify()
-                .and_then(|()| {
-                    GraphLayout::parse(
-                        &self.file.path,
-                        cast_words::<u32>(&self.file.path, self.file.data())?,
-                        rows,
-                    )
-                })
+            self.parse(rows)
                 .map_err(|e| with_repair_hint(e).to_string())
         });
         parsed
             .as_ref()
             .map_err(|detail| corrupt(&self.file.path, detail_only(detail)))
+    }
+
+    fn parse(&self, rows: usize) -> Result<GraphLayout> {
+        let path = &self.file.path;
+        let words = cast_words::<u32>(path, self.file.data())?;
+        if !self.file.is_blocked() {
+            self.file.verify()?;
+            return GraphLayout::parse(path, words, rows, Layer0Check::AtParse);
+        }
+        // The header words, then everything after layer 0 (the upper layers, small).
+        self.file.check(0..16.min(4 * words.len()))?;
+        let (nodes, m) = match words {
+            [nodes, _, _, m, ..] => (*nodes as usize, *m as usize),
+            _ => (0, 0),
+        };
+        let upper_at = nodes
+            .saturating_mul(1 + 2 * m)
+            .saturating_add(4)
+            .saturating_mul(4)
+            .min(4 * words.len());
+        self.file.check(upper_at..4 * words.len())?;
+        GraphLayout::parse(path, words, rows, Layer0Check::OnUse)
     }
 }
 
@@ -311,6 +328,30 @@ impl Column {
         Ok(Some((words, layout)))
     }
 
+    /// The graph with every list checked: for a merge, which extends it and reads every list.
+    pub fn graph_checked_whole(&self) -> Result<Option<(&[u32], &GraphLayout)>> {
+        let graph = self.graph()?;
+        if let (Some((words, layout)), Some(lazy)) = (graph, &self.graph) {
+            lazy.file.check(0..lazy.file.data().len())?;
+            layout.check_layer0(&lazy.file.path, words)?;
+        }
+        Ok(graph)
+    }
+
+    /// The graph file's path, if the column has a graph.
+    pub fn graph_path(&self) -> Option<&Path> {
+        self.graph.as_ref().map(|g| g.file.path.as_path())
+    }
+
+    /// Checks the checksum blocks of graph words `words` (a layer-0 list) on first use.
+    #[inline]
+    pub fn check_graph_words(&self, words: std::ops::Range<usize>) -> Result<()> {
+        match &self.graph {
+            Some(graph) => graph.file.check(4 * words.start..4 * words.end),
+            None => Ok(()),
+        }
+    }
+
     pub fn paths(&self) -> Vec<&Path> {
         let mut paths = vec![self.file.path.as_path()];
         if let Some(graph) = &self.graph {
@@ -322,7 +363,12 @@ impl Column {
     fn verify_all(&self) -> Result<()> {
         self.file.verify()?;
         if let Some(graph) = &self.graph {
-            graph.layout(self.rows)?;
+            let layout = graph.layout(self.rows)?;
+            graph.file.verify().map_err(with_repair_hint)?;
+            let words = cast_words::<u32>(&graph.file.path, graph.file.data())?;
+            layout
+                .check_layer0(&graph.file.path, words)
+                .map_err(with_repair_hint)?;
         }
         Ok(())
     }
@@ -385,7 +431,7 @@ impl Segment {
         segment.payload_file.verify()?;
         for (field, column) in segment.columns.iter_mut().enumerate() {
             column.file.verify()?;
-            if let Err(error) = column.graph() {
+            if let Err(error) = column.graph_checked_whole() {
                 column.graph = None;
                 damage.push(GraphDamage {
                     field,
@@ -535,8 +581,10 @@ impl Segment {
         column.ensure_verified()?;
         let values = column.vectors();
         let present: Vec<bool> = (0..self.rows).map(|r| self.has_vector(field, r)).collect();
-        let body = graph::build(values, column.dim, &present, spec.metric, spec.hnsw);
-        let header = Header::new(FileKind::Graph, owner_uid, &body, [self.rows as u64, 0, 0]);
+        let data = graph::build(values, column.dim, &present, spec.metric, spec.hnsw);
+        let extra = [self.rows as u64, 0, 0];
+        let shift = write::GRAPH_BLOCK_SHIFT;
+        let (header, body) = Header::blocked(FileKind::Graph, owner_uid, &data, extra, shift);
         fileio::replace_atomically(&graph_path(&self.dir, &spec.name), &header, &body)
     }
 

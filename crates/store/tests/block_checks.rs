@@ -114,3 +114,35 @@ fn lookups_find_every_id_and_nothing_else() {
         assert!(!cases.contains(missing).unwrap(), "{missing}");
     }
 }
+
+#[test]
+fn a_damaged_graph_fails_the_searches_that_walk_it_not_the_reads_that_do_not() {
+    let (_dir, root, vectors) = build_store();
+    let graph = segment_file(&root, "image.hnsw");
+    // A byte in every 64 KiB block of layer 0 (6,000 lists of 33 words): any walk meets one.
+    let layer0_end = 64 + 4 * (4 + ROWS * 33);
+    let mut bytes = std::fs::read(&graph).unwrap();
+    for at in (64 + 4 * 4 + 40..layer0_end).step_by(1 << 16) {
+        bytes[at] ^= 0x40;
+    }
+    std::fs::write(&graph, bytes).unwrap();
+    let store = Store::open_read_only(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+    assert!(cases.get(&id(17)).unwrap().is_some());
+    let mut exact = SearchParams::top(10);
+    exact.exact = true;
+    assert_eq!(
+        cases.search("image", &vectors[17], &exact).unwrap().len(),
+        10
+    );
+    let err = cases
+        .search("image", &vectors[17], &SearchParams::top(10))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("image.hnsw"), "{err}");
+    let err = store.verify().unwrap_err().to_string();
+    assert!(
+        err.contains("image.hnsw") && err.contains("--repair"),
+        "{err}"
+    );
+}

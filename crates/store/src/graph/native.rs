@@ -63,7 +63,11 @@ pub(super) fn extend(rows: &BuildRows, params: HnswParams, seed: GraphSeed) -> G
     let builder = Builder::new(rows, params, levels, seed.layout.entry);
     for node in 0..base as u32 {
         for layer in 0..=builder.level(node) {
-            builder.store_list(node, layer, seed.layout.neighbours(seed.words, layer, node));
+            builder.store_list(
+                node,
+                layer,
+                seed.layout.checked_neighbours(seed.words, layer, node),
+            );
         }
     }
     let order: Vec<u32> = (base as u32..rows.present.len() as u32)
@@ -526,7 +530,13 @@ mod tests {
     fn recall(data: &[f32], dim: usize, body: &[u8]) -> f64 {
         let rows = data.len() / dim;
         let words = words_of(body);
-        let layout = GraphLayout::parse(Path::new("g"), &words, rows).unwrap();
+        let layout = GraphLayout::parse(
+            Path::new("g"),
+            &words,
+            rows,
+            crate::graph::Layer0Check::AtParse,
+        )
+        .unwrap();
         let vector = |r: usize| &data[r * dim..(r + 1) * dim];
         let mut found = 0;
         for query in (0..rows).step_by(rows / 100) {
@@ -563,7 +573,13 @@ mod tests {
         };
         let seed_body = build(&seed_rows, params).encode();
         let seed_words = words_of(&seed_body);
-        let seed_layout = GraphLayout::parse(Path::new("s"), &seed_words, base).unwrap();
+        let seed_layout = GraphLayout::parse(
+            Path::new("s"),
+            &seed_words,
+            base,
+            crate::graph::Layer0Check::AtParse,
+        )
+        .unwrap();
         let seed = GraphSeed {
             words: &seed_words,
             layout: &seed_layout,
@@ -578,7 +594,13 @@ mod tests {
         let extended = extend(&all_rows, params, seed).encode();
         let fresh = build(&all_rows, params).encode();
         let words = words_of(&extended);
-        let layout = GraphLayout::parse(Path::new("e"), &words, rows).unwrap();
+        let layout = GraphLayout::parse(
+            Path::new("e"),
+            &words,
+            rows,
+            crate::graph::Layer0Check::AtParse,
+        )
+        .unwrap();
         assert_eq!(
             layout.entry, seed_layout.entry,
             "the seed's entry point stays"
@@ -620,7 +642,13 @@ mod tests {
 
     fn assert_connected_body(body: &[u8], rows: usize, present: &[bool], params: HnswParams) {
         let words = words_of(body);
-        let layout = GraphLayout::parse(Path::new("g"), &words, rows).unwrap();
+        let layout = GraphLayout::parse(
+            Path::new("g"),
+            &words,
+            rows,
+            crate::graph::Layer0Check::AtParse,
+        )
+        .unwrap();
         assert!(
             !layout.upper.is_empty(),
             "3,000 nodes at M = 6 have upper layers"
@@ -629,7 +657,7 @@ mod tests {
         let mut stack = vec![layout.entry];
         reached[layout.entry as usize] = true;
         while let Some(node) = stack.pop() {
-            let list = layout.neighbours(&words, 0, node);
+            let list = layout.checked_neighbours(&words, 0, node);
             assert!(list.len() <= 2 * params.m);
             let mut sorted = list.to_vec();
             sorted.sort_unstable();

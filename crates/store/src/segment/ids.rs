@@ -13,7 +13,6 @@ use crate::fileio::{self, FileKind};
 use crate::schema::Schema;
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -286,11 +285,11 @@ pub fn write_index<'a>(
                 *end += id_of(row).len() as u64;
                 Some(*end)
             });
-            write_words(out, std::iter::once(0).chain(ends))?;
-            write_words(out, sorted.iter().copied())?;
+            fileio::write_words(out, std::iter::once(0).chain(ends))?;
+            fileio::write_words(out, sorted.iter().copied())?;
             out.write_all(&vec![0u8; layout.presence - layout.sorted - 4 * rows])?;
             for field in present {
-                write_words(
+                fileio::write_words(
                     out,
                     field.chunks(64).map(|bits| {
                         bits.iter()
@@ -302,37 +301,4 @@ pub fn write_index<'a>(
             (0..rows).try_for_each(|row| out.write_all(id_of(row).as_bytes()))
         },
     )
-}
-
-/// Writes little-endian words through a buffer (the writer below is already buffered; this
-/// only saves a call per word).
-fn write_words<W: WordBytes>(
-    out: &mut dyn Write,
-    words: impl Iterator<Item = W>,
-) -> std::io::Result<()> {
-    let mut buffer = Vec::with_capacity(1 << 16);
-    for word in words {
-        word.append_to(&mut buffer);
-        if buffer.len() >= 1 << 16 {
-            out.write_all(&buffer)?;
-            buffer.clear();
-        }
-    }
-    out.write_all(&buffer)
-}
-
-trait WordBytes {
-    fn append_to(self, buffer: &mut Vec<u8>);
-}
-
-impl WordBytes for u64 {
-    fn append_to(self, buffer: &mut Vec<u8>) {
-        buffer.extend_from_slice(&self.to_le_bytes());
-    }
-}
-
-impl WordBytes for u32 {
-    fn append_to(self, buffer: &mut Vec<u8>) {
-        buffer.extend_from_slice(&self.to_le_bytes());
-    }
 }

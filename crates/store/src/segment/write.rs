@@ -16,7 +16,6 @@ use crate::graph::{self, GraphSeed};
 use crate::schema::{Schema, VectorField};
 use crate::value::FieldType;
 use crate::wal::LoggedRecord;
-use std::io::Write;
 use std::path::Path;
 
 /// The rows a segment is written from, in order.
@@ -179,7 +178,7 @@ fn write_field(
     let rows = source.rows();
     let values = super::cast_words::<f32>(&path, column.data())?;
     let seed_graph = match seed {
-        Some(seed) => seed.columns[index].graph()?,
+        Some(seed) => seed.columns[index].graph_checked_whole()?,
         None => None,
     };
     let seed_graph = seed_graph.map(|(words, layout)| GraphSeed { words, layout });
@@ -191,9 +190,14 @@ fn write_field(
         field.hnsw,
         seed_graph,
     );
-    let header = Header::new(FileKind::Graph, owner_uid, &body, [rows as u64, 0, 0]);
+    let extra = [rows as u64, 0, 0];
+    let (header, body) =
+        Header::blocked(FileKind::Graph, owner_uid, &body, extra, GRAPH_BLOCK_SHIFT);
     fileio::write_new_file(&graph_path(dir, &field.name), &header, &body)
 }
+
+/// Graphs are checked in blocks of 64 KiB: a search reads a few thousand 132-byte lists.
+pub(super) const GRAPH_BLOCK_SHIFT: u32 = 16;
 
 /// Columns are checked in blocks of 1 MiB: a search reads a few thousand rows of millions.
 const COLUMN_BLOCK_SHIFT: u32 = 20;
@@ -218,20 +222,12 @@ fn write_column(
         let mut inv_norms = Vec::with_capacity(rows);
         for row in 0..rows {
             let v = vector(row);
-            write_floats(out, v)?;
+            fileio::write_words(out, v.iter().copied())?;
             let norm = crate::distance::norm(v);
             inv_norms.push(if norm > 0.0 { 1.0 / norm } else { 0.0 });
         }
-        write_floats(out, &inv_norms)
+        fileio::write_words(out, inv_norms.into_iter())
     })
-}
-
-fn write_floats(out: &mut dyn Write, values: &[f32]) -> std::io::Result<()> {
-    let mut bytes = Vec::with_capacity(values.len() * 4);
-    for v in values {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    out.write_all(&bytes)
 }
 
 fn write_archive<T>(path: &Path, kind: FileKind, owner_uid: u64, value: &T) -> Result<()>
