@@ -105,9 +105,10 @@ impl BlockChecks {
     /// Splits a blocked body into data and table and checks the table against `table_crc`.
     pub fn open(path: &Path, body: &[u8], shift: u32, table_crc: u32) -> Result<BlockChecks> {
         let blocks = block_count(body.len() as u64, shift) as usize;
-        let data_len = body.len() - 4 * blocks;
+        let misfit = || corrupt(path, "block table does not fit the body length");
+        let data_len = body.len().checked_sub(4 * blocks).ok_or_else(misfit)?;
         if (data_len as u64).div_ceil(1 << shift) != blocks as u64 {
-            return Err(corrupt(path, "block table does not fit the body length"));
+            return Err(misfit());
         }
         if crc32fast::hash(&body[data_len..]) != table_crc {
             return Err(corrupt(path, "block checksum table mismatch"));
@@ -133,9 +134,18 @@ impl BlockChecks {
         if range.is_empty() {
             return Ok(());
         }
+        if range.end > self.data_len {
+            return Err(corrupt(
+                path,
+                format!(
+                    "a read of bytes {range:?} goes past the data's {} bytes",
+                    self.data_len
+                ),
+            ));
+        }
         let first = range.start >> self.shift;
         let last = (range.end - 1) >> self.shift;
-        for block in first..=last.min(self.blocks.saturating_sub(1)) {
+        for block in first..=last {
             if !self.is_checked(block) {
                 self.check_block(path, body, block)?;
             }
@@ -225,6 +235,11 @@ mod tests {
         *damaged.last_mut().unwrap() ^= 1;
         assert!(BlockChecks::open(path, &damaged, 12, crc).is_err());
         assert!(BlockChecks::open(path, &body[..body.len() - 1], 12, crc).is_err());
+        for short in 1..4 {
+            assert!(BlockChecks::open(path, &body[..short], 12, crc).is_err());
+        }
+        let checks = BlockChecks::open(path, &body, 12, crc).unwrap();
+        assert!(checks.check(path, &body, 9_999..10_001).is_err());
         assert!(shift_of(path, flags(20)).unwrap() == Some(20));
         assert!(shift_of(path, flags(40)).is_err());
         assert!(shift_of(path, 0).unwrap().is_none());

@@ -94,6 +94,27 @@ impl State {
         Ok(())
     }
 
+    /// Reads everything applying `ops` will read (each id's location, and the vectors of the
+    /// segment rows it replaces or deletes, whose blocks are then known intact), so that a
+    /// batch is refused before it is logged rather than half applied after.
+    fn prepare(&self, ops: &[LoggedOp]) -> Result<()> {
+        for op in ops {
+            let id = match op {
+                LoggedOp::Upsert(record) => record.id.as_str(),
+                LoggedOp::Delete(id) => id.as_str(),
+            };
+            if let Some(Location::Segment(s, row)) = self.locate(id)? {
+                let segment = &self.segments[s];
+                for (field, column) in segment.columns.iter().enumerate() {
+                    if segment.has_vector(field, row as usize) {
+                        column.check_row(row as usize)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn apply_all(&mut self, ops: impl IntoIterator<Item = LoggedOp>) -> Result<()> {
         ops.into_iter().try_for_each(|op| self.apply(op))
     }
@@ -310,6 +331,7 @@ impl Collection {
         }
         let count = existing.len();
         let ops: Vec<LoggedOp> = existing.into_iter().map(LoggedOp::Delete).collect();
+        state.prepare(&ops)?;
         wal.append(ops.clone())?;
         state.apply_all(ops)?;
         drop(state);
@@ -319,6 +341,8 @@ impl Collection {
 
     fn log_and_apply(&self, ops: Vec<LoggedOp>) -> Result<()> {
         let mut wal = self.wal()?;
+        // Writers hold the log's lock, so the state cannot change between this and the apply.
+        self.read().prepare(&ops)?;
         wal.append(ops.clone())?;
         let mut state = self.write();
         state.apply_all(ops)?;

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 const ROWS: usize = 6000;
 const DIM: usize = 128;
-/// Column blocks are 1 MiB: a 128-d row is 512 bytes, so 2048 rows a block.
-const ROWS_PER_BLOCK: usize = (1 << 20) / (4 * DIM);
+/// Blocks are 4 KiB pages: a 128-d row is 512 bytes, so 8 rows a block.
+const BLOCK: usize = 1 << 12;
+const ROWS_PER_BLOCK: usize = BLOCK / (4 * DIM);
 
 /// One segment of 6000 rows (its columns span 3 blocks, its graph is walked) and the vectors.
 fn build_store() -> (tempfile::TempDir, PathBuf, Vec<Vec<f32>>) {
@@ -45,21 +46,21 @@ fn id(row: usize) -> String {
 fn a_damaged_column_block_fails_the_reads_that_use_it_and_only_those() {
     let (_dir, root, vectors) = build_store();
     let column = segment_file(&root, "image.f32");
-    // A byte of row 3000's vector: block 1 of the column (block 2 holds rows from 4096 and
-    // every row's reciprocal norm, which any read of a row uses).
+    // A byte of row 3000's vector (the reciprocal norms, which every read of a row uses, are
+    // in blocks of their own after the vectors).
     let row = 3000;
-    flip(&column, 64 + 4 * DIM * row + 7);
+    let at = 4 * DIM * row + 7;
+    flip(&column, 64 + at);
     let store = Store::open_read_only(&root).unwrap();
     let cases = store.collection("cases").unwrap();
 
     // Rows in intact blocks read; the damaged row is an error naming the file and the block.
     assert!(cases.get(&id(10)).unwrap().is_some());
-    assert!(cases.get(&id(2 * ROWS_PER_BLOCK + 5)).unwrap().is_some());
+    assert!(cases.get(&id(row - ROWS_PER_BLOCK)).unwrap().is_some());
+    assert!(cases.get(&id(row + ROWS_PER_BLOCK)).unwrap().is_some());
     let err = cases.get(&id(row)).unwrap_err().to_string();
-    assert!(
-        err.contains("image.f32") && err.contains("block 1 "),
-        "{err}"
-    );
+    let block = format!("block {} ", at / BLOCK);
+    assert!(err.contains("image.f32") && err.contains(&block), "{err}");
 
     // A search that scores the damaged row fails before answering, exactly or on the graph.
     let mut exact = SearchParams::top(10);
@@ -82,8 +83,8 @@ fn a_damaged_id_index_block_fails_the_lookups_that_touch_it() {
     let (_dir, root, _) = build_store();
     let index = segment_file(&root, "ids.idx");
     let len = std::fs::metadata(&index).unwrap().len() as usize;
-    // The last id's last byte sits just before the block table (4 bytes per 64 KiB block).
-    let data_len = len - 64 - 4 * (len - 64).div_ceil((1 << 16) + 4);
+    // The last id's last byte sits just before the block table (4 bytes per block).
+    let data_len = len - 64 - 4 * (len - 64).div_ceil(BLOCK + 4);
     flip(&index, 64 + data_len - 1);
     let store = Store::open_read_only(&root).unwrap();
     let cases = store.collection("cases").unwrap();
@@ -119,10 +120,10 @@ fn lookups_find_every_id_and_nothing_else() {
 fn a_damaged_graph_fails_the_searches_that_walk_it_not_the_reads_that_do_not() {
     let (_dir, root, vectors) = build_store();
     let graph = segment_file(&root, "image.hnsw");
-    // A byte in every 64 KiB block of layer 0 (6,000 lists of 33 words): any walk meets one.
+    // A byte in every block of layer 0 (6,000 lists of 33 words): any walk meets one.
     let layer0_end = 64 + 4 * (4 + ROWS * 33);
     let mut bytes = std::fs::read(&graph).unwrap();
-    for at in (64 + 4 * 4 + 40..layer0_end).step_by(1 << 16) {
+    for at in (64 + 4 * 4 + 40..layer0_end).step_by(BLOCK) {
         bytes[at] ^= 0x40;
     }
     std::fs::write(&graph, bytes).unwrap();
@@ -145,4 +146,39 @@ fn a_damaged_graph_fails_the_searches_that_walk_it_not_the_reads_that_do_not() {
         err.contains("image.hnsw") && err.contains("--repair"),
         "{err}"
     );
+}
+
+#[test]
+fn a_write_that_would_read_a_damaged_block_is_refused_before_it_is_logged() {
+    let (_dir, root, vectors) = build_store();
+    let column = segment_file(&root, "image.f32");
+    let row = 3000;
+    flip(&column, 64 + 4 * DIM * row + 7);
+    let batch = records(&vectors[..1], 90_000)
+        .into_iter()
+        .chain(records(&vectors[row..row + 1], row))
+        .collect::<Vec<_>>();
+    {
+        let store = Store::open(&root).unwrap();
+        let cases = store.collection("cases").unwrap();
+        let err = cases.upsert(&batch).unwrap_err().to_string();
+        assert!(err.contains("image.f32"), "{err}");
+        let err = cases.delete(&[id(row)]).unwrap_err().to_string();
+        assert!(err.contains("image.f32"), "{err}");
+        assert!(
+            !cases.contains(&id(90_000)).unwrap(),
+            "half a batch was applied"
+        );
+        assert_eq!(cases.len(), ROWS);
+    }
+    // Nothing was logged either: a new writer replays no part of the batch.
+    let store = Store::open(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+    assert!(!cases.contains(&id(90_000)).unwrap());
+    assert_eq!(cases.len(), ROWS);
+    assert!(cases
+        .verify()
+        .unwrap_err()
+        .to_string()
+        .contains("image.f32"));
 }

@@ -21,8 +21,8 @@ use std::sync::OnceLock;
 pub const INDEX_FILE: &str = "ids.idx";
 /// File name of the version 1 id table.
 pub const LEGACY_FILE: &str = "ids.rkyv";
-/// Blocks of 64 KiB: a lookup checks the few blocks it touches, not megabytes.
-const BLOCK_SHIFT: u32 = 16;
+/// Blocks of one 4 KiB page: a lookup checks the ~20 pages its probes touch.
+const BLOCK_SHIFT: u32 = 12;
 
 /// Ids of a segment's rows and which vectors each row has (the version 1 `ids.rkyv`).
 #[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]

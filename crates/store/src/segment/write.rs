@@ -177,11 +177,9 @@ fn write_field(
     let column = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
     let rows = source.rows();
     let values = super::cast_words::<f32>(&path, column.data())?;
-    let seed_graph = match seed {
-        Some(seed) => seed.columns[index].graph_checked_whole()?,
-        None => None,
-    };
-    let seed_graph = seed_graph.map(|(words, layout)| GraphSeed { words, layout });
+    let seed_graph = seed
+        .and_then(|seed| checked_seed(&seed.columns[index]))
+        .map(|(words, layout)| GraphSeed { words, layout });
     let body = graph::build_from(
         &values[..rows * field.dim],
         field.dim,
@@ -196,11 +194,24 @@ fn write_field(
     fileio::write_new_file(&graph_path(dir, &field.name), &header, &body)
 }
 
-/// Graphs are checked in blocks of 64 KiB: a search reads a few thousand 132-byte lists.
-pub(super) const GRAPH_BLOCK_SHIFT: u32 = 16;
+/// Graphs and columns are checked in blocks of one 4 KiB page: a search reads a few thousand
+/// rows and lists scattered over the whole file, so larger blocks would have it check nearly
+/// every block (1 MiB blocks did: a first query at 1M × 128 checked 490 MB of column).
+pub(super) const GRAPH_BLOCK_SHIFT: u32 = 12;
+const COLUMN_BLOCK_SHIFT: u32 = 12;
 
-/// Columns are checked in blocks of 1 MiB: a search reads a few thousand rows of millions.
-const COLUMN_BLOCK_SHIFT: u32 = 20;
+/// The graph a merge may extend, checked whole. A damaged one is not used: the merged graph is
+/// built afresh instead (graphs are derived from the columns), so damage to it cannot stop the
+/// writer's merges, which run after a committed flush.
+fn checked_seed(column: &super::Column) -> Option<(&[u32], &graph::GraphLayout)> {
+    match column.graph_checked_whole() {
+        Ok(graph) => graph,
+        Err(error) => {
+            eprintln!("warning: {error}; the merged segment's graph is built afresh");
+            None
+        }
+    }
+}
 
 /// Streams field `index` of every row (zeros where a row has none), then each row's reciprocal
 /// norm, into a new column file.
