@@ -30,6 +30,7 @@ struct Cost {
     wall: f64,
     cpu: f64,
     max_rss_mib: f64,
+    anon_mib: f64,
 }
 
 fn main() {
@@ -72,8 +73,8 @@ fn main() {
             path(&table),
         ]);
         println!(
-            "import of {n} x {dim} (ef_construction {efc}): {:.1} s wall, {:.1} CPU-s, peak RSS {:.0} MiB",
-            cost.wall, cost.cpu, cost.max_rss_mib
+            "import of {n} x {dim} (ef_construction {efc}): {:.1} s wall, {:.1} CPU-s, peak RSS {:.0} MiB, of it anonymous (sampled) {:.0} MiB",
+            cost.wall, cost.cpu, cost.max_rss_mib, cost.anon_mib
         );
     }
     println!("{}", run(&["stats", path(&store)]).1.trim());
@@ -98,8 +99,8 @@ fn main() {
             strings(&[&search[..], &["--queries", one]].concat())
         }),
     ];
-    println!("\n| command (fresh process, page cache warm) | median wall | median CPU | median peak RSS |");
-    println!("|---|---|---|---|");
+    println!("\n| command (fresh process, page cache warm) | median wall | median CPU | median peak RSS | of it anonymous (sampled) |");
+    println!("|---|---|---|---|---|");
     for (name, args) in commands {
         let mut next = || args(&format!("r{}", rng.next() % n as u64));
         measure(&next());
@@ -107,8 +108,9 @@ fn main() {
         let wall = median(costs.iter().map(|c| c.wall).collect());
         let cpu = median(costs.iter().map(|c| c.cpu).collect());
         let rss = median(costs.iter().map(|c| c.max_rss_mib).collect());
+        let anon = median(costs.iter().map(|c| c.anon_mib).collect());
         println!(
-            "| `{name}` | {:.1} ms | {:.1} ms | {rss:.0} MiB |",
+            "| `{name}` | {:.1} ms | {:.1} ms | {rss:.0} MiB | {anon:.0} MiB |",
             wall * 1e3,
             cpu * 1e3
         );
@@ -144,30 +146,50 @@ fn measure(args: &[String]) -> Cost {
     cost
 }
 
-/// Runs a child and returns its wall time, CPU time and peak RSS (from `wait4`).
+/// Runs a child and returns its wall time, CPU time and peak RSS (from `wait4`), and the peak
+/// of its anonymous (private) memory, sampled from `/proc/PID/status` while it runs: the page
+/// cache pages a mapping shows (file-backed RSS) are shared and reclaimable, anonymous ones are
+/// what the process costs.
 #[allow(clippy::zombie_processes)] // reaped by wait4 below, which std's Child cannot see
 fn spawn_measured(command: &mut Command) -> (Cost, Option<i32>) {
     let start = std::time::Instant::now();
     let child = command.spawn().expect("spawn medvec");
+    let pid = child.id() as libc::pid_t;
     let mut status = 0;
+    let mut anon_kib = 0u64;
     // SAFETY: `rusage` is plain old data that wait4 fills in; the pid is our own child, reaped
     // here exactly once (std's `Child` is never waited on).
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        let pid = libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
-        assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
-        usage
+    let usage = loop {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            anon_kib = anon_kib.max(status_kib(&text, "RssAnon:"));
+        }
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(reaped >= 0, "wait4 failed");
+        if reaped == pid {
+            break usage;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
     };
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let cost = Cost {
         wall: start.elapsed().as_secs_f64(),
         cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
         max_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        anon_mib: anon_kib as f64 / 1024.0,
     };
     (
         cost,
         libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
     )
+}
+
+fn status_kib(status: &str, key: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `base.npy` (n clustered unit vectors) and `table.csv` (ids `r0`..), streamed to disk.
