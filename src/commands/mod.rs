@@ -10,6 +10,7 @@ mod import;
 mod ingest;
 mod records;
 mod search;
+mod serve;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -49,6 +50,7 @@ enum Command {
     ExportHead(heads::ExportHeadArgs),
     Demo(demo::DemoArgs),
     DicomTags(dicom::DicomTagsArgs),
+    Serve(serve::ServeArgs),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -74,6 +76,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::ExportHead(args) => heads::export_head(args),
         Command::Demo(args) => demo::demo(args),
         Command::DicomTags(args) => dicom::dicom_tags(args, cli.verbose),
+        Command::Serve(args) => serve::serve(args),
     }
     .map(|()| ExitCode::SUCCESS)
 }

@@ -3,7 +3,8 @@
 use super::print_json;
 use anyhow::{bail, Result};
 use clap::Args;
-use medvec_store::{Record, Store};
+use medvec_query::jobs::record_json;
+use medvec_store::Store;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -41,19 +42,6 @@ pub fn get(args: GetArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-pub fn record_json(record: &Record, with_vectors: bool) -> serde_json::Value {
-    let payload: serde_json::Map<String, serde_json::Value> = record
-        .payload
-        .iter()
-        .map(|(k, v)| (k.clone(), v.to_json()))
-        .collect();
-    let mut out = json!({"id": record.id, "payload": payload});
-    if with_vectors {
-        out["vectors"] = json!(record.vectors);
-    }
-    out
 }
 
 /// Delete records by id.

@@ -524,6 +524,21 @@ pub fn gap_json(r: &GapReport) -> serde_json::Value {
     })
 }
 
+/// A record as `medvec get` prints it: `{"id", "payload": {...}}`, and with `with_vectors`
+/// `"vectors": {field: [...]}`.
+pub fn record_json(record: &medvec_store::Record, with_vectors: bool) -> serde_json::Value {
+    let payload: serde_json::Map<String, serde_json::Value> = record
+        .payload
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_json()))
+        .collect();
+    let mut out = json!({"id": record.id, "payload": payload});
+    if with_vectors {
+        out["vectors"] = json!(record.vectors);
+    }
+    out
+}
+
 /// One collection's counts (the shape `medvec stats --json` lists).
 pub fn stats_json(s: &CollectionStats) -> serde_json::Value {
     json!({

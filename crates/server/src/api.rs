@@ -1,0 +1,242 @@
+//! The JSON API (`/api/v1/...`), documented in `openapi.json` beside this crate (served at
+//! `/api/v1/openapi.json`). Each handler opens the store read-only on a blocking thread, so a
+//! request sees the writer's latest commit.
+
+use crate::{auth, AppState};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use medvec_query::jobs::{self, ShiftOptions};
+use medvec_query::QueryError;
+use medvec_store::{Collection, Filter, SearchParams, Store, StoreError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const OPENAPI: &str = include_str!("../openapi.json");
+/// The most hits one search returns (a page of cases, not an export).
+const MAX_K: usize = 1000;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/collections", get(collections))
+        .route("/api/v1/collections/{name}/records/{id}", get(record))
+        .route("/api/v1/collections/{name}/search", post(search))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .with_state(state)
+}
+
+/// An error as the API returns it: a status and `{"error": message}` (one line, no payload
+/// values unless the process runs with `--verbose`).
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        let status = match &error {
+            StoreError::NoSuchCollection(_) => StatusCode::NOT_FOUND,
+            StoreError::InvalidQuery(_) | StoreError::UnknownField(_) | StoreError::Filter(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, error.to_string())
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        match error {
+            QueryError::Store(error) => error.into(),
+            other => ApiError(StatusCode::BAD_REQUEST, other.to_string()),
+        }
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message.into())
+}
+
+/// Runs store work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())))
+}
+
+fn open_collection(state: &AppState, name: &str) -> Result<Arc<Collection>, ApiError> {
+    Ok(Store::open_read_only(&state.store)?.collection(name)?)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(concat!(
+        "<!doctype html><meta charset=utf-8><title>medvec</title>",
+        "<h1>medvec serve</h1><p>The JSON API is described at ",
+        "<a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.</p>"
+    ))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// `GET /api/v1/collections`: every collection with its counts and schema.
+async fn collections(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let store = Store::open_read_only(&state.store)?;
+        let list = store
+            .list_collections()?
+            .iter()
+            .map(|name| Ok(jobs::stats_json(&store.collection(name)?.stats())))
+            .collect::<Result<Vec<Value>, ApiError>>()?;
+        Ok(Json(json!({ "collections": list })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct RecordQuery {
+    #[serde(default)]
+    vectors: bool,
+}
+
+/// `GET /api/v1/collections/{name}/records/{id}[?vectors=true]`: what `medvec get` prints.
+async fn record(
+    State(state): State<Arc<AppState>>,
+    Path((name, id)): Path<(String, String)>,
+    Query(query): Query<RecordQuery>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let collection = open_collection(&state, &name)?;
+        match collection.get(&id)? {
+            Some(record) => Ok(Json(jobs::record_json(&record, query.vectors))),
+            None => Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no record with id `{id}` in `{name}`"),
+            )),
+        }
+    })
+    .await
+}
+
+/// The body of a search: a stored id (`like`) or a `vector`, and the options of `medvec search`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchRequest {
+    field: String,
+    like: Option<String>,
+    vector: Option<Vec<f32>>,
+    #[serde(default = "ten")]
+    k: usize,
+    filter: Option<String>,
+    ef: Option<usize>,
+    #[serde(default)]
+    exact: bool,
+    /// λ of the alignment shift.
+    shift: Option<f32>,
+    /// The field whose kind of vector the query is (default: `field`).
+    query_modality: Option<String>,
+    /// The other field of the aligned pair, for a same-modality search with a shift.
+    pair: Option<String>,
+}
+
+fn ten() -> usize {
+    10
+}
+
+/// `POST /api/v1/collections/{name}/search`: the same hits and scores as `medvec search`, each
+/// with its payload.
+async fn search(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Result<Json<SearchRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(request) =
+        body.map_err(|e| bad_request(format!("request body: {}", e.body_text())))?;
+    blocking(move || {
+        let collection = open_collection(&state, &name)?;
+        let hits = run_search(&collection, &request)?;
+        let hits = hits
+            .into_iter()
+            .map(|hit| {
+                let payload = collection
+                    .get(&hit.id)?
+                    .map(|r| jobs::record_json(&r, false)["payload"].clone())
+                    .unwrap_or(Value::Null);
+                Ok(json!({"id": hit.id, "score": hit.score, "payload": payload}))
+            })
+            .collect::<Result<Vec<Value>, ApiError>>()?;
+        Ok(Json(json!({ "hits": hits })))
+    })
+    .await
+}
+
+fn run_search(
+    collection: &Collection,
+    request: &SearchRequest,
+) -> Result<Vec<medvec_store::Hit>, ApiError> {
+    if request.k == 0 || request.k > MAX_K {
+        return Err(bad_request(format!(
+            "k must be 1..={MAX_K}, got {}",
+            request.k
+        )));
+    }
+    let query_field = request.query_modality.as_deref().unwrap_or(&request.field);
+    let (query, exclude) = match (&request.like, &request.vector) {
+        (Some(id), None) => {
+            let record = collection
+                .get(id)?
+                .ok_or_else(|| bad_request(format!("like: no record with id `{id}`")))?;
+            let vector = record.vectors.get(query_field).cloned().ok_or_else(|| {
+                bad_request(format!("like: record `{id}` has no `{query_field}` vector"))
+            })?;
+            (vector, Some(id.clone()))
+        }
+        (None, Some(vector)) => (vector.clone(), None),
+        _ => {
+            return Err(bad_request(
+                "give exactly one of `like` (a stored id) or `vector`",
+            ))
+        }
+    };
+    let filter = request
+        .filter
+        .as_deref()
+        .map(Filter::parse)
+        .transpose()
+        .map_err(|e| bad_request(format!("filter: {e}")))?;
+    // Like `medvec search --like`: one more hit, then the query record itself left out.
+    let params = SearchParams {
+        k: request.k + usize::from(exclude.is_some()),
+        ef: request.ef,
+        exact: request.exact,
+        filter,
+        offset: None,
+    };
+    let shift = ShiftOptions {
+        lambda: request.shift.unwrap_or(0.0),
+        query_field,
+        pair: request.pair.as_deref(),
+        fit_filter: None,
+    };
+    let mut hits = jobs::search(collection, &request.field, &[query], params, &shift)?
+        .pop()
+        .unwrap_or_default();
+    hits.retain(|h| Some(&h.id) != exclude.as_ref());
+    hits.truncate(request.k);
+    Ok(hits)
+}

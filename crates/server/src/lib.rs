@@ -1,0 +1,88 @@
+//! # medvec-server
+//!
+//! `medvec serve`: a local HTTP API over a medvec store, for pipelines in other languages and
+//! (later) the case viewer. It reads the store as any reader does, opening it afresh per request
+//! (a few milliseconds: nothing is read whole at open), so records a CLI writer commits appear
+//! without a restart.
+//!
+//! It runs next to patient data, so: it binds to loopback unless told otherwise (and then
+//! refuses plain HTTP without `insecure_http`); every request needs the random token printed
+//! at start (`Authorization: Bearer`, a cookie set by the first `?token=` visit, or `?token=`),
+//! compared in constant time; responses carry a strict Content-Security-Policy,
+//! `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`; no CORS; the access log
+//! shows method, path (without its query), status and time, never payload values or query text.
+
+mod api;
+mod auth;
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What can stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("--bind {0}: a non-loopback address exposes patient data to the network; TLS is not built yet, so pass --insecure-http to accept plain HTTP on a trusted network")]
+    NotLoopback(IpAddr),
+    #[error("{addr}: cannot listen: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] medvec_store::StoreError),
+}
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub store: PathBuf,
+    pub bind: IpAddr,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Allow a non-loopback `bind` over plain HTTP.
+    pub insecure_http: bool,
+}
+
+/// Shared by every request.
+pub(crate) struct AppState {
+    pub store: PathBuf,
+    pub token: String,
+}
+
+/// Binds, calls `ready` with the address and the token (the CLI prints the start-up line), then
+/// serves until the process ends.
+pub fn serve(
+    options: ServeOptions,
+    ready: impl FnOnce(SocketAddr, &str),
+) -> Result<(), ServerError> {
+    if !options.bind.is_loopback() && !options.insecure_http {
+        return Err(ServerError::NotLoopback(options.bind));
+    }
+    // Open once up front so a wrong path fails now, with the store's own message.
+    medvec_store::Store::open_read_only(&options.store)?;
+    let addr = SocketAddr::new(options.bind, options.port);
+    let listener = TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(ServerError::Runtime)?;
+    let local = listener.local_addr().map_err(ServerError::Runtime)?;
+    let state = Arc::new(AppState {
+        store: options.store,
+        token: auth::new_token().map_err(ServerError::Runtime)?,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_io()
+        .build()
+        .map_err(ServerError::Runtime)?;
+    ready(local, &state.token);
+    runtime
+        .block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, api::router(state)).await
+        })
+        .map_err(ServerError::Runtime)
+}

@@ -1,0 +1,326 @@
+//! `medvec serve`: the JSON API answers as the CLI does, sees a writer's commits without a
+//! restart, and guards the store (token, loopback, headers).
+
+mod util;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use util::{import_jsonl, medvec_bin, medvec_ok, s, write_jsonl};
+
+/// A running server, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(store: &Path) -> Server {
+    let mut child = Command::new(medvec_bin())
+        .args(["serve", s(store), "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("medvec serve: http://")
+        .unwrap_or_else(|| panic!("start-up line: {line:?}"));
+    let (addr, token) = url.split_once("/?token=").unwrap();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    Server {
+        child,
+        addr: addr.to_string(),
+        token: token.to_string(),
+    }
+}
+
+/// A response: status, headers (lower-case names) and body.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`, read to the end.
+fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        text.push_str("Content-Type: application/json\r\n");
+    }
+    text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(text.as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+impl Server {
+    fn get(&self, path: &str) -> Reply {
+        let bearer = format!("Bearer {}", self.token);
+        request(&self.addr, "GET", path, &[("Authorization", &bearer)], "")
+    }
+
+    fn post(&self, path: &str, body: &str) -> Reply {
+        let bearer = format!("Bearer {}", self.token);
+        request(
+            &self.addr,
+            "POST",
+            path,
+            &[("Authorization", &bearer)],
+            body,
+        )
+    }
+}
+
+fn store_with_cases(dir: &Path, rows: usize) -> std::path::PathBuf {
+    let store = dir.join("store");
+    util::create_cases(&store);
+    let jsonl = dir.join("cases.jsonl");
+    write_jsonl(&jsonl, 0, rows, 8);
+    import_jsonl(&store, &jsonl, 1000);
+    store
+}
+
+#[test]
+fn the_api_answers_as_the_cli_does_and_sees_new_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_cases(dir.path(), 1500);
+    let server = start(&store);
+
+    let collections = server.get("/api/v1/collections").json();
+    assert_eq!(collections["collections"][0]["name"], "cases");
+    assert_eq!(collections["collections"][0]["count"], 1500);
+
+    // Search by stored id and by vector: the same ids and scores as `medvec search --json`.
+    for (body, args) in [
+        (
+            r#"{"field": "image", "like": "case-000010", "k": 5}"#,
+            vec!["--like", "case-000010"],
+        ),
+        (
+            r#"{"field": "image", "vector": [1,0,0,0,0,0,0,0], "k": 5, "filter": "n >= 100", "exact": true}"#,
+            vec![
+                "--vector",
+                "1,0,0,0,0,0,0,0",
+                "--filter",
+                "n >= 100",
+                "--exact",
+            ],
+        ),
+    ] {
+        let reply = server.post("/api/v1/collections/cases/search", body);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let hits = reply.json()["hits"].as_array().unwrap().clone();
+        let cli: Value = serde_json::from_str(&medvec_ok(
+            &[
+                &[
+                    "search",
+                    s(&store),
+                    "cases",
+                    "--field",
+                    "image",
+                    "-k",
+                    "5",
+                    "--json",
+                ][..],
+                &args,
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        let cli_hits = cli["hits"].as_array().unwrap();
+        assert_eq!(hits.len(), 5);
+        for (api, cli) in hits.iter().zip(cli_hits) {
+            assert_eq!(api["id"], cli["id"]);
+            assert!((api["score"].as_f64().unwrap() - cli["score"].as_f64().unwrap()).abs() < 1e-6);
+            assert!(api["payload"].is_object());
+        }
+    }
+
+    // A record, as `medvec get` prints it.
+    let record = server
+        .get("/api/v1/collections/cases/records/case-000007?vectors=true")
+        .json();
+    let cli: Value =
+        serde_json::from_str(medvec_ok(&["get", s(&store), "cases", "case-000007"]).trim())
+            .unwrap();
+    assert_eq!(record, cli);
+    assert_eq!(
+        server.get("/api/v1/collections/cases/records/nope").status,
+        404
+    );
+    assert_eq!(
+        server
+            .get("/api/v1/collections/nope/records/case-000007")
+            .status,
+        404
+    );
+
+    // A writer commits more records while the server runs: the next request sees them.
+    let more = dir.path().join("more.jsonl");
+    write_jsonl(&more, 1500, 300, 8);
+    import_jsonl(&store, &more, 1000);
+    let collections = server.get("/api/v1/collections").json();
+    assert_eq!(collections["collections"][0]["count"], 1800);
+    assert_eq!(
+        server
+            .get("/api/v1/collections/cases/records/case-001799")
+            .status,
+        200
+    );
+
+    // The OpenAPI document is served and names every path.
+    let openapi = server.get("/api/v1/openapi.json").json();
+    for path in ["/api/v1/collections", "/api/v1/collections/{name}/search"] {
+        assert!(openapi["paths"].get(path).is_some(), "{path}");
+    }
+}
+
+#[test]
+fn bad_requests_get_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_cases(dir.path(), 50);
+    let server = start(&store);
+    let search = "/api/v1/collections/cases/search";
+    for (body, expect) in [
+        ("not json", "request body"),
+        (r#"{"field": "image"}"#, "exactly one of"),
+        (
+            r#"{"field": "image", "like": "nope"}"#,
+            "no record with id `nope`",
+        ),
+        (r#"{"field": "image", "vector": [1, 2]}"#, "dimension"),
+        (
+            r#"{"field": "image", "like": "case-000001", "filter": "n >>"}"#,
+            "filter",
+        ),
+        (
+            r#"{"field": "image", "like": "case-000001", "k": 0}"#,
+            "k must be",
+        ),
+        (
+            r#"{"field": "image", "like": "case-000001", "colour": 1}"#,
+            "colour",
+        ),
+        (r#"{"field": "nope", "like": "case-000001"}"#, "nope"),
+    ] {
+        let reply = server.post(search, body);
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        let error = reply.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            error.contains(expect) && !error.contains('\n'),
+            "{body}: {error}"
+        );
+    }
+}
+
+#[test]
+fn every_request_needs_the_token_and_responses_carry_the_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_cases(dir.path(), 20);
+    let server = start(&store);
+    let path = "/api/v1/collections";
+    assert_eq!(request(&server.addr, "GET", path, &[], "").status, 401);
+    let wrong = format!("Bearer {}x", &server.token[..server.token.len() - 1]);
+    let denied = request(&server.addr, "GET", path, &[("Authorization", &wrong)], "");
+    assert_eq!(denied.status, 401);
+    assert!(!denied.body.contains("cases"), "{}", denied.body);
+
+    // The start-up URL sets a cookie that later requests may use instead.
+    let first = request(
+        &server.addr,
+        "GET",
+        &format!("/?token={}", server.token),
+        &[],
+        "",
+    );
+    assert_eq!(first.status, 200);
+    let cookie = first.header("set-cookie").unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    let with_cookie = request(&server.addr, "GET", path, &[("Cookie", pair)], "");
+    assert_eq!(with_cookie.status, 200);
+
+    let reply = server.get(path);
+    assert!(reply
+        .header("content-security-policy")
+        .unwrap()
+        .contains("default-src 'self'"));
+    assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn a_non_loopback_bind_is_refused_without_insecure_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_cases(dir.path(), 5);
+    let out = Command::new(medvec_bin())
+        .args(["serve", s(&store), "--bind", "0.0.0.0", "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--insecure-http") && err.lines().count() == 1,
+        "{err}"
+    );
+    let missing = Command::new(medvec_bin())
+        .args(["serve", s(&dir.path().join("nowhere")), "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nowhere"));
+}
