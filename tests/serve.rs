@@ -324,3 +324,69 @@ fn a_non_loopback_bind_is_refused_without_insecure_http() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nowhere"));
 }
+
+/// A clinical description searching the images (cross-modal, with the gap closed) and the texts:
+/// encoded with the collection's recorded text model, the same hits as `medvec search --text`.
+#[test]
+fn a_text_query_is_encoded_with_the_recorded_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture = |p: &str| repo.join(p).to_str().unwrap().to_string();
+    let store = dir.path().join("store");
+    let rejects = dir.path().join("rejects.csv");
+    let out = util::medvec(&[
+        "ingest",
+        s(&store),
+        "cases",
+        "--manifest",
+        &fixture("fixtures/archive/manifest.csv"),
+        "--root",
+        &fixture("fixtures/images"),
+        "--image-model",
+        &fixture("fixtures/models/tiny-image"),
+        "--text-model",
+        &fixture("fixtures/models/tiny-text"),
+        "--template",
+        "ham10000",
+        "--rejects",
+        s(&rejects),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = start(&store);
+    let text = "Patient diagnosed via histo. Age: 70 years. Sex: female. Localization: back.";
+    for (field, shift) in [("image", Some(1.0)), ("text", None)] {
+        let mut body = serde_json::json!({"field": field, "text": text, "k": 5, "exact": true});
+        let mut args = vec![
+            "search",
+            s(&store),
+            "cases",
+            "--field",
+            field,
+            "--text",
+            text,
+        ];
+        args.extend(["-k", "5", "--exact", "--json"]);
+        if let Some(lambda) = shift {
+            body["shift"] = lambda.into();
+            args.extend(["--shift", "1.0"]);
+        }
+        let reply = server.post("/api/v1/collections/cases/search", &body.to_string());
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let cli: Value = serde_json::from_str(&medvec_ok(&args)).unwrap();
+        let ids = |v: &Value| -> Vec<String> {
+            v["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["id"].to_string())
+                .collect()
+        };
+        assert_eq!(ids(&reply.json()), ids(&cli), "{field}");
+        assert_eq!(ids(&cli).len(), 5);
+    }
+}

@@ -8,6 +8,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use medvec_ingest::encode::{Runtime, RuntimeOptions};
+use medvec_ingest::models::{self, Modality, QueryEncoder};
 use medvec_query::jobs::{self, ShiftOptions};
 use medvec_query::QueryError;
 use medvec_store::{Collection, Filter, SearchParams, Store, StoreError};
@@ -140,6 +142,8 @@ struct SearchRequest {
     field: String,
     like: Option<String>,
     vector: Option<Vec<f32>>,
+    /// A clinical description, encoded with the collection's recorded text model.
+    text: Option<String>,
     #[serde(default = "ten")]
     k: usize,
     filter: Option<String>,
@@ -185,6 +189,19 @@ async fn search(
     .await
 }
 
+/// `text` encoded as `field`'s vectors were: with the model `medvec ingest` recorded for it,
+/// refused if the model file changed since.
+fn encode_text(collection: &Collection, field: &str, text: &str) -> Result<Vec<f32>, ApiError> {
+    let runtime = Runtime::load(&RuntimeOptions::default())
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let encoder = QueryEncoder::recorded(&runtime, collection, field, Some(1))
+        .map_err(|e| bad_request(e.to_string()))?;
+    let mut vectors = encoder
+        .encode_texts(&[text.to_string()])
+        .map_err(|e| bad_request(e.to_string()))?;
+    Ok(vectors.pop().unwrap_or_default())
+}
+
 fn run_search(
     collection: &Collection,
     request: &SearchRequest,
@@ -195,21 +212,31 @@ fn run_search(
             request.k
         )));
     }
-    let query_field = request.query_modality.as_deref().unwrap_or(&request.field);
-    let (query, exclude) = match (&request.like, &request.vector) {
-        (Some(id), None) => {
+    let mut query_field = request
+        .query_modality
+        .clone()
+        .unwrap_or_else(|| request.field.clone());
+    let (query, exclude) = match (&request.like, &request.vector, &request.text) {
+        (Some(id), None, None) => {
             let record = collection
                 .get(id)?
                 .ok_or_else(|| bad_request(format!("like: no record with id `{id}`")))?;
-            let vector = record.vectors.get(query_field).cloned().ok_or_else(|| {
+            let vector = record.vectors.get(&query_field).cloned().ok_or_else(|| {
                 bad_request(format!("like: record `{id}` has no `{query_field}` vector"))
             })?;
             (vector, Some(id.clone()))
         }
-        (None, Some(vector)) => (vector.clone(), None),
+        (None, Some(vector), None) => (vector.clone(), None),
+        (None, None, Some(text)) => {
+            if request.query_modality.is_none() {
+                query_field = models::field_for(collection, Modality::Text, &request.field)
+                    .map_err(|e| bad_request(e.to_string()))?;
+            }
+            (encode_text(collection, &query_field, text)?, None)
+        }
         _ => {
             return Err(bad_request(
-                "give exactly one of `like` (a stored id) or `vector`",
+                "give exactly one of `like` (a stored id), `vector` or `text`",
             ))
         }
     };
@@ -229,7 +256,7 @@ fn run_search(
     };
     let shift = ShiftOptions {
         lambda: request.shift.unwrap_or(0.0),
-        query_field,
+        query_field: &query_field,
         pair: request.pair.as_deref(),
         fit_filter: None,
     };
