@@ -390,3 +390,66 @@ fn a_text_query_is_encoded_with_the_recorded_model() {
         assert_eq!(ids(&cli).len(), 5);
     }
 }
+
+/// Saved heads are listed, and classifying stored ids gives what `medvec classify` writes.
+#[test]
+fn heads_are_listed_and_classify_stored_records_as_the_cli_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("demo");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    medvec_ok(&["demo", "--store", s(&store), "--fixtures", s(&fixtures)]);
+    medvec_ok(&[
+        "train",
+        s(&store),
+        "ham10000",
+        "--head",
+        "late",
+        "--label",
+        "dx",
+        "--split-column",
+        "split",
+        "--name",
+        "dx-late",
+    ]);
+    let preds = dir.path().join("preds.jsonl");
+    medvec_ok(&[
+        "classify",
+        s(&store),
+        "ham10000",
+        "--head",
+        "dx-late",
+        "--filter",
+        "split = \"test\"",
+        "--out",
+        s(&preds),
+    ]);
+    let cli: Vec<Value> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .take(12)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let server = start(&store);
+    let heads = server.get("/api/v1/collections/ham10000/heads").json();
+    assert_eq!(heads["heads"][0]["name"], "dx-late");
+    assert_eq!(heads["heads"][0]["meta"]["label_field"], "dx");
+    let ids: Vec<&Value> = cli.iter().map(|p| &p["id"]).collect();
+    let body = serde_json::json!({ "ids": ids }).to_string();
+    let reply = server.post("/api/v1/collections/ham10000/heads/dx-late/classify", &body);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let api = reply.json()["predictions"].as_array().unwrap().clone();
+    assert_eq!(api.len(), cli.len());
+    for (a, c) in api.iter().zip(&cli) {
+        assert_eq!(a["id"], c["id"]);
+        assert_eq!(a["predicted"], c["predicted"]);
+        for (class, p) in c["probabilities"].as_object().unwrap() {
+            let q = a["probabilities"][class].as_f64().unwrap();
+            assert!((q - p.as_f64().unwrap()).abs() < 1e-6, "{class}");
+        }
+    }
+    let missing = server.post(
+        "/api/v1/collections/ham10000/heads/nope/classify",
+        &serde_json::json!({"ids": [ids[0]]}).to_string(),
+    );
+    assert!(missing.status >= 400, "{}", missing.body);
+}

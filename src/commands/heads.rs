@@ -730,23 +730,7 @@ fn write_prediction(
     jsonl: bool,
 ) -> std::io::Result<()> {
     if jsonl {
-        if let Some(error) = &p.error {
-            return writeln!(
-                out,
-                "{}",
-                json!({"id": p.id, "predicted": null, "error": error})
-            );
-        }
-        let probabilities: serde_json::Map<String, serde_json::Value> = classes
-            .iter()
-            .cloned()
-            .zip(p.probabilities.iter().map(|x| json!(x)))
-            .collect();
-        writeln!(
-            out,
-            "{}",
-            json!({"id": p.id, "predicted": p.class, "probabilities": probabilities})
-        )
+        writeln!(out, "{}", medvec_query::jobs::prediction_json(p, classes))
     } else {
         let mut cells = vec![csv_cell(&p.id), csv_cell(&p.class)];
         match &p.error {

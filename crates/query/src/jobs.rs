@@ -539,6 +539,20 @@ pub fn record_json(record: &medvec_store::Record, with_vectors: bool) -> serde_j
     out
 }
 
+/// A prediction as `medvec classify --out x.jsonl` writes it: `{"id", "predicted",
+/// "probabilities": {class: p}}`, or `{"id", "predicted": null, "error"}` for an error row.
+pub fn prediction_json(p: &crate::classify::Prediction, classes: &[String]) -> serde_json::Value {
+    if let Some(error) = &p.error {
+        return json!({"id": p.id, "predicted": null, "error": error});
+    }
+    let probabilities: serde_json::Map<String, serde_json::Value> = classes
+        .iter()
+        .cloned()
+        .zip(p.probabilities.iter().map(|x| json!(x)))
+        .collect();
+    json!({"id": p.id, "predicted": p.class, "probabilities": probabilities})
+}
+
 /// One collection's counts (the shape `medvec stats --json` lists).
 pub fn stats_json(s: &CollectionStats) -> serde_json::Value {
     json!({

@@ -10,7 +10,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use medvec_ingest::encode::{Runtime, RuntimeOptions};
 use medvec_ingest::models::{self, Modality, QueryEncoder};
+use medvec_query::classify::classify_vectors;
 use medvec_query::jobs::{self, ShiftOptions};
+use medvec_query::saved::SavedHead;
 use medvec_query::QueryError;
 use medvec_store::{Collection, Filter, SearchParams, Store, StoreError};
 use serde::Deserialize;
@@ -28,6 +30,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/collections", get(collections))
         .route("/api/v1/collections/{name}/records/{id}", get(record))
         .route("/api/v1/collections/{name}/search", post(search))
+        .route("/api/v1/collections/{name}/heads", get(heads))
+        .route(
+            "/api/v1/collections/{name}/heads/{head}/classify",
+            post(classify),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,
@@ -266,4 +273,80 @@ fn run_search(
     hits.retain(|h| Some(&h.id) != exclude.as_ref());
     hits.truncate(request.k);
     Ok(hits)
+}
+
+/// `GET /api/v1/collections/{name}/heads`: the saved heads with their metadata, as
+/// `medvec heads --json` lists them.
+async fn heads(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let collection = open_collection(&state, &name)?;
+        let heads = collection
+            .list_heads()?
+            .into_iter()
+            .map(|head| {
+                let meta = SavedHead::load_meta(&collection, &head)?;
+                Ok(json!({"name": head, "meta": meta}))
+            })
+            .collect::<Result<Vec<Value>, ApiError>>()?;
+        Ok(Json(json!({ "heads": heads })))
+    })
+    .await
+}
+
+/// The most records one classify request takes.
+const MAX_CLASSIFY: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassifyRequest {
+    ids: Vec<String>,
+}
+
+/// `POST /api/v1/collections/{name}/heads/{head}/classify` with `{"ids": [...]}`: each stored
+/// record's prediction, as `medvec classify` writes it (JSON lines shape).
+async fn classify(
+    State(state): State<Arc<AppState>>,
+    Path((name, head)): Path<(String, String)>,
+    body: Result<Json<ClassifyRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(request) =
+        body.map_err(|e| bad_request(format!("request body: {}", e.body_text())))?;
+    if request.ids.is_empty() || request.ids.len() > MAX_CLASSIFY {
+        return Err(bad_request(format!(
+            "ids: give 1..={MAX_CLASSIFY} stored ids, got {}",
+            request.ids.len()
+        )));
+    }
+    blocking(move || {
+        let collection = open_collection(&state, &name)?;
+        let saved = SavedHead::load(&collection, &head)?;
+        let meta = &saved.meta;
+        let (mut image, mut text) = (Vec::new(), Vec::new());
+        for id in &request.ids {
+            let record = collection.get(id)?.ok_or_else(|| {
+                ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!("no record with id `{id}` in `{name}`"),
+                )
+            })?;
+            let field =
+                |field: &str| {
+                    record.vectors.get(field).cloned().ok_or_else(|| {
+                        bad_request(format!("record `{id}` has no `{field}` vector"))
+                    })
+                };
+            image.push(field(&meta.image_field)?);
+            text.push(field(&meta.text_field)?);
+        }
+        let predictions = classify_vectors(&saved, &request.ids, &image, &text)?;
+        let predictions: Vec<Value> = predictions
+            .iter()
+            .map(|p| jobs::prediction_json(p, &meta.classes))
+            .collect();
+        Ok(Json(json!({ "predictions": predictions })))
+    })
+    .await
 }
