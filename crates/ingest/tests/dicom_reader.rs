@@ -355,3 +355,13 @@ fn dicom_detection_and_dicomdir() {
     assert!(files.len() >= 30, "{}", files.len());
     assert!(files.iter().all(|f| f.is_file()));
 }
+
+/// The fuzzer's find: a (FFFE,00FF) "delimiter" at the top level with a 4 GiB length. The
+/// structure walk refuses it, so the parser never allocates for it.
+#[test]
+fn an_unknown_delimiter_tag_is_refused_before_parsing() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fuzz/regressions/dicom/unknown-delimiter-tag-huge-length.dcm");
+    let e = DicomImage::open(&path, &ImageLimits::default()).unwrap_err();
+    assert!(e.to_string().contains("unknown delimiter tag (FFFE,00FF)"), "{e}");
+}

@@ -242,7 +242,15 @@ impl<'a> Walker<'a> {
                     ITEM => self.push(false, len)?,
                     ITEM_END => self.pop(false),
                     SEQUENCE_END => self.pop(true),
-                    _ => return Ok(()),
+                    // Not a DICOM tag at all. The parser would read it as an element with a
+                    // length of its own (up to 4 GiB, allocated before the value is read), so
+                    // the walk cannot just stop here and leave the rest unchecked.
+                    _ => {
+                        return Err(DicomError::decode(
+                            self.path,
+                            format!("unknown delimiter tag (FFFE,{element:04X})"),
+                        ))
+                    }
                 }
                 continue;
             }
