@@ -107,6 +107,7 @@ fn every_file_of_a_store_is_private_to_its_owner() {
         "image.hnsw",
         "image.f32",
         "ids.idx",
+        "payload.cols",
     ] {
         assert!(names.iter().any(|n| n == kind), "no {kind} in {names:?}");
     }

@@ -363,5 +363,8 @@ fn an_unknown_delimiter_tag_is_refused_before_parsing() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fuzz/regressions/dicom/unknown-delimiter-tag-huge-length.dcm");
     let e = DicomImage::open(&path, &ImageLimits::default()).unwrap_err();
-    assert!(e.to_string().contains("unknown delimiter tag (FFFE,00FF)"), "{e}");
+    assert!(
+        e.to_string().contains("unknown delimiter tag (FFFE,00FF)"),
+        "{e}"
+    );
 }

@@ -548,7 +548,7 @@ impl Collection {
         let filter = filter.map(|f| f.compile(schema)).transpose()?;
         for (segment, tombstones) in state.segments.iter().zip(&state.tombstones) {
             if filter.is_some() {
-                segment.check_ids()?;
+                segment.check_scan()?;
             }
             for row in (0..segment.rows).filter(|&r| !tombstones.get(r)) {
                 if filter.as_ref().is_none_or(|f| f.matches(&segment.row(row))) {

@@ -27,6 +27,7 @@ pub enum FileKind {
     Ids,
     IdIndex,
     Payload,
+    PayloadColumns,
     Graph,
     Head,
     ModelRecord,
@@ -43,6 +44,7 @@ impl FileKind {
             FileKind::Ids => b"ID",
             FileKind::IdIndex => b"IX",
             FileKind::Payload => b"PL",
+            FileKind::PayloadColumns => b"PC",
             FileKind::Graph => b"HG",
             FileKind::Head => b"HD",
             FileKind::ModelRecord => b"MD",
@@ -59,6 +61,7 @@ impl FileKind {
             FileKind::Ids => "id table",
             FileKind::IdIndex => "id index",
             FileKind::Payload => "payload table",
+            FileKind::PayloadColumns => "payload columns",
             FileKind::Graph => "HNSW graph",
             FileKind::Head => "classifier head",
             FileKind::ModelRecord => "model record",
@@ -368,9 +371,11 @@ le_bytes!(u64, u32, f32);
 fn failure_point(kind: FileKind) -> &'static str {
     match kind {
         FileKind::Wal => "wal-create",
-        FileKind::VectorColumn | FileKind::Ids | FileKind::IdIndex | FileKind::Payload => {
-            "segment-write"
-        }
+        FileKind::VectorColumn
+        | FileKind::Ids
+        | FileKind::IdIndex
+        | FileKind::Payload
+        | FileKind::PayloadColumns => "segment-write",
         FileKind::Graph => "graph-write",
         FileKind::Manifest => "manifest-write",
         FileKind::Head => "head-write",

@@ -373,7 +373,7 @@ pub fn segment_files(data: &[u8]) {
     };
     let (name, kind) = [
         ("ids.idx", FileKind::IdIndex),
-        ("payload.rkyv", FileKind::Payload),
+        ("payload.cols", FileKind::PayloadColumns),
         ("v.f32", FileKind::VectorColumn),
         ("v.hnsw", FileKind::Graph),
     ][usize::from(selector % 4)];

@@ -8,7 +8,8 @@
 //! - Writes go to a checksummed write-ahead log, fsynced before the call returns, and into an
 //!   in-memory tail; the tail is flushed into an immutable segment at a size threshold.
 //! - A segment holds one little-endian `f32` column file per vector field, read zero-copy through
-//!   `memmap2`, rkyv archives of ids and payload, and an HNSW graph per vector field.
+//!   `memmap2`, a sorted id index, plain payload columns and an HNSW graph per vector field,
+//!   each checksummed per 4 KiB page and checked when a read first touches the page.
 //! - The manifest names the live segments and log and is replaced atomically.
 //!
 //! The on-disk format is specified in `FORMAT.md` beside this crate.

@@ -177,7 +177,7 @@ fn plan_segments(
                 return Ok(Plan::Graph(None));
             }
             if filter.is_some() {
-                segment.check_ids()?;
+                segment.check_scan()?;
             }
             let mut allowed = BitSet::new(segment.rows);
             for row in 0..segment.rows {

@@ -2,8 +2,8 @@
 //!
 //! Per vector field a contiguous little-endian `f32` column (`<field>.f32`) followed by each row's
 //! reciprocal norm, and an HNSW graph (`<field>.hnsw`) when the segment is large enough; the ids
-//! and vector presence in `ids.idx` (`ids.rkyv` before format version 2); the payload columns in
-//! `payload.rkyv`. All are read through
+//! and vector presence in `ids.idx`, the payload columns in `payload.cols` (`ids.rkyv` and
+//! `payload.rkyv` before format version 2). All are read through
 //! memory maps and never modified after the manifest references them.
 
 use crate::blocks::{self, BlockChecks};
@@ -46,9 +46,11 @@ pub fn dir_name(id: u64) -> String {
 }
 
 mod ids;
+mod payload;
 mod write;
 
 use ids::SegmentIdTable;
+use payload::SegmentPayloadTable;
 
 pub use write::{write, write_rows, MergedRows, RowSource};
 
@@ -407,7 +409,7 @@ pub struct Segment {
     pub dir: PathBuf,
     pub rows: usize,
     ids: SegmentIdTable,
-    payload_file: MappedFile,
+    payload: SegmentPayloadTable,
     pub columns: Vec<Column>,
     /// Per vector field: every row has a vector (so a search without a filter or deletes needs
     /// no per-row mask). Read once at open from the id table.
@@ -434,7 +436,9 @@ impl Segment {
         let mut damage = Vec::new();
         let mut segment = Self::open_checked(dir, owner_uid, schema, rows, Some(&mut damage))?;
         segment.ids.file().verify()?;
-        segment.payload_file.verify()?;
+        segment.ids.check_order()?;
+        segment.payload.file().verify()?;
+        segment.payload.check_all()?;
         for (field, column) in segment.columns.iter_mut().enumerate() {
             column.file.verify()?;
             if let Err(error) = column.graph_checked_whole() {
@@ -469,10 +473,7 @@ impl Segment {
         mut damage: Option<&mut Vec<GraphDamage>>,
     ) -> Result<Segment> {
         let ids = SegmentIdTable::open(dir, owner_uid, schema, rows)?;
-        let payload_file =
-            MappedFile::open(&dir.join("payload.rkyv"), FileKind::Payload, owner_uid)?;
-        payload_file.verify()?;
-        check_payload(&payload_file, schema, rows)?;
+        let payload = SegmentPayloadTable::open(dir, owner_uid, schema, rows)?;
         let complete = (0..schema.vectors.len())
             .map(|field| (0..rows).all(|row| ids.has_vector(field, row)))
             .collect();
@@ -499,7 +500,7 @@ impl Segment {
             dir: dir.to_path_buf(),
             rows,
             ids,
-            payload_file,
+            payload,
             columns,
             complete,
         })
@@ -508,11 +509,6 @@ impl Segment {
     /// Whether every row of the segment has a vector in field `field`.
     pub fn is_complete(&self, field: usize) -> bool {
         self.complete.get(field).copied().unwrap_or(false)
-    }
-
-    fn payload_archive(&self) -> &ArchivedSegmentPayload {
-        // SAFETY: validated in `open` by `check_payload`; immutable mapping.
-        unsafe { rkyv::access_unchecked::<ArchivedSegmentPayload>(self.payload_file.data()) }
     }
 
     /// Row `row`'s id, checking the bytes it comes from.
@@ -525,16 +521,17 @@ impl Segment {
         self.ids.find(id)
     }
 
-    /// Checks every row's id, so that a scan over all rows (a filter naming `id`) cannot fail
-    /// half-way.
-    pub fn check_ids(&self) -> Result<()> {
-        self.ids.check_all_ids()
+    /// Checks every row's id and payload, so that a scan over all rows (a filter) reads only
+    /// checked bytes and cannot fail half-way.
+    pub fn check_scan(&self) -> Result<()> {
+        self.ids.check_all_ids()?;
+        self.payload.check_all()
     }
 
     /// Checks every id and every column, for a reader of all rows (a merge) that then uses
     /// the unchecked accessors.
     pub fn check_all(&self) -> Result<()> {
-        self.check_ids()?;
+        self.check_scan()?;
         self.columns.iter().try_for_each(Column::ensure_verified)
     }
 
@@ -542,11 +539,13 @@ impl Segment {
         self.ids.has_vector(field, row)
     }
 
+    /// Row `row`'s value in payload column `column`; read in place, so call
+    /// [`check_scan`](Self::check_scan) (or [`record`](Self::record), which checks its row) first.
     pub fn value(&self, column: usize, row: usize) -> ValueRef<'_> {
-        archived_value(&self.payload_archive().columns[column], row)
+        self.payload.value(column, row)
     }
 
-    /// Row `row` as the filter sees it; call [`check_ids`](Self::check_ids) first.
+    /// Row `row` as the filter sees it; call [`check_scan`](Self::check_scan) first.
     pub fn row(&self, row: usize) -> SegmentRow<'_> {
         SegmentRow { segment: self, row }
     }
@@ -562,7 +561,8 @@ impl Segment {
                 false => Ok(None),
             })
             .collect::<Result<_>>()?;
-        let payload = (0..self.payload_archive().columns.len())
+        self.payload.check_row(row)?;
+        let payload = (0..self.payload.columns())
             .map(|c| owned_value(self.value(c, row)))
             .collect();
         Ok(LoggedRecord {
@@ -575,8 +575,9 @@ impl Segment {
     /// Checks every byte of every file against its checksum.
     pub fn verify(&self) -> Result<()> {
         self.ids.file().verify()?;
-        self.ids.check_all_ids()?;
-        self.payload_file.verify()?;
+        self.ids.check_order()?;
+        self.payload.file().verify()?;
+        self.payload.check_all()?;
         self.columns.iter().try_for_each(Column::verify_all)
     }
 
@@ -597,11 +598,17 @@ impl Segment {
     pub fn file_paths(&self) -> Vec<&Path> {
         let mut paths = vec![
             self.ids.file().path.as_path(),
-            self.payload_file.path.as_path(),
+            self.payload.file().path.as_path(),
         ];
         paths.extend(self.columns.iter().flat_map(Column::paths));
         paths
     }
+}
+
+/// The archive of a version 1 `payload.rkyv` checked by [`check_payload`] at open.
+fn legacy_archive(file: &MappedFile) -> &ArchivedSegmentPayload {
+    // SAFETY: validated by `check_payload` when the segment opened; immutable mapping.
+    unsafe { rkyv::access_unchecked::<ArchivedSegmentPayload>(file.data()) }
 }
 
 fn check_payload(file: &MappedFile, schema: &Schema, rows: usize) -> Result<()> {
@@ -665,7 +672,7 @@ pub struct SegmentRow<'a> {
 
 impl PayloadRow for SegmentRow<'_> {
     fn id(&self) -> &str {
-        // Scans that read ids check them all first (`Segment::check_ids`); an id that fails
+        // Scans that read ids check them all first (`Segment::check_scan`); an id that fails
         // here anyway (it cannot, after that) matches nothing rather than panicking.
         self.segment.id_of(self.row).unwrap_or("")
     }

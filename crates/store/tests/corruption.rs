@@ -56,7 +56,7 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
         "medvec.store",
         "MANIFEST",
         "ids.idx",
-        "payload.rkyv",
+        "payload.cols",
         "image.f32",
         "text.f32",
         "image.hnsw",
@@ -181,7 +181,7 @@ fn pages(len: usize) -> Vec<std::ops::Range<usize>> {
 
 fn checked_where_used(file: &Path) -> bool {
     let name = file_name(file);
-    name == "ids.idx" || name.ends_with(".hnsw")
+    name == "ids.idx" || name == "payload.cols" || name.ends_with(".hnsw")
 }
 
 /// Opens the store as the writer, searches both fields and loads the head (files that are

@@ -140,7 +140,7 @@ fn other_damage_is_not_repairable_and_changes_nothing() {
     let graph = segment_file(&root, "image.hnsw");
     let cases: [(&str, Hurt); 4] = [
         ("ids.idx", |b| b[100] ^= 1),
-        ("payload.rkyv", |b| b[200] ^= 1),
+        ("payload.cols", |b| b[200] ^= 1),
         ("image.f32", |b| {
             let middle = b.len() / 2;
             b[middle..middle + 4096].fill(0)

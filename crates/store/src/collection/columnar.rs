@@ -99,7 +99,7 @@ impl Collection {
             })
             .collect();
         for (segment, tombstones) in state.segments.iter().zip(&state.tombstones) {
-            segment.check_ids()?;
+            segment.check_scan()?;
             for &f in &vector_index {
                 segment.columns[f].ensure_verified()?;
             }

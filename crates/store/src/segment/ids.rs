@@ -115,6 +115,17 @@ impl SegmentIdTable {
         }
     }
 
+    /// Everything [`check_all_ids`](Self::check_all_ids) checks, and that the sorted order is
+    /// a permutation of the rows in strictly ascending id order and the offsets span the id
+    /// text exactly: what `verify` adds, since a lookup trusts the order.
+    pub fn check_order(&self) -> Result<()> {
+        let SegmentIdTable::Indexed(index) = self else {
+            return Ok(());
+        };
+        self.check_all_ids()?;
+        index.check_order()
+    }
+
     pub fn file(&self) -> &MappedFile {
         match self {
             SegmentIdTable::Indexed(index) => &index.file,
@@ -198,6 +209,33 @@ impl IdIndex {
             }
         }
         Ok(None)
+    }
+
+    fn check_order(&self) -> Result<()> {
+        let rows = self.layout.rows;
+        let start = self.words::<u64>(0..8)?[0];
+        let end = self.words::<u64>(8 * rows..8 * rows + 8)?[0];
+        if start != 0 || end as usize != self.layout.end - self.layout.strings {
+            return Err(corrupt(
+                &self.file.path,
+                "id offsets do not span the id text",
+            ));
+        }
+        let mut seen = crate::bitset::BitSet::new(rows);
+        let mut previous: Option<&str> = None;
+        for position in 0..rows {
+            let row = self.sorted_row(position)?;
+            let id = self.id(row)?;
+            if seen.get(row) || previous.is_some_and(|p| p.as_bytes() >= id.as_bytes()) {
+                return Err(corrupt(
+                    &self.file.path,
+                    format!("sorted entry {position} is out of order or repeats a row"),
+                ));
+            }
+            seen.set(row);
+            previous = Some(id);
+        }
+        Ok(())
     }
 
     fn has_vector(&self, field: usize, row: usize) -> bool {

@@ -4,17 +4,13 @@
 //! rows into records. Vector columns are streamed to disk, and the graph is built over the column
 //! as mapped from the file just written, so the writer never holds a second copy of the vectors.
 
-use super::{
-    column_path, graph_path, ids, MappedFile, PayloadColumn, Segment, SegmentPayload,
-    MIN_GRAPH_ROWS,
-};
-use crate::error::{corrupt, IoContext, Result};
+use super::{column_path, graph_path, ids, payload, MappedFile, Segment, MIN_GRAPH_ROWS};
+use crate::error::{IoContext, Result};
 use crate::faults;
 use crate::fileio::{self, FileKind, Header};
 use crate::filter::ValueRef;
 use crate::graph::{self, GraphSeed};
 use crate::schema::{Schema, VectorField};
-use crate::value::FieldType;
 use crate::wal::LoggedRecord;
 use std::path::Path;
 
@@ -139,12 +135,9 @@ pub fn write_rows(
         &present,
     )?;
     drop(present);
-    write_archive(
-        &dir.join("payload.rkyv"),
-        FileKind::Payload,
-        owner_uid,
-        &build_payload(schema, source),
-    )?;
+    payload::write_columns(dir, owner_uid, schema, source.rows(), &|column, row| {
+        source.value(column, row)
+    })?;
     fileio::sync_dir(dir)?;
     faults::point("segment-after-write");
     Ok(())
@@ -239,66 +232,4 @@ fn write_column(
         }
         fileio::write_words(out, inv_norms.into_iter())
     })
-}
-
-fn write_archive<T>(path: &Path, kind: FileKind, owner_uid: u64, value: &T) -> Result<()>
-where
-    T: for<'a> rkyv::Serialize<
-        rkyv::api::high::HighSerializer<
-            rkyv::util::AlignedVec,
-            rkyv::ser::allocator::ArenaHandle<'a>,
-            rkyv::rancor::Error,
-        >,
-    >,
-{
-    let body = rkyv::to_bytes::<rkyv::rancor::Error>(value)
-        .map_err(|e| corrupt(path, format!("cannot encode: {e}")))?;
-    let header = Header::new(kind, owner_uid, &body, [0; 3]);
-    fileio::write_new_file(path, &header, &body)
-}
-
-fn build_payload(schema: &Schema, source: &(impl RowSource + ?Sized)) -> SegmentPayload {
-    let columns = schema
-        .payload
-        .iter()
-        .enumerate()
-        .map(|(i, field)| {
-            let cells = (0..source.rows()).map(move |row| source.value(i, row));
-            match field.field_type {
-                FieldType::String => PayloadColumn::String(
-                    cells
-                        .map(|v| match v {
-                            ValueRef::Str(s) => Some(s.to_string()),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-                FieldType::Int => PayloadColumn::Int(
-                    cells
-                        .map(|v| match v {
-                            ValueRef::Int(x) => Some(x),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-                FieldType::Float => PayloadColumn::Float(
-                    cells
-                        .map(|v| match v {
-                            ValueRef::Float(x) => Some(x),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-                FieldType::Bool => PayloadColumn::Bool(
-                    cells
-                        .map(|v| match v {
-                            ValueRef::Bool(x) => Some(x),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-            }
-        })
-        .collect();
-    SegmentPayload { columns }
 }
