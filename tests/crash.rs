@@ -734,19 +734,6 @@ mod heads {
         medvec_ok(&["eval", s(&store), "ham10000", "--head", "dx", "--json"]);
     }
 
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else if entry.file_name() != "LOCK" {
-                std::fs::copy(entry.path(), &target).unwrap();
-            }
-        }
-    }
-
     #[test]
     fn a_head_save_aborted_around_its_rename_leaves_the_old_or_the_new_head() {
         for point in ["before-rename", "after-rename"] {

@@ -4,13 +4,6 @@ mod util;
 
 use util::*;
 
-fn demo_store(dir: &std::path::Path) -> std::path::PathBuf {
-    let store = dir.join("demo");
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
-    medvec_ok(&["demo", "--store", s(&store), "--fixtures", s(&fixtures)]);
-    store
-}
-
 #[test]
 fn a_trained_head_reports_the_same_test_metrics_as_eval_and_classify() {
     let dir = tempfile::tempdir().unwrap();

@@ -25,26 +25,7 @@ fn copy_models(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn ingest_args(store: &Path, image_model: &Path, text_model: &Path, rejects: &Path) -> Vec<String> {
-    let fixture = |p: &str| repo().join(p).to_str().unwrap().to_string();
-    [
-        "ingest",
-        s(store),
-        "cases",
-        "--manifest",
-        &fixture("fixtures/archive/manifest.csv"),
-        "--root",
-        &fixture("fixtures/images"),
-        "--image-model",
-        s(image_model),
-        "--text-model",
-        s(text_model),
-        "--template",
-        "ham10000",
-        "--rejects",
-        s(rejects),
-    ]
-    .map(str::to_string)
-    .to_vec()
+    util::fixture_ingest_args(store, image_model, text_model, rejects)
 }
 
 /// Ingests the fixture archive (8 good rows) with copies of the tiny models.

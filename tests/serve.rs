@@ -330,27 +330,15 @@ fn a_non_loopback_bind_is_refused_without_insecure_http() {
 #[test]
 fn a_text_query_is_encoded_with_the_recorded_model() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fixture = |p: &str| repo.join(p).to_str().unwrap().to_string();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/models");
     let store = dir.path().join("store");
-    let rejects = dir.path().join("rejects.csv");
-    let out = util::medvec(&[
-        "ingest",
-        s(&store),
-        "cases",
-        "--manifest",
-        &fixture("fixtures/archive/manifest.csv"),
-        "--root",
-        &fixture("fixtures/images"),
-        "--image-model",
-        &fixture("fixtures/models/tiny-image"),
-        "--text-model",
-        &fixture("fixtures/models/tiny-text"),
-        "--template",
-        "ham10000",
-        "--rejects",
-        s(&rejects),
-    ]);
+    let args = util::fixture_ingest_args(
+        &store,
+        &models.join("tiny-image"),
+        &models.join("tiny-text"),
+        &dir.path().join("rejects.csv"),
+    );
+    let out = util::medvec(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -395,9 +383,7 @@ fn a_text_query_is_encoded_with_the_recorded_model() {
 #[test]
 fn heads_are_listed_and_classify_stored_records_as_the_cli_does() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("demo");
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
-    medvec_ok(&["demo", "--store", s(&store), "--fixtures", s(&fixtures)]);
+    let store = util::demo_store(dir.path());
     medvec_ok(&[
         "train",
         s(&store),

@@ -140,3 +140,60 @@ pub fn json_hits(line: &str) -> Vec<(String, f64)> {
         })
         .collect()
 }
+
+/// The demo store (`medvec demo`) built from `fixtures/demo` in `dir/demo`.
+pub fn demo_store(dir: &Path) -> PathBuf {
+    let store = dir.join("demo");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    medvec_ok(&["demo", "--store", s(&store), "--fixtures", s(&fixtures)]);
+    store
+}
+
+/// Copies a store's folder tree, leaving out its `LOCK` (the copy must get its own writer).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != "LOCK" {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The arguments of `medvec ingest` of the fixture archive (8 good rows) into `cases` of `store`.
+pub fn fixture_ingest_args(
+    store: &Path,
+    image_model: &Path,
+    text_model: &Path,
+    rejects: &Path,
+) -> Vec<String> {
+    let fixture = |p: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(p)
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    [
+        "ingest",
+        s(store),
+        "cases",
+        "--manifest",
+        &fixture("fixtures/archive/manifest.csv"),
+        "--root",
+        &fixture("fixtures/images"),
+        "--image-model",
+        s(image_model),
+        "--text-model",
+        s(text_model),
+        "--template",
+        "ham10000",
+        "--rejects",
+        s(rejects),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
