@@ -164,7 +164,7 @@ impl IngestSummary {
 /// let options = IngestOptions::new(source, root.join("images"));
 /// let summary = ingest_archive(&cases, Encoders { image: &image, text: None }, &options, |_| {})?;
 /// assert_eq!((summary.ingested, summary.rejected), (8, 8));
-/// assert!(cases.get("ISIC_0027419").is_some());
+/// assert!(cases.get("ISIC_0027419").unwrap().is_some());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn ingest_archive(

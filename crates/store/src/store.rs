@@ -35,7 +35,7 @@ pub const PSEUDONYM_KEY_LEN: usize = 32;
 /// let hits = cases.search("image", &[0.1, 1.0, 0.0], &params).unwrap();
 /// assert_eq!(hits[0].id, "a");
 /// cases.delete(&["a".to_string()]).unwrap();
-/// assert!(cases.get("a").is_none());
+/// assert!(cases.get("a").unwrap().is_none());
 /// cases.compact().unwrap();
 /// assert_eq!(store.list_collections().unwrap(), vec!["ham10000"]);
 /// ```
