@@ -108,9 +108,7 @@ impl SegmentIdTable {
     /// Checks every id: after this, [`id`](Self::id) of any row is known not to fail.
     pub fn check_all_ids(&self) -> Result<()> {
         match self {
-            SegmentIdTable::Indexed(index) => {
-                (0..index.layout.rows).try_for_each(|row| index.id(row).map(|_| ()))
-            }
+            SegmentIdTable::Indexed(index) => index.check_all_ids(),
             SegmentIdTable::Legacy(_) => Ok(()),
         }
     }
@@ -139,6 +137,8 @@ impl SegmentIdTable {
 pub struct IdIndex {
     file: MappedFile,
     layout: IndexLayout,
+    /// Whether every id was checked: once per process, since filtered searches ask each time.
+    ids_checked: OnceLock<Result<(), String>>,
 }
 
 impl IdIndex {
@@ -160,7 +160,11 @@ impl IdIndex {
         };
         // The presence bitmaps are small (a bit per row and field) and every open needs them.
         file.check(layout.presence..layout.strings)?;
-        Ok(IdIndex { file, layout })
+        Ok(IdIndex {
+            file,
+            layout,
+            ids_checked: OnceLock::new(),
+        })
     }
 
     fn words<T: Copy>(&self, range: Range<usize>) -> Result<&[T]> {
@@ -209,6 +213,17 @@ impl IdIndex {
             }
         }
         Ok(None)
+    }
+
+    fn check_all_ids(&self) -> Result<()> {
+        let outcome = self.ids_checked.get_or_init(|| {
+            (0..self.layout.rows)
+                .try_for_each(|row| self.id(row).map(|_| ()))
+                .map_err(|e| e.to_string())
+        });
+        outcome
+            .clone()
+            .map_err(|detail| corrupt(&self.file.path, super::detail_only(&detail)))
     }
 
     fn check_order(&self) -> Result<()> {
