@@ -197,7 +197,7 @@ fn measure_medvec(cfg: &Config, spec: HeadSpec, train_part: &Part, test: &Part) 
             passes.push(t0.elapsed().as_secs_f64());
         }
         f1.push(
-            head.evaluate(&Labelled::new(test_inputs, &test.labels).unwrap())
+            head.evaluate(&Labelled::new(test_inputs.clone(), &test.labels).unwrap())
                 .unwrap()
                 .macro_f1,
         );

@@ -93,7 +93,8 @@ fn main() {
     let settings = TrainSettings {
         head: HeadChoice::Late,
         label: "dr".into(),
-        fields: Some(("image".into(), "text".into())),
+        fields: Some(vec!["image".into(), "text".into()]),
+        shift_pair: None,
         split: SplitSource::Grouped {
             column: "patient".into(),
             fractions: SplitFractions::default(),

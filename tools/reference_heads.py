@@ -4,14 +4,15 @@
 Used by crates/query/tests/heads_reference.rs. Each command reads files from a directory
 written by the Rust test and prints one JSON document on stdout.
 
-  forward DIR   head.bin (TrainedHead::to_bytes, format v1) + text.npy + image.npy
+  forward DIR   head.bin (TrainedHead::to_bytes, format v1 or v2) + field0.npy, field1.npy, ...
+                (one per field of the head, in its field order)
                 -> {"logits": [[...]], "proba": [[...]]}, computed in float64 with the
                    inference-mode formulas written out here (running BatchNorm statistics,
                    dropout off).
   metrics DIR   cases.json: [{"y_true": [...], "y_pred": [...]}, ...]
                 -> per case: sklearn accuracy, macro-F1, balanced accuracy,
                    precision_recall_fscore_support(average=None), confusion_matrix.
-  mlp DIR       text.npy, image.npy, labels.npy, train.npy, test.npy [+ alpha.json]
+  mlp DIR       field0.npy (text), field1.npy (image), labels.npy, train.npy, test.npy [+ alpha.json]
                 -> test macro-F1 / accuracy of sklearn MLPClassifier((128,), adam,
                    lr 1e-3, batch 64, max_iter 30, random_state 0) trained on the
                    concatenated training features.
@@ -57,12 +58,17 @@ def load_head(path: Path) -> dict:
     assert r.data[:4] == b"MVHD", "bad magic"
     r.pos = 4
     (version, fusion) = r.take("<II")
-    assert version == 1, version
-    text_dim, image_dim, hidden, classes = r.take("<QQQQ")
+    assert version in (1, 2), version
+    if version == 1:  # two fields, no count
+        dims = list(r.take("<QQ"))
+    else:
+        (n,) = r.take("<Q")
+        dims = list(r.take("<" + "Q" * n))
+    hidden, classes = r.take("<QQ")
     (_dropout,) = r.take("<f")
     (_best_epoch, n_hist) = r.take("<QQ")
     r.pos += n_hist * (8 + 4 * 8)
-    in_dims = [text_dim + image_dim] if fusion == 0 else [text_dim, image_dim]
+    in_dims = [sum(dims)] if fusion == 0 else dims
     branches = []
     for d in in_dims:
         branches.append(
@@ -79,13 +85,14 @@ def load_head(path: Path) -> dict:
     out_w = r.tensor((hidden * len(in_dims), out))
     out_b = r.tensor((out,))
     assert r.pos == len(r.data), "trailing bytes"
-    return {"fusion": fusion, "branches": branches, "out_w": out_w, "out_b": out_b, "classes": classes}
+    return {"fusion": fusion, "dims": dims, "branches": branches, "out_w": out_w, "out_b": out_b, "classes": classes}
 
 
-def forward(head: dict, text: np.ndarray, image: np.ndarray):
-    """Inference-mode forward pass in float64."""
-    text, image = text.astype(np.float64), image.astype(np.float64)
-    inputs = [np.concatenate([text, image], axis=1)] if head["fusion"] == 0 else [text, image]
+def forward(head: dict, fields: list):
+    """Inference-mode forward pass in float64; early fusion concatenates the fields in order,
+    late fusion has one branch per field."""
+    fields = [f.astype(np.float64) for f in fields]
+    inputs = [np.concatenate(fields, axis=1)] if head["fusion"] == 0 else fields
     hidden = []
     for x, br in zip(inputs, head["branches"]):
         a = np.maximum(x @ br["w"] + br["b"], 0.0)  # Linear -> ReLU (dropout is identity)
@@ -102,7 +109,8 @@ def forward(head: dict, text: np.ndarray, image: np.ndarray):
 
 def cmd_forward(d: Path):
     head = load_head(d / "head.bin")
-    logits, proba = forward(head, np.load(d / "text.npy"), np.load(d / "image.npy"))
+    fields = [np.load(d / f"field{k}.npy") for k in range(len(head["dims"]))]
+    logits, proba = forward(head, fields)
     return {"logits": logits.tolist(), "proba": proba.tolist()}
 
 
@@ -142,7 +150,7 @@ def cmd_mlp(d: Path):
     from sklearn.metrics import accuracy_score, f1_score
     from sklearn.neural_network import MLPClassifier
 
-    x = np.concatenate([np.load(d / "text.npy"), np.load(d / "image.npy")], axis=1)
+    x = np.concatenate([np.load(d / "field0.npy"), np.load(d / "field1.npy")], axis=1)
     y = np.load(d / "labels.npy")
     train, test = np.load(d / "train.npy"), np.load(d / "test.npy")
     alpha_file = d / "alpha.json"

@@ -13,7 +13,7 @@ use medvec_query::gap::gap_report;
 use medvec_query::heads::{HeadSpec, TrainConfig};
 use medvec_query::retrieval::search_shifted;
 use medvec_query::training::{
-    classify, train_head, MissingField, SavedHead, SplitSource, TrainRequest,
+    classify, train_head, FieldSet, MissingField, SavedHead, SplitSource, TrainRequest,
 };
 use medvec_query::Alignment;
 use medvec_store::{Collection, Filter, PayloadField, Schema, SearchParams, Store, VectorField};
@@ -198,8 +198,7 @@ fn show_heads(cases: &Collection) -> Result<()> {
     let request = TrainRequest {
         spec: HeadSpec::late(),
         label_field: "dx".into(),
-        image_field: "image".into(),
-        text_field: "text".into(),
+        fields: FieldSet::pair("image", "text"),
         split: SplitSource::Column("split".into()),
         lambdas: vec![-1.0, -0.5, 0.0, 0.5, 1.0],
         config: TrainConfig::default(),

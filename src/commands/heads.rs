@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 enum HeadKind {
     Early,
     Late,
-    /// k nearest training cases (cosine over both modalities); nothing to train but λ.
+    /// k nearest training cases (cosine summed over the fields); nothing to train but λ.
     Knn,
 }
 
@@ -57,9 +57,17 @@ struct TrainOptions {
     /// Payload field holding the class label.
     #[arg(long)]
     label: String,
-    /// IMAGE_FIELD,TEXT_FIELD (default: the collection's two vector fields).
-    #[arg(long)]
-    fields: Option<String>,
+    /// The vector fields the head reads, comma-separated, in order: one field (a single-modality
+    /// baseline), two (IMAGE,TEXT, the paper's fusion) or more. Early fusion concatenates them,
+    /// late fusion has one branch per field, knn sums their cosines. Default: every vector field
+    /// of the collection.
+    #[arg(long, value_delimiter = ',')]
+    fields: Option<Vec<String>>,
+    /// A,B: the pair of equal-width fields the alignment shift moves towards each other
+    /// (Δ = mean(A) − mean(B), A the image's part). Default: the two fields of a two-field head;
+    /// with one field or more than two, --shift other than 0 needs it.
+    #[arg(long, value_name = "A,B")]
+    shift_pair: Option<String>,
     /// Payload column with train / val / test (otherwise a stratified --split).
     #[arg(long, conflicts_with = "split")]
     split_column: Option<String>,
@@ -93,12 +101,13 @@ struct TrainOptions {
 impl TrainOptions {
     /// The library's settings for these flags.
     fn settings(&self) -> Result<TrainSettings> {
-        let fields = match self.fields.as_deref() {
+        let shift_pair = match self.shift_pair.as_deref() {
             Some(text) => {
                 let (a, b) = text
                     .split_once(',')
-                    .context("--fields: expected IMAGE_FIELD,TEXT_FIELD")?;
-                Some((a.to_string(), b.to_string()))
+                    .filter(|(_, b)| !b.contains(','))
+                    .context("--shift-pair: expected two fields, A,B")?;
+                Some([a.to_string(), b.to_string()])
             }
             None => None,
         };
@@ -126,7 +135,8 @@ impl TrainOptions {
         Ok(TrainSettings {
             head,
             label: self.label.clone(),
-            fields,
+            fields: self.fields.clone(),
+            shift_pair,
             split,
             max_epochs: self.epochs,
             dropout: self.dropout,
@@ -341,10 +351,9 @@ fn print_report(rows: usize, report: &ClassificationReport, classes: &[String]) 
 
 fn print_summary(name: &str, m: &HeadMeta) {
     println!(
-        "saved head `{name}`: {} fusion on {}+{}, label `{}` ({} classes), λ = {}",
+        "saved head `{name}`: {} fusion on {}, label `{}` ({} classes), λ = {}",
         m.fusion,
-        m.image_field,
-        m.text_field,
+        m.fields.fields.join("+"),
         m.label_field,
         m.classes.len(),
         m.lambda
@@ -362,8 +371,9 @@ fn print_summary(name: &str, m: &HeadMeta) {
     }
     if m.missing_field_rows > 0 {
         println!(
-            "  {} labelled records left out: they lack `{}` or `{}`",
-            m.missing_field_rows, m.image_field, m.text_field
+            "  {} labelled records left out: they lack one of `{}`",
+            m.missing_field_rows,
+            m.fields.fields.join("`, `")
         );
     }
     println!("  validation macro-F1 {:.4}", m.val_macro_f1);
@@ -486,7 +496,12 @@ fn write_plots(
         saved.meta.lambda,
         SCATTER_POINTS,
     )?;
-    let svg = medvec_query::plot::scatter_svg(&scatter, &request.image_field, &request.text_field)?;
+    let [image, text] = request
+        .fields
+        .shift_pair
+        .as_ref()
+        .context("--plot: the PCA panel needs a shift pair")?;
+    let svg = medvec_query::plot::scatter_svg(&scatter, image, text)?;
     let pca_path = path.with_extension("pca.svg");
     std::fs::write(&pca_path, svg).with_context(|| format!("{}", pca_path.display()))?;
     eprintln!("wrote {} and {}", path.display(), pca_path.display());
@@ -532,17 +547,19 @@ pub struct ClassifyArgs {
     /// Only records matching this filter.
     #[arg(long, conflicts_with = "input_npy")]
     filter: Option<String>,
-    /// Classify vectors that are not in the store: FIELD=FILE.npy for the head's image and text
-    /// fields (comma-separated or repeated), rows aligned across files. The head's
+    /// Classify vectors that are not in the store: FIELD=FILE.npy for each of the head's fields
+    /// (comma-separated or repeated), rows aligned across files. The head's
     /// normalisation and λ shift are applied as for stored records.
     #[arg(long, value_name = "FIELD=FILE", value_delimiter = ',')]
     input_npy: Vec<String>,
-    /// New cases as image files, encoded with the image model recorded at ingest; each pairs
-    /// with the --text at the same position. Rows are named by their file path.
-    #[arg(long, num_args = 1.., requires = "text", conflicts_with_all = ["filter", "input_npy"])]
+    /// New cases as image files, encoded with the image model recorded at ingest for each of
+    /// the head's image fields; each pairs with the --text at the same position. Rows are named
+    /// by their file path.
+    #[arg(long, num_args = 1.., conflicts_with_all = ["filter", "input_npy"])]
     image: Vec<PathBuf>,
-    /// The clinical text of each --image case, encoded with the text model recorded at ingest.
-    #[arg(long, num_args = 1.., requires = "image")]
+    /// The clinical text of each case, encoded with the text model recorded at ingest for each
+    /// of the head's text fields.
+    #[arg(long, num_args = 1.., conflicts_with_all = ["filter", "input_npy"])]
     text: Vec<String>,
     /// With --input-npy: a text file with one id per row (default: row numbers 0, 1, ...).
     #[arg(long, requires = "input_npy")]
@@ -553,9 +570,9 @@ pub struct ClassifyArgs {
     /// Records per inference batch (bounds memory).
     #[arg(long, default_value_t = 4096)]
     batch: usize,
-    /// A stored record lacking one of the head's two fields gets an `error` row (`error`), or
-    /// is classified with a zero vector for that field (`zero`: the branch then carries only
-    /// the shift).
+    /// A stored record lacking some of the head's fields gets an `error` row (`error`), or is
+    /// classified with a zero vector for each missing field (`zero`: that field then carries
+    /// only the shift, if it is in the shift pair). A record lacking every field is an error row.
     #[arg(long, value_name = "error|zero", default_value = "error")]
     missing: String,
     /// Accepted for uniformity; use --out FILE.jsonl for JSON lines.
@@ -592,7 +609,7 @@ pub fn classify_command(args: ClassifyArgs) -> Result<()> {
         write_prediction(&mut out, &p, &classes, jsonl)
             .map_err(|e| medvec_query::QueryError::Invalid(e.to_string()))
     };
-    if !args.image.is_empty() {
+    if !args.image.is_empty() || !args.text.is_empty() {
         classify_encoded(&collection, &saved, &args, &mut write)?;
     } else if args.input_npy.is_empty() {
         let filter = super::parse_filter(args.filter.as_deref(), "--filter")?;
@@ -607,21 +624,22 @@ pub fn classify_command(args: ClassifyArgs) -> Result<()> {
     }
     if errors > 0 {
         eprintln!(
-            "note: {errors} records lack a field of the head and got error rows (--missing zero classifies those lacking one field with a zero vector for it)"
+            "note: {errors} records lack a field of the head and got error rows (--missing zero classifies them with zero vectors for the missing fields)"
         );
     }
     Ok(())
 }
 
-/// --image / --text: new cases encoded with the models recorded at ingest, then classified with
-/// the head's normalisation and shift, exactly as stored records are.
+/// --image / --text: new cases encoded with the models recorded at ingest (each of the head's
+/// fields with its own model), then classified with the head's normalisation and shift, exactly
+/// as stored records are.
 fn classify_encoded(
     collection: &Collection,
     saved: &SavedHead,
     args: &ClassifyArgs,
     emit: &mut dyn FnMut(Prediction) -> medvec_query::error::Result<()>,
 ) -> Result<()> {
-    if args.image.len() != args.text.len() {
+    if !args.image.is_empty() && !args.text.is_empty() && args.image.len() != args.text.len() {
         bail!(
             "--image and --text pair up: {} images but {} texts",
             args.image.len(),
@@ -629,11 +647,27 @@ fn classify_encoded(
         );
     }
     let runtime = Runtime::load(&RuntimeOptions::default())?;
-    let recorded = |field: &str| QueryEncoder::recorded(&runtime, collection, field, None);
-    let image = recorded(&saved.meta.image_field)?.encode_images(&args.image)?;
-    let text = recorded(&saved.meta.text_field)?.encode_texts(&args.text)?;
-    let ids: Vec<String> = args.image.iter().map(|p| p.display().to_string()).collect();
-    for prediction in classify_vectors(saved, &ids, &image, &text)? {
+    let mut columns = Vec::new();
+    for field in &saved.meta.fields.fields {
+        let encoder = QueryEncoder::recorded(&runtime, collection, field, None)?;
+        let vectors = match &encoder {
+            QueryEncoder::Image(_) if args.image.is_empty() => {
+                bail!("the head's field `{field}` holds images: give --image")
+            }
+            QueryEncoder::Text(_) if args.text.is_empty() => {
+                bail!("the head's field `{field}` holds text: give --text")
+            }
+            QueryEncoder::Image(_) => encoder.encode_images(&args.image)?,
+            QueryEncoder::Text(_) => encoder.encode_texts(&args.text)?,
+        };
+        columns.push(vectors);
+    }
+    let ids: Vec<String> = if args.image.is_empty() {
+        (0..args.text.len()).map(|r| format!("text-{r}")).collect()
+    } else {
+        args.image.iter().map(|p| p.display().to_string()).collect()
+    };
+    for prediction in classify_vectors(saved, &ids, &columns)? {
         emit(prediction)?;
     }
     Ok(())
@@ -645,61 +679,62 @@ fn classify_npy(
     args: &ClassifyArgs,
     emit: &mut dyn FnMut(Prediction) -> medvec_query::error::Result<()>,
 ) -> Result<()> {
-    let (mut image, mut text) = npy_inputs(saved, &args.input_npy)?;
-    let rows = image.rows();
+    let mut readers = npy_inputs(saved, &args.input_npy)?;
+    let rows = readers[0].rows();
     let ids = match &args.ids {
         Some(path) => read_ids(path, rows)?,
         None => (0..rows).map(|r| r.to_string()).collect(),
     };
-    let (mut image_buf, mut text_buf) = (Vec::new(), Vec::new());
+    let mut buffer = Vec::new();
     for chunk in ids.chunks(args.batch.max(1)) {
-        image_buf.clear();
-        text_buf.clear();
-        image.read_rows(chunk.len(), &mut image_buf)?;
-        text.read_rows(chunk.len(), &mut text_buf)?;
-        let image_rows = as_rows(&image_buf, image.dim());
-        let text_rows = as_rows(&text_buf, text.dim());
-        for p in classify_vectors(saved, chunk, &image_rows, &text_rows)? {
+        let mut columns = Vec::with_capacity(readers.len());
+        for reader in &mut readers {
+            buffer.clear();
+            reader.read_rows(chunk.len(), &mut buffer)?;
+            columns.push(as_rows(&buffer, reader.dim()));
+        }
+        for p in classify_vectors(saved, chunk, &columns)? {
             emit(p)?;
         }
     }
     Ok(())
 }
 
-/// Opens the .npy file of each field the head needs; rows must agree.
-fn npy_inputs(saved: &SavedHead, specs: &[String]) -> Result<(NpyReader, NpyReader)> {
-    let meta = &saved.meta;
+/// Opens the .npy file of each field the head needs, in the head's field order; rows must agree.
+fn npy_inputs(saved: &SavedHead, specs: &[String]) -> Result<Vec<NpyReader>> {
+    let fields = &saved.meta.fields.fields;
     let mut files = std::collections::BTreeMap::new();
     for spec in specs {
         let (field, file) = spec
             .split_once('=')
             .with_context(|| format!("--input-npy `{spec}`: expected FIELD=FILE.npy"))?;
-        if field != meta.image_field && field != meta.text_field {
+        if !fields.iter().any(|f| f == field) {
             bail!(
-                "--input-npy `{field}`: the head uses fields `{}` and `{}`",
-                meta.image_field,
-                meta.text_field
+                "--input-npy `{field}`: the head uses fields `{}`",
+                fields.join("`, `")
             );
         }
         files.insert(field.to_string(), PathBuf::from(file));
     }
-    let mut open = |field: &str| -> Result<NpyReader> {
-        let path = files
-            .remove(field)
-            .with_context(|| format!("--input-npy: the head needs `{field}=FILE.npy`"))?;
-        Ok(NpyReader::open(&path)?)
-    };
-    let (image, text) = (open(&meta.image_field)?, open(&meta.text_field)?);
-    if image.rows() != text.rows() {
+    let readers = fields
+        .iter()
+        .map(|field| {
+            let path = files
+                .remove(field)
+                .with_context(|| format!("--input-npy: the head needs `{field}=FILE.npy`"))?;
+            Ok(NpyReader::open(&path)?)
+        })
+        .collect::<Result<Vec<NpyReader>>>()?;
+    if let Some(other) = readers.iter().find(|r| r.rows() != readers[0].rows()) {
         bail!(
             "--input-npy: {} has {} rows, {} has {}; rows must be aligned",
-            image.path().display(),
-            image.rows(),
-            text.path().display(),
-            text.rows()
+            readers[0].path().display(),
+            readers[0].rows(),
+            other.path().display(),
+            other.rows()
         );
     }
-    Ok((image, text))
+    Ok(readers)
 }
 
 /// One id per line; the count must match the .npy rows.

@@ -52,7 +52,8 @@ pub fn gap<'py>(
 pub struct TrainArgs {
     head: String,
     label: String,
-    fields: Option<(String, String)>,
+    fields: Option<Vec<String>>,
+    shift_pair: Option<(String, String)>,
     split_column: Option<String>,
     group_column: Option<String>,
     split: (f64, f64, f64),
@@ -107,6 +108,7 @@ impl TrainArgs {
             head,
             label: self.label.clone(),
             fields: self.fields.clone(),
+            shift_pair: self.shift_pair.clone().map(|(a, b)| [a, b]),
             split,
             max_epochs: self.epochs,
             dropout: self.dropout,
@@ -362,10 +364,9 @@ pub fn classify_stored<'py>(
 #[pyclass(frozen, module = "medvec._medvec")]
 pub struct NativeHead {
     saved: SavedHead,
-    dims: (usize, usize),
 }
 
-/// Loads saved head `name` with the dimensions of its two fields.
+/// Loads saved head `name`.
 #[pyfunction]
 pub fn load_head(
     py: Python<'_>,
@@ -375,12 +376,7 @@ pub fn load_head(
     Ok(py.detach(|| {
         collection.with(|c| {
             let saved = SavedHead::load(c, &name)?;
-            let schema = c.schema();
-            let dims = (
-                schema.vector_field(&saved.meta.image_field)?.dim,
-                schema.vector_field(&saved.meta.text_field)?.dim,
-            );
-            Ok(NativeHead { saved, dims })
+            Ok(NativeHead { saved })
         })
     })?)
 }
@@ -392,21 +388,32 @@ impl NativeHead {
         json_to_py(py, &json!(self.saved.meta))
     }
 
-    /// `medvec classify --input-npy`: new vectors of the head's two fields, one row per id.
+    /// `medvec classify --input-npy`: new vectors of each of the head's fields (in its field
+    /// order), one row per id.
     fn classify<'py>(
         &self,
         py: Python<'py>,
         ids: Vec<String>,
-        image: &Bound<'py, PyAny>,
-        text: &Bound<'py, PyAny>,
+        columns: Vec<Bound<'py, PyAny>>,
     ) -> PyResult<Columns<'py>> {
         let meta = &self.saved.meta;
-        let field_rows =
-            |field: &str, array, dim| rows(&format!("vectors[{field:?}]"), array, field, dim);
-        let image = field_rows(&meta.image_field, image, self.dims.0)?;
-        let text = field_rows(&meta.text_field, text, self.dims.1)?;
-        let predictions = py
-            .detach(|| classify_vectors(&self.saved, &ids, &image, &text).map_err(Failure::from))?;
+        let fields = &meta.fields.fields;
+        if columns.len() != fields.len() {
+            return Err(Failure::invalid(format!(
+                "data: {} vector columns for the head's {} fields",
+                columns.len(),
+                fields.len()
+            ))
+            .into());
+        }
+        let columns = fields
+            .iter()
+            .zip(self.saved.model.dims())
+            .zip(&columns)
+            .map(|((field, &dim), array)| rows(&format!("vectors[{field:?}]"), array, field, dim))
+            .collect::<Result<Vec<_>>>()?;
+        let predictions =
+            py.detach(|| classify_vectors(&self.saved, &ids, &columns).map_err(Failure::from))?;
         into_columns(py, predictions, meta.classes.clone())
     }
 }

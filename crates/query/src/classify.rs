@@ -4,7 +4,7 @@
 
 use crate::error::{QueryError, Result};
 use crate::saved::SavedHead;
-use crate::training::{head_err, shifted_matrices};
+use crate::training::{head_err, Shift};
 use medvec_store::{Collection, Filter, Record};
 
 /// One prediction.
@@ -21,15 +21,15 @@ pub struct Prediction {
     pub error: Option<String>,
 }
 
-/// What [`classify`] does with a stored record that lacks one of the head's two fields.
+/// What [`classify`] does with a stored record that lacks some of the head's fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MissingField {
     /// An error row that names the missing field, and no prediction.
     #[default]
     Error,
-    /// A zero vector in its place: it stays zero when normalised, so that branch carries only
-    /// the shift's λ/2·Δ (exactly what the exported ONNX graph does with a zero input). A record
-    /// lacking both fields still gets an error row.
+    /// A zero vector in each missing field's place: it stays zero when normalised, so that
+    /// field carries only the shift's λ/2·Δ if it is in the shift pair (exactly what the exported
+    /// ONNX graph does with a zero input). A record lacking every field still gets an error row.
     Zero,
 }
 
@@ -86,20 +86,23 @@ pub fn classify(
     Ok(count)
 }
 
-/// The record with both of the head's fields (zero-filled if `missing` allows), or its error row.
+/// The record with every field of the head (zero-filled if `missing` allows), or its error row.
 fn complete(
     saved: &SavedHead,
     mut record: Record,
     missing: MissingField,
 ) -> Result<Record, Prediction> {
     let meta = &saved.meta;
-    let (text_dim, image_dim) = saved.model.dims();
-    let lacking: Vec<(&String, usize)> =
-        [(&meta.image_field, image_dim), (&meta.text_field, text_dim)]
-            .into_iter()
-            .filter(|(field, _)| !record.vectors.contains_key(*field))
-            .collect();
-    if lacking.is_empty() || (missing == MissingField::Zero && lacking.len() == 1) {
+    let dims = saved.model.dims();
+    let lacking: Vec<(&String, usize)> = meta
+        .fields
+        .fields
+        .iter()
+        .zip(dims.iter().copied())
+        .filter(|(field, _)| !record.vectors.contains_key(*field))
+        .collect();
+    let some_present = lacking.len() < dims.len();
+    if lacking.is_empty() || (missing == MissingField::Zero && some_present) {
         for (field, dim) in lacking {
             record.vectors.insert(field.clone(), vec![0.0; dim]);
         }
@@ -136,15 +139,18 @@ fn predict_records(
         return Ok(());
     }
     let meta = &saved.meta;
-    let image: Vec<&[f32]> = pending
+    let columns: Vec<Vec<&[f32]>> = meta
+        .fields
+        .fields
         .iter()
-        .map(|r| r.vectors[&meta.image_field].as_slice())
+        .map(|field| {
+            pending
+                .iter()
+                .map(|r| r.vectors[field].as_slice())
+                .collect()
+        })
         .collect();
-    let text: Vec<&[f32]> = pending
-        .iter()
-        .map(|r| r.vectors[&meta.text_field].as_slice())
-        .collect();
-    let probabilities = probabilities(saved, &image, &text)?;
+    let probabilities = probabilities(saved, &columns)?;
     for (record, row) in pending.drain(..).zip(probabilities) {
         let truth = stored_label(&record, meta);
         emit(prediction(saved, record.id, row, truth))?;
@@ -152,13 +158,43 @@ fn predict_records(
     Ok(())
 }
 
-/// Classifies in-memory rows that need not be in any store: `image[r]` and `text[r]` are row
-/// `r`'s raw vectors of the head's image and text fields (normalisation and the λ shift are
+/// Classifies stored records by id, in the order given, with their stored labels as `truth`.
+/// An unknown id ([`QueryError::UnknownId`]) or a record lacking a field of the head is an error
+/// that names it.
+pub fn classify_ids(
+    collection: &Collection,
+    saved: &SavedHead,
+    ids: &[String],
+) -> Result<Vec<Prediction>> {
+    let meta = &saved.meta;
+    let mut columns: Vec<Vec<Vec<f32>>> =
+        vec![Vec::with_capacity(ids.len()); meta.fields.fields.len()];
+    let mut truth = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut record = collection
+            .get(id)?
+            .ok_or_else(|| QueryError::UnknownId(id.clone()))?;
+        for (column, name) in columns.iter_mut().zip(&meta.fields.fields) {
+            column.push(record.vectors.remove(name).ok_or_else(|| {
+                QueryError::Invalid(format!("record `{id}` has no `{name}` vector"))
+            })?);
+        }
+        truth.push(stored_label(&record, meta));
+    }
+    let mut predictions = classify_vectors(saved, ids, &columns)?;
+    for (p, t) in predictions.iter_mut().zip(truth) {
+        p.truth = t;
+    }
+    Ok(predictions)
+}
+
+/// Classifies in-memory rows that need not be in any store: `columns[f][r]` is row `r`'s raw
+/// vector of the head's field `f` (in `meta.fields` order; normalisation and the λ shift are
 /// applied here, exactly as for stored records), and `ids[r]` names the row in the result.
 ///
 /// ```
 /// use medvec_query::heads::{HeadSpec, TrainConfig};
-/// use medvec_query::training::{classify_vectors, train_head, SplitSource, TrainRequest};
+/// use medvec_query::training::{classify_vectors, train_head, FieldSet, SplitSource, TrainRequest};
 /// use medvec_store::*;
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = Store::create(dir.path().join("s")).unwrap();
@@ -176,32 +212,45 @@ fn predict_records(
 ///     .collect();
 /// cases.upsert(&records).unwrap();
 /// let request = TrainRequest {
-///     spec: HeadSpec::early(), label_field: "y".into(), image_field: "image".into(),
-///     text_field: "text".into(), split: SplitSource::Fractions(Default::default(), 0),
+///     spec: HeadSpec::early(), label_field: "y".into(), fields: FieldSet::pair("image", "text"),
+///     split: SplitSource::Fractions(Default::default(), 0),
 ///     lambdas: vec![0.0], config: TrainConfig { max_epochs: 20, ..TrainConfig::default() },
 /// };
 /// let head = train_head(&cases, &request).unwrap();
 /// let ids = vec!["new-1".to_string()];
-/// let p = classify_vectors(&head, &ids, &[vec![0.2, 2.0]], &[vec![0.2, 2.0]]).unwrap();
+/// let p = classify_vectors(&head, &ids, &[vec![vec![0.2, 2.0]], vec![vec![0.2, 2.0]]]).unwrap();
 /// assert_eq!(p[0].class, "b");
 /// ```
 pub fn classify_vectors(
     saved: &SavedHead,
     ids: &[String],
-    image: &[Vec<f32>],
-    text: &[Vec<f32>],
+    columns: &[Vec<Vec<f32>>],
 ) -> Result<Vec<Prediction>> {
-    if ids.len() != image.len() || ids.len() != text.len() {
+    let fields = &saved.meta.fields.fields;
+    if columns.len() != fields.len() {
         return Err(QueryError::Invalid(format!(
-            "classify: {} ids, {} image rows and {} text rows; one of each per row",
-            ids.len(),
-            image.len(),
-            text.len()
+            "classify: {} vector columns given; the head reads {} fields ({})",
+            columns.len(),
+            fields.len(),
+            saved.meta.fields.names()
         )));
     }
-    let image: Vec<&[f32]> = image.iter().map(Vec::as_slice).collect();
-    let text: Vec<&[f32]> = text.iter().map(Vec::as_slice).collect();
-    let probabilities = probabilities(saved, &image, &text)?;
+    if let Some((field, rows)) = fields
+        .iter()
+        .zip(columns)
+        .find(|(_, c)| c.len() != ids.len())
+    {
+        return Err(QueryError::Invalid(format!(
+            "classify: {} ids but {} rows of `{field}`; one of each per row",
+            ids.len(),
+            rows.len()
+        )));
+    }
+    let columns: Vec<Vec<&[f32]>> = columns
+        .iter()
+        .map(|c| c.iter().map(Vec::as_slice).collect())
+        .collect();
+    let probabilities = probabilities(saved, &columns)?;
     Ok(ids
         .iter()
         .zip(probabilities)
@@ -210,16 +259,13 @@ pub fn classify_vectors(
 }
 
 /// Normalises, shifts and runs the model; one probability row per input row.
-fn probabilities(saved: &SavedHead, image: &[&[f32]], text: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
-    if image.is_empty() {
+fn probabilities(saved: &SavedHead, columns: &[Vec<&[f32]>]) -> Result<Vec<Vec<f32>>> {
+    if columns.first().is_none_or(Vec::is_empty) {
         return Ok(Vec::new());
     }
-    let (text_dim, image_dim) = saved.model.dims();
     let meta = &saved.meta;
-    for (rows, field, dim) in [
-        (image, &meta.image_field, image_dim),
-        (text, &meta.text_field, text_dim),
-    ] {
+    let dims = saved.model.dims();
+    for ((rows, field), &dim) in columns.iter().zip(&meta.fields.fields).zip(dims) {
         if let Some((r, row)) = rows.iter().enumerate().find(|(_, v)| v.len() != dim) {
             return Err(QueryError::Invalid(format!(
                 "row {r}: `{field}` has {} dimensions, the head expects {dim}",
@@ -227,8 +273,9 @@ fn probabilities(saved: &SavedHead, image: &[&[f32]], text: &[&[f32]]) -> Result
             )));
         }
     }
-    let (t, i) = shifted_matrices(image, text, &meta.delta, meta.lambda);
-    let inputs = crate::heads::Inputs::new(t.view(), i.view()).map_err(head_err)?;
+    let matrices = Shift::of(meta).inputs(columns);
+    let views = matrices.iter().map(|m| m.view()).collect();
+    let inputs = crate::heads::Inputs::from_fields(views).map_err(head_err)?;
     let p = saved.model.predict_proba(&inputs).map_err(head_err)?;
     Ok(p.rows().into_iter().map(|r| r.to_vec()).collect())
 }

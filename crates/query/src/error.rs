@@ -15,6 +15,8 @@ pub enum QueryError {
     },
     #[error("field `{0}` has no vectors{1}; cannot fit the gap")]
     EmptyField(String, String),
+    #[error("no record with id `{0}`")]
+    UnknownId(String),
     #[error("{0}")]
     Invalid(String),
 }

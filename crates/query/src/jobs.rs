@@ -12,8 +12,8 @@ use crate::heads::{HeadSpec, KnnConfig, TrainConfig};
 use crate::retrieval::search_shifted;
 use crate::threshold::{binary_report, BinaryReport};
 use crate::training::{
-    train_head_on, train_knn_head_on, LambdaProgress, SavedHead, SplitSource, TrainRequest,
-    TrainingData,
+    train_head_on, train_knn_head_on, FieldSet, LambdaProgress, SavedHead, SplitSource,
+    TrainRequest, TrainingData,
 };
 use medvec_store::{Collection, CollectionStats, Filter, Hit, SearchParams};
 use serde_json::json;
@@ -107,12 +107,36 @@ pub fn field_pair(
     }
 }
 
+/// The fields of a head: `fields` as given, or every vector field of the collection in schema
+/// order; the shift pair as given, or the two fields when there are exactly two.
+pub fn head_fields(
+    collection: &Collection,
+    fields: Option<&[String]>,
+    shift_pair: Option<&[String; 2]>,
+) -> Result<FieldSet> {
+    let fields: Vec<String> = match fields {
+        Some(names) => names.iter().map(|n| n.trim().to_string()).collect(),
+        None => collection
+            .schema()
+            .vectors
+            .iter()
+            .map(|f| f.name.clone())
+            .collect(),
+    };
+    let shift_pair = match (shift_pair, fields.as_slice()) {
+        (Some([a, b]), _) => Some([a.trim().to_string(), b.trim().to_string()]),
+        (None, [a, b]) => Some([a.clone(), b.clone()]),
+        (None, _) => None,
+    };
+    FieldSet::new(fields, shift_pair)
+}
+
 /// Which head to train.
 #[derive(Debug, Clone, Copy)]
 pub enum HeadChoice {
     /// Early fusion (concat → Linear(128) → ReLU → Dropout → BatchNorm → Linear(C)).
     Early,
-    /// Late fusion (one Linear(64) branch per modality, then Linear(C)).
+    /// Late fusion (one Linear(64) branch per field, then Linear(C)).
     Late,
     /// k nearest training cases; nothing to train but λ.
     Knn(KnnConfig),
@@ -123,8 +147,11 @@ pub enum HeadChoice {
 pub struct TrainSettings {
     pub head: HeadChoice,
     pub label: String,
-    /// (image, text); `None` takes the collection's two vector fields.
-    pub fields: Option<(String, String)>,
+    /// The head's vector fields, in order; `None` takes every vector field of the collection.
+    pub fields: Option<Vec<String>>,
+    /// The pair the shift moves, `[A, B]` with Δ = mean(A) − mean(B) (A the image's part);
+    /// `None` takes the two fields of a two-field head.
+    pub shift_pair: Option<[String; 2]>,
     pub split: SplitSource,
     pub max_epochs: usize,
     pub dropout: f32,
@@ -167,8 +194,7 @@ impl TrainSettings {
 
     /// The library's request for these settings and candidate λs.
     pub fn request(&self, collection: &Collection, lambdas: Vec<f32>) -> Result<TrainRequest> {
-        let fields = self.fields.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
-        let (image, text) = field_pair(collection, fields)?;
+        let fields = head_fields(collection, self.fields.as_deref(), self.shift_pair.as_ref())?;
         let spec = match self.head {
             // A kNN has no network; its request carries the early spec unused.
             HeadChoice::Early | HeadChoice::Knn(_) => HeadSpec::early(),
@@ -178,8 +204,7 @@ impl TrainSettings {
         Ok(TrainRequest {
             spec,
             label_field: self.label.clone(),
-            image_field: image,
-            text_field: text,
+            fields,
             split: self.split.clone(),
             lambdas,
             config: TrainConfig {

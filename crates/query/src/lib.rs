@@ -8,7 +8,10 @@
 //! - [`retrieval`]: same- and cross-modal search under a shift;
 //! - [`shards`]: one collection split over several stores, searched and merged;
 //! - [`heads`]: early, late and kNN fusion heads, their training, metrics and splits;
-//! - [`training`]: heads trained on and saved in a collection, with λ chosen on validation;
+//! - [`fields`]: the vector fields a head reads, the shift pair, and the rows' normalisation and
+//!   shift into the head's inputs;
+//! - [`training`]: heads trained on and saved in a collection, with λ chosen on validation
+//!   (the labelled rows and their splits are read by a private `dataset` module);
 //! - [`saved`]: the saved-head file (MLP weights, or a kNN's training ids);
 //! - [`classify`]: saved heads applied to stored records or to new in-memory vectors;
 //! - [`repeat`]: training repeated over seeds, with bootstrap intervals and a paired test of the
@@ -20,7 +23,9 @@
 
 pub mod alignment;
 pub mod classify;
+mod dataset;
 pub mod error;
+pub mod fields;
 pub mod gap;
 pub mod heads;
 pub mod jobs;

@@ -1,20 +1,23 @@
 //! Heads saved inside a collection: the file layout, and loading an MLP or kNN head back.
 //!
 //! A head file body is `u32` metadata length, the [`HeadMeta`] JSON, then the model:
-//! - MLP heads (format 1): the [`TrainedHead`] encoding;
-//! - kNN heads (format 2): the JSON of [`TrainingCases`] — the ids and labels of the training
+//! - MLP heads (`knn` absent from the metadata): the [`TrainedHead`] encoding;
+//! - kNN heads: the JSON of [`TrainingCases`] — the ids and labels of the training
 //!   rows and a fingerprint of their vectors. The vectors themselves stay in the collection
 //!   and are read back by id when the head is loaded, so a kNN head costs a few bytes per
 //!   training case. Loading fails with a clear error when a training record was deleted or
 //!   its vectors changed since training (retrain the head then); a changed *label* payload
 //!   does not matter, because the head votes with the labels recorded at training.
+//!
+//! The metadata's `format` is 3 for heads of any number of fields (`fields`, `shift_pair`);
+//! heads saved as format 1 (two-field MLP) or 2 (two-field kNN) name `image_field` and
+//! `text_field` instead and still load ([`HeadMeta::upgrade`]).
 
 use crate::error::{QueryError, Result};
+use crate::fields::vectors_fingerprint;
 use crate::heads::metrics::ClassificationReport;
 use crate::heads::{Inputs, KnnHead, KnnView, KnnWeighting, TrainedHead};
-use crate::training::{
-    build_knn, vectors_fingerprint, HeadMeta, LambdaResult, HEAD_FORMAT, KNN_HEAD_FORMAT,
-};
+use crate::training::{build_knn, HeadMeta, LambdaResult, Shift, HEAD_FORMAT, LEGACY_KNN_FORMAT};
 use medvec_store::Collection;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -45,8 +48,8 @@ impl HeadModel {
         }
     }
 
-    /// `(text_dim, image_dim)` the model expects.
-    pub fn dims(&self) -> (usize, usize) {
+    /// The dimension of each field the model expects, in `meta.fields` order.
+    pub fn dims(&self) -> &[usize] {
         match self {
             HeadModel::Net(head) => head.dims(),
             HeadModel::Knn(knn) => knn.dims(),
@@ -69,7 +72,8 @@ pub struct TrainingCases {
     pub ids: Vec<String>,
     /// Their class indices (into `meta.classes`) at training time.
     pub labels: Vec<usize>,
-    /// FNV-1a over the raw image and text vectors of those records at training time.
+    /// FNV-1a over the raw vectors of those records at training time (each record's fields in
+    /// `meta.fields` order; image then text for format 2 heads).
     pub vectors: String,
 }
 
@@ -150,14 +154,15 @@ fn split_body<'a>(name: &str, body: &'a [u8]) -> Result<(HeadMeta, &'a [u8])> {
     let meta_bytes = body
         .get(4..4 + len)
         .ok_or_else(|| bad("metadata truncated"))?;
-    let meta: HeadMeta = serde_json::from_slice(meta_bytes).map_err(|e| bad(&e.to_string()))?;
-    let newest = HEAD_FORMAT.max(KNN_HEAD_FORMAT);
-    if meta.format > newest {
+    let mut meta: HeadMeta = serde_json::from_slice(meta_bytes).map_err(|e| bad(&e.to_string()))?;
+    if meta.format > HEAD_FORMAT {
         return Err(bad(&format!(
-            "written by head format {}, this medvec reads up to {newest}",
+            "written by head format {}, this medvec reads up to {HEAD_FORMAT}",
             meta.format
         )));
     }
+    meta.upgrade();
+    meta.fields.validate().map_err(|e| bad(&e.to_string()))?;
     Ok((meta, &body[4 + len..]))
 }
 
@@ -169,36 +174,41 @@ fn rebuild_knn(
     knn: &KnnMeta,
     cases: &TrainingCases,
 ) -> Result<KnnHead> {
-    let mut image = Vec::with_capacity(cases.ids.len());
-    let mut text = Vec::with_capacity(cases.ids.len());
+    let fields = &meta.fields.fields;
+    let mut columns: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(cases.ids.len()); fields.len()];
     let mut missing = Vec::new();
     for id in &cases.ids {
         let vectors = collection.get(id)?.and_then(|mut r| {
-            let i = r.vectors.remove(&meta.image_field)?;
-            Some((i, r.vectors.remove(&meta.text_field)?))
+            let row: Option<Vec<Vec<f32>>> = fields.iter().map(|f| r.vectors.remove(f)).collect();
+            row
         });
         match vectors {
-            Some((i, t)) => {
-                image.push(i);
-                text.push(t);
-            }
+            Some(row) => columns.iter_mut().zip(row).for_each(|(c, v)| c.push(v)),
             None => missing.push(id.as_str()),
         }
     }
     if !missing.is_empty() {
         return Err(QueryError::Invalid(format!(
-            "kNN head `{name}`: {} of its {} training records are gone or lack `{}`/`{}` since \
+            "kNN head `{name}`: {} of its {} training records are gone or lack one of `{}` since \
              training (first: `{}`); retrain the head",
             missing.len(),
             cases.ids.len(),
-            meta.image_field,
-            meta.text_field,
+            meta.fields.names(),
             missing[0]
         )));
     }
-    let image: Vec<&[f32]> = image.iter().map(Vec::as_slice).collect();
-    let text: Vec<&[f32]> = text.iter().map(Vec::as_slice).collect();
-    if vectors_fingerprint(&image, &text) != cases.vectors {
+    let columns: Vec<Vec<&[f32]>> = columns
+        .iter()
+        .map(|c| c.iter().map(Vec::as_slice).collect())
+        .collect();
+    // Format 2 heads hashed each record's image vector, then its text vector: their fields are
+    // [text, image], so the fingerprint reads them in reverse.
+    let fingerprint = if meta.format <= LEGACY_KNN_FORMAT {
+        vectors_fingerprint(&columns.iter().rev().cloned().collect::<Vec<_>>())
+    } else {
+        vectors_fingerprint(&columns)
+    };
+    if fingerprint != cases.vectors {
         return Err(QueryError::Invalid(format!(
             "kNN head `{name}`: the vectors of its training records changed since training; \
              retrain the head"
@@ -209,12 +219,5 @@ fn rebuild_knn(
         weighting: knn.weighting,
         view: knn.view,
     };
-    build_knn(
-        &image,
-        &text,
-        &cases.labels,
-        &meta.delta,
-        meta.lambda,
-        config,
-    )
+    build_knn(&columns, &cases.labels, Shift::of(meta), config)
 }

@@ -5,7 +5,7 @@
 //! The positive class is the one named at training (`--positive`), else the second of the two
 //! class names in sorted order (scikit-learn's convention for labels such as `0`/`1`).
 
-use crate::classify::{classify_vectors, Prediction};
+use crate::classify::{classify_ids, Prediction};
 use crate::error::{QueryError, Result};
 use crate::heads::binary::{
     average_precision, calibration_error, roc_auc, sensitivity_specificity, ThresholdRule,
@@ -84,7 +84,7 @@ pub fn choose_threshold(
         .request(collection, vec![saved.meta.lambda])?;
     let [_, val, test] = split_ids(collection, &request)?;
     let (truth, score) = scores(
-        &predict_ids(collection, saved, &val)?,
+        &classify_ids(collection, saved, &val)?,
         &saved.meta,
         positive,
     );
@@ -98,7 +98,7 @@ pub fn choose_threshold(
         val_specificity,
     });
     if !test.is_empty() {
-        let predictions = predict_ids(collection, saved, &test)?;
+        let predictions = classify_ids(collection, saved, &test)?;
         let report = report_of(&predictions, &saved.meta)?;
         if let Some(summary) = saved.meta.test.as_mut() {
             summary.accuracy = report.accuracy;
@@ -108,35 +108,6 @@ pub fn choose_threshold(
         saved.test_report = Some(report);
     }
     Ok(())
-}
-
-/// Predictions for stored records by id, with their stored labels.
-fn predict_ids(
-    collection: &Collection,
-    saved: &SavedHead,
-    ids: &[String],
-) -> Result<Vec<Prediction>> {
-    let meta = &saved.meta;
-    let (mut image, mut text, mut truth) = (Vec::new(), Vec::new(), Vec::new());
-    for id in ids {
-        let record = collection
-            .get(id)?
-            .ok_or_else(|| QueryError::Invalid(format!("record `{id}` vanished while training")))?;
-        let field =
-            |name: &str| {
-                record.vectors.get(name).cloned().ok_or_else(|| {
-                    QueryError::Invalid(format!("record `{id}` has no `{name}` vector"))
-                })
-            };
-        image.push(field(&meta.image_field)?);
-        text.push(field(&meta.text_field)?);
-        truth.push(record.payload.get(&meta.label_field).map(|v| v.to_string()));
-    }
-    let mut predictions = classify_vectors(saved, ids, &image, &text)?;
-    for (p, t) in predictions.iter_mut().zip(truth) {
-        p.truth = t;
-    }
-    Ok(predictions)
 }
 
 /// Whether each prediction's stored label is the positive class, and its positive probability.

@@ -9,19 +9,24 @@
 //! memory; [`classify_vectors`] classifies vectors that are
 //! not in the store with the same normalisation and shift.
 //!
-//! Fields of different dimensions (e.g. DINOv2 768 + LLaMA-2 4096) can be fused, but only
-//! unshifted (λ = 0): the shift needs Δ in one space (method.md §3.6).
+//! A head reads any number of vector fields ([`FieldSet`]): one gives the single-modality
+//! baselines, two the paper's fusion, more add modalities (each late-fusion branch is one field).
+//! Fields of different dimensions (e.g. DINOv2 768 + LLaMA-2 4096) can be fused, but only the
+//! shift pair is shifted, and only when its two fields share a dimension: Δ needs one space
+//! (method.md §3.6).
 
-pub use crate::classify::{classify, classify_vectors, MissingField, Prediction};
+pub use crate::classify::{classify, classify_ids, classify_vectors, MissingField, Prediction};
+use crate::dataset::{load_dataset, split_column_of, split_rows, Dataset};
 use crate::error::{QueryError, Result};
+pub use crate::fields::FieldSet;
+use crate::fields::{check_lambdas, fit_delta, prepared_inputs, vectors_fingerprint};
 use crate::heads::metrics::ClassificationReport;
 use crate::heads::{
-    assign_parts, stratified_group_split, stratified_split, train, HeadSpec, Inputs, KnnConfig,
-    KnnHead, Labelled, SplitFractions, TrainConfig, TrainedHead,
+    train, HeadSpec, Inputs, KnnConfig, KnnHead, Labelled, SplitFractions, TrainConfig, TrainedHead,
 };
 use crate::pca::Pca2;
 pub use crate::saved::{HeadModel, KnnMeta, SavedHead, TrainingCases};
-use medvec_store::{Collection, Record};
+use medvec_store::Collection;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -57,8 +62,8 @@ pub enum SplitSource {
 pub struct TrainRequest {
     pub spec: HeadSpec,
     pub label_field: String,
-    pub image_field: String,
-    pub text_field: String,
+    /// The vector fields the head reads, and the pair the shift moves.
+    pub fields: FieldSet,
     pub split: SplitSource,
     /// Candidate shifts; the one with the best validation macro-F1 wins. `[0.0]` means no shift.
     pub lambdas: Vec<f32>,
@@ -70,8 +75,15 @@ pub struct TrainRequest {
 pub struct HeadMeta {
     pub format: u32,
     pub fusion: String,
-    pub image_field: String,
-    pub text_field: String,
+    /// The vector fields, in the head's input order, and the shift pair.
+    #[serde(flatten)]
+    pub fields: FieldSet,
+    /// Formats 1 and 2 (two fields) named the pair here; [`HeadMeta::upgrade`] turns them into
+    /// `fields` = [text, image] (the order of those heads' inputs) and the pair [image, text].
+    #[serde(default, skip_serializing)]
+    pub(crate) image_field: String,
+    #[serde(default, skip_serializing)]
+    pub(crate) text_field: String,
     pub label_field: String,
     pub classes: Vec<String>,
     pub lambda: f32,
@@ -88,7 +100,7 @@ pub struct HeadMeta {
     /// FNV-1a over the training ids and labels, to tell which data a head saw.
     pub fingerprint: String,
     pub rows: [usize; 3],
-    /// Labelled records left out because they lack one of the two fields.
+    /// Labelled records left out because they lack one of the head's fields.
     #[serde(default)]
     pub missing_field_rows: usize,
     /// Set for kNN heads (`fusion` = `knn`): the settings; the training cases are kept as ids.
@@ -120,299 +132,56 @@ pub struct LambdaResult {
     pub test_accuracy: Option<f64>,
 }
 
-/// Head file format: 1 = MLP heads, 2 = kNN heads (a reader of 1 refuses them cleanly).
-pub(crate) const HEAD_FORMAT: u32 = 1;
-pub(crate) const KNN_HEAD_FORMAT: u32 = 2;
+/// Head file formats: 1 = two-field MLP heads, 2 = two-field kNN heads (a reader of 1 refuses
+/// them cleanly), 3 = heads of any number of fields (`fields` and `shift_pair` in the metadata;
+/// MLP bodies in [`TrainedHead`] encoding version 2). Readers of 1 or 2 refuse 3 cleanly.
+pub(crate) const LEGACY_KNN_FORMAT: u32 = 2;
+pub(crate) const HEAD_FORMAT: u32 = 3;
 
-/// Labelled records with both modalities, in scan order.
-struct Dataset {
-    ids: Vec<String>,
-    image: Vec<Vec<f32>>,
-    text: Vec<Vec<f32>>,
-    labels: Vec<usize>,
-    classes: Vec<String>,
-    split_values: Vec<String>,
-    /// Labelled records without one of the fields (left out).
-    missing_field_rows: usize,
-}
-
-/// The column read per row: the split itself, or the group of a grouped split.
-fn split_column_of(split: &SplitSource) -> Option<&str> {
-    match split {
-        SplitSource::Column(c)
-        | SplitSource::Grouped { column: c, .. }
-        | SplitSource::Fold {
-            group_column: Some(c),
-            ..
-        } => Some(c),
-        SplitSource::Fractions(..) | SplitSource::Fold { .. } => None,
-    }
-}
-
-fn load_dataset(collection: &Collection, request: &TrainRequest) -> Result<Dataset> {
-    let schema = collection.schema();
-    schema.vector_field(&request.image_field)?;
-    schema.vector_field(&request.text_field)?;
-    if schema.payload_index(&request.label_field).is_none() {
-        return Err(QueryError::Invalid(format!(
-            "unknown label field `{}`",
-            request.label_field
-        )));
-    }
-    let split_column = split_column_of(&request.split);
-    if let Some(c) = split_column.filter(|c| schema.payload_index(c).is_none()) {
-        return Err(QueryError::Invalid(format!(
-            "unknown split or group field `{c}`"
-        )));
-    }
-    let split_column = split_column.map(str::to_string);
-    let mut raw: Vec<(Record, String)> = Vec::new();
-    let mut missing_field_rows = 0;
-    collection.scan(|record| {
-        let label = record
-            .payload
-            .get(&request.label_field)
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        let both = record.vectors.contains_key(&request.image_field)
-            && record.vectors.contains_key(&request.text_field);
-        match (label.is_empty(), both) {
-            (false, true) => raw.push((record, label)),
-            (false, false) => missing_field_rows += 1,
-            (true, _) => {}
-        }
-        Ok(())
-    })?;
-    let mut classes: Vec<String> = raw.iter().map(|(_, l)| l.clone()).collect();
-    classes.sort();
-    classes.dedup();
-    let mut data = Dataset {
-        ids: Vec::new(),
-        image: Vec::new(),
-        text: Vec::new(),
-        labels: Vec::new(),
-        classes,
-        split_values: Vec::new(),
-        missing_field_rows,
-    };
-    for (mut record, label) in raw {
-        data.labels
-            .push(data.classes.binary_search(&label).expect("collected above"));
-        data.split_values.push(
-            split_column
-                .as_ref()
-                .and_then(|c| record.payload.get(c))
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
-        );
-        data.image.push(
-            record
-                .vectors
-                .remove(&request.image_field)
-                .expect("checked above"),
-        );
-        data.text.push(
-            record
-                .vectors
-                .remove(&request.text_field)
-                .expect("checked above"),
-        );
-        data.ids.push(record.id);
-    }
-    if data.classes.len() < 2 {
-        return Err(QueryError::Invalid(format!(
-            "label `{}` needs at least two classes among records with both vectors",
-            request.label_field
-        )));
-    }
-    Ok(data)
-}
-
-fn split_rows(data: &Dataset, split: &SplitSource) -> Result<[Vec<usize>; 3]> {
-    match split {
-        SplitSource::Fractions(fractions, seed) => {
-            let s = stratified_split(&data.labels, *fractions, *seed)
-                .map_err(|e| QueryError::Invalid(e.to_string()))?;
-            Ok([s.train, s.val, s.test])
-        }
-        SplitSource::Grouped {
-            fractions, seed, ..
-        } => {
-            let groups = group_numbers(data);
-            let s = stratified_group_split(&data.labels, &groups, *fractions, *seed)
-                .map_err(|e| QueryError::Invalid(e.to_string()))?;
-            Ok([s.train, s.val, s.test])
-        }
-        SplitSource::Fold {
-            fold,
-            folds,
-            val,
-            seed,
-            group_column,
-        } => fold_rows(data, *fold, *folds, *val, *seed, group_column.is_some()),
-        SplitSource::Column(column) => {
-            let mut parts: [Vec<usize>; 3] = Default::default();
-            for (row, value) in data.split_values.iter().enumerate() {
-                match value.to_ascii_lowercase().as_str() {
-                    "train" | "training" => parts[0].push(row),
-                    "val" | "valid" | "validation" | "dev" => parts[1].push(row),
-                    "test" => parts[2].push(row),
-                    other => return Err(QueryError::Invalid(format!("record `{}`: split column `{column}` is `{other}`; expected train, val or test", data.ids[row]))),
-                }
-            }
-            if parts[0].is_empty() || parts[1].is_empty() {
-                return Err(QueryError::Invalid(format!("split column `{column}` needs train and val rows (λ and epochs are chosen on val, never on test)")));
-            }
-            Ok(parts)
-        }
-    }
-}
-
-/// Fold `fold` of `folds` as the test part; the rest split into train and `val` (a share of
-/// the rest), both stratified, groups whole when `grouped`.
-fn fold_rows(
-    data: &Dataset,
-    fold: usize,
-    folds: usize,
-    val: f64,
-    seed: u64,
-    grouped: bool,
-) -> Result<[Vec<usize>; 3]> {
-    if folds < 2 || fold >= folds || !(0.0..1.0).contains(&val) {
-        return Err(QueryError::Invalid(format!(
-            "cv: fold {fold} of {folds} with a validation share {val}; need 2+ folds and a share in [0, 1)"
-        )));
-    }
-    let groups = if grouped {
-        group_numbers(data)
-    } else {
-        (0..data.labels.len()).collect()
-    };
-    let shares = vec![1.0 / folds as f64; folds];
-    let parts = assign_parts(&data.labels, &groups, &shares, seed);
-    let test = parts[fold].clone();
-    let rest: Vec<usize> = (0..folds)
-        .filter(|&f| f != fold)
-        .flat_map(|f| parts[f].iter().copied())
-        .collect();
-    let rest_labels: Vec<usize> = rest.iter().map(|&r| data.labels[r]).collect();
-    let rest_groups: Vec<usize> = rest.iter().map(|&r| groups[r]).collect();
-    // A different stream from the folds', so the validation rows are not the folds' order.
-    let inner = assign_parts(&rest_labels, &rest_groups, &[1.0 - val, val], seed ^ 0x5eed);
-    let pick = |rows: &[usize]| -> Vec<usize> {
-        let mut out: Vec<usize> = rows.iter().map(|&i| rest[i]).collect();
-        out.sort_unstable();
-        out
-    };
-    Ok([pick(&inner[0]), pick(&inner[1]), test])
-}
-
-/// Each row's group number: rows with the same group value share one; a row without a value
-/// is alone in its group.
-fn group_numbers(data: &Dataset) -> Vec<usize> {
-    let mut numbers: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut next = 0;
-    data.split_values
-        .iter()
-        .map(|value| {
-            let key = if value.is_empty() {
-                None
-            } else {
-                Some(value.as_str())
+impl HeadMeta {
+    /// Fills `fields` from a two-field head's `image_field` and `text_field` (formats 1 and 2).
+    pub(crate) fn upgrade(&mut self) {
+        if self.format <= LEGACY_KNN_FORMAT && self.fields.fields.is_empty() {
+            let (image, text) = (self.image_field.clone(), self.text_field.clone());
+            self.fields = FieldSet {
+                fields: vec![text.clone(), image.clone()],
+                shift_pair: Some([image, text]),
             };
-            let number = match key {
-                Some(key) => *numbers.entry(key).or_insert(next),
-                None => next,
-            };
-            if number == next {
-                next += 1;
-            }
-            number
-        })
-        .collect()
-}
-
-/// Δ = mean(image) − mean(text) over the unit vectors of `rows`; empty when the two fields
-/// differ in dimension (then only λ = 0 is allowed, see [`check_lambdas`]).
-fn delta_of(data: &Dataset, rows: &[usize]) -> Vec<f32> {
-    let dim = data.image[0].len();
-    if data.text[0].len() != dim {
-        return Vec::new();
-    }
-    let mut delta = vec![0f64; dim];
-    for &row in rows {
-        let (i, t) = (unit(&data.image[row]), unit(&data.text[row]));
-        for j in 0..dim {
-            delta[j] += (i[j] - t[j]) / rows.len() as f64;
         }
     }
-    delta.into_iter().map(|x| x as f32).collect()
 }
 
-/// A non-zero λ needs both fields in one space; refuse rather than silently truncate.
-fn check_lambdas(data: &Dataset, request: &TrainRequest) -> Result<()> {
-    let (image_dim, text_dim) = (data.image[0].len(), data.text[0].len());
-    if image_dim != text_dim && request.lambdas.iter().any(|l| *l != 0.0) {
-        return Err(QueryError::DimensionMismatch {
-            a: request.image_field.clone(),
-            a_dim: image_dim,
-            b: request.text_field.clone(),
-            b_dim: text_dim,
-        });
+/// How rows become a head's inputs: its fields with their pair, Δ and λ.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shift<'a> {
+    pub fields: &'a FieldSet,
+    pub delta: &'a [f32],
+    pub lambda: f32,
+}
+
+impl<'a> Shift<'a> {
+    /// The shift a saved head applies.
+    pub fn of(meta: &'a HeadMeta) -> Shift<'a> {
+        Shift {
+            fields: &meta.fields,
+            delta: &meta.delta,
+            lambda: meta.lambda,
+        }
     }
-    if request.lambdas.iter().any(|l| !l.is_finite()) {
-        return Err(QueryError::Invalid("λ must be finite".into()));
+
+    /// The head's input matrices for `columns` (one list of rows per field).
+    pub fn inputs(&self, columns: &[Vec<&[f32]>]) -> Vec<Array2<f32>> {
+        prepared_inputs(
+            columns,
+            self.fields.shift_indices(),
+            self.delta,
+            self.lambda,
+        )
     }
-    Ok(())
 }
 
-fn unit(v: &[f32]) -> Vec<f64> {
-    let n = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    v.iter()
-        .map(|x| if n > 0.0 { f64::from(*x) / n } else { 0.0 })
-        .collect()
-}
-
-/// Shifted (text, image) matrices of `rows`: t' = normalize(t̂ + λ/2·Δ), v' = normalize(v̂ − λ/2·Δ).
-/// With λ = 0 this is just L2 normalisation, as the paper's code does first. An empty Δ (fields
-/// of different dimensions) stands for a zero vector, so the arithmetic — and therefore every
-/// bit of the result — is the same as for λ = 0 with a real Δ.
-pub(crate) fn shifted_matrices(
-    image: &[&[f32]],
-    text: &[&[f32]],
-    delta: &[f32],
-    lambda: f32,
-) -> (Array2<f32>, Array2<f32>) {
-    let build = |rows: &[&[f32]], coefficient: f32| {
-        let dim = rows.first().map_or(0, |r| r.len());
-        let zeros;
-        let delta = if delta.len() == dim {
-            delta
-        } else {
-            zeros = vec![0.0; dim];
-            &zeros
-        };
-        let alignment = crate::Alignment {
-            a_field: String::new(),
-            b_field: String::new(),
-            delta: delta.to_vec(),
-        };
-        let flat: Vec<f32> = rows
-            .iter()
-            .flat_map(|r| alignment.shift_b(r, coefficient))
-            .collect();
-        Array2::from_shape_vec((rows.len(), dim), flat).expect("rows share a dimension")
-    };
-    // shift_b moves by +λ/2·Δ, so the image side passes −λ.
-    (build(text, lambda), build(image, -lambda))
-}
-
-fn subset<'a>(data: &'a Dataset, rows: &[usize]) -> (Vec<&'a [f32]>, Vec<&'a [f32]>, Vec<usize>) {
-    (
-        rows.iter().map(|&r| data.image[r].as_slice()).collect(),
-        rows.iter().map(|&r| data.text[r].as_slice()).collect(),
-        rows.iter().map(|&r| data.labels[r]).collect(),
-    )
+fn inputs_of(matrices: &[Array2<f32>]) -> Result<Inputs<'_>> {
+    Inputs::from_fields(matrices.iter().map(|m| m.view()).collect()).map_err(head_err)
 }
 
 /// Evaluates `model` on `rows` under the shift; `None` when there are no rows.
@@ -420,16 +189,14 @@ fn report_on(
     model: &HeadModel,
     data: &Dataset,
     rows: &[usize],
-    delta: &[f32],
-    lambda: f32,
+    shift: Shift<'_>,
 ) -> Result<Option<ClassificationReport>> {
     if rows.is_empty() {
         return Ok(None);
     }
-    let (image, text, labels) = subset(data, rows);
-    let (t, i) = shifted_matrices(&image, &text, delta, lambda);
-    let inputs = Inputs::new(t.view(), i.view()).map_err(head_err)?;
-    let predicted = model.predict(&inputs).map_err(head_err)?;
+    let (columns, labels) = data.subset(rows);
+    let matrices = shift.inputs(&columns);
+    let predicted = model.predict(&inputs_of(&matrices)?).map_err(head_err)?;
     Ok(Some(
         ClassificationReport::new(&labels, &predicted).map_err(head_err)?,
     ))
@@ -448,7 +215,7 @@ pub struct LambdaProgress {
 }
 
 /// The ids of the train, validation and test parts that training with `request` uses (the
-/// labelled records with both fields, split as `request.split` says), each in scan order.
+/// labelled records with every field, split as `request.split` says), each in scan order.
 pub fn split_ids(collection: &Collection, request: &TrainRequest) -> Result<[Vec<String>; 3]> {
     let data = load_dataset(collection, request)?;
     let parts = split_rows(&data, &request.split)?;
@@ -471,15 +238,15 @@ pub fn train_head_with(
 }
 
 /// The labelled rows a training reads, loaded once so that repeated trainings (over seeds or
-/// folds) of one label, pair of fields and split or group column share them.
+/// folds) of one label, set of fields and split or group column share them.
 pub struct TrainingData {
     data: Dataset,
-    /// (label, image field, text field, split or group column) it was loaded for.
-    key: [Option<String>; 4],
+    /// (label, fields, split or group column) it was loaded for.
+    key: [Option<String>; 3],
 }
 
 impl TrainingData {
-    /// Reads the labelled records with both fields of `request` from `collection`.
+    /// Reads the labelled records with every field of `request` from `collection`.
     pub fn load(collection: &Collection, request: &TrainRequest) -> Result<TrainingData> {
         Ok(TrainingData {
             data: load_dataset(collection, request)?,
@@ -493,11 +260,10 @@ impl TrainingData {
     }
 }
 
-fn data_key(request: &TrainRequest) -> [Option<String>; 4] {
+fn data_key(request: &TrainRequest) -> [Option<String>; 3] {
     [
         Some(request.label_field.clone()),
-        Some(request.image_field.clone()),
-        Some(request.text_field.clone()),
+        Some(request.fields.fields.join("\u{0}")),
         split_column_of(&request.split).map(str::to_string),
     ]
 }
@@ -508,8 +274,8 @@ pub fn train_head_on(
     request: &TrainRequest,
     progress: &mut dyn FnMut(LambdaProgress),
 ) -> Result<SavedHead> {
-    let fit = |data: &Dataset, parts: &[Vec<usize>; 3], delta: &[f32], lambda: f32| {
-        train_one(data, parts, delta, lambda, request).map(HeadModel::Net)
+    let fit = |data: &Dataset, parts: &[Vec<usize>; 3], shift: Shift<'_>| {
+        train_one(data, parts, shift, request).map(HeadModel::Net)
     };
     let fusion = format!("{:?}", request.spec.fusion).to_lowercase();
     choose_lambda(data, request, &fusion, None, progress, fit)
@@ -524,7 +290,7 @@ pub fn train_head_on(
 ///
 /// ```
 /// use medvec_query::heads::{HeadSpec, KnnConfig, TrainConfig};
-/// use medvec_query::training::{train_knn_head, SavedHead, SplitSource, TrainRequest};
+/// use medvec_query::training::{train_knn_head, FieldSet, SavedHead, SplitSource, TrainRequest};
 /// use medvec_store::*;
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = Store::create(dir.path().join("s")).unwrap();
@@ -542,8 +308,8 @@ pub fn train_head_on(
 ///     .collect();
 /// cases.upsert(&records).unwrap();
 /// let request = TrainRequest {
-///     spec: HeadSpec::early(), label_field: "y".into(), image_field: "image".into(),
-///     text_field: "text".into(), split: SplitSource::Fractions(Default::default(), 0),
+///     spec: HeadSpec::early(), label_field: "y".into(), fields: FieldSet::pair("image", "text"),
+///     split: SplitSource::Fractions(Default::default(), 0),
 ///     lambdas: vec![0.0, 0.5], config: TrainConfig::default(),
 /// };
 /// let knn = KnnConfig { k: 3, ..KnnConfig::default() };
@@ -571,8 +337,8 @@ pub fn train_knn_head_on(
     knn: KnnConfig,
     progress: &mut dyn FnMut(LambdaProgress),
 ) -> Result<SavedHead> {
-    let fit = |data: &Dataset, parts: &[Vec<usize>; 3], delta: &[f32], lambda: f32| {
-        fit_knn(data, &parts[0], delta, lambda, knn).map(HeadModel::Knn)
+    let fit = |data: &Dataset, parts: &[Vec<usize>; 3], shift: Shift<'_>| {
+        fit_knn(data, &parts[0], shift, knn).map(HeadModel::Knn)
     };
     choose_lambda(data, request, "knn", Some(knn), progress, fit)
 }
@@ -584,17 +350,17 @@ fn choose_lambda(
     fusion: &str,
     knn: Option<KnnConfig>,
     progress: &mut dyn FnMut(LambdaProgress),
-    fit: impl Fn(&Dataset, &[Vec<usize>; 3], &[f32], f32) -> Result<HeadModel>,
+    fit: impl Fn(&Dataset, &[Vec<usize>; 3], Shift<'_>) -> Result<HeadModel>,
 ) -> Result<SavedHead> {
     if !loaded.serves(request) {
         return Err(QueryError::Invalid(
-            "training rows were loaded for another label, field pair or split column".into(),
+            "training rows were loaded for another label, set of fields or split column".into(),
         ));
     }
     let data = &loaded.data;
-    check_lambdas(data, request)?;
+    check_lambdas(&request.fields, &data.dims(), &request.lambdas)?;
     let parts = split_rows(data, &request.split)?;
-    let delta = delta_of(data, &parts[0]);
+    let delta = fit_delta(&data.columns, request.fields.shift_indices(), &parts[0]);
     let mut best: Option<(f64, f32, HeadModel)> = None;
     let mut curve = Vec::new();
     for (index, &lambda) in request.lambdas.iter().enumerate() {
@@ -603,9 +369,14 @@ fn choose_lambda(
             total: request.lambdas.len(),
             lambda,
         });
-        let model = fit(data, &parts, &delta, lambda)?;
-        let val = report_on(&model, data, &parts[1], &delta, lambda)?.map_or(0.0, |r| r.macro_f1);
-        let test = report_on(&model, data, &parts[2], &delta, lambda)?;
+        let shift = Shift {
+            fields: &request.fields,
+            delta: &delta,
+            lambda,
+        };
+        let model = fit(data, &parts, shift)?;
+        let val = report_on(&model, data, &parts[1], shift)?.map_or(0.0, |r| r.macro_f1);
+        let test = report_on(&model, data, &parts[2], shift)?;
         curve.push(LambdaResult {
             lambda,
             val_macro_f1: val,
@@ -619,7 +390,12 @@ fn choose_lambda(
     let (val_macro_f1, lambda, model) =
         best.ok_or_else(|| QueryError::Invalid("no λ to try".into()))?;
     let started = std::time::Instant::now();
-    let test_report = report_on(&model, data, &parts[2], &delta, lambda)?;
+    let shift = Shift {
+        fields: &request.fields,
+        delta: &delta,
+        lambda,
+    };
+    let test_report = report_on(&model, data, &parts[2], shift)?;
     let test_rows_per_second = parts[2].len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
     let chosen = Chosen {
         fusion,
@@ -645,80 +421,50 @@ fn choose_lambda(
 fn train_one(
     data: &Dataset,
     parts: &[Vec<usize>; 3],
-    delta: &[f32],
-    lambda: f32,
+    shift: Shift<'_>,
     request: &TrainRequest,
 ) -> Result<TrainedHead> {
-    let (tr_image, tr_text, tr_labels) = subset(data, &parts[0]);
-    let (va_image, va_text, va_labels) = subset(data, &parts[1]);
-    let (tt, ti) = shifted_matrices(&tr_image, &tr_text, delta, lambda);
-    let (vt, vi) = shifted_matrices(&va_image, &va_text, delta, lambda);
-    let train_set = Labelled::new(
-        Inputs::new(tt.view(), ti.view()).map_err(head_err)?,
-        &tr_labels,
-    )
-    .map_err(head_err)?;
-    let val_set = Labelled::new(
-        Inputs::new(vt.view(), vi.view()).map_err(head_err)?,
-        &va_labels,
-    )
-    .map_err(head_err)?;
+    let (train_columns, train_labels) = data.subset(&parts[0]);
+    let (val_columns, val_labels) = data.subset(&parts[1]);
+    let (train_inputs, val_inputs) = (shift.inputs(&train_columns), shift.inputs(&val_columns));
+    let train_set = Labelled::new(inputs_of(&train_inputs)?, &train_labels).map_err(head_err)?;
+    let val_set = Labelled::new(inputs_of(&val_inputs)?, &val_labels).map_err(head_err)?;
     train(&request.spec, &train_set, &val_set, &request.config).map_err(head_err)
 }
 
 /// A kNN over the shifted training rows; every class must occur there so that the head's
 /// probability columns line up with the collection's classes.
-fn fit_knn(
-    data: &Dataset,
-    rows: &[usize],
-    delta: &[f32],
-    lambda: f32,
-    knn: KnnConfig,
-) -> Result<KnnHead> {
-    let (image, text, labels) = subset(data, rows);
+fn fit_knn(data: &Dataset, rows: &[usize], shift: Shift<'_>, knn: KnnConfig) -> Result<KnnHead> {
+    let (columns, labels) = data.subset(rows);
     if let Some(missing) = (0..data.classes.len()).find(|c| !labels.contains(c)) {
         return Err(QueryError::Invalid(format!(
             "class `{}` has no training rows; the kNN head needs every class",
             data.classes[missing]
         )));
     }
-    build_knn(&image, &text, &labels, delta, lambda, knn)
+    build_knn(&columns, &labels, shift, knn)
 }
 
 /// Shifts the training rows and fits the kNN on them (also used when a saved head is loaded).
 pub(crate) fn build_knn(
-    image: &[&[f32]],
-    text: &[&[f32]],
+    columns: &[Vec<&[f32]>],
     labels: &[usize],
-    delta: &[f32],
-    lambda: f32,
+    shift: Shift<'_>,
     knn: KnnConfig,
 ) -> Result<KnnHead> {
-    let (t, i) = shifted_matrices(image, text, delta, lambda);
-    let set = Labelled::new(Inputs::new(t.view(), i.view()).map_err(head_err)?, labels)
-        .map_err(head_err)?;
+    let matrices = shift.inputs(columns);
+    let set = Labelled::new(inputs_of(&matrices)?, labels).map_err(head_err)?;
     KnnHead::fit(&set, knn).map_err(head_err)
 }
 
 /// The training ids, labels and a fingerprint of their raw vectors, kept by a saved kNN head.
 fn training_cases(data: &Dataset, rows: &[usize]) -> TrainingCases {
-    let (image, text, labels) = subset(data, rows);
+    let (columns, labels) = data.subset(rows);
     TrainingCases {
         ids: rows.iter().map(|&r| data.ids[r].clone()).collect(),
         labels,
-        vectors: vectors_fingerprint(&image, &text),
+        vectors: vectors_fingerprint(&columns),
     }
-}
-
-/// FNV-1a over the raw f32 bits of every (image, text) pair, in order.
-pub(crate) fn vectors_fingerprint(image: &[&[f32]], text: &[&[f32]]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (i, t) in image.iter().zip(text) {
-        for byte in i.iter().chain(t.iter()).flat_map(|x| x.to_le_bytes()) {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
 }
 
 /// What the λ loop chose, for [`describe`].
@@ -748,14 +494,11 @@ fn describe(
         HeadModel::Knn(_) => (0, 0, 0.0),
     };
     HeadMeta {
-        format: if chosen.knn.is_some() {
-            KNN_HEAD_FORMAT
-        } else {
-            HEAD_FORMAT
-        },
+        format: HEAD_FORMAT,
         fusion: chosen.fusion.to_string(),
-        image_field: request.image_field.clone(),
-        text_field: request.text_field.clone(),
+        fields: request.fields.clone(),
+        image_field: String::new(),
+        text_field: String::new(),
         label_field: request.label_field.clone(),
         classes: data.classes.clone(),
         lambda: chosen.lambda,
@@ -798,7 +541,7 @@ pub(crate) fn fingerprint(ids: &[String], labels: &[usize], rows: &[usize]) -> S
     format!("{hash:016x}")
 }
 
-/// Both modalities in the PCA-2 plane, before and after a shift (the paper's Figures 2–3).
+/// The shift pair's two fields in the PCA-2 plane, before and after a shift (the paper's Figures 2–3).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShiftScatter {
     /// λ of the "after" panel.
@@ -818,7 +561,7 @@ pub struct ShiftScatter {
 ///
 /// ```
 /// use medvec_query::heads::{HeadSpec, TrainConfig};
-/// use medvec_query::training::{shift_scatter, SplitSource, TrainRequest};
+/// use medvec_query::training::{shift_scatter, FieldSet, SplitSource, TrainRequest};
 /// use medvec_store::*;
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = Store::create(dir.path().join("s")).unwrap();
@@ -837,8 +580,8 @@ pub struct ShiftScatter {
 ///     .collect();
 /// cases.upsert(&records).unwrap();
 /// let request = TrainRequest {
-///     spec: HeadSpec::early(), label_field: "y".into(), image_field: "image".into(),
-///     text_field: "text".into(), split: SplitSource::Fractions(Default::default(), 0),
+///     spec: HeadSpec::early(), label_field: "y".into(), fields: FieldSet::pair("image", "text"),
+///     split: SplitSource::Fractions(Default::default(), 0),
 ///     lambdas: vec![], config: TrainConfig::default(),
 /// };
 /// let scatter = shift_scatter(&cases, &request, 1.0, 10).unwrap();
@@ -859,19 +602,29 @@ pub fn shift_scatter(
     max_points: usize,
 ) -> Result<ShiftScatter> {
     let data = load_dataset(collection, request)?;
-    let (image_dim, text_dim) = (data.image[0].len(), data.text[0].len());
-    if image_dim != text_dim {
+    let dims = data.dims();
+    let (a, b) = request.fields.shift_indices().ok_or_else(|| {
+        QueryError::Invalid(
+            "the scatter plot shows a shift: name the pair (--shift-pair A,B)".into(),
+        )
+    })?;
+    if dims[a] != dims[b] {
         return Err(QueryError::DimensionMismatch {
-            a: request.image_field.clone(),
-            a_dim: image_dim,
-            b: request.text_field.clone(),
-            b_dim: text_dim,
+            a: request.fields.fields[a].clone(),
+            a_dim: dims[a],
+            b: request.fields.fields[b].clone(),
+            b_dim: dims[b],
         });
     }
     let parts = split_rows(&data, &request.split)?;
-    let delta = delta_of(&data, &parts[0]);
-    let (image, text, _) = subset(&data, &parts[0]);
-    let (t0, i0) = shifted_matrices(&image, &text, &delta, 0.0);
+    let delta = fit_delta(&data.columns, Some((a, b)), &parts[0]);
+    let (columns, _) = data.subset(&parts[0]);
+    let shift = |lambda| {
+        let pair = vec![columns[a].clone(), columns[b].clone()];
+        let mut m = prepared_inputs(&pair, Some((0, 1)), &delta, lambda).into_iter();
+        (m.next().expect("two fields"), m.next().expect("two fields"))
+    };
+    let (i0, t0) = shift(0.0);
     let stacked: Vec<&[f32]> = i0
         .rows()
         .into_iter()
@@ -881,7 +634,7 @@ pub fn shift_scatter(
     let pca = Pca2::fit(&stacked)?;
     let stride = parts[0].len().div_ceil(max_points.max(1)).max(1);
     let sample: Vec<usize> = (0..parts[0].len()).step_by(stride).collect();
-    let (t1, i1) = shifted_matrices(&image, &text, &delta, lambda);
+    let (i1, t1) = shift(lambda);
     let project = |m: &Array2<f32>| -> Vec<[f64; 2]> {
         sample
             .iter()

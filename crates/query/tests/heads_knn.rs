@@ -24,8 +24,8 @@ fn naive(
     classes: usize,
 ) -> Vec<Vec<f64>> {
     let emb = |inp: &Inputs<'_>, r: usize| -> Vec<Array1<f64>> {
-        let t = unit(inp.text().row(r));
-        let i = unit(inp.image().row(r));
+        let t = unit(inp.field(0).row(r));
+        let i = unit(inp.field(1).row(r));
         match cfg.view {
             KnnView::Text => vec![t],
             KnnView::Image => vec![i],
@@ -172,6 +172,6 @@ fn bad_configuration_and_dimensions_are_errors() {
     let q = Inputs::new(wrong.text.view(), wrong.image.view()).unwrap();
     assert!(matches!(
         knn.predict(&q),
-        Err(HeadError::ShapeMismatch { .. })
+        Err(HeadError::FieldDimension { .. })
     ));
 }

@@ -14,12 +14,12 @@ const PAPER: [((usize, usize), usize, usize); 2] = [
 fn spec_param_counts_match_the_paper() {
     for (dims, early, late) in PAPER {
         assert_eq!(
-            HeadSpec::early().param_count(dims.0, dims.1, 2),
+            HeadSpec::early().param_count(&[dims.0, dims.1], 2),
             early,
             "{dims:?} early"
         );
         assert_eq!(
-            HeadSpec::late().param_count(dims.0, dims.1, 2),
+            HeadSpec::late().param_count(&[dims.0, dims.1], 2),
             late,
             "{dims:?} late"
         );
@@ -52,9 +52,9 @@ fn trained_heads_hold_exactly_the_paper_parameter_counts() {
 #[test]
 fn multiclass_heads_have_one_logit_per_class() {
     // 7 classes (HAM10000): output layer 128×7 + 7 instead of 128×1 + 1.
-    let binary = HeadSpec::early().param_count(512, 512, 2);
+    let binary = HeadSpec::early().param_count(&[512, 512], 2);
     assert_eq!(
-        HeadSpec::early().param_count(512, 512, 7),
+        HeadSpec::early().param_count(&[512, 512], 7),
         binary - 129 + 128 * 7 + 7
     );
 }

@@ -30,32 +30,53 @@ fn max_abs_diff(a: &Array2<f32>, b: &Array2<f64>) -> f64 {
 /// Trains a head briefly (so BatchNorm running stats are non-trivial), then checks the
 /// numpy forward pass over the serialised weights against the Rust inference output.
 fn check_forward(spec: HeadSpec, per_class: &[usize], dims: (usize, usize)) -> f64 {
+    check_forward_fields(spec, per_class, dims, 2)
+}
+
+/// [`check_forward`] with `count` fields: text and image, then (from the third) the image
+/// field passed through `sin` (any data will do for comparing two forward passes); with one
+/// field, the text field alone.
+fn views(m: &[Array2<f32>]) -> Inputs<'_> {
+    Inputs::from_fields(m.iter().map(|m| m.view()).collect()).unwrap()
+}
+
+fn check_forward_fields(
+    spec: HeadSpec,
+    per_class: &[usize],
+    dims: (usize, usize),
+    count: usize,
+) -> f64 {
     let data = clusters(per_class, dims, 0.3, 21);
-    let all = Labelled::new(
-        Inputs::new(data.text.view(), data.image.view()).unwrap(),
-        &data.labels,
-    )
-    .unwrap();
+    let mut fields = vec![data.text.clone(), data.image.clone()];
+    while fields.len() < count {
+        fields.push(data.image.mapv(f32::sin));
+    }
+    fields.truncate(count);
+    let all = Labelled::new(views(&fields), &data.labels).unwrap();
     let config = TrainConfig {
         max_epochs: 3,
         ..TrainConfig::default()
     };
     let head = train(&spec, &all, &all, &config).unwrap();
     // Probe with rows of a different scale than training so nothing cancels by accident.
-    let probe_t = data.text.slice(s![..300, ..]).mapv(|v| 1.7 * v + 0.2);
-    let probe_i = data.image.slice(s![..300, ..]).to_owned();
-    let probe = Inputs::new(probe_t.view(), probe_i.view()).unwrap();
+    let probe: Vec<Array2<f32>> = fields
+        .iter()
+        .enumerate()
+        .map(|(k, m)| m.slice(s![..300, ..]).mapv(|v| (1.0 + 0.7 * k as f32) * v + 0.2))
+        .collect();
+    let probe_inputs = views(&probe);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("head.bin"), head.to_bytes()).unwrap();
-    write_npy_f32(&dir.path().join("text.npy"), &probe_t);
-    write_npy_f32(&dir.path().join("image.npy"), &probe_i);
+    for (k, m) in probe.iter().enumerate() {
+        write_npy_f32(&dir.path().join(format!("field{k}.npy")), m);
+    }
     let out = reference("forward", dir.path());
-    let logits = head.logits(&probe).unwrap();
-    let proba = head.predict_proba(&probe).unwrap();
+    let logits = head.logits(&probe_inputs).unwrap();
+    let proba = head.predict_proba(&probe_inputs).unwrap();
     let d_logits = max_abs_diff(&logits, &as_matrix(&out["logits"]));
     let d_proba = max_abs_diff(&proba, &as_matrix(&out["proba"]));
     println!(
-        "{spec:?} dims {dims:?} classes {}: max |Δlogit| {d_logits:.3e}, max |Δp| {d_proba:.3e}",
+        "{spec:?} dims {dims:?} fields {count} classes {}: max |Δlogit| {d_logits:.3e}, max |Δp| {d_proba:.3e}",
         per_class.len()
     );
     assert!(
@@ -64,8 +85,16 @@ fn check_forward(spec: HeadSpec, per_class: &[usize], dims: (usize, usize)) -> f
     );
     // The decoded head must give bit-identical outputs.
     let back = TrainedHead::from_bytes(&head.to_bytes()).unwrap();
-    assert_eq!(back.logits(&probe).unwrap(), logits);
+    assert_eq!(back.logits(&probe_inputs).unwrap(), logits);
     d_logits.max(d_proba)
+}
+
+#[test]
+fn forward_pass_matches_numpy_one_and_three_fields() {
+    for spec in [HeadSpec::early(), HeadSpec::late()] {
+        check_forward_fields(spec, &[200, 80, 60], (24, 16), 1);
+        check_forward_fields(spec, &[200, 80, 60], (24, 16), 3);
+    }
 }
 
 #[test]
@@ -117,8 +146,8 @@ fn forward_check_detects_a_corrupted_weight() {
     bytes[last..last + 4].copy_from_slice(&bumped.to_le_bytes());
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("head.bin"), &bytes).unwrap();
-    write_npy_f32(&dir.path().join("text.npy"), &data.text);
-    write_npy_f32(&dir.path().join("image.npy"), &data.image);
+    write_npy_f32(&dir.path().join("field0.npy"), &data.text);
+    write_npy_f32(&dir.path().join("field1.npy"), &data.image);
     let out = reference("forward", dir.path());
     let logits = head.logits(all.inputs()).unwrap();
     assert!(max_abs_diff(&logits, &as_matrix(&out["logits"])) > 1e-3);
@@ -248,8 +277,8 @@ fn compare_with_mlp(seed: u64) -> (f64, f64) {
     let ours = head.evaluate(&te.view()).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    write_npy_f32(&dir.path().join("text.npy"), &data.text);
-    write_npy_f32(&dir.path().join("image.npy"), &data.image);
+    write_npy_f32(&dir.path().join("field0.npy"), &data.text);
+    write_npy_f32(&dir.path().join("field1.npy"), &data.image);
     write_npy_usize(&dir.path().join("labels.npy"), &data.labels);
     write_npy_usize(&dir.path().join("train.npy"), &split.train);
     write_npy_usize(&dir.path().join("test.npy"), &split.test);

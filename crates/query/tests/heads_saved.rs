@@ -6,8 +6,8 @@ mod heads_common;
 use heads_common::clusters;
 use medvec_query::heads::{HeadSpec, KnnConfig, KnnWeighting, TrainConfig};
 use medvec_query::training::{
-    classify, classify_vectors, train_head, train_knn_head, HeadModel, MissingField, Prediction,
-    SavedHead, SplitSource, TrainRequest,
+    classify, classify_vectors, train_head, train_knn_head, FieldSet, HeadModel, MissingField,
+    Prediction, SavedHead, SplitSource, TrainRequest,
 };
 use medvec_query::QueryError;
 use medvec_store::{Collection, PayloadField, Record, Schema, Store, Value, VectorField};
@@ -40,8 +40,12 @@ fn request(lambdas: Vec<f32>) -> TrainRequest {
     TrainRequest {
         spec: HeadSpec::late(),
         label_field: "y".into(),
-        image_field: "image".into(),
-        text_field: "text".into(),
+        // Text first, as the paper's code concatenates them; the pair says which is the image.
+        fields: FieldSet::new(
+            vec!["text".into(), "image".into()],
+            Some(["image".into(), "text".into()]),
+        )
+        .unwrap(),
         split: SplitSource::Fractions(Default::default(), 3),
         lambdas,
         config: TrainConfig {
@@ -72,7 +76,7 @@ fn fresh_predictions(cases: &Collection, saved: &SavedHead) -> Vec<Prediction> {
             Ok(())
         })
         .unwrap();
-    classify_vectors(saved, &ids, &image, &text).unwrap()
+    classify_vectors(saved, &ids, &[text, image]).unwrap()
 }
 
 fn same_predictions(a: &[Prediction], b: &[Prediction]) {
@@ -157,9 +161,13 @@ fn new_vectors_get_the_same_shift_as_stored_records() {
         &fresh_predictions(&cases, &loaded),
     );
     // A row of the wrong width is refused, not truncated.
-    let err = classify_vectors(&loaded, &["x".into()], &[vec![1.0; 11]], &[vec![1.0; 12]])
-        .unwrap_err()
-        .to_string();
+    let err = classify_vectors(
+        &loaded,
+        &["x".into()],
+        &[vec![vec![1.0; 12]], vec![vec![1.0; 11]]],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("expects 12"), "{err}");
 }
 
@@ -170,10 +178,10 @@ fn fields_of_different_dimensions_train_unshifted_at_full_width() {
     let saved = train_head(&cases, &request(vec![0.0])).unwrap();
     assert_eq!(
         saved.model.dims(),
-        (20, 6),
+        [20, 6],
         "no dimension is cut to the other's width"
     );
-    assert_eq!(saved.meta.params, HeadSpec::late().param_count(20, 6, 3));
+    assert_eq!(saved.meta.params, HeadSpec::late().param_count(&[20, 6], 3));
     assert!(saved.meta.delta.is_empty());
     same_predictions(
         &stored_predictions(&cases, &saved),

@@ -229,36 +229,36 @@ fn bad_input_is_an_error_not_a_panic() {
     nan[[3, 1]] = f32::NAN;
     assert_eq!(
         Inputs::new(nan.view(), d.image.view()).unwrap_err(),
-        HeadError::NonFinite("text embeddings")
+        HeadError::NonFinite("field embeddings")
     );
-    assert!(Labelled::new(*ok.inputs(), &d.labels[1..]).is_err());
+    assert!(Labelled::new(ok.inputs().clone(), &d.labels[1..]).is_err());
     // Validation dimensions differ from training.
     let other = clusters(&[5, 5], (5, 3), 1.0, 1);
     assert!(matches!(
         train(&spec, &ok, &set(&other), &cfg),
-        Err(HeadError::ShapeMismatch { .. })
+        Err(HeadError::FieldDimension { field: 0, .. })
     ));
     // One class only / a missing class / a validation label the head cannot output.
     let ones = vec![1usize; 40];
-    let single = Labelled::new(*ok.inputs(), &ones[..]).unwrap();
+    let single = Labelled::new(ok.inputs().clone(), &ones[..]).unwrap();
     assert_eq!(
         train(&spec, &single, &single, &cfg).unwrap_err(),
         HeadError::EmptyClass(0)
     );
     let zeros = vec![0usize; 40];
-    let zero = Labelled::new(*ok.inputs(), &zeros[..]).unwrap();
+    let zero = Labelled::new(ok.inputs().clone(), &zeros[..]).unwrap();
     assert_eq!(
         train(&spec, &zero, &zero, &cfg).unwrap_err(),
         HeadError::TooFewClasses(1)
     );
     let gap: Vec<usize> = d.labels.iter().map(|&y| y * 2).collect();
-    let gapped = Labelled::new(*ok.inputs(), &gap[..]).unwrap();
+    let gapped = Labelled::new(ok.inputs().clone(), &gap[..]).unwrap();
     assert_eq!(
         train(&spec, &gapped, &gapped, &cfg).unwrap_err(),
         HeadError::EmptyClass(1)
     );
     let high: Vec<usize> = d.labels.iter().map(|&y| y + 5).collect();
-    let val_high = Labelled::new(*ok.inputs(), &high[..]).unwrap();
+    let val_high = Labelled::new(ok.inputs().clone(), &high[..]).unwrap();
     assert!(matches!(
         train(&spec, &ok, &val_high, &cfg),
         Err(HeadError::LabelOutOfRange { .. })
@@ -302,7 +302,7 @@ fn bad_input_is_an_error_not_a_panic() {
     let head = train(&spec, &ok, &ok, &cfg).unwrap();
     assert!(matches!(
         head.predict(set(&other).inputs()),
-        Err(HeadError::ShapeMismatch { .. })
+        Err(HeadError::FieldDimension { .. })
     ));
     // Training needs two rows; validation needs one.
     let tiny = ok.select(&[0]).unwrap();

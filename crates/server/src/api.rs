@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use medvec_ingest::encode::{Runtime, RuntimeOptions};
 use medvec_ingest::models::{self, Modality, QueryEncoder};
-use medvec_query::classify::classify_vectors;
+use medvec_query::classify::classify_ids;
 use medvec_query::jobs::{self, ShiftOptions};
 use medvec_query::saved::SavedHead;
 use medvec_query::QueryError;
@@ -69,6 +69,7 @@ impl From<QueryError> for ApiError {
     fn from(error: QueryError) -> Self {
         match error {
             QueryError::Store(error) => error.into(),
+            QueryError::UnknownId(_) => ApiError(StatusCode::NOT_FOUND, error.to_string()),
             other => ApiError(StatusCode::BAD_REQUEST, other.to_string()),
         }
     }
@@ -323,25 +324,8 @@ async fn classify(
     blocking(move || {
         let collection = open_collection(&state, &name)?;
         let saved = SavedHead::load(&collection, &head)?;
+        let predictions = classify_ids(&collection, &saved, &request.ids)?;
         let meta = &saved.meta;
-        let (mut image, mut text) = (Vec::new(), Vec::new());
-        for id in &request.ids {
-            let record = collection.get(id)?.ok_or_else(|| {
-                ApiError(
-                    StatusCode::NOT_FOUND,
-                    format!("no record with id `{id}` in `{name}`"),
-                )
-            })?;
-            let field =
-                |field: &str| {
-                    record.vectors.get(field).cloned().ok_or_else(|| {
-                        bad_request(format!("record `{id}` has no `{field}` vector"))
-                    })
-                };
-            image.push(field(&meta.image_field)?);
-            text.push(field(&meta.text_field)?);
-        }
-        let predictions = classify_vectors(&saved, &request.ids, &image, &text)?;
         let predictions: Vec<Value> = predictions
             .iter()
             .map(|p| jobs::prediction_json(p, &meta.classes))

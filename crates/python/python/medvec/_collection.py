@@ -249,7 +249,8 @@ class Collection:
         head: str = "late",
         shift: Shift = 0.0,
         *,
-        fields: Tuple[str, str] | None = None,
+        fields: Sequence[str] | str | None = None,
+        shift_pair: Tuple[str, str] | None = None,
         split_column: str | None = None,
         group_column: str | None = None,
         split: Tuple[float, float, float] = (0.7, 0.15, 0.15),
@@ -266,6 +267,10 @@ class Collection:
         """Trains an ``"early"``, ``"late"`` or ``"knn"`` head to predict payload ``label`` and
         saves it as ``name`` (``medvec train``). ``shift`` is λ, a list of candidate λs, or
         ``"auto"`` for −1..1 by 0.1; λ and the epoch are chosen on validation, never on test.
+        ``fields`` names the vector fields the head reads, in order (default: every vector
+        field): one gives a single-modality baseline, more are fused (early: concatenated; late:
+        one branch each; knn: cosines summed). ``shift_pair=(A, B)`` names the two fields the
+        shift moves (Δ = mean(A) − mean(B)); the default is the two fields of a two-field head.
         The split is the payload column ``split_column`` (train/val/test) or a seeded stratified
         ``split``; with ``group_column`` (a lesion or patient id) every group stays in one part. Returns what ``medvec train --json`` prints: ``name``, ``meta`` (λ, classes,
         validation and test metrics), ``curve`` and ``test_report``. With ``seeds=N`` the split
@@ -277,7 +282,7 @@ class Collection:
         For a two-class label, ``threshold="youden"`` or ``"sensitivity=0.9"`` chooses the
         decision threshold on P(``positive``) on validation (``medvec train --threshold``); it is
         saved with the head, :meth:`classify` applies it and the test report is at it."""
-        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column, cv)
+        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column, cv, shift_pair)
         if isinstance(shift, str):
             if shift != "auto":
                 raise InvalidInput(f"shift: a number, a list of numbers or 'auto', got {shift!r}")
@@ -294,7 +299,8 @@ class Collection:
         head: str = "late",
         lambdas: Tuple[float, float, float] = (-1.0, 1.0, 0.1),
         *,
-        fields: Tuple[str, str] | None = None,
+        fields: Sequence[str] | str | None = None,
+        shift_pair: Tuple[str, str] | None = None,
         split_column: str | None = None,
         group_column: str | None = None,
         split: Tuple[float, float, float] = (0.7, 0.15, 0.15),
@@ -315,7 +321,7 @@ class Collection:
         ``.attrs["repeated"]`` holds the whole report (as :meth:`train`'s)."""
         import pandas as pd
 
-        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column, cv)
+        args = _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column, cv, shift_pair)
         result = _medvec.sweep(self._native, args, tuple(float(x) for x in lambdas), int(seeds))
         frame = pd.DataFrame(result["curve"], columns=["lambda", "val_macro_f1", "test_macro_f1", "test_accuracy"])
         repeated = result["repeated"]
@@ -335,7 +341,8 @@ class Collection:
         self,
         label: str,
         *,
-        fields: Tuple[str, str] | None = None,
+        fields: Sequence[str] | str | None = None,
+        shift_pair: Tuple[str, str] | None = None,
         split_column: str | None = None,
         group_column: str | None = None,
         split: Tuple[float, float, float] = (0.7, 0.15, 0.15),
@@ -344,12 +351,12 @@ class Collection:
         fold: int | None = None,
     ) -> "pandas.DataFrame":
         """The split :meth:`train` would use with these arguments: a DataFrame of ``id`` and
-        ``part`` (``"train"``, ``"val"`` or ``"test"``) for every labelled record with both
-        fields. With ``group_column``, no group is in two parts. With ``cv=K``, the split of
+        ``part`` (``"train"``, ``"val"`` or ``"test"``) for every labelled record with every
+        field of the head. With ``group_column``, no group is in two parts. With ``cv=K``, the split of
         fold ``fold`` (its test part is that fold)."""
         import pandas as pd
 
-        args = _train_args("early", label, fields, split_column, split, 1, 0.0, seed, 1, "uniform", group_column, cv)
+        args = _train_args("early", label, fields, split_column, split, 1, 0.0, seed, 1, "uniform", group_column, cv, shift_pair)
         parts = _medvec.split(self._native, args, fold)
         return pd.DataFrame(
             {"id": [i for p in parts for i in p], "part": [name for name, p in zip(("train", "val", "test"), parts) for _ in p]}
@@ -431,21 +438,21 @@ class Head:
         dict whose columns named after the head's fields hold the vectors (a 2-d array, or one
         array per row); rows are named by ``ids``, ``data["id"]`` or row numbers. Returns a
         DataFrame with ``id``, ``predicted`` and ``p_<class>`` per class."""
-        image, text = self.meta["image_field"], self.meta["text_field"]
-        for field in (image, text):
+        fields = self.meta["fields"]
+        for field in fields:
             if field not in data:
                 raise InvalidInput(f"data: the head needs a `{field}` column of vectors")
-        image_rows, text_rows = _matrix(data[image]), _matrix(data[text])
+        columns = [_matrix(data[field]) for field in fields]
         if ids is None:
-            ids = data["id"] if "id" in data else range(len(image_rows))
-        out = self._native.classify(_ids(ids), image_rows, text_rows)
+            ids = data["id"] if "id" in data else range(len(columns[0]))
+        out = self._native.classify(_ids(ids), columns)
         return _predictions(out, with_truth=False)
 
     def __repr__(self) -> str:
         return f"medvec.Head({self.meta['fusion']}, classes={self.classes})"
 
 
-def _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column=None, cv=None) -> dict:
+def _train_args(head, label, fields, split_column, split, epochs, dropout, seed, k, knn_weighting, group_column=None, cv=None, shift_pair=None) -> dict:
     if len(split) != 3:
         raise InvalidInput(f"split: expected (train, val, test) fractions, got {split!r}")
     if cv is not None and split_column is not None:
@@ -453,7 +460,8 @@ def _train_args(head, label, fields, split_column, split, epochs, dropout, seed,
     return {
         "head": head,
         "label": label,
-        "fields": tuple(fields) if fields is not None else None,
+        "fields": _field_list(fields),
+        "shift_pair": _pair(shift_pair, "shift_pair"),
         "split_column": split_column,
         "group_column": group_column,
         "split": tuple(float(x) for x in split),
@@ -464,6 +472,23 @@ def _train_args(head, label, fields, split_column, split, epochs, dropout, seed,
         "knn_weighting": knn_weighting,
         "cv": None if cv is None else int(cv),
     }
+
+
+def _field_list(fields) -> list | None:
+    """Vector field names: None (every vector field), one name, or a sequence of names."""
+    if fields is None:
+        return None
+    if isinstance(fields, str):
+        return [fields]
+    return [str(f) for f in fields]
+
+
+def _pair(pair, what: str) -> tuple | None:
+    if pair is None:
+        return None
+    if isinstance(pair, str) or len(pair) != 2:
+        raise InvalidInput(f"{what}: expected two field names (A, B), got {pair!r}")
+    return (str(pair[0]), str(pair[1]))
 
 
 def _predictions(out: tuple, with_truth: bool) -> "pandas.DataFrame":

@@ -16,6 +16,16 @@ pub enum HeadError {
         /// The size found.
         got: usize,
     },
+    /// A field's vectors do not have the dimension the head was built for.
+    #[error("field {field} (0-based, in the head's field order): expected {expected} dimensions, got {got}")]
+    FieldDimension {
+        /// Index of the field in the head's field order.
+        field: usize,
+        /// The dimension required.
+        expected: usize,
+        /// The dimension found.
+        got: usize,
+    },
     /// An input that must hold at least one row (or label) is empty.
     #[error("empty input: {0}")]
     Empty(&'static str),

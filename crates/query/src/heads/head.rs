@@ -24,18 +24,18 @@ pub(crate) const INFER_CHUNK: usize = 2048;
 
 /// Inference-mode logits in chunks of [`INFER_CHUNK`] rows, read in place from `inputs`.
 pub(crate) fn logits_net(net: &Net<f32>, inputs: &Inputs<'_>) -> Array2<f32> {
-    let layout = net.layout;
+    let layout = &net.layout;
+    let branches = layout.branches();
     let n = inputs.rows();
     let mut out = Array2::zeros((n, layout.out_dim()));
     for start in (0..n).step_by(INFER_CHUNK) {
         let end = (start + INFER_CHUNK).min(n);
-        let blocks: Vec<Vec<_>> = layout
-            .branches()
+        let blocks: Vec<Vec<_>> = branches
             .iter()
-            .map(|modalities| {
-                modalities
+            .map(|fields| {
+                fields
                     .iter()
-                    .map(|&m| inputs.matrix(m).slice_move(s![start..end, ..]))
+                    .map(|&f| inputs.field(f).slice_move(s![start..end, ..]))
                     .collect()
             })
             .collect();
@@ -73,22 +73,9 @@ pub(crate) fn argmax(values: impl Iterator<Item = f32>) -> usize {
 }
 
 impl TrainedHead {
-    /// Checks that `inputs` have the dimensions the head was trained on.
+    /// Checks that `inputs` have the fields and dimensions the head was trained on.
     fn check_dims(&self, inputs: &Inputs<'_>) -> Result<()> {
-        let l = &self.net.layout;
-        for (what, expected, got) in [
-            ("text dimension", l.text_dim, inputs.text().ncols()),
-            ("image dimension", l.image_dim, inputs.image().ncols()),
-        ] {
-            if expected != got {
-                return Err(HeadError::ShapeMismatch {
-                    what,
-                    expected,
-                    got,
-                });
-            }
-        }
-        Ok(())
+        inputs.check_dims(&self.net.layout.dims)
     }
 
     /// Raw output logits, `n × 1` (binary) or `n × C`, computed in chunks (inference mode).
@@ -133,9 +120,9 @@ impl TrainedHead {
         self.net.layout.spec
     }
 
-    /// `(text_dim, image_dim)` the head expects.
-    pub fn dims(&self) -> (usize, usize) {
-        (self.net.layout.text_dim, self.net.layout.image_dim)
+    /// The dimension of each field the head expects, in its field order.
+    pub fn dims(&self) -> &[usize] {
+        &self.net.layout.dims
     }
 
     /// Number of classes.
@@ -161,9 +148,10 @@ impl TrainedHead {
 
 /// One branch in inference mode: `relu(x·w + b) · scale + shift`, BatchNorm folded into the
 /// scale and shift exactly as [`Net::forward_eval_blocks`] does; `x` is the concatenation of
-/// the branch's modalities in order.
+/// the branch's fields in order.
 pub struct FoldedBranch {
-    pub modalities: Vec<super::inputs::Modality>,
+    /// Indices of the fields feeding this branch, in concatenation order.
+    pub fields: Vec<usize>,
     pub w: Array2<f32>,
     pub b: ndarray::Array1<f32>,
     pub scale: ndarray::Array1<f32>,
@@ -189,13 +177,13 @@ impl TrainedHead {
             .iter()
             .zip(&net.params.branches)
             .zip(&net.stats)
-            .map(|((modalities, p), stats)| {
+            .map(|((fields, p), stats)| {
                 let scale = ndarray::Zip::from(&p.gamma)
                     .and(&stats.var)
                     .map_collect(|&g, &v| g / (v + eps).sqrt());
                 let shift = &p.beta - &(&stats.mean * &scale);
                 FoldedBranch {
-                    modalities: modalities.to_vec(),
+                    fields: fields.clone(),
                     w: p.w.clone(),
                     b: p.b.clone(),
                     scale,

@@ -1,22 +1,15 @@
-//! Paired per-modality inputs and labelled sets.
+//! Per-field inputs (one matrix per vector field, rows aligned) and labelled sets.
 //!
-//! Every head needs both modalities of a row. A row that lacks one must be handled
-//! by the caller (dropped, or imputed) before it reaches a head.
+//! Every head needs every one of its fields for each row. A row that lacks one must be
+//! handled by the caller (dropped, or imputed) before it reaches a head.
 
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 
 use super::error::{HeadError, Result};
 
-/// The two modalities of a head input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Modality {
-    /// Clinical text embedding (e.g. LLaMA-2 4096-d or CLIP text 512-d).
-    Text,
-    /// Image embedding (e.g. DINOv2 768-d or CLIP image 512-d).
-    Image,
-}
-
-/// Text and image embeddings of the same rows, checked to be finite and of equal row count.
+/// The embeddings of the same rows in one or more vector fields (for example a text and an
+/// image embedding), checked to be finite and of equal row count. Field `k` is column block
+/// `k` of early fusion and branch `k` of late fusion.
 ///
 /// ```
 /// use medvec_query::heads::Inputs;
@@ -24,63 +17,89 @@ pub enum Modality {
 /// let text = Array2::<f32>::zeros((3, 4));
 /// let image = Array2::<f32>::ones((3, 2));
 /// let inputs = Inputs::new(text.view(), image.view()).unwrap();
-/// assert_eq!(inputs.rows(), 3);
+/// assert_eq!((inputs.rows(), inputs.dims()), (3, vec![4, 2]));
 /// assert!(Inputs::new(text.view(), Array2::<f32>::ones((2, 2)).view()).is_err());
+/// let three = Inputs::from_fields(vec![text.view(), image.view(), text.view()]).unwrap();
+/// assert_eq!(three.dims(), vec![4, 2, 4]);
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Inputs<'a> {
-    text: ArrayView2<'a, f32>,
-    image: ArrayView2<'a, f32>,
+    fields: Vec<ArrayView2<'a, f32>>,
 }
 
 impl<'a> Inputs<'a> {
-    /// Pairs the two matrices (rows are cases, columns are embedding dimensions).
+    /// Two fields, text then image (the paper's order: field 0 is text, field 1 is image).
     ///
     /// Errors if the row counts differ, a dimension is zero, or a value is not finite.
     pub fn new(text: ArrayView2<'a, f32>, image: ArrayView2<'a, f32>) -> Result<Self> {
-        if text.nrows() != image.nrows() {
+        Self::from_fields(vec![text, image])
+    }
+
+    /// One matrix per field (rows are cases, columns are embedding dimensions), in the head's
+    /// field order. Errors if there is no field, the row counts differ, a dimension is zero, or
+    /// a value is not finite.
+    pub fn from_fields(fields: Vec<ArrayView2<'a, f32>>) -> Result<Self> {
+        let Some(first) = fields.first() else {
+            return Err(HeadError::Empty("fields (a head needs at least one)"));
+        };
+        let rows = first.nrows();
+        if let Some(other) = fields.iter().find(|m| m.nrows() != rows) {
             return Err(HeadError::ShapeMismatch {
-                what: "image rows vs text rows",
-                expected: text.nrows(),
-                got: image.nrows(),
+                what: "rows of one field vs another",
+                expected: rows,
+                got: other.nrows(),
             });
         }
-        if text.ncols() == 0 || image.ncols() == 0 {
+        if fields.iter().any(|m| m.ncols() == 0) {
             return Err(HeadError::Empty("embedding dimension"));
         }
-        check_finite(text, "text embeddings")?;
-        check_finite(image, "image embeddings")?;
-        Ok(Self { text, image })
+        for m in &fields {
+            check_finite(*m, "field embeddings")?;
+        }
+        Ok(Self { fields })
     }
 
     /// Number of rows.
     pub fn rows(&self) -> usize {
-        self.text.nrows()
+        self.fields[0].nrows()
     }
 
-    /// The text matrix.
-    pub fn text(&self) -> ArrayView2<'a, f32> {
-        self.text
+    /// Number of fields.
+    pub fn field_count(&self) -> usize {
+        self.fields.len()
     }
 
-    /// The image matrix.
-    pub fn image(&self) -> ArrayView2<'a, f32> {
-        self.image
+    /// The matrix of field `k`.
+    pub fn field(&self, k: usize) -> ArrayView2<'a, f32> {
+        self.fields[k]
     }
 
-    /// Embedding dimension of one modality.
-    pub fn dim(&self, modality: Modality) -> usize {
-        self.matrix(modality).ncols()
+    /// Embedding dimension of each field, in order.
+    pub fn dims(&self) -> Vec<usize> {
+        self.fields.iter().map(|m| m.ncols()).collect()
     }
 
-    pub(crate) fn row(&self, modality: Modality, row: usize) -> ArrayView1<'a, f32> {
-        self.matrix(modality).index_axis_move(Axis(0), row)
+    pub(crate) fn row(&self, field: usize, row: usize) -> ArrayView1<'a, f32> {
+        self.fields[field].index_axis_move(Axis(0), row)
     }
 
-    pub(crate) fn matrix(&self, modality: Modality) -> ArrayView2<'a, f32> {
-        match modality {
-            Modality::Text => self.text,
-            Modality::Image => self.image,
+    /// Errors unless the fields have exactly the dimensions `expected` (what a head was
+    /// trained on).
+    pub(crate) fn check_dims(&self, expected: &[usize]) -> Result<()> {
+        if self.fields.len() != expected.len() {
+            return Err(HeadError::ShapeMismatch {
+                what: "number of fields",
+                expected: expected.len(),
+                got: self.fields.len(),
+            });
+        }
+        match self.dims().iter().zip(expected).position(|(g, e)| g != e) {
+            None => Ok(()),
+            Some(field) => Err(HeadError::FieldDimension {
+                field,
+                expected: expected[field],
+                got: self.fields[field].ncols(),
+            }),
         }
     }
 }
@@ -103,7 +122,7 @@ fn check_finite(m: ArrayView2<'_, f32>, what: &'static str) -> Result<()> {
 /// let set = Labelled::new(Inputs::new(t.view(), i.view()).unwrap(), &labels).unwrap();
 /// assert_eq!(set.len(), 2);
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Labelled<'a> {
     inputs: Inputs<'a>,
     labels: &'a [usize],
@@ -152,8 +171,12 @@ impl<'a> Labelled<'a> {
             });
         }
         Ok(LabelledSet {
-            text: self.inputs.text.select(Axis(0), rows),
-            image: self.inputs.image.select(Axis(0), rows),
+            fields: self
+                .inputs
+                .fields
+                .iter()
+                .map(|m| m.select(Axis(0), rows))
+                .collect(),
             labels: rows.iter().map(|&r| self.labels[r]).collect(),
         })
     }
@@ -162,8 +185,7 @@ impl<'a> Labelled<'a> {
 /// An owned labelled set, made by [`Labelled::select`]; already validated.
 #[derive(Clone, Debug)]
 pub struct LabelledSet {
-    text: Array2<f32>,
-    image: Array2<f32>,
+    fields: Vec<Array2<f32>>,
     labels: Vec<usize>,
 }
 
@@ -172,8 +194,7 @@ impl LabelledSet {
     pub fn view(&self) -> Labelled<'_> {
         Labelled {
             inputs: Inputs {
-                text: self.text.view(),
-                image: self.image.view(),
+                fields: self.fields.iter().map(|m| m.view()).collect(),
             },
             labels: &self.labels,
         }
@@ -189,8 +210,8 @@ impl LabelledSet {
         self.labels.is_empty()
     }
 
-    /// Takes the set apart into (text, image, labels).
-    pub fn into_parts(self) -> (Array2<f32>, Array2<f32>, Vec<usize>) {
-        (self.text, self.image, self.labels)
+    /// Takes the set apart into (one matrix per field, labels).
+    pub fn into_parts(self) -> (Vec<Array2<f32>>, Vec<usize>) {
+        (self.fields, self.labels)
     }
 }

@@ -4,19 +4,34 @@ use ndarray::{s, Array2, ArrayView1, ArrayViewMut1, Zip};
 
 use super::error::{HeadError, Result};
 use super::head::argmax;
-use super::inputs::{Inputs, Labelled, Modality};
+use super::inputs::{Inputs, Labelled};
 use super::linalg::matmul_into;
 
 /// Which embedding the neighbours are found in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KnnView {
-    /// Both modalities, each L2-normalised, concatenated (cosine = mean of the two cosines).
+    /// Every field, each L2-normalised: the similarity of two cases is the sum of their
+    /// fields' cosines, divided by the number of fields so that it stays a cosine in [−1, 1]
+    /// (the cosine of the concatenated unit vectors scaled by 1/√n).
     Both,
-    /// Text only.
+    /// Field 0 only (the text field of [`Inputs::new`]).
     Text,
-    /// Image only.
+    /// Field 1 only (the image field of [`Inputs::new`]).
     Image,
+}
+
+impl KnnView {
+    /// The fields this view reads, given the number of fields; `None` if it names a field
+    /// that does not exist.
+    fn fields(self, count: usize) -> Option<Vec<usize>> {
+        let single = |k: usize| (k < count).then(|| vec![k]);
+        match self {
+            KnnView::Both => Some((0..count).collect()),
+            KnnView::Text => single(0),
+            KnnView::Image => single(1),
+        }
+    }
 }
 
 /// How neighbours vote.
@@ -37,7 +52,7 @@ pub struct KnnConfig {
     pub k: usize,
     /// Vote weighting (default uniform).
     pub weighting: KnnWeighting,
-    /// Embedding used (default both modalities).
+    /// Embedding used (default every field).
     pub view: KnnView,
 }
 
@@ -69,7 +84,7 @@ impl Default for KnnConfig {
 #[derive(Clone, Debug)]
 pub struct KnnHead {
     config: KnnConfig,
-    dims: (usize, usize),
+    dims: Vec<usize>,
     train: Array2<f32>,
     labels: Vec<usize>,
     num_classes: usize,
@@ -98,16 +113,16 @@ impl KnnHead {
         let inputs = train.inputs();
         Ok(Self {
             config,
-            dims: (inputs.text().ncols(), inputs.image().ncols()),
-            train: embed(inputs, config.view),
+            dims: inputs.dims(),
+            train: embed(inputs, config.view)?,
             labels: train.labels().to_vec(),
             num_classes: train.labels().iter().max().map_or(0, |m| m + 1),
         })
     }
 
-    /// `(text_dim, image_dim)` the head expects.
-    pub fn dims(&self) -> (usize, usize) {
-        self.dims
+    /// The dimension of each field the head expects, in its field order.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
     }
 
     /// The settings the head was fitted with.
@@ -122,20 +137,8 @@ impl KnnHead {
 
     /// Vote shares per class, `n × C`, rows summing to 1.
     pub fn predict_proba(&self, inputs: &Inputs<'_>) -> Result<Array2<f32>> {
-        let got = (inputs.text().ncols(), inputs.image().ncols());
-        if got != self.dims {
-            let (what, expected, got) = if got.0 != self.dims.0 {
-                ("text dimension", self.dims.0, got.0)
-            } else {
-                ("image dimension", self.dims.1, got.1)
-            };
-            return Err(HeadError::ShapeMismatch {
-                what,
-                expected,
-                got,
-            });
-        }
-        let queries = embed(inputs, self.config.view);
+        inputs.check_dims(&self.dims)?;
+        let queries = embed(inputs, self.config.view)?;
         let mut probs = Array2::zeros((queries.nrows(), self.num_classes));
         for start in (0..queries.nrows()).step_by(QUERY_CHUNK) {
             let end = (start + QUERY_CHUNK).min(queries.nrows());
@@ -186,23 +189,26 @@ impl KnnHead {
     }
 }
 
-/// Row-normalised embedding of the chosen view; `Both` is `[t̂, v̂] / √2` so that a dot
-/// product of two rows is the cosine of the concatenated unit vectors.
-fn embed(inputs: &Inputs<'_>, view: KnnView) -> Array2<f32> {
-    match view {
-        KnnView::Text => normalised(inputs, Modality::Text, 1.0),
-        KnnView::Image => normalised(inputs, Modality::Image, 1.0),
-        KnnView::Both => {
-            let half = std::f32::consts::FRAC_1_SQRT_2;
-            let t = normalised(inputs, Modality::Text, half);
-            let v = normalised(inputs, Modality::Image, half);
-            ndarray::concatenate![ndarray::Axis(1), t, v]
-        }
-    }
+/// Row-normalised embedding of the chosen view: its fields' unit vectors, each scaled by
+/// 1/√n and concatenated, so that a dot product of two rows is the mean of the fields' cosines.
+fn embed(inputs: &Inputs<'_>, view: KnnView) -> Result<Array2<f32>> {
+    let fields = view.fields(inputs.field_count()).ok_or_else(|| {
+        HeadError::InvalidConfig(format!(
+            "kNN view {view:?} needs two fields, the inputs have {}",
+            inputs.field_count()
+        ))
+    })?;
+    let scale = 1.0 / (fields.len() as f32).sqrt();
+    let parts: Vec<Array2<f32>> = fields
+        .iter()
+        .map(|&f| normalised(inputs, f, scale))
+        .collect();
+    let views: Vec<_> = parts.iter().map(|m| m.view()).collect();
+    Ok(ndarray::concatenate(ndarray::Axis(1), &views).expect("fields share the row count"))
 }
 
-fn normalised(inputs: &Inputs<'_>, modality: Modality, scale: f32) -> Array2<f32> {
-    let mut m = inputs.matrix(modality).to_owned();
+fn normalised(inputs: &Inputs<'_>, field: usize, scale: f32) -> Array2<f32> {
+    let mut m = inputs.field(field).to_owned();
     for mut row in m.rows_mut() {
         let norm: f32 = row.iter().map(|v| v * v).sum::<f32>().sqrt();
         let factor = if norm > 0.0 { scale / norm } else { 0.0 };

@@ -1,4 +1,5 @@
-//! Classifier heads over paired text and image embeddings (method.md §4).
+//! Classifier heads over the embeddings of one or more vector fields, such as a text and an
+//! image embedding of each case (method.md §4).
 //!
 //! * [`train`] fits an early- or late-fusion MLP head ([`HeadSpec`]) with AdamW,
 //!   class-balanced loss and epoch selection by validation macro-F1, and returns a
@@ -13,7 +14,7 @@
 //! over output blocks whose boundaries do not depend on the thread count, so training is
 //! bit-for-bit reproducible for a given seed on a given machine.
 //!
-//! Heads need both modalities of every row: a row lacking one must be dropped or
+//! Heads need every field of every row: a row lacking one must be dropped or
 //! imputed by the caller before it reaches [`Inputs`].
 //!
 //! ```
@@ -52,7 +53,7 @@ mod tests;
 
 pub use error::{HeadError, Result};
 pub use head::{FoldedBranch, FoldedNet, TrainedHead};
-pub use inputs::{Inputs, Labelled, LabelledSet, Modality};
+pub use inputs::{Inputs, Labelled, LabelledSet};
 pub use knn::{KnnConfig, KnnHead, KnnView, KnnWeighting, KNN_EXACT_MATCH};
 pub use spec::{Fusion, HeadSpec};
 pub use split::{assign_parts, stratified_group_split, stratified_split, Split, SplitFractions};

@@ -8,7 +8,7 @@ use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayVie
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::inputs::{Inputs, Modality};
+use super::inputs::Inputs;
 use super::linalg::{matmul_acc_into, matmul_into, Real};
 use super::spec::Layout;
 
@@ -44,7 +44,7 @@ pub(crate) struct BnStats<F> {
 impl<F: Real> Params<F> {
     pub fn zeros(layout: &Layout) -> Self {
         let h = layout.spec.hidden;
-        let branches = (0..layout.branches().len())
+        let branches = (0..layout.branch_count())
             .map(|k| BranchParams {
                 w: Array2::zeros((layout.branch_in_dim(k), h)),
                 b: Array1::zeros(h),
@@ -132,7 +132,7 @@ pub(crate) struct Net<F> {
 impl<F: Real> Net<F> {
     pub fn init(layout: Layout, rng: &mut ChaCha8Rng) -> Self {
         let h = layout.spec.hidden;
-        let stats = (0..layout.branches().len())
+        let stats = (0..layout.branch_count())
             .map(|_| BnStats {
                 mean: Array1::zeros(h),
                 var: Array1::ones(h),
@@ -209,7 +209,7 @@ impl<F: Real> Net<F> {
     }
 
     /// [`forward_eval`](Self::forward_eval) with each branch's input given as column blocks
-    /// (e.g. the text and image matrices of early fusion) instead of one concatenated
+    /// (e.g. the field matrices of early fusion) instead of one concatenated
     /// matrix: inference then reads the caller's matrices in place, with no copy.
     pub fn forward_eval_blocks(&self, blocks: &[Vec<ArrayView2<'_, F>>]) -> Array2<F> {
         let rows = blocks[0][0].nrows();
@@ -335,17 +335,17 @@ fn bn_backward<F: Real>(
     g
 }
 
-/// Copies the given rows of branch `modalities` (concatenated) into `out`, converting type.
+/// Copies the given rows of a branch's `fields` (concatenated) into `out`, converting type.
 pub(crate) fn gather<F: Real>(
     inputs: &Inputs<'_>,
-    modalities: &[Modality],
+    fields: &[usize],
     rows: impl Iterator<Item = usize>,
     mut out: ArrayViewMut2<'_, F>,
 ) {
     for (r, i) in rows.enumerate() {
         let mut col = 0;
-        for &m in modalities {
-            let src = inputs.row(m, i);
+        for &f in fields {
+            let src = inputs.row(f, i);
             let mut dst = out.slice_mut(s![r, col..col + src.len()]);
             Zip::from(&mut dst)
                 .and(&src)

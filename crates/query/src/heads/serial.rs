@@ -1,21 +1,26 @@
 //! Versioned binary body encoding of a [`TrainedHead`].
 //!
-//! All integers and floats are little-endian. Format version 1:
+//! All integers and floats are little-endian. Format version 2 (written):
 //!
 //! | field | type |
 //! |---|---|
 //! | magic | 4 bytes `MVHD` |
-//! | version | u32 = 1 |
+//! | version | u32 = 2 |
 //! | fusion | u32: 0 early, 1 late |
-//! | text_dim, image_dim, hidden, num_classes | u64 each |
+//! | field count `n` (≥ 1) | u64 |
+//! | dimension of each field, in the head's field order | `n` × u64 |
+//! | hidden, num_classes | u64 each |
 //! | dropout | f32 |
 //! | best_epoch | u64 |
 //! | history length `h` | u64 |
 //! | `h` records | epoch u64; train_loss, val_macro_f1, train_seconds, val_seconds f64 |
 //! | tensors | each: element count u64, then that many f32 |
 //!
-//! Tensor order: for each branch (early: one branch over `[text, image]`; late: text
-//! branch then image branch) the Linear weight `(in, hidden)` row-major (the transpose of
+//! Version 1 (read, never written) had exactly two fields: in place of the count and the
+//! dimensions it held `text_dim, image_dim` (fields 0 and 1), then the same rest.
+//!
+//! Tensor order: for each branch (early: one branch over all fields, concatenated in order;
+//! late: one branch per field, in order) the Linear weight `(in, hidden)` row-major (the transpose of
 //! PyTorch's `(out, in)`), Linear bias, BatchNorm γ, β, running mean, running variance;
 //! then the output weight `(concat_width, out)` row-major and output bias. `out` is 1 for
 //! two classes, else the class count. The body must end exactly after the last tensor.
@@ -30,7 +35,9 @@ use super::spec::{Fusion, HeadSpec, Layout};
 use super::train::EpochRecord;
 
 const MAGIC: &[u8; 4] = b"MVHD";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The two-field version before any number of fields, still read.
+const VERSION_TWO_FIELDS: u32 = 1;
 /// Bytes of one serialised [`EpochRecord`].
 const RECORD_BYTES: usize = 8 + 4 * 8;
 
@@ -54,7 +61,8 @@ impl TrainedHead {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&u32::from(l.spec.fusion == Fusion::Late).to_le_bytes());
-        for v in [l.text_dim, l.image_dim, l.spec.hidden, l.num_classes] {
+        put_u64(&mut out, l.dims.len());
+        for &v in l.dims.iter().chain([&l.spec.hidden, &l.num_classes]) {
             put_u64(&mut out, v);
         }
         out.extend_from_slice(&l.spec.dropout.to_le_bytes());
@@ -81,10 +89,10 @@ impl TrainedHead {
             return Err(decode("bad magic"));
         }
         let version = r.u32()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_TWO_FIELDS {
             return Err(decode(&format!("unsupported version {version}")));
         }
-        let layout = read_layout(&mut r)?;
+        let layout = read_layout(&mut r, version)?;
         let best_epoch = r.usize()?;
         let history = read_history(&mut r)?;
         let net = read_net(&mut r, layout)?;
@@ -195,36 +203,49 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn read_layout(r: &mut Reader<'_>) -> Result<Layout> {
+fn read_layout(r: &mut Reader<'_>, version: u32) -> Result<Layout> {
     let fusion = match r.u32()? {
         0 => Fusion::Early,
         1 => Fusion::Late,
         other => return Err(decode(&format!("unknown fusion {other}"))),
     };
-    let (text_dim, image_dim, hidden, num_classes) =
-        (r.usize()?, r.usize()?, r.usize()?, r.usize()?);
+    let fields = if version == VERSION_TWO_FIELDS {
+        2
+    } else {
+        r.usize()?
+    };
+    // Bound every size by the body length before any allocation or multiplication: each
+    // dimension, the hidden width and the class count are at least one stored f32 each.
+    let limit = r.remaining() / 4;
+    if fields == 0 || fields > limit {
+        return Err(decode("field count is zero or exceeds the encoded data"));
+    }
+    let dims = (0..fields).map(|_| r.usize()).collect::<Result<Vec<_>>>()?;
+    let (hidden, num_classes) = (r.usize()?, r.usize()?);
     let spec = HeadSpec {
         fusion,
         hidden,
         dropout: r.f32()?,
     };
     spec.validate().map_err(|e| decode(&e.to_string()))?;
-    if text_dim == 0 || image_dim == 0 || num_classes < 2 {
+    if dims.contains(&0) || num_classes < 2 {
         return Err(decode("zero dimension or fewer than two classes"));
     }
-    // Bound every size by the body length before any multiplication can overflow:
-    // each of these counts at least one stored f32.
     let limit = r.remaining() / 4;
-    if [text_dim, image_dim, hidden, num_classes]
+    if dims
         .iter()
+        .chain([&hidden, &num_classes])
         .any(|&v| v > limit)
+        || dims
+            .iter()
+            .try_fold(0usize, |sum, &d| sum.checked_add(d))
+            .is_none_or(|sum| sum > limit)
     {
         return Err(decode("dimensions exceed the encoded data"));
     }
     Ok(Layout {
         spec,
-        text_dim,
-        image_dim,
+        dims,
         num_classes,
     })
 }
@@ -251,7 +272,7 @@ fn read_net(r: &mut Reader<'_>, layout: Layout) -> Result<Net<f32>> {
     let h = layout.spec.hidden;
     let mut branches = Vec::new();
     let mut stats = Vec::new();
-    for k in 0..layout.branches().len() {
+    for k in 0..layout.branch_count() {
         branches.push(BranchParams {
             w: r.matrix(layout.branch_in_dim(k), h)?,
             b: r.vector(h)?,

@@ -1,30 +1,31 @@
 //! Architecture description of a fusion head (method.md §4).
 
 use super::error::{HeadError, Result};
-use super::inputs::Modality;
 
-/// How the two modalities are combined.
+/// How the fields (modalities) are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fusion {
-    /// `concat(text, image) → Linear(d_t+d_i, h) → ReLU → Dropout → BatchNorm(h) → Linear(h, out)`.
+    /// `concat(f₀, f₁, …) → Linear(Σd, h) → ReLU → Dropout → BatchNorm(h) → Linear(h, out)`.
     Early,
-    /// Per modality `Linear(d, h) → ReLU → Dropout → BatchNorm(h)`; `concat(2h) → Linear(2h, out)`.
+    /// Per field `Linear(d, h) → ReLU → Dropout → BatchNorm(h)`; `concat(n·h) → Linear(n·h, out)`.
     Late,
 }
 
 /// Architecture hyper-parameters of a fusion head.
 ///
-/// `hidden` is the width of the single hidden layer (early fusion) or of each modality's
+/// `hidden` is the width of the single hidden layer (early fusion) or of each field's
 /// hidden layer (late fusion). The output layer has one logit for two classes (sigmoid,
 /// BCE-with-logits, as in the paper's code) and `C` logits otherwise (softmax, cross-entropy).
 ///
 /// ```
 /// use medvec_query::heads::HeadSpec;
-/// // The paper's parameter counts (method.md §4), binary task:
-/// assert_eq!(HeadSpec::early().param_count(512, 512, 2), 131_585);
-/// assert_eq!(HeadSpec::late().param_count(512, 512, 2), 66_049);
-/// assert_eq!(HeadSpec::early().param_count(4096, 768, 2), 623_105);
-/// assert_eq!(HeadSpec::late().param_count(4096, 768, 2), 311_809);
+/// // The paper's parameter counts (method.md §4), binary task, fields (text, image):
+/// assert_eq!(HeadSpec::early().param_count(&[512, 512], 2), 131_585);
+/// assert_eq!(HeadSpec::late().param_count(&[512, 512], 2), 66_049);
+/// assert_eq!(HeadSpec::early().param_count(&[4096, 768], 2), 623_105);
+/// assert_eq!(HeadSpec::late().param_count(&[4096, 768], 2), 311_809);
+/// // Three fields: late fusion has one 64-unit branch each.
+/// assert_eq!(HeadSpec::late().param_count(&[512, 512, 64], 2), 66_049 + 64 * 64 + 3 * 64 + 64);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HeadSpec {
@@ -66,12 +67,11 @@ impl HeadSpec {
     }
 
     /// Number of trainable parameters (BatchNorm weight and bias included, running
-    /// statistics not) for the given input dimensions and class count.
-    pub fn param_count(&self, text_dim: usize, image_dim: usize, num_classes: usize) -> usize {
+    /// statistics not) for the given field dimensions (in field order) and class count.
+    pub fn param_count(&self, dims: &[usize], num_classes: usize) -> usize {
         Layout {
             spec: *self,
-            text_dim,
-            image_dim,
+            dims: dims.to_vec(),
             num_classes,
         }
         .param_count()
@@ -93,42 +93,42 @@ impl HeadSpec {
     }
 }
 
-/// A spec bound to concrete input dimensions and a class count.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A spec bound to concrete field dimensions and a class count.
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Layout {
     pub spec: HeadSpec,
-    pub text_dim: usize,
-    pub image_dim: usize,
+    /// Dimension of each field, in the head's field order.
+    pub dims: Vec<usize>,
     pub num_classes: usize,
 }
 
-const EARLY_BRANCHES: &[&[Modality]] = &[&[Modality::Text, Modality::Image]];
-const LATE_BRANCHES: &[&[Modality]] = &[&[Modality::Text], &[Modality::Image]];
-
 impl Layout {
-    /// The modalities feeding each hidden branch, in concatenation order.
-    pub fn branches(&self) -> &'static [&'static [Modality]] {
+    /// The fields feeding each hidden branch, in concatenation order: early fusion has one
+    /// branch over every field; late fusion one branch per field.
+    pub fn branches(&self) -> Vec<Vec<usize>> {
+        let fields = 0..self.dims.len();
         match self.spec.fusion {
-            Fusion::Early => EARLY_BRANCHES,
-            Fusion::Late => LATE_BRANCHES,
+            Fusion::Early => vec![fields.collect()],
+            Fusion::Late => fields.map(|k| vec![k]).collect(),
         }
     }
 
-    pub fn dim(&self, modality: Modality) -> usize {
-        match modality {
-            Modality::Text => self.text_dim,
-            Modality::Image => self.image_dim,
+    /// Number of hidden branches.
+    pub fn branch_count(&self) -> usize {
+        match self.spec.fusion {
+            Fusion::Early => 1,
+            Fusion::Late => self.dims.len(),
         }
     }
 
     /// Input width of branch `k` (the concatenated width of its modalities).
     pub fn branch_in_dim(&self, k: usize) -> usize {
-        self.branches()[k].iter().map(|&m| self.dim(m)).sum()
+        self.branches()[k].iter().map(|&f| self.dims[f]).sum()
     }
 
     /// Width of the concatenated hidden representation fed to the output layer.
     pub fn concat_width(&self) -> usize {
-        self.spec.hidden * self.branches().len()
+        self.spec.hidden * self.branch_count()
     }
 
     /// One logit for binary tasks, `C` otherwise.
@@ -142,7 +142,7 @@ impl Layout {
 
     pub fn param_count(&self) -> usize {
         let h = self.spec.hidden;
-        let hidden: usize = (0..self.branches().len())
+        let hidden: usize = (0..self.branch_count())
             .map(|k| self.branch_in_dim(k) * h + h + 2 * h)
             .sum();
         hidden + self.concat_width() * self.out_dim() + self.out_dim()

@@ -10,14 +10,17 @@ use super::net::{dropout_mask, Net, Params, BN_EPS};
 use super::spec::{Fusion, HeadSpec, Layout};
 
 fn layout(fusion: Fusion, num_classes: usize, dropout: f32) -> Layout {
+    layout_of(&[3, 4], fusion, num_classes, dropout)
+}
+
+fn layout_of(dims: &[usize], fusion: Fusion, num_classes: usize, dropout: f32) -> Layout {
     Layout {
         spec: HeadSpec {
             fusion,
             hidden: 5,
             dropout,
         },
-        text_dim: 3,
-        image_dim: 4,
+        dims: dims.to_vec(),
         num_classes,
     }
 }
@@ -28,7 +31,7 @@ fn random(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Array2<f64> {
 
 /// Branch inputs of a random batch: the concatenation for early fusion, one per modality for late.
 fn batch(layout: &Layout, rows: usize, rng: &mut ChaCha8Rng) -> Vec<Array2<f64>> {
-    (0..layout.branches().len())
+    (0..layout.branch_count())
         .map(|k| random(rows, layout.branch_in_dim(k), rng))
         .collect()
 }
@@ -44,7 +47,7 @@ struct Problem {
 impl Problem {
     fn new(layout: Layout, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let net = Net::init(layout, &mut rng);
+        let net = Net::init(layout.clone(), &mut rng);
         let rows = 7;
         let xs = batch(&layout, rows, &mut rng);
         let p = layout.spec.dropout;
@@ -124,14 +127,17 @@ fn max_gradient_error(layout: Layout) -> f64 {
 
 #[test]
 fn gradients_match_finite_differences() {
-    for fusion in [Fusion::Early, Fusion::Late] {
-        for classes in [2, 3] {
-            for dropout in [0.0, 0.4] {
-                let err = max_gradient_error(layout(fusion, classes, dropout));
-                assert!(
-                    err < 1e-7,
-                    "{fusion:?} C={classes} p={dropout}: max error {err:e}"
-                );
+    // One field (a single-modality baseline), the paper's two, and three fields.
+    for dims in [&[3][..], &[3, 4], &[3, 4, 2]] {
+        for fusion in [Fusion::Early, Fusion::Late] {
+            for classes in [2, 3] {
+                for dropout in [0.0, 0.4] {
+                    let err = max_gradient_error(layout_of(dims, fusion, classes, dropout));
+                    assert!(
+                        err < 1e-7,
+                        "{dims:?} {fusion:?} C={classes} p={dropout}: max error {err:e}"
+                    );
+                }
             }
         }
     }

@@ -217,27 +217,8 @@ fn layout_for(spec: &HeadSpec, train_set: &Labelled<'_>, val_set: &Labelled<'_>)
     if val_set.is_empty() {
         return Err(HeadError::Empty("validation set"));
     }
-    let (ti, vi) = (train_set.inputs(), val_set.inputs());
-    for (what, expected, got) in [
-        (
-            "validation text dimension",
-            ti.text().ncols(),
-            vi.text().ncols(),
-        ),
-        (
-            "validation image dimension",
-            ti.image().ncols(),
-            vi.image().ncols(),
-        ),
-    ] {
-        if expected != got {
-            return Err(HeadError::ShapeMismatch {
-                what,
-                expected,
-                got,
-            });
-        }
-    }
+    let dims = train_set.inputs().dims();
+    val_set.inputs().check_dims(&dims)?;
     let num_classes = train_set.labels().iter().max().map_or(0, |m| m + 1);
     if num_classes < 2 {
         return Err(HeadError::TooFewClasses(num_classes));
@@ -247,8 +228,7 @@ fn layout_for(spec: &HeadSpec, train_set: &Labelled<'_>, val_set: &Labelled<'_>)
     }
     Ok(Layout {
         spec: *spec,
-        text_dim: ti.text().ncols(),
-        image_dim: ti.image().ncols(),
+        dims,
         num_classes,
     })
 }
@@ -297,6 +277,8 @@ struct Run {
     order: Vec<usize>,
     /// One gather buffer per branch, `(batch + 1) × branch input width`.
     buffers: Vec<Array2<f32>>,
+    /// The fields of each branch ([`Layout::branches`]), computed once.
+    branches: Vec<Vec<usize>>,
     batch_size: usize,
 }
 
@@ -309,13 +291,14 @@ fn stream(seed: u64, id: u64) -> ChaCha8Rng {
 impl Run {
     fn new(layout: Layout, config: &TrainConfig, rows: usize) -> Self {
         let cap = config.batch_size + 1;
-        let buffers = (0..layout.branches().len())
+        let buffers = (0..layout.branch_count())
             .map(|k| Array2::zeros((cap, layout.branch_in_dim(k))))
             .collect();
         Self {
-            net: Net::init(layout, &mut stream(config.seed, 0)),
             opt: AdamW::new(config.adamw(), &layout),
             grads: Params::zeros(&layout),
+            branches: layout.branches(),
+            net: Net::init(layout, &mut stream(config.seed, 0)),
             shuffle_rng: stream(config.seed, 1),
             dropout_rng: stream(config.seed, 2),
             order: (0..rows).collect(),
@@ -355,21 +338,20 @@ impl Run {
         labels: &[usize],
         weights: &[f32],
     ) -> f64 {
-        let layout = self.net.layout;
-        for (k, buf) in self.buffers.iter_mut().enumerate() {
+        for (buf, fields) in self.buffers.iter_mut().zip(&self.branches) {
             let dst = buf.slice_mut(s![..rows.len(), ..]);
-            gather(inputs, layout.branches()[k], rows.iter().copied(), dst);
+            gather(inputs, fields, rows.iter().copied(), dst);
         }
+        let spec = self.net.layout.spec;
         let xs: Vec<ArrayView2<'_, f32>> = self
             .buffers
             .iter()
             .map(|b| b.slice(s![..rows.len(), ..]))
             .collect();
-        let p = layout.spec.dropout;
+        let p = spec.dropout;
         let masks: Vec<_> = (0..xs.len())
             .map(|_| {
-                (p > 0.0)
-                    .then(|| dropout_mask(rows.len(), layout.spec.hidden, p, &mut self.dropout_rng))
+                (p > 0.0).then(|| dropout_mask(rows.len(), spec.hidden, p, &mut self.dropout_rng))
             })
             .collect();
         let (logits, cache) = self.net.forward_train(&xs, &masks);

@@ -2,17 +2,19 @@
 //! wherever ONNX Runtime does.
 //!
 //! The graph takes the raw field vectors (float32 `[batch, dim]`, inputs named after the
-//! head's fields) and does all of `medvec classify`'s work: L2 normalisation, the alignment
-//! shift with the head's Δ and λ (t' = normalize(t + λ/2·Δ), v' = normalize(v − λ/2·Δ)), the
+//! head's fields, in the head's field order) and does all of `medvec classify`'s work: L2
+//! normalisation, the alignment shift of the head's pair with its Δ and λ (the pair's text
+//! side t' = normalize(t + λ/2·Δ), its image side v' = normalize(v − λ/2·Δ)), the
 //! MLP in inference mode (BatchNorm folded into a scale and a shift; dropout is the identity)
 //! and softmax (or, for a binary head, sigmoid with both columns `[1 − p, p]`). The output is
 //! `probabilities`, float32 `[batch, classes]`, columns in the order of the metadata entry
-//! `classes` (comma-separated). Opset 17 of the default domain.
+//! `classes` (comma-separated); the metadata also names the `fields` and the `shift_pair`.
+//! Opset 17 of the default domain.
 
 mod proto;
 
 use crate::error::{QueryError, Result};
-use crate::heads::{FoldedNet, Modality};
+use crate::heads::FoldedNet;
 use crate::saved::{HeadModel, SavedHead};
 use proto::{field as f, Message, ATTRIBUTE_INT, ATTRIBUTE_INTS, FLOAT};
 
@@ -36,30 +38,34 @@ pub fn export_head(saved: &SavedHead) -> Result<Vec<u8>> {
     };
     let meta = &saved.meta;
     let mut graph = Graph::default();
-    let (text_dim, image_dim) = saved.model.dims();
-    let dims = [
-        (Modality::Image, &meta.image_field, image_dim),
-        (Modality::Text, &meta.text_field, text_dim),
-    ];
-    for (modality, name, dim) in &dims {
-        graph.input(name, *dim);
-        // shift_b moves text by +λ/2·Δ; the image side is moved by −λ/2·Δ.
-        let c = match modality {
-            Modality::Text => meta.lambda / 2.0,
-            Modality::Image => -meta.lambda / 2.0,
+    let pair = meta.fields.shift_indices();
+    let mut prepared = Vec::new();
+    for (f, (name, &dim)) in meta
+        .fields
+        .fields
+        .iter()
+        .zip(saved.model.dims())
+        .enumerate()
+    {
+        graph.input(name, dim);
+        // The pair's first field (the image's part) moves by −λ/2·Δ, the second by +λ/2·Δ.
+        let c = match pair {
+            Some((a, _)) if a == f => -meta.lambda / 2.0,
+            Some((_, b)) if b == f => meta.lambda / 2.0,
+            _ => 0.0,
         };
-        let unit = graph.unit(name, &format!("{name}_unit"));
-        let shifted = if meta.delta.len() == *dim && c != 0.0 {
+        let unit = graph.unit(name, &format!("field{f}_unit"));
+        let shifted = if meta.delta.len() == dim && c != 0.0 {
             let offset: Vec<f32> = meta.delta.iter().map(|d| c * d).collect();
-            let offset = graph.constant(&format!("{name}_offset"), &[*dim], &offset);
+            let offset = graph.constant(&format!("field{f}_offset"), &[dim], &offset);
             let moved = graph.op("Add", &[&unit, &offset], &[]);
-            graph.unit(&moved, &format!("{name}_shifted"))
+            graph.unit(&moved, &format!("field{f}_shifted"))
         } else {
             unit
         };
-        graph.alias(modality_key(*modality), shifted);
+        prepared.push(shifted);
     }
-    let logits = mlp(&mut graph, &net);
+    let logits = mlp(&mut graph, &net, &prepared);
     let probabilities = if net.out_w.ncols() == 1 {
         let p = graph.op("Sigmoid", &[&logits], &[]);
         let one = graph.constant("one", &[1], &[1.0]);
@@ -83,22 +89,12 @@ pub fn export_head(saved: &SavedHead) -> Result<Vec<u8>> {
     Ok(model(graph, saved))
 }
 
-fn modality_key(modality: Modality) -> &'static str {
-    match modality {
-        Modality::Text => "text",
-        Modality::Image => "image",
-    }
-}
-
 /// The branches, their concatenation and the output layer; returns the logits' name.
-fn mlp(graph: &mut Graph, net: &FoldedNet) -> String {
+/// `fields[f]` names field `f`'s normalised and shifted input.
+fn mlp(graph: &mut Graph, net: &FoldedNet, fields: &[String]) -> String {
     let mut outputs = Vec::new();
     for (k, branch) in net.branches.iter().enumerate() {
-        let parts: Vec<String> = branch
-            .modalities
-            .iter()
-            .map(|m| graph.aliased(modality_key(*m)))
-            .collect();
+        let parts: Vec<String> = branch.fields.iter().map(|&f| fields[f].clone()).collect();
         let x = if parts.len() == 1 {
             parts[0].clone()
         } else {
@@ -155,7 +151,6 @@ struct Graph {
     initializers: Vec<Message>,
     inputs: Vec<Message>,
     outputs: Vec<Message>,
-    aliases: Vec<(String, String)>,
     counter: usize,
 }
 
@@ -232,18 +227,6 @@ impl Graph {
     fn output(&mut self, name: &str, dim: usize) {
         self.outputs.push(value_info(name, dim));
     }
-
-    fn alias(&mut self, key: &str, value: String) {
-        self.aliases.push((key.to_string(), value));
-    }
-
-    fn aliased(&self, key: &str) -> String {
-        self.aliases
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .expect("every modality is an input")
-    }
 }
 
 /// A float32 `[batch, dim]` value description.
@@ -280,8 +263,14 @@ fn model(graph: Graph, saved: &SavedHead) -> Vec<u8> {
         ("classes", meta.classes.join(",")),
         ("fusion", meta.fusion.clone()),
         ("label_field", meta.label_field.clone()),
-        ("image_field", meta.image_field.clone()),
-        ("text_field", meta.text_field.clone()),
+        ("fields", meta.fields.fields.join(",")),
+        (
+            "shift_pair",
+            meta.fields
+                .shift_pair
+                .as_ref()
+                .map_or(String::new(), |p| p.join(",")),
+        ),
         ("lambda", meta.lambda.to_string()),
         ("fingerprint", meta.fingerprint.clone()),
     ];
