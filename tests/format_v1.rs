@@ -114,3 +114,76 @@ fn a_version_1_store_answers_as_it_did_and_takes_new_writes() {
         .collect();
     assert_eq!(kept, ids(&old)[..kept.len()]);
 }
+
+fn heads_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/heads-v1")
+}
+
+/// `id → (predicted, probabilities in class order)` of `medvec classify --out FILE.jsonl`.
+fn predictions(jsonl: &str) -> Vec<(String, String, Vec<f64>)> {
+    jsonl
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            let probabilities = row["probabilities"].as_object().unwrap();
+            (
+                row["id"].as_str().unwrap().to_string(),
+                row["predicted"].as_str().unwrap().to_string(),
+                probabilities
+                    .values()
+                    .map(|p| p.as_f64().unwrap())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Heads saved before heads could read any number of fields (head formats 1 and 2, MLP bodies
+/// of encoding version 1) load as two-field heads over [text, image] with the pair
+/// (image, text), and classify every record as the version that saved them did.
+#[test]
+fn heads_saved_by_the_two_field_version_classify_as_they_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("st");
+    util::copy_dir(&heads_fixture().join("st"), &root);
+    let listed = medvec_ok(&["heads", s(&root), "cases", "--json"]);
+    let heads: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(heads.len(), 3);
+    for head in heads {
+        assert_eq!(head["meta"]["fields"], serde_json::json!(["text", "image"]));
+        assert_eq!(
+            head["meta"]["shift_pair"],
+            serde_json::json!(["image", "text"])
+        );
+    }
+    for name in ["early", "late", "knn"] {
+        let out = dir.path().join(format!("{name}.jsonl"));
+        medvec_ok(&[
+            "classify",
+            s(&root),
+            "cases",
+            "--head",
+            name,
+            "--out",
+            s(&out),
+        ]);
+        let got = predictions(&std::fs::read_to_string(&out).unwrap());
+        let want = predictions(
+            &std::fs::read_to_string(heads_fixture().join(format!("expected-{name}.jsonl")))
+                .unwrap(),
+        );
+        assert_eq!(got.len(), 240, "{name}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((&g.0, &g.1), (&w.0, &w.1), "{name}");
+            let worst = g.2.iter().zip(&w.2).map(|(a, b)| (a - b).abs());
+            assert!(
+                worst.fold(0.0, f64::max) <= 1e-6,
+                "{name} {}: {g:?} vs {w:?}",
+                g.0
+            );
+        }
+    }
+}

@@ -75,7 +75,7 @@ def load_head(ref: HeadRef) -> LoadedHead:
         collection = medvec.open(ref.store, read_only=True)[ref.collection]
         head_meta(collection, ref.head)  # a clear error naming the saved heads
         head = collection.head(ref.head)
-        fields = (head.meta["image_field"], head.meta["text_field"])
+        fields = tuple(head.meta["fields"])
         _HEADS[key] = LoadedHead(collection, ref.head, head, fields, list(head.classes))
     return _HEADS[key]
 
@@ -109,7 +109,7 @@ def vector_matrix(batch: pa.RecordBatch, field: str) -> np.ndarray:
     """
     column = batch.column(field)
     if column.null_count:
-        raise ValueError(f"{field}: {column.null_count} rows have no vector; the head needs both fields")
+        raise ValueError(f"{field}: {column.null_count} rows have no vector; the head needs every one of its fields")
     dims = pc.unique(pc.list_value_length(column)).to_pylist()
     if len(dims) > 1:
         raise ValueError(f"{field}: vectors of different lengths {sorted(dims)}")

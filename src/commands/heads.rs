@@ -349,6 +349,16 @@ fn print_report(rows: usize, report: &ClassificationReport, classes: &[String]) 
     }
 }
 
+/// "`a`", "`a` or `b`", "`a`, `b` or `c`".
+fn either_of(fields: &[String]) -> String {
+    let quoted: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 fn print_summary(name: &str, m: &HeadMeta) {
     println!(
         "saved head `{name}`: {} fusion on {}, label `{}` ({} classes), λ = {}",
@@ -371,9 +381,9 @@ fn print_summary(name: &str, m: &HeadMeta) {
     }
     if m.missing_field_rows > 0 {
         println!(
-            "  {} labelled records left out: they lack one of `{}`",
+            "  {} labelled records left out: they lack {}",
             m.missing_field_rows,
-            m.fields.fields.join("`, `")
+            either_of(&m.fields.fields)
         );
     }
     println!("  validation macro-F1 {:.4}", m.val_macro_f1);

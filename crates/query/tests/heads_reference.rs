@@ -62,7 +62,10 @@ fn check_forward_fields(
     let probe: Vec<Array2<f32>> = fields
         .iter()
         .enumerate()
-        .map(|(k, m)| m.slice(s![..300, ..]).mapv(|v| (1.0 + 0.7 * k as f32) * v + 0.2))
+        .map(|(k, m)| {
+            m.slice(s![..300, ..])
+                .mapv(|v| (1.0 + 0.7 * k as f32) * v + 0.2)
+        })
         .collect();
     let probe_inputs = views(&probe);
     let dir = tempfile::tempdir().unwrap();
