@@ -108,16 +108,20 @@ fn complete(
         }
         return Ok(record);
     }
-    let names: Vec<String> = lacking.iter().map(|(f, _)| format!("`{f}`")).collect();
+    let mut names: Vec<String> = lacking.iter().map(|(f, _)| format!("`{f}`")).collect();
+    let last = names.pop().expect("a field is lacking");
+    let listed = match names.is_empty() {
+        true => last,
+        false => format!("{} and {last}", names.join(", ")),
+    };
     Err(Prediction {
         truth: stored_label(&record, meta),
         id: record.id,
         class: String::new(),
         probabilities: Vec::new(),
         error: Some(format!(
-            "lacks the {} vector{}",
-            names.join(" and "),
-            if names.len() > 1 { "s" } else { "" }
+            "lacks the {listed} vector{}",
+            if lacking.len() > 1 { "s" } else { "" }
         )),
     })
 }
