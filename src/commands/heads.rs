@@ -500,17 +500,26 @@ fn write_plots(
     };
     std::fs::write(path, chart).with_context(|| format!("{}", path.display()))?;
     let request = options.settings()?.request(collection, Vec::new())?;
-    let scatter = medvec_query::training::shift_scatter(
+    let Some([image, text]) = &request.fields.shift_pair else {
+        eprintln!(
+            "wrote {} (no PCA panel: the head has no shift pair)",
+            path.display()
+        );
+        return Ok(());
+    };
+    let scatter = match medvec_query::training::shift_scatter(
         collection,
         &request,
         saved.meta.lambda,
         SCATTER_POINTS,
-    )?;
-    let [image, text] = request
-        .fields
-        .shift_pair
-        .as_ref()
-        .context("--plot: the PCA panel needs a shift pair")?;
+    ) {
+        Ok(scatter) => scatter,
+        Err(why @ medvec_query::QueryError::DimensionMismatch { .. }) => {
+            eprintln!("wrote {} (no PCA panel: {why})", path.display());
+            return Ok(());
+        }
+        Err(other) => return Err(other.into()),
+    };
     let svg = medvec_query::plot::scatter_svg(&scatter, image, text)?;
     let pca_path = path.with_extension("pca.svg");
     std::fs::write(&pca_path, svg).with_context(|| format!("{}", pca_path.display()))?;
