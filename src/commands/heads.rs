@@ -839,6 +839,11 @@ pub struct EvalArgs {
     /// class (default: the head's saved threshold, else 0.5).
     #[arg(long, value_name = "P")]
     threshold: Option<f64>,
+    /// Records lacking some of the head's fields are left out and counted (`error`), or
+    /// evaluated with zero vectors for those fields and counted (`zero`, as `classify --missing
+    /// zero` classifies them). The report states which.
+    #[arg(long, value_name = "error|zero", default_value = "error")]
+    missing: String,
     #[arg(long)]
     json: bool,
 }
@@ -851,14 +856,22 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     if let Some(t) = args.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
         anyhow::bail!("--threshold {t}: a probability, from 0 to 1");
     }
-    let evaluation = evaluate_all(&collection, &saved, filter.as_ref(), args.threshold)?;
+    let missing = MissingField::parse(&args.missing).context("--missing")?;
+    let evaluation = evaluate_all(
+        &collection,
+        &saved,
+        filter.as_ref(),
+        args.threshold,
+        missing,
+    )?;
     let (rows, report) = (evaluation.rows, &evaluation.report);
     let classes = &saved.meta.classes;
     let intervals = args
         .seeds
         .map(|n| {
             let group = args.group_column.as_deref();
-            evaluate_intervals(&collection, &saved, filter.as_ref(), group, n, args.seed)
+            let rows = (filter.as_ref(), missing);
+            evaluate_intervals(&collection, &saved, rows, group, n, args.seed)
         })
         .transpose()?;
     if args.json {
@@ -871,8 +884,14 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         print_report(rows, report, classes);
         if evaluation.missing_field_rows > 0 {
             println!(
-                "{} labelled records left out: they lack a field of the head",
+                "{} labelled records left out: they lack a field of the head (--missing zero evaluates them with zero vectors)",
                 evaluation.missing_field_rows
+            );
+        }
+        if evaluation.zero_filled_rows > 0 {
+            println!(
+                "{} labelled records evaluated with zero vectors for the fields they lack (--missing zero)",
+                evaluation.zero_filled_rows
             );
         }
         if let Some(b) = &evaluation.binary {

@@ -257,7 +257,7 @@ pub fn heads<'py>(py: Python<'py>, collection: &NativeCollection) -> PyResult<Bo
 
 /// `medvec eval --json` of head `head` on the records matching `filter`.
 #[pyfunction]
-#[pyo3(signature = (collection, head, filter = None, seeds = None, group_column = None, seed = 0, threshold = None))]
+#[pyo3(signature = (collection, head, filter = None, seeds = None, group_column = None, seed = 0, threshold = None, missing = "error".to_string()))]
 #[allow(clippy::too_many_arguments)] // the keyword arguments of Collection.evaluate
 pub fn evaluate<'py>(
     py: Python<'py>,
@@ -268,20 +268,28 @@ pub fn evaluate<'py>(
     group_column: Option<String>,
     seed: u64,
     threshold: Option<f64>,
+    missing: String,
 ) -> PyResult<Bound<'py, PyAny>> {
     let filter = parse_filter(filter.as_deref(), "filter")?;
+    let missing = MissingField::parse(&missing).map_err(Failure::from)?;
     if let Some(t) = threshold.filter(|t| !(0.0..=1.0).contains(t)) {
         return Err(Failure::invalid(format!("threshold {t}: a probability, from 0 to 1")).into());
     }
     let report = py.detach(|| {
         collection.with(|c| {
             let saved = SavedHead::load(c, &head)?;
-            let evaluation = jobs::evaluate_all(c, &saved, filter.as_ref(), threshold)?;
+            let evaluation = jobs::evaluate_all(c, &saved, filter.as_ref(), threshold, missing)?;
             let mut out = evaluation.to_json(&saved.meta.classes);
             if let Some(n) = seeds {
                 let group = group_column.as_deref();
-                let intervals =
-                    jobs::evaluate_intervals(c, &saved, filter.as_ref(), group, n, seed)?;
+                let intervals = jobs::evaluate_intervals(
+                    c,
+                    &saved,
+                    (filter.as_ref(), missing),
+                    group,
+                    n,
+                    seed,
+                )?;
                 out["intervals"] = json!(intervals);
             }
             Ok(out)

@@ -200,3 +200,21 @@ def test_a_record_lacking_the_third_field_gets_an_error_row_or_a_zero_vector(sto
     assert zero["error"].isna().all()
     assert np.abs(zero[columns].to_numpy(dtype=float) - direct[columns].to_numpy(dtype=float)).max() == 0
     assert list(zero["predicted"]) == list(direct["predicted"])
+
+
+def test_eval_states_what_it_did_with_records_lacking_a_field(store):
+    path, _, _, _ = store
+    with medvec.open(path) as s:
+        c = s["cases"]
+        c.train("dx", "eval3", head="late", fields=FIELDS, **TRAIN)
+        left_out = c.evaluate("eval3")
+        filled = c.evaluate("eval3", missing="zero")
+        predictions = c.classify("eval3", missing="zero")
+    assert (left_out["missing"], left_out["missing_field_rows"], left_out["zero_filled_rows"]) == ("error", LACKING, 0)
+    assert (filled["missing"], filled["missing_field_rows"], filled["zero_filled_rows"]) == ("zero", 0, LACKING)
+    assert filled["rows"] == left_out["rows"] + LACKING
+    # The zero-filled evaluation is the accuracy of `classify --missing zero` on every record.
+    accuracy = float((predictions["predicted"] == predictions["truth"]).mean())
+    assert abs(filled["accuracy"] - accuracy) < 1e-12
+    text = cli("eval", path, "cases", "--head", "eval3", "--missing", "zero").stdout
+    assert f"{LACKING} labelled records evaluated with zero vectors" in text

@@ -19,6 +19,9 @@ pub struct Prediction {
     pub truth: Option<String>,
     /// Why the record got no prediction (it lacks a field of the head), for an error row.
     pub error: Option<String>,
+    /// The head's fields this record lacked and that were classified as zero vectors
+    /// ([`MissingField::Zero`]); empty otherwise.
+    pub zero_filled: Vec<String>,
 }
 
 /// What [`classify`] does with a stored record that lacks some of the head's fields.
@@ -34,6 +37,14 @@ pub enum MissingField {
 }
 
 impl MissingField {
+    /// `error` or `zero`, as [`parse`](Self::parse) reads it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissingField::Error => "error",
+            MissingField::Zero => "zero",
+        }
+    }
+
     /// Parses `error` or `zero`.
     pub fn parse(text: &str) -> Result<MissingField> {
         match text {
@@ -57,15 +68,15 @@ pub fn classify(
     mut emit: impl FnMut(Prediction) -> Result<()>,
 ) -> Result<usize> {
     let chunk = chunk.max(1);
-    let mut pending: Vec<Record> = Vec::with_capacity(chunk);
+    let mut pending: Vec<(Record, Vec<String>)> = Vec::with_capacity(chunk);
     let mut count = 0;
     let mut failure: Option<QueryError> = None;
     collection
         .scan_where(filter, |record| {
             count += 1;
             let step = match complete(saved, record, missing) {
-                Ok(record) => {
-                    pending.push(record);
+                Ok(completed) => {
+                    pending.push(completed);
                     if pending.len() < chunk {
                         return Ok(());
                     }
@@ -73,7 +84,7 @@ pub fn classify(
                 }
                 // Rows stay in scan order: the batch before the error row goes out first.
                 Err(row) => {
-                    predict_records(saved, &mut pending, &mut emit).and_then(|()| emit(row))
+                    predict_records(saved, &mut pending, &mut emit).and_then(|()| emit(*row))
                 }
             };
             step.map_err(|e| {
@@ -86,12 +97,13 @@ pub fn classify(
     Ok(count)
 }
 
-/// The record with every field of the head (zero-filled if `missing` allows), or its error row.
+/// The record with every field of the head (zero-filled if `missing` allows, with the names of
+/// the fields filled), or its error row.
 fn complete(
     saved: &SavedHead,
     mut record: Record,
     missing: MissingField,
-) -> Result<Record, Prediction> {
+) -> Result<(Record, Vec<String>), Box<Prediction>> {
     let meta = &saved.meta;
     let dims = saved.model.dims();
     let lacking: Vec<(&String, usize)> = meta
@@ -103,10 +115,11 @@ fn complete(
         .collect();
     let some_present = lacking.len() < dims.len();
     if lacking.is_empty() || (missing == MissingField::Zero && some_present) {
+        let filled = lacking.iter().map(|(f, _)| f.to_string()).collect();
         for (field, dim) in lacking {
             record.vectors.insert(field.clone(), vec![0.0; dim]);
         }
-        return Ok(record);
+        return Ok((record, filled));
     }
     let mut names: Vec<String> = lacking.iter().map(|(f, _)| format!("`{f}`")).collect();
     let last = names.pop().expect("a field is lacking");
@@ -114,7 +127,7 @@ fn complete(
         true => last,
         false => format!("{} and {last}", names.join(", ")),
     };
-    Err(Prediction {
+    Err(Box::new(Prediction {
         truth: stored_label(&record, meta),
         id: record.id,
         class: String::new(),
@@ -123,7 +136,8 @@ fn complete(
             "lacks the {listed} vector{}",
             if lacking.len() > 1 { "s" } else { "" }
         )),
-    })
+        zero_filled: Vec::new(),
+    }))
 }
 
 fn stored_label(record: &Record, meta: &crate::training::HeadMeta) -> Option<String> {
@@ -136,7 +150,7 @@ fn stored_label(record: &Record, meta: &crate::training::HeadMeta) -> Option<Str
 
 fn predict_records(
     saved: &SavedHead,
-    pending: &mut Vec<Record>,
+    pending: &mut Vec<(Record, Vec<String>)>,
     emit: &mut impl FnMut(Prediction) -> Result<()>,
 ) -> Result<()> {
     if pending.is_empty() {
@@ -150,14 +164,17 @@ fn predict_records(
         .map(|field| {
             pending
                 .iter()
-                .map(|r| r.vectors[field].as_slice())
+                .map(|(r, _)| r.vectors[field].as_slice())
                 .collect()
         })
         .collect();
     let probabilities = probabilities(saved, &columns)?;
-    for (record, row) in pending.drain(..).zip(probabilities) {
+    for ((record, zero_filled), row) in pending.drain(..).zip(probabilities) {
         let truth = stored_label(&record, meta);
-        emit(prediction(saved, record.id, row, truth))?;
+        emit(Prediction {
+            zero_filled,
+            ..prediction(saved, record.id, row, truth)
+        })?;
     }
     Ok(())
 }
@@ -297,5 +314,6 @@ fn prediction(
         probabilities,
         truth,
         error: None,
+        zero_filled: Vec::new(),
     }
 }

@@ -268,7 +268,7 @@ pub fn evaluate(
     saved: &SavedHead,
     filter: Option<&Filter>,
 ) -> Result<(usize, ClassificationReport)> {
-    let evaluation = evaluate_all(collection, saved, filter, None)?;
+    let evaluation = evaluate_all(collection, saved, filter, None, MissingField::Error)?;
     Ok((evaluation.rows, evaluation.report))
 }
 
@@ -281,8 +281,14 @@ pub struct Evaluation {
     /// For a two-class head: ROC-AUC, PR-AUC, calibration, and sensitivity and specificity at
     /// `threshold` (else the head's own threshold, else 0.5).
     pub binary: Option<BinaryReport>,
-    /// Labelled records left out because they lack one of the head's fields.
+    /// Labelled records left out because they lack one of the head's fields
+    /// ([`MissingField::Error`]).
     pub missing_field_rows: usize,
+    /// What was done with records lacking some of the head's fields.
+    pub missing: MissingField,
+    /// Labelled records evaluated with zero vectors for the fields they lack
+    /// ([`MissingField::Zero`]).
+    pub zero_filled_rows: usize,
 }
 
 impl Evaluation {
@@ -290,6 +296,8 @@ impl Evaluation {
     pub fn to_json(&self, classes: &[String]) -> serde_json::Value {
         let mut out = classification_json(self.rows, &self.report, classes);
         out["missing_field_rows"] = json!(self.missing_field_rows);
+        out["missing"] = json!(self.missing.as_str());
+        out["zero_filled_rows"] = json!(self.zero_filled_rows);
         if let Some(binary) = &self.binary {
             out["binary"] = json!(binary);
         }
@@ -297,14 +305,17 @@ impl Evaluation {
     }
 }
 
-/// [`evaluate`], plus the binary metrics of a two-class head.
+/// [`evaluate`], plus the binary metrics of a two-class head; records lacking some of the
+/// head's fields are left out (and counted) or, with [`MissingField::Zero`], evaluated with zero
+/// vectors in their place (and counted).
 pub fn evaluate_all(
     collection: &Collection,
     saved: &SavedHead,
     filter: Option<&Filter>,
     threshold: Option<f64>,
+    missing: MissingField,
 ) -> Result<Evaluation> {
-    let labelled = labelled_predictions(collection, saved, filter)?;
+    let labelled = labelled_predictions(collection, saved, filter, missing)?;
     let report = report_of(&labelled.truth, &labelled.predicted)?;
     let binary = match saved.meta.classes.len() {
         2 => {
@@ -324,6 +335,8 @@ pub fn evaluate_all(
         report,
         binary,
         missing_field_rows: labelled.missing_field_rows,
+        missing,
+        zero_filled_rows: labelled.zero_filled_rows,
     })
 }
 
@@ -335,12 +348,15 @@ struct LabelledPredictions {
     probabilities: Vec<Vec<f32>>,
     /// Labelled records left out because they lack a field of the head.
     missing_field_rows: usize,
+    /// Labelled records evaluated with zero vectors for fields they lack.
+    zero_filled_rows: usize,
 }
 
 fn labelled_predictions(
     collection: &Collection,
     saved: &SavedHead,
     filter: Option<&Filter>,
+    missing: MissingField,
 ) -> Result<LabelledPredictions> {
     let classes = &saved.meta.classes;
     let mut out = LabelledPredictions {
@@ -349,31 +365,27 @@ fn labelled_predictions(
         predicted: Vec::new(),
         probabilities: Vec::new(),
         missing_field_rows: 0,
+        zero_filled_rows: 0,
     };
-    classify(
-        collection,
-        saved,
-        filter,
-        (4096, MissingField::Error),
-        |p| {
-            if p.error.is_some() {
-                out.missing_field_rows += usize::from(p.truth.is_some());
-                return Ok(());
-            }
-            if let Some(label) = p
-                .truth
-                .as_ref()
-                .and_then(|t| classes.iter().position(|c| c == t))
-            {
-                out.truth.push(label);
-                out.predicted
-                    .push(classes.iter().position(|c| *c == p.class).unwrap_or(0));
-                out.ids.push(p.id);
-                out.probabilities.push(p.probabilities);
-            }
-            Ok(())
-        },
-    )?;
+    classify(collection, saved, filter, (4096, missing), |p| {
+        if p.error.is_some() {
+            out.missing_field_rows += usize::from(p.truth.is_some());
+            return Ok(());
+        }
+        out.zero_filled_rows += usize::from(p.truth.is_some() && !p.zero_filled.is_empty());
+        if let Some(label) = p
+            .truth
+            .as_ref()
+            .and_then(|t| classes.iter().position(|c| c == t))
+        {
+            out.truth.push(label);
+            out.predicted
+                .push(classes.iter().position(|c| *c == p.class).unwrap_or(0));
+            out.ids.push(p.id);
+            out.probabilities.push(p.probabilities);
+        }
+        Ok(())
+    })?;
     if out.truth.is_empty() {
         return Err(QueryError::Invalid(format!(
             "no records with a known `{}` label matched",
@@ -407,7 +419,7 @@ pub struct EvalIntervals {
 pub fn evaluate_intervals(
     collection: &Collection,
     saved: &SavedHead,
-    filter: Option<&Filter>,
+    (filter, missing): (Option<&Filter>, MissingField),
     group_column: Option<&str>,
     resamples: usize,
     seed: u64,
@@ -418,7 +430,7 @@ pub fn evaluate_intervals(
             "seeds: the bootstrap needs at least 2 resamples".into(),
         ));
     }
-    let labelled = labelled_predictions(collection, saved, filter)?;
+    let labelled = labelled_predictions(collection, saved, filter, missing)?;
     let units = resampling_units(collection, &labelled.ids, group_column)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut metrics: [Vec<f64>; 3] = Default::default();

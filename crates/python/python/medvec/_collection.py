@@ -409,6 +409,7 @@ class Collection:
         group_column: str | None = None,
         seed: int = 0,
         threshold: float | None = None,
+        missing: str = "error",
     ) -> dict:
         """The head's metrics on the stored labels of the records matching ``filter``
         (``medvec eval --json``): accuracy, macro-F1, balanced accuracy, per-class precision,
@@ -416,10 +417,13 @@ class Collection:
         bootstrap intervals from N resamples of the records, or of whole ``group_column``
         groups (a lesion's images together). A two-class head adds ``"binary"``: ROC-AUC,
         PR-AUC, the expected calibration error, and sensitivity and specificity at
-        ``threshold`` (default: the head's own, else 0.5)."""
+        ``threshold`` (default: the head's own, else 0.5). Records lacking some of the head's
+        fields are left out and counted in ``missing_field_rows`` (``missing="error"``) or
+        evaluated with zero vectors for those fields and counted in ``zero_filled_rows``
+        (``missing="zero"``); ``"missing"`` in the report says which."""
         if group_column is not None and seeds is None:
             raise InvalidInput("group_column: resampling groups needs seeds=N")
-        return _medvec.evaluate(self._native, head, filter, seeds, group_column, int(seed), threshold)
+        return _medvec.evaluate(self._native, head, filter, seeds, group_column, int(seed), threshold, missing)
 
 
 class Head:
