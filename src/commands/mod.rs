@@ -2,6 +2,7 @@
 
 mod admin;
 mod align;
+mod classify;
 mod demo;
 mod dicom;
 mod heads;
@@ -45,7 +46,7 @@ enum Command {
     Train(heads::TrainArgs),
     Sweep(heads::SweepArgs),
     Heads(heads::HeadsArgs),
-    Classify(heads::ClassifyArgs),
+    Classify(classify::ClassifyArgs),
     Eval(heads::EvalArgs),
     ExportHead(heads::ExportHeadArgs),
     Demo(demo::DemoArgs),
@@ -71,7 +72,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(args) => heads::train(args),
         Command::Sweep(args) => heads::sweep(args),
         Command::Heads(args) => heads::heads(args),
-        Command::Classify(args) => heads::classify_command(args),
+        Command::Classify(args) => classify::classify_command(args),
         Command::Eval(args) => heads::eval(args),
         Command::ExportHead(args) => heads::export_head(args),
         Command::Demo(args) => demo::demo(args),
