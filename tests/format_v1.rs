@@ -175,7 +175,7 @@ fn heads_saved_by_the_two_field_version_classify_as_they_did() {
             &std::fs::read_to_string(heads_fixture().join(format!("expected-{name}.jsonl")))
                 .unwrap(),
         );
-        assert_eq!(got.len(), 240, "{name}");
+        assert_eq!((got.len(), want.len()), (240, 240), "{name}");
         for (g, w) in got.iter().zip(&want) {
             assert_eq!((&g.0, &g.1), (&w.0, &w.1), "{name}");
             let worst = g.2.iter().zip(&w.2).map(|(a, b)| (a - b).abs());

@@ -103,13 +103,14 @@ def test_knn_sums_cosines_over_the_fields_as_numpy_does(store):
     field's unit vectors, similarity = the mean of the three cosines, 5 uniform votes."""
     path, ids, vectors, payload = store
     lam, k = 0.6, 5
+    order = ["clinical", "text", "image"]  # the pair sits at positions 2 and 1
     with medvec.open(path) as s:
         c = s["cases"]
-        meta = c.train("dx", "knn3", head="knn", k=k, shift=lam, fields=FIELDS, shift_pair=("image", "text"), **TRAIN)["meta"]
-        parts = c.split("dx", fields=FIELDS, split_column="split")
+        meta = c.train("dx", "knn3", head="knn", k=k, shift=lam, fields=order, shift_pair=("image", "text"), **TRAIN)["meta"]
+        parts = c.split("dx", fields=order, split_column="split")
         got = c.classify("knn3", filter='split = "test"').set_index("id")
     got = got[got["error"].isna()]  # the test records lacking `clinical` get error rows
-    assert meta["fields"] == FIELDS and meta["shift_pair"] == ["image", "text"]
+    assert meta["fields"] == order and meta["shift_pair"] == ["image", "text"]
     row = {i: r for r, i in enumerate(ids)}
     train_ids = list(parts[parts["part"] == "train"]["id"])
     test_ids = list(got.index)
@@ -138,16 +139,18 @@ def test_knn_sums_cosines_over_the_fields_as_numpy_does(store):
 def test_three_field_heads_export_to_onnx_with_the_cli_probabilities(store, tmp_path, head):
     path, _, vectors, _ = store
     name = f"{head}-pair"
-    cli("train", path, "cases", "--head", head, "--label", "dx", "--name", name, "--fields", "image,text,clinical",
+    order = ["text", "clinical", "image"]  # the pair sits at positions 2 and 0
+    cli("train", path, "cases", "--head", head, "--label", "dx", "--name", name, "--fields", ",".join(order),
         "--shift-pair", "image,text", "--shift", "0.7", *TRAIN_FLAGS)
     onnx_path = tmp_path / f"{name}.onnx"
     cli("export-head", path, "cases", "--head", name, "--onnx", onnx_path)
     model = onnx.load(str(onnx_path))
     onnx.checker.check_model(model, full_check=True)
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["fields"] == "image,text,clinical" and meta["shift_pair"] == "image,text"
+    assert meta["fields"] == ",".join(order) and meta["shift_pair"] == "image,text"
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    assert [(i.name, i.shape[1]) for i in session.get_inputs()] == [("image", 32), ("text", 32), ("clinical", CLIN)]
+    widths = {"image": 32, "text": 32, "clinical": CLIN}
+    assert [(i.name, i.shape[1]) for i in session.get_inputs()] == [(f, widths[f]) for f in order]
     rng = np.random.default_rng(1)
     # Raw vectors at other scales than stored ones, and a zero row: the graph normalises.
     new = {f: np.vstack([v[:40] * (1 + i), rng.normal(size=(1, v.shape[1])), np.zeros((1, v.shape[1]))]).astype(np.float32)

@@ -587,7 +587,11 @@ pub fn prediction_json(p: &crate::classify::Prediction, classes: &[String]) -> s
         .cloned()
         .zip(p.probabilities.iter().map(|x| json!(x)))
         .collect();
-    json!({"id": p.id, "predicted": p.class, "probabilities": probabilities})
+    let mut out = json!({"id": p.id, "predicted": p.class, "probabilities": probabilities});
+    if !p.zero_filled.is_empty() {
+        out["zero_filled"] = json!(p.zero_filled);
+    }
+    out
 }
 
 /// One collection's counts (the shape `medvec stats --json` lists).

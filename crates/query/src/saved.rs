@@ -128,6 +128,7 @@ impl SavedHead {
                 (HeadModel::Knn(model), Some(cases))
             }
         };
+        check_consistent(&meta, &model).map_err(bad)?;
         Ok(SavedHead {
             meta,
             model,
@@ -141,6 +142,42 @@ impl SavedHead {
     pub fn load_meta(collection: &Collection, name: &str) -> Result<HeadMeta> {
         let body = collection.load_head(name)?;
         Ok(split_body(name, &body)?.0)
+    }
+}
+
+/// The metadata and the model must agree (a damaged or hand-made file may not): one dimension per
+/// field, one probability per class, and a Δ as wide as the shift pair when there is a shift.
+fn check_consistent(meta: &HeadMeta, model: &HeadModel) -> std::result::Result<(), String> {
+    let dims = model.dims();
+    if dims.len() != meta.fields.fields.len() {
+        return Err(format!(
+            "the metadata names {} fields, the model reads {}",
+            meta.fields.fields.len(),
+            dims.len()
+        ));
+    }
+    let classes = match model {
+        HeadModel::Net(head) => head.num_classes(),
+        HeadModel::Knn(knn) => knn.num_classes(),
+    };
+    if classes != meta.classes.len() {
+        return Err(format!(
+            "the metadata names {} classes, the model has {classes}",
+            meta.classes.len()
+        ));
+    }
+    let pair_width = meta.fields.shift_indices().map(|(a, b)| (dims[a], dims[b]));
+    let shifts = meta.lambda != 0.0;
+    match pair_width {
+        _ if !meta.lambda.is_finite() => Err("λ is not finite".into()),
+        Some((a, b)) if shifts && (a != b || meta.delta.len() != a) => Err(format!(
+            "a shift with λ = {} needs Δ as wide as its pair ({a} and {b}), Δ has {}",
+            meta.lambda,
+            meta.delta.len()
+        )),
+        None if shifts => Err("a shift (λ ≠ 0) without a shift pair".into()),
+        _ if meta.delta.iter().any(|d| !d.is_finite()) => Err("Δ is not finite".into()),
+        _ => Ok(()),
     }
 }
 

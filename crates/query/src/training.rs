@@ -80,9 +80,11 @@ pub struct HeadMeta {
     pub fields: FieldSet,
     /// Formats 1 and 2 (two fields) named the pair here; [`HeadMeta::upgrade`] turns them into
     /// `fields` = [text, image] (the order of those heads' inputs) and the pair [image, text].
-    #[serde(default, skip_serializing)]
+    /// Format 3 still writes them (the pair, or empty), because readers of formats 1 and 2
+    /// need them to parse the metadata before they refuse its format by number.
+    #[serde(default)]
     pub(crate) image_field: String,
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     pub(crate) text_field: String,
     pub label_field: String,
     pub classes: Vec<String>,
@@ -134,7 +136,7 @@ pub struct LambdaResult {
 
 /// Head file formats: 1 = two-field MLP heads, 2 = two-field kNN heads (a reader of 1 refuses
 /// them cleanly), 3 = heads of any number of fields (`fields` and `shift_pair` in the metadata;
-/// MLP bodies in [`TrainedHead`] encoding version 2). Readers of 1 or 2 refuse 3 cleanly.
+/// MLP bodies in [`TrainedHead`] encoding version 2). Readers of 1 or 2 refuse 3 by its number.
 pub(crate) const LEGACY_KNN_FORMAT: u32 = 2;
 pub(crate) const HEAD_FORMAT: u32 = 3;
 
@@ -497,8 +499,8 @@ fn describe(
         format: HEAD_FORMAT,
         fusion: chosen.fusion.to_string(),
         fields: request.fields.clone(),
-        image_field: String::new(),
-        text_field: String::new(),
+        image_field: request.fields.shift_pair.clone().unwrap_or_default()[0].clone(),
+        text_field: request.fields.shift_pair.clone().unwrap_or_default()[1].clone(),
         label_field: request.label_field.clone(),
         classes: data.classes.clone(),
         lambda: chosen.lambda,

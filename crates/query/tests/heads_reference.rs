@@ -33,13 +33,13 @@ fn check_forward(spec: HeadSpec, per_class: &[usize], dims: (usize, usize)) -> f
     check_forward_fields(spec, per_class, dims, 2)
 }
 
-/// [`check_forward`] with `count` fields: text and image, then (from the third) the image
-/// field passed through `sin` (any data will do for comparing two forward passes); with one
-/// field, the text field alone.
 fn views(m: &[Array2<f32>]) -> Inputs<'_> {
     Inputs::from_fields(m.iter().map(|m| m.view()).collect()).unwrap()
 }
 
+/// [`check_forward`] with `count` fields: text and image, then (from the third) the image
+/// field passed through `sin` (any data will do for comparing two forward passes); with one
+/// field, the text field alone.
 fn check_forward_fields(
     spec: HeadSpec,
     per_class: &[usize],

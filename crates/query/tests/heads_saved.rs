@@ -190,3 +190,46 @@ fn fields_of_different_dimensions_train_unshifted_at_full_width() {
     let err = train_head(&cases, &request(vec![0.0, 0.5])).err().unwrap();
     assert!(matches!(err, QueryError::DimensionMismatch { .. }), "{err}");
 }
+
+/// A head file whose metadata and model disagree (damaged, or written by hand) is an error when
+/// loaded, never a panic later in classify or export.
+#[test]
+fn metadata_that_disagrees_with_the_model_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = collection(dir.path(), (12, 12));
+    train_head(&cases, &request(vec![0.5]))
+        .unwrap()
+        .save(&cases, "late")
+        .unwrap();
+    let body = cases.load_head("late").unwrap();
+    let len = u32::from_le_bytes(body[..4].try_into().unwrap()) as usize;
+    let meta: serde_json::Value = serde_json::from_slice(&body[4..4 + len]).unwrap();
+    let rewrite = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut meta = meta.clone();
+        edit(&mut meta);
+        let json = serde_json::to_vec(&meta).unwrap();
+        let mut changed = (json.len() as u32).to_le_bytes().to_vec();
+        changed.extend_from_slice(&json);
+        changed.extend_from_slice(&body[4 + len..]);
+        cases.save_head("changed", &changed).unwrap();
+        SavedHead::load(&cases, "changed")
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let extra_field = rewrite(&|m| m["fields"].as_array_mut().unwrap().push("image".into()));
+    assert!(extra_field.contains("named twice"), "{extra_field}");
+    let third = rewrite(&|m| m["fields"] = serde_json::json!(["text", "image", "other"]));
+    assert!(
+        third.contains("names 3 fields, the model reads 2"),
+        "{third}"
+    );
+    let classes = rewrite(&|m| m["classes"].as_array_mut().unwrap().push("c9".into()));
+    assert!(classes.contains("4 classes, the model has 3"), "{classes}");
+    let delta = rewrite(&|m| m["delta"].as_array_mut().unwrap().truncate(3));
+    assert!(delta.contains("needs Δ as wide as its pair"), "{delta}");
+    let no_pair = rewrite(&|m| {
+        m.as_object_mut().unwrap().remove("shift_pair");
+    });
+    assert!(no_pair.contains("without a shift pair"), "{no_pair}");
+}

@@ -15,9 +15,10 @@ pub enum KnnView {
     /// fields' cosines, divided by the number of fields so that it stays a cosine in [−1, 1]
     /// (the cosine of the concatenated unit vectors scaled by 1/√n).
     Both,
-    /// Field 0 only (the text field of [`Inputs::new`]).
+    /// Field 0 only: positional, the text field of [`Inputs::new`] (a head trained through
+    /// `medvec_query::training` orders its fields as its `FieldSet` lists them).
     Text,
-    /// Field 1 only (the image field of [`Inputs::new`]).
+    /// Field 1 only: positional, the image field of [`Inputs::new`].
     Image,
 }
 
@@ -194,7 +195,8 @@ impl KnnHead {
 fn embed(inputs: &Inputs<'_>, view: KnnView) -> Result<Array2<f32>> {
     let fields = view.fields(inputs.field_count()).ok_or_else(|| {
         HeadError::InvalidConfig(format!(
-            "kNN view {view:?} needs two fields, the inputs have {}",
+            "kNN view {view:?} reads field {}, the inputs have {} field(s)",
+            usize::from(view == KnnView::Image),
             inputs.field_count()
         ))
     })?;

@@ -121,9 +121,12 @@ impl Layout {
         }
     }
 
-    /// Input width of branch `k` (the concatenated width of its modalities).
+    /// Input width of branch `k` (the concatenated width of its fields).
     pub fn branch_in_dim(&self, k: usize) -> usize {
-        self.branches()[k].iter().map(|&f| self.dims[f]).sum()
+        match self.spec.fusion {
+            Fusion::Early => self.dims.iter().sum(),
+            Fusion::Late => self.dims[k],
+        }
     }
 
     /// Width of the concatenated hidden representation fed to the output layer.

@@ -37,6 +37,12 @@ pub fn export_head(saved: &SavedHead) -> Result<Vec<u8>> {
         }
     };
     let meta = &saved.meta;
+    if meta.fields.fields.iter().any(|f| f == "probabilities") {
+        return Err(QueryError::Invalid(
+            "export-head: a field named `probabilities` would collide with the graph's output"
+                .into(),
+        ));
+    }
     let mut graph = Graph::default();
     let pair = meta.fields.shift_indices();
     let mut prepared = Vec::new();
@@ -54,12 +60,12 @@ pub fn export_head(saved: &SavedHead) -> Result<Vec<u8>> {
             Some((_, b)) if b == f => meta.lambda / 2.0,
             _ => 0.0,
         };
-        let unit = graph.unit(name, &format!("field{f}_unit"));
+        let unit = graph.unit(name, &internal(&format!("field{f}_unit")));
         let shifted = if meta.delta.len() == dim && c != 0.0 {
             let offset: Vec<f32> = meta.delta.iter().map(|d| c * d).collect();
             let offset = graph.constant(&format!("field{f}_offset"), &[dim], &offset);
             let moved = graph.op("Add", &[&unit, &offset], &[]);
-            graph.unit(&moved, &format!("field{f}_shifted"))
+            graph.unit(&moved, &internal(&format!("field{f}_shifted")))
         } else {
             unit
         };
@@ -87,6 +93,12 @@ pub fn export_head(saved: &SavedHead) -> Result<Vec<u8>> {
     let classes = meta.classes.len();
     graph.output(&probabilities, classes);
     Ok(model(graph, saved))
+}
+
+/// The name of a value the graph makes itself. Field names are ASCII letters, digits, `_` and
+/// `-`, so the `/` keeps these from colliding with the inputs (a field named `one`, say).
+fn internal(name: &str) -> String {
+    format!("medvec/{name}")
 }
 
 /// The branches, their concatenation and the output layer; returns the logits' name.
@@ -157,7 +169,7 @@ struct Graph {
 impl Graph {
     fn fresh(&mut self, op: &str) -> String {
         self.counter += 1;
-        format!("{}_{}", op.to_lowercase(), self.counter)
+        internal(&format!("{}_{}", op.to_lowercase(), self.counter))
     }
 
     fn op(&mut self, op: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
@@ -204,6 +216,7 @@ impl Graph {
     }
 
     fn constant(&mut self, name: &str, dims: &[usize], values: &[f32]) -> String {
+        let name = &internal(name);
         let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
         let tensor = Message::new()
