@@ -23,6 +23,19 @@ pub struct ServeArgs {
     /// Accept plain HTTP on a non-loopback --bind (a trusted network only).
     #[arg(long)]
     insecure_http: bool,
+    /// COLLECTION=DIR: where that collection's image files are now, overriding the archive root
+    /// recorded at ingest (repeatable). Thumbnails are only ever read from inside this folder.
+    #[arg(long = "root-map", value_name = "COLLECTION=DIR", value_parser = parse_root_map)]
+    root_map: Vec<(String, PathBuf)>,
+}
+
+fn parse_root_map(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(dir)))
+        }
+        _ => Err(format!("`{text}`: expected COLLECTION=DIR")),
+    }
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
@@ -38,6 +51,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         bind: args.bind,
         port: args.port,
         insecure_http: args.insecure_http,
+        root_map: args.root_map.into_iter().collect(),
     };
     medvec_server::serve(options, |addr, token| {
         // One line, flushed, so a script can read the URL and the token.

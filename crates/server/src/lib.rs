@@ -13,8 +13,12 @@
 //! shows method, path (without its query), status and time, never payload values or query text.
 
 mod api;
+mod assets;
 mod auth;
+mod thumbnail;
+mod upload;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,13 +48,20 @@ pub struct ServeOptions {
     pub port: u16,
     /// Allow a non-loopback `bind` over plain HTTP.
     pub insecure_http: bool,
+    /// Archive roots overriding the ones recorded at ingest, by collection (the files moved).
+    pub root_map: HashMap<String, PathBuf>,
 }
 
 /// Shared by every request.
 pub(crate) struct AppState {
     pub store: PathBuf,
     pub token: String,
+    pub root_map: HashMap<String, PathBuf>,
+    pub thumbnails: thumbnail::ThumbnailCache,
 }
+
+/// Bytes of rendered thumbnails kept in memory (a few thousand at ~15 KB each).
+const THUMBNAIL_CACHE_BYTES: usize = 64 << 20;
 
 /// Binds, calls `ready` with the address and the token (the CLI prints the start-up line), then
 /// serves until the process ends.
@@ -72,6 +83,8 @@ pub fn serve(
     let state = Arc::new(AppState {
         store: options.store,
         token: auth::new_token().map_err(ServerError::Runtime)?,
+        root_map: options.root_map,
+        thumbnails: thumbnail::ThumbnailCache::new(THUMBNAIL_CACHE_BYTES),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
