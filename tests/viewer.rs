@@ -138,7 +138,7 @@ fn a_path_leaving_the_root_is_refused() {
     let outside = dir.path().join("outside.png");
     std::fs::copy(&picture, &outside).unwrap();
     std::os::unix::fs::symlink(&outside, root.join("link.png")).unwrap();
-    std::os::unix::fs::symlink(&root.join("sub/inside.png"), root.join("ok-link.png")).unwrap();
+    std::os::unix::fs::symlink(root.join("sub/inside.png"), root.join("ok-link.png")).unwrap();
 
     let store = dir.path().join("store");
     medvec_ok(&[
