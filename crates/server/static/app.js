@@ -243,6 +243,7 @@ function wire() {
   $("collection").addEventListener("change", (e) => chooseCollection(e.target.value).catch((err) => status(err.message, true)));
   $("search").addEventListener("click", search);
   $("filters").addEventListener("input", showFilter);
+  $("filters").addEventListener("change", showFilter);
   $("file").addEventListener("change", (e) => { chooseFile(e.target.files[0]); search(); });
   const drop = $("drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
