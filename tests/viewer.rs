@@ -427,4 +427,9 @@ fn the_page_is_served_with_its_assets_and_no_inline_code() {
             .contains("script-src 'self'"));
         assert_eq!(request(&server.addr, "GET", path, &[], "").status, 401);
     }
+    let openapi = server.get("/api/v1/openapi.json").json();
+    for path in ["search/upload", "records/{id}/thumbnail", "fields"] {
+        let path = format!("/api/v1/collections/{{name}}/{path}");
+        assert!(openapi["paths"].get(&path).is_some(), "{path}");
+    }
 }

@@ -1,7 +1,7 @@
 //! # medvec-server
 //!
-//! `medvec serve`: a local HTTP API over a medvec store, for pipelines in other languages and
-//! (later) the case viewer. It reads the store as any reader does, opening it afresh per request
+//! `medvec serve`: a local HTTP API over a medvec store, for pipelines in other languages, and
+//! the case viewer page (`static/`) over it. It reads the store as any reader does, opening it afresh per request
 //! (a few milliseconds: nothing is read whole at open), so records a CLI writer commits appear
 //! without a restart.
 //!
