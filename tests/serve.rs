@@ -327,3 +327,176 @@ fn heads_are_listed_and_classify_stored_records_as_the_cli_does() {
     );
     assert!(missing.status >= 400, "{}", missing.body);
 }
+
+fn count(server: &util::server::Server) -> u64 {
+    server.get("/api/v1/collections").json()["collections"][0]["count"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Upserts (JSONL, as `medvec import --jsonl` reads it) and deletes are refused (403) unless the
+/// server runs with `--allow-writes`; then they land, and bad records are a 400 naming the line.
+#[test]
+fn writes_need_allow_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_cases(dir.path(), 20);
+    let jsonl = dir.path().join("new.jsonl");
+    write_jsonl(&jsonl, 100, 2, 8);
+    let body = std::fs::read_to_string(&jsonl).unwrap();
+    let records = "/api/v1/collections/cases/records";
+    let one = "/api/v1/collections/cases/records/case-000003";
+    let delete = |server: &util::server::Server, path: &str| {
+        let bearer = format!("Bearer {}", server.token);
+        request(
+            &server.addr,
+            "DELETE",
+            path,
+            &[("Authorization", &bearer)],
+            "",
+        )
+    };
+
+    let read_only = start(&store);
+    for reply in [read_only.post(records, &body), delete(&read_only, one)] {
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert!(reply.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-writes"));
+    }
+    assert_eq!(count(&read_only), 20);
+    drop(read_only);
+
+    let server = util::server::start_with(&store, &["--allow-writes"]);
+    let reply = server.post(records, &body);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["upserted"], 2);
+    let added = server
+        .get("/api/v1/collections/cases/records/case-000101")
+        .json();
+    assert_eq!(added["payload"]["n"], 101);
+    assert_eq!(delete(&server, one).status, 200);
+    assert_eq!(server.get(one).status, 404);
+    assert_eq!(delete(&server, one).status, 404);
+    assert_eq!(count(&server), 21);
+    let wrong = r#"{"id": "x", "image": [1, 2]}"#.to_string() + "\n";
+    let bad = server.post(
+        records,
+        &format!("{}\n{wrong}", body.lines().next().unwrap()),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let error = bad.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("dimension") && !error.contains('\n'),
+        "{error}"
+    );
+    assert_eq!(count(&server), 21, "a bad batch writes nothing");
+}
+
+/// CORS headers appear only with `--cors ORIGIN`, only for that origin; its preflight is
+/// answered without the token (browsers send none); a bad origin is refused at start.
+#[test]
+fn cors_headers_only_for_the_configured_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_cases(dir.path(), 5);
+    let origin = "https://viewer.example.org";
+    let preflight = |server: &util::server::Server, from: &str| {
+        let headers = [
+            ("Origin", from),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "authorization"),
+        ];
+        request(
+            &server.addr,
+            "OPTIONS",
+            "/api/v1/collections/cases/search",
+            &headers,
+            "",
+        )
+    };
+    let plain = start(&store);
+    let reply = preflight(&plain, origin);
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+    drop(plain);
+
+    let server = util::server::start_with(&store, &["--cors", origin]);
+    let reply = preflight(&server, origin);
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert_eq!(reply.header("access-control-allow-origin"), Some(origin));
+    assert!(reply
+        .header("access-control-allow-headers")
+        .unwrap()
+        .contains("authorization"));
+    let other = preflight(&server, "https://evil.example.com");
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    let bearer = format!("Bearer {}", server.token);
+    let path = "/api/v1/collections";
+    let get = |from: &str| {
+        request(
+            &server.addr,
+            "GET",
+            path,
+            &[("Authorization", &bearer), ("Origin", from)],
+            "",
+        )
+    };
+    assert_eq!(
+        get(origin).header("access-control-allow-origin"),
+        Some(origin)
+    );
+    assert_eq!(
+        get("https://evil.example.com").header("access-control-allow-origin"),
+        None
+    );
+    // Without the token the allowed origin still reads nothing.
+    assert_eq!(
+        request(&server.addr, "GET", path, &[("Origin", origin)], "").status,
+        401
+    );
+
+    let refused = util::medvec(&["serve", s(&store), "--port", "0", "--cors", "*"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--cors") && err.lines().count() == 1, "{err}");
+}
+
+/// A request still unanswered after `--request-timeout` gets 503 (here: a client that never
+/// sends the body it announced); a JSON body over 1 MiB gets 413.
+#[test]
+fn requests_are_bounded_in_time_and_size() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_cases(dir.path(), 50);
+    let search = "/api/v1/collections/cases/search";
+    let hasty = util::server::start_with(&store, &["--request-timeout", "0.3"]);
+    let mut stream = std::net::TcpStream::connect(&hasty.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST {search} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"field\":",
+        hasty.token
+    );
+    let started = std::time::Instant::now();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(
+        &answer,
+        b"HTTP/1.1 503",
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let waited = started.elapsed().as_secs_f64();
+    assert!((0.25..5.0).contains(&waited), "answered after {waited} s");
+    drop(hasty);
+
+    let server = start(&store);
+    let body = r#"{"field": "image", "like": "case-000001", "k": 5}"#;
+    assert_eq!(server.post(search, body).status, 200);
+    let huge = format!(r#"{{"field": "image", "like": "{}"}}"#, "x".repeat(2 << 20));
+    assert_eq!(server.post(search, &huge).status, 413);
+    let zero = util::medvec(&["serve", s(&store), "--request-timeout", "0"]);
+    assert!(!zero.status.success());
+}

@@ -27,6 +27,26 @@ pub struct ServeArgs {
     /// recorded at ingest (repeatable). Thumbnails are only ever read from inside this folder.
     #[arg(long = "root-map", value_name = "COLLECTION=DIR", value_parser = parse_root_map)]
     root_map: Vec<(String, PathBuf)>,
+    /// Accept writes: POST .../records (JSONL upsert) and DELETE .../records/{id}. Without it
+    /// they are refused (403).
+    #[arg(long)]
+    allow_writes: bool,
+    /// Let pages of this one origin (https://host[:port]) call the API from a browser (CORS).
+    /// Without it no CORS header is sent.
+    #[arg(long, value_name = "ORIGIN")]
+    cors: Option<String>,
+    /// Seconds after which an unanswered request gets 503.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_seconds)]
+    request_timeout: f64,
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 86_400.0 => Ok(seconds),
+        _ => Err(format!(
+            "`{text}`: expected seconds, more than 0 and at most 86400"
+        )),
+    }
 }
 
 fn parse_root_map(text: &str) -> Result<(String, PathBuf), String> {
@@ -52,6 +72,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         port: args.port,
         insecure_http: args.insecure_http,
         root_map: args.root_map.into_iter().collect(),
+        allow_writes: args.allow_writes,
+        cors: args.cors,
+        request_timeout: std::time::Duration::from_secs_f64(args.request_timeout),
     };
     medvec_server::serve(options, |addr, token| {
         // One line, flushed, so a script can read the URL and the token.

@@ -2,7 +2,8 @@
 //! `/api/v1/openapi.json`). Each handler opens the store read-only on a blocking thread, so a
 //! request sees the writer's latest commit.
 
-use crate::{assets, auth, thumbnail, upload, AppState};
+use crate::{assets, auth, cors, thumbnail, upload, writes, AppState};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -23,6 +24,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 const OPENAPI: &str = include_str!("../openapi.json");
+/// The largest JSON body (a search vector, a classify list of 10,000 ids); uploads and writes
+/// have their own bounds.
+const MAX_JSON_BYTES: usize = 1 << 20;
 /// The most hits one search returns (a page of cases, not an export).
 const MAX_K: usize = 1000;
 
@@ -34,7 +38,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/collections", get(collections))
         .route("/api/v1/collections/{name}/fields", get(fields))
-        .route("/api/v1/collections/{name}/records/{id}", get(record))
+        .route(
+            "/api/v1/collections/{name}/records",
+            post(writes::upsert).layer(DefaultBodyLimit::max(writes::MAX_WRITE_BYTES)),
+        )
+        .route(
+            "/api/v1/collections/{name}/records/{id}",
+            get(record).delete(writes::delete),
+        )
         .route(
             "/api/v1/collections/{name}/records/{id}/thumbnail",
             get(thumbnail::thumbnail),
@@ -49,9 +60,15 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/collections/{name}/heads/{head}/classify",
             post(classify),
         )
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,
+        ))
+        // Outside the token check: a browser's CORS preflight carries no credentials.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::cors,
         ))
         .with_state(state)
 }
@@ -70,9 +87,11 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let status = match &error {
             StoreError::NoSuchCollection(_) => StatusCode::NOT_FOUND,
-            StoreError::InvalidQuery(_) | StoreError::UnknownField(_) | StoreError::Filter(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            StoreError::InvalidQuery(_)
+            | StoreError::UnknownField(_)
+            | StoreError::Filter(_)
+            | StoreError::InvalidRecord { .. }
+            | StoreError::DuplicateId(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, error.to_string())
@@ -86,6 +105,15 @@ impl From<QueryError> for ApiError {
             other => ApiError(StatusCode::BAD_REQUEST, other.to_string()),
         }
     }
+}
+
+/// A JSON body that could not be read: 413 when over the limit, else 400 with serde's reason.
+fn body_error(rejection: JsonRejection) -> ApiError {
+    let status = match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError(status, format!("request body: {}", rejection.body_text()))
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -180,10 +208,9 @@ pub(crate) fn ten() -> usize {
 async fn search(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    body: Result<Json<SearchRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<SearchRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(request) =
-        body.map_err(|e| bad_request(format!("request body: {}", e.body_text())))?;
+    let Json(request) = body.map_err(body_error)?;
     blocking(move || {
         let collection = open_collection(&state, &name)?;
         let hits = run_search(&collection, &request)?;
@@ -372,10 +399,9 @@ struct ClassifyRequest {
 async fn classify(
     State(state): State<Arc<AppState>>,
     Path((name, head)): Path<(String, String)>,
-    body: Result<Json<ClassifyRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ClassifyRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(request) =
-        body.map_err(|e| bad_request(format!("request body: {}", e.body_text())))?;
+    let Json(request) = body.map_err(body_error)?;
     if request.ids.is_empty() || request.ids.len() > MAX_CLASSIFY {
         return Err(bad_request(format!(
             "ids: give 1..={MAX_CLASSIFY} stored ids, got {}",

@@ -15,13 +15,18 @@
 mod api;
 mod assets;
 mod auth;
+mod cors;
 mod thumbnail;
 mod upload;
+mod writes;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderValue;
 
 /// What can stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +40,8 @@ pub enum ServerError {
     },
     #[error("{0}")]
     Runtime(std::io::Error),
+    #[error("--cors {0}: not a valid origin (like https://viewer.example.org)")]
+    BadOrigin(String),
     #[error(transparent)]
     Store(#[from] medvec_store::StoreError),
 }
@@ -50,6 +57,12 @@ pub struct ServeOptions {
     pub insecure_http: bool,
     /// Archive roots overriding the ones recorded at ingest, by collection (the files moved).
     pub root_map: HashMap<String, PathBuf>,
+    /// Accept upserts and deletes (otherwise 403).
+    pub allow_writes: bool,
+    /// The one origin allowed to call the API from a browser (CORS); none: no CORS headers.
+    pub cors: Option<String>,
+    /// A request still unanswered after this gets 503.
+    pub request_timeout: Duration,
 }
 
 /// Shared by every request.
@@ -58,6 +71,9 @@ pub(crate) struct AppState {
     pub token: String,
     pub root_map: HashMap<String, PathBuf>,
     pub thumbnails: thumbnail::ThumbnailCache,
+    pub allow_writes: bool,
+    pub cors: Option<HeaderValue>,
+    pub request_timeout: Duration,
 }
 
 /// Bytes of rendered thumbnails kept in memory (a few thousand at ~15 KB each).
@@ -85,10 +101,14 @@ pub fn serve(
         token: auth::new_token().map_err(ServerError::Runtime)?,
         root_map: options.root_map,
         thumbnails: thumbnail::ThumbnailCache::new(THUMBNAIL_CACHE_BYTES),
+        allow_writes: options.allow_writes,
+        cors: options.cors.map(|o| cors::origin(&o)).transpose()?,
+        request_timeout: options.request_timeout,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_io()
+        .enable_time()
         .build()
         .map_err(ServerError::Runtime)?;
     ready(local, &state.token);
