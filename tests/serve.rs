@@ -202,7 +202,7 @@ fn a_non_loopback_bind_is_refused_without_insecure_http() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--insecure-http") && err.lines().count() == 1,
+        err.contains("--insecure-http") && err.contains("--tls-cert") && err.lines().count() == 1,
         "{err}"
     );
     let missing = Command::new(medvec_bin())
@@ -499,4 +499,82 @@ fn requests_are_bounded_in_time_and_size() {
     assert_eq!(server.post(search, &huge).status, 413);
     let zero = util::medvec(&["serve", s(&store), "--request-timeout", "0"]);
     assert!(!zero.status.success());
+}
+
+/// A GET over TLS that trusts only `cert` (DER), read to the end.
+fn https_get(addr: &str, cert: &[u8], path: &str, token: &str) -> util::server::Reply {
+    use std::io::{Read, Write};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.to_vec().into()).unwrap();
+    #[allow(deprecated)] // the server's provider (see crates/server/src/tls.rs)
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = "localhost".try_into().unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    // The server may close without close_notify: what arrived is the whole response.
+    let _ = tls.read_to_end(&mut raw);
+    util::server::parse_reply(&raw)
+}
+
+/// With `--tls-cert/--tls-key` the server speaks HTTPS only (its start-up URL says so, plain HTTP
+/// gets no HTTP answer, the cookie is `Secure`), and then may listen on every interface; a key
+/// that is not one is a one-line error naming the file.
+#[test]
+fn tls_serves_https_and_allows_a_non_loopback_bind() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_cases(dir.path(), 5);
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let tls_args = ["--tls-cert", s(&cert), "--tls-key", s(&key)];
+    let server =
+        util::server::start_with(&store, &[&tls_args[..], &["--bind", "0.0.0.0"]].concat());
+    assert_eq!(server.scheme, "https");
+    let der = certified.cert.der().to_vec();
+    let reply = https_get(&server.addr, &der, "/api/v1/collections", &server.token);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["collections"][0]["count"], 5);
+    let first = https_get(&server.addr, &der, &format!("/?token={}", server.token), "");
+    assert!(first.header("set-cookie").unwrap().contains("; Secure"));
+
+    let mut plain = std::net::TcpStream::connect(&server.addr).unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    let _ = plain.write_all(b"GET /api/v1/collections HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut raw = Vec::new();
+    let _ = plain.read_to_end(&mut raw);
+    assert!(
+        !raw.starts_with(b"HTTP/"),
+        "plain HTTP must not be answered"
+    );
+    drop(server);
+
+    let wrong = util::medvec(&[
+        "serve",
+        s(&store),
+        "--port",
+        "0",
+        "--tls-cert",
+        s(&cert),
+        "--tls-key",
+        s(&cert),
+    ]);
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("cert.pem") && err.contains("TLS") && err.lines().count() == 1,
+        "{err}"
+    );
 }

@@ -12,6 +12,8 @@ pub struct Server {
     pub child: Child,
     pub addr: String,
     pub token: String,
+    /// `http` or `https`, from the start-up line.
+    pub scheme: String,
 }
 
 impl Drop for Server {
@@ -21,9 +23,11 @@ impl Drop for Server {
     }
 }
 
-/// `medvec serve STORE --port 0`, waiting for its start-up line.
+/// `medvec serve STORE --port 0`, waiting for its start-up line; it must be on loopback.
 pub fn start(store: &Path) -> Server {
-    start_with(store, &[])
+    let server = start_with(store, &[]);
+    assert!(server.addr.starts_with("127.0.0.1:"), "{}", server.addr);
+    server
 }
 
 /// [`start`] with more arguments.
@@ -41,14 +45,16 @@ pub fn start_with(store: &Path, extra: &[&str]) -> Server {
         .unwrap();
     let url = line
         .trim()
-        .strip_prefix("medvec serve: http://")
+        .strip_prefix("medvec serve: ")
         .unwrap_or_else(|| panic!("start-up line: {line:?}"));
-    let (addr, token) = url.split_once("/?token=").unwrap();
-    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (addr, token) = rest.split_once("/?token=").unwrap();
     Server {
         child,
-        addr: addr.to_string(),
+        // Listening on every interface: connect through loopback.
+        addr: addr.replace("0.0.0.0:", "127.0.0.1:"),
         token: token.to_string(),
+        scheme: scheme.to_string(),
     }
 }
 
@@ -116,7 +122,8 @@ pub fn request_bytes(
     parse_reply(&raw)
 }
 
-fn parse_reply(raw: &[u8]) -> Reply {
+/// A raw HTTP/1.1 response, parsed.
+pub fn parse_reply(raw: &[u8]) -> Reply {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -73,8 +73,9 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if valid && via_query {
+        let secure = if state.secure { "; Secure" } else { "" };
         let cookie = format!(
-            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{secure}",
             state.token
         );
         if let Ok(value) = HeaderValue::from_str(&cookie) {

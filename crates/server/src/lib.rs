@@ -17,6 +17,7 @@ mod assets;
 mod auth;
 mod cors;
 mod thumbnail;
+mod tls;
 mod upload;
 mod writes;
 
@@ -31,8 +32,10 @@ use axum::http::HeaderValue;
 /// What can stop the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("--bind {0}: a non-loopback address exposes patient data to the network; TLS is not built yet, so pass --insecure-http to accept plain HTTP on a trusted network")]
+    #[error("--bind {0}: a non-loopback address exposes patient data to the network; pass --tls-cert and --tls-key to serve HTTPS, or --insecure-http to accept plain HTTP on a trusted network")]
     NotLoopback(IpAddr),
+    #[error("{}: TLS: {detail}", .path.display())]
+    Tls { path: PathBuf, detail: String },
     #[error("{addr}: cannot listen: {source}")]
     Bind {
         addr: SocketAddr,
@@ -63,6 +66,15 @@ pub struct ServeOptions {
     pub cors: Option<String>,
     /// A request still unanswered after this gets 503.
     pub request_timeout: Duration,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// `--tls-cert` and `--tls-key`.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Shared by every request.
@@ -74,20 +86,24 @@ pub(crate) struct AppState {
     pub allow_writes: bool,
     pub cors: Option<HeaderValue>,
     pub request_timeout: Duration,
+    /// HTTPS: the token cookie gets `Secure`.
+    pub secure: bool,
 }
 
 /// Bytes of rendered thumbnails kept in memory (a few thousand at ~15 KB each).
 const THUMBNAIL_CACHE_BYTES: usize = 64 << 20;
 
-/// Binds, calls `ready` with the address and the token (the CLI prints the start-up line), then
-/// serves until the process ends.
-pub fn serve(
-    options: ServeOptions,
-    ready: impl FnOnce(SocketAddr, &str),
-) -> Result<(), ServerError> {
-    if !options.bind.is_loopback() && !options.insecure_http {
+/// Binds, calls `ready` with the base URL (`http://127.0.0.1:8765`, or `https://...`) and the
+/// token (the CLI prints the start-up line), then serves until the process ends.
+pub fn serve(options: ServeOptions, ready: impl FnOnce(&str, &str)) -> Result<(), ServerError> {
+    if !options.bind.is_loopback() && !options.insecure_http && options.tls.is_none() {
         return Err(ServerError::NotLoopback(options.bind));
     }
+    let tls = options
+        .tls
+        .as_ref()
+        .map(|files| tls::config(&files.cert, &files.key))
+        .transpose()?;
     // Open once up front so a wrong path fails now, with the store's own message.
     medvec_store::Store::open_read_only(&options.store)?;
     let addr = SocketAddr::new(options.bind, options.port);
@@ -104,6 +120,7 @@ pub fn serve(
         allow_writes: options.allow_writes,
         cors: options.cors.map(|o| cors::origin(&o)).transpose()?,
         request_timeout: options.request_timeout,
+        secure: tls.is_some(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -111,11 +128,18 @@ pub fn serve(
         .enable_time()
         .build()
         .map_err(ServerError::Runtime)?;
-    ready(local, &state.token);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    ready(&format!("{scheme}://{local}"), &state.token);
     runtime
         .block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, api::router(state)).await
+            match tls {
+                Some(config) => {
+                    let listener = tls::TlsListener::new(listener, config)?;
+                    axum::serve(listener, api::router(state)).await
+                }
+                None => axum::serve(listener, api::router(state)).await,
+            }
         })
         .map_err(ServerError::Runtime)
 }
