@@ -214,6 +214,8 @@ fn a_dicom_thumbnail_uses_the_recorded_window() {
         s(&tiny),
         "--window",
         "-1000,100",
+        "--rejects",
+        s(&dir.path().join("rejects.csv")),
     ]);
     assert!(
         out.status.code().is_some_and(|c| c == 0 || c == 3),
