@@ -9,13 +9,12 @@
 mod util;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::Value;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use util::server::start;
-use util::{medvec, medvec_ok, s};
+use util::{medvec, s};
 
 const K: usize = 5;
 
@@ -93,13 +92,12 @@ async fn open_browser(driver: &Driver, profile: &Path) -> Client {
         .expect("chromedriver starts a Chromium session")
 }
 
-/// The ids of the grid's cards, in order.
+/// The ids of the grid's cards, in order, read in one script run (the page may replace the grid
+/// between two WebDriver calls).
 async fn grid_ids(client: &Client) -> Vec<String> {
-    let mut ids = Vec::new();
-    for card in client.find_all(Locator::Css("#grid .card")).await.unwrap() {
-        ids.push(card.attr("data-id").await.unwrap().unwrap_or_default());
-    }
-    ids
+    let script = "return [...document.querySelectorAll('#grid .card')].map(c => c.dataset.id)";
+    let ids = client.execute(script, Vec::new()).await.unwrap();
+    serde_json::from_value(ids).unwrap()
 }
 
 /// Waits (up to 20 s) until the grid shows `want`; fails with what it shows and the status line.
@@ -123,29 +121,8 @@ async fn wait_for_grid(client: &Client, want: &[String]) {
 
 /// The ids `medvec search --image` gives.
 fn cli_ids(store: &Path, image: &Path, filter: Option<&str>) -> Vec<String> {
-    let k = K.to_string();
-    let mut args = vec![
-        "search",
-        s(store),
-        "cases",
-        "--field",
-        "image",
-        "--image",
-        s(image),
-        "-k",
-        &k,
-        "--json",
-    ];
-    if let Some(filter) = filter {
-        args.extend(["--filter", filter]);
-    }
-    let hits: Value = serde_json::from_str(&medvec_ok(&args)).unwrap();
-    hits["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["id"].as_str().unwrap().to_string())
-        .collect()
+    let hits = util::search_image(store, image, K, filter);
+    hits.into_iter().map(|(id, _)| id).collect()
 }
 
 fn fixtures() -> PathBuf {

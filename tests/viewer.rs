@@ -5,7 +5,6 @@
 mod util;
 
 use image::GenericImageView;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use util::server::{request, start, start_with, Server};
 use util::{medvec, medvec_ok, s};
@@ -266,20 +265,6 @@ fn tree(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
     out
 }
 
-fn ids_and_scores(hits: &Value) -> Vec<(String, f64)> {
-    hits["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            (
-                h["id"].as_str().unwrap().to_string(),
-                h["score"].as_f64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 /// An uploaded photo and an uploaded DICOM file find what `medvec search --image` finds for the
 /// same file; too large is 413, a decompression bomb or a non-image is 422; nothing is stored.
 #[test]
@@ -299,23 +284,13 @@ fn an_upload_searches_like_search_image_and_stores_nothing() {
     ] {
         let reply = server.upload(&format!("{upload}{query}"), &std::fs::read(&file).unwrap());
         assert_eq!(reply.status, 200, "{}", reply.body);
-        let k = query.split('&').next().unwrap().trim_start_matches("?k=");
-        let mut args = vec![
-            "search",
-            s(&store),
-            "cases",
-            "--field",
-            "image",
-            "--image",
-            s(&file),
-        ];
-        args.extend(["-k", k, "--json"]);
-        if query.contains("filter") {
-            args.extend(["--filter", "split = \"train\""]);
-        }
-        let cli: Value = serde_json::from_str(&medvec_ok(&args)).unwrap();
-        let (api, cli) = (ids_and_scores(&reply.json()), ids_and_scores(&cli));
-        assert_eq!(api.len(), k.parse::<usize>().unwrap(), "{file:?}");
+        let k: usize = query.split('&').next().unwrap()[3..].parse().unwrap();
+        let filter = query.contains("filter").then_some("split = \"train\"");
+        let (api, cli) = (
+            util::hits_of(&reply.json()),
+            util::search_image(&store, &file, k, filter),
+        );
+        assert_eq!(api.len(), k, "{file:?}");
         assert_eq!(api.len(), cli.len());
         for ((a, x), (c, y)) in api.iter().zip(&cli) {
             assert_eq!(a, c, "{file:?}");

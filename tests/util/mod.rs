@@ -129,7 +129,11 @@ pub fn count_records(store: &Path) -> usize {
 
 /// The (id, score) hits of one `medvec search --json` line.
 pub fn json_hits(line: &str) -> Vec<(String, f64)> {
-    let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    hits_of(&serde_json::from_str(line.trim()).unwrap())
+}
+
+/// The (id, score) hits of `{"hits": [{"id", "score"}, ...]}` (the CLI's and the API's answer).
+pub fn hits_of(value: &serde_json::Value) -> Vec<(String, f64)> {
     value["hits"]
         .as_array()
         .unwrap()
@@ -141,6 +145,30 @@ pub fn json_hits(line: &str) -> Vec<(String, f64)> {
             )
         })
         .collect()
+}
+
+/// `medvec search STORE cases --field image --image IMAGE -k K [--filter F] --json`'s hits.
+pub fn search_image(
+    store: &Path,
+    image: &Path,
+    k: usize,
+    filter: Option<&str>,
+) -> Vec<(String, f64)> {
+    let k = k.to_string();
+    let mut args = vec![
+        "search",
+        s(store),
+        "cases",
+        "--field",
+        "image",
+        "--image",
+        s(image),
+    ];
+    args.extend(["-k", &k, "--json"]);
+    if let Some(filter) = filter {
+        args.extend(["--filter", filter]);
+    }
+    json_hits(&medvec_ok(&args))
 }
 
 /// The demo store (`medvec demo`) built from `fixtures/demo` in `dir/demo`.
