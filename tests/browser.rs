@@ -1,7 +1,8 @@
 //! The case viewer in a real browser: headless Chromium driven over WebDriver (chromedriver).
 //! The page opens with the token, a fixture photo is uploaded through the file input, the grid
 //! must show exactly the hits `medvec search --image` gives; then a filter chosen in the page's
-//! dropdown must give the CLI's filtered hits. A screenshot is saved under the target folder.
+//! dropdown must give the CLI's filtered hits, and clicking a case must search like it
+//! (`--like`). A screenshot is saved under the target folder.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium`, `chromium-driver`; `tools/setup.sh`
 //! installs them).
@@ -125,6 +126,27 @@ fn cli_ids(store: &Path, image: &Path, filter: Option<&str>) -> Vec<String> {
     hits.into_iter().map(|(id, _)| id).collect()
 }
 
+/// The ids `medvec search --like ID --filter F` gives.
+fn cli_like_ids(store: &Path, id: &str, filter: &str) -> Vec<String> {
+    let k = K.to_string();
+    let args = [
+        "search",
+        s(store),
+        "cases",
+        "--field",
+        "image",
+        "--like",
+        id,
+        "-k",
+        &k,
+        "--filter",
+        filter,
+        "--json",
+    ];
+    let hits = util::json_hits(&util::medvec_ok(&args));
+    hits.into_iter().map(|(id, _)| id).collect()
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
@@ -193,11 +215,20 @@ async fn the_viewer_finds_an_uploaded_photos_neighbours_and_filters_them() {
         assert_eq!(shown, filter);
         client.find(Locator::Id("search")).await?.click().await?;
         wait_for_grid(&client, &filtered).await;
-
+        // The screenshot of the README (tests/screenshots/viewer.png is a reduced copy).
         let png = client.screenshot().await?;
         let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("viewer.png");
         std::fs::write(&shot, &png).unwrap();
         image::load_from_memory(&png).expect("the screenshot is a PNG");
+
+        // Clicking a case makes it the query (a stored-id search, the filter still on).
+        let chosen = &filtered[1];
+        let card = format!("#grid .card[data-id=\"{chosen}\"]");
+        client.find(Locator::Css(&card)).await?.click().await?;
+        wait_for_grid(&client, &cli_like_ids(&store, chosen, filter)).await;
+        let query = client.find(Locator::Id("case-id")).await?;
+        assert_eq!(query.prop("value").await?.as_deref(), Some(chosen.as_str()));
+
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;
