@@ -14,7 +14,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use util::server::start;
+use util::server::{start, Server};
 use util::{medvec, s};
 
 const K: usize = 5;
@@ -91,6 +91,12 @@ async fn open_browser(driver: &Driver, profile: &Path) -> Client {
         .connect(&driver.url)
         .await
         .expect("chromedriver starts a Chromium session")
+}
+
+/// The page at the start-up URL (the token becomes a cookie).
+async fn open_page(client: &Client, server: &Server) -> Result<(), fantoccini::error::CmdError> {
+    let url = format!("http://{}/?token={}", server.addr, server.token);
+    client.goto(&url).await
 }
 
 /// The ids of the grid's cards, in order, read in one script run (the page may replace the grid
@@ -180,9 +186,7 @@ async fn the_viewer_finds_an_uploaded_photos_neighbours_and_filters_them() {
     let driver = start_driver();
     let client = open_browser(&driver, &dir.path().join("profile")).await;
     let run = async {
-        client
-            .goto(&format!("http://{}/?token={}", server.addr, server.token))
-            .await?;
+        open_page(&client, &server).await?;
         client
             .wait()
             .for_element(Locator::Css("#filters select[name=localization]"))
@@ -234,4 +238,100 @@ async fn the_viewer_finds_an_uploaded_photos_neighbours_and_filters_them() {
     .await;
     let _ = client.close().await;
     run.unwrap();
+}
+
+/// With a saved head, querying a stored case draws its class probabilities: one bar per class,
+/// the tallest marked, each the probability `medvec classify` gives.
+#[tokio::test(flavor = "current_thread")]
+async fn a_stored_case_shows_the_heads_class_probabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = util::demo_store(dir.path());
+    let train = [
+        "train",
+        s(&store),
+        "ham10000",
+        "--head",
+        "late",
+        "--label",
+        "dx",
+        "--split-column",
+        "split",
+        "--name",
+        "dx-late",
+    ];
+    util::medvec_ok(&train);
+    let preds = dir.path().join("preds.jsonl");
+    let classify = [
+        "classify",
+        s(&store),
+        "ham10000",
+        "--head",
+        "dx-late",
+        "--filter",
+        "split = \"test\"",
+        "--out",
+        s(&preds),
+    ];
+    util::medvec_ok(&classify);
+    let first = std::fs::read_to_string(&preds).unwrap();
+    let cli: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    let id = cli["id"].as_str().unwrap().to_string();
+
+    let server = start(&store);
+    let driver = start_driver();
+    let client = open_browser(&driver, &dir.path().join("profile")).await;
+    let run = async {
+        open_page(&client, &server).await?;
+        let collection = client.wait().for_element(Locator::Id("collection")).await?;
+        collection.select_by_value("ham10000").await?;
+        client
+            .wait()
+            .for_element(Locator::Css("#head option[value=dx-late]"))
+            .await?;
+        client
+            .find(Locator::Css(".tabs button[data-mode=case]"))
+            .await?
+            .click()
+            .await?;
+        client
+            .find(Locator::Id("case-id"))
+            .await?
+            .send_keys(&id)
+            .await?;
+        client.find(Locator::Id("search")).await?.click().await?;
+        let bars = wait_for_bars(&client).await;
+        let probabilities = cli["probabilities"].as_object().unwrap();
+        assert_eq!(bars.len(), probabilities.len(), "{bars:?}");
+        for (class, p, top) in &bars {
+            let want = probabilities[class].as_f64().unwrap();
+            assert!((p - want).abs() < 1e-5, "{class}: {p} vs {want}");
+            assert_eq!(*top, cli["predicted"] == class.as_str(), "{class}");
+        }
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = client.close().await;
+    run.unwrap();
+}
+
+/// The chart's bars as (class, probability, tallest), once drawn (up to 20 s).
+async fn wait_for_bars(client: &Client) -> Vec<(String, f64, bool)> {
+    let script = "return [...document.querySelectorAll('#chart .bar')].map(b => [b.dataset.class, Number(b.dataset.p), b.classList.contains('top')])";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let bars: Vec<(String, f64, bool)> =
+            serde_json::from_value(client.execute(script, Vec::new()).await.unwrap()).unwrap();
+        if !bars.is_empty() {
+            return bars;
+        }
+        let status = client
+            .find(Locator::Id("status"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(Instant::now() < deadline, "no bars; status: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -212,7 +212,7 @@ async function classifyQuery() {
   const prediction = predictions[0];
   const classes = Object.entries(prediction.probabilities).sort((a, b) => b[1] - a[1]);
   for (const [name, p] of classes) {
-    const bar = element("div", { class: name === prediction.predicted ? "bar top" : "bar" });
+    const bar = element("div", { class: name === prediction.predicted ? "bar top" : "bar", "data-class": name, "data-p": String(p) });
     const track = element("div", { class: "track" });
     const fill = element("div", { class: "fill" });
     fill.style.width = `${(100 * p).toFixed(1)}%`;
