@@ -123,6 +123,13 @@ fn thumbnails_show_the_records_file_and_a_placeholder_when_it_is_gone() {
         "{}",
         found.body
     );
+    let nowhere = format!("cases={}", s(&dir.path().join("nowhere")));
+    let out = medvec(&["serve", s(&store), "--port", "0", "--root-map", &nowhere]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--root-map cases=") && err.contains("nowhere"),
+        "{err}"
+    );
 }
 
 /// Records imported with a hostile `_path` (`..`, absolute, a symlink out of the root) are

@@ -36,6 +36,12 @@ pub enum ServerError {
     NotLoopback(IpAddr),
     #[error("{}: TLS: {detail}", .path.display())]
     Tls { path: PathBuf, detail: String },
+    #[error("--root-map {collection}={}: {source}", .dir.display())]
+    RootMap {
+        collection: String,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{addr}: cannot listen: {source}")]
     Bind {
         addr: SocketAddr,
@@ -90,6 +96,28 @@ pub(crate) struct AppState {
     pub secure: bool,
 }
 
+/// The `--root-map` folders, canonical; a folder that does not exist is an error now rather
+/// than placeholders later.
+fn resolve_root_map(
+    map: HashMap<String, PathBuf>,
+) -> Result<HashMap<String, PathBuf>, ServerError> {
+    map.into_iter()
+        .map(|(collection, dir)| match std::fs::canonicalize(&dir) {
+            Ok(real) if real.is_dir() => Ok((collection, real)),
+            Ok(_) => Err(ServerError::RootMap {
+                collection,
+                dir,
+                source: std::io::Error::other("not a folder"),
+            }),
+            Err(source) => Err(ServerError::RootMap {
+                collection,
+                dir,
+                source,
+            }),
+        })
+        .collect()
+}
+
 /// Bytes of rendered thumbnails kept in memory (a few thousand at ~15 KB each).
 const THUMBNAIL_CACHE_BYTES: usize = 64 << 20;
 
@@ -106,6 +134,7 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(&str, &str)) -> Result<()
         .transpose()?;
     // Open once up front so a wrong path fails now, with the store's own message.
     medvec_store::Store::open_read_only(&options.store)?;
+    let root_map = resolve_root_map(options.root_map)?;
     let addr = SocketAddr::new(options.bind, options.port);
     let listener = TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
     listener
@@ -115,7 +144,7 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(&str, &str)) -> Result<()
     let state = Arc::new(AppState {
         store: options.store,
         token: auth::new_token().map_err(ServerError::Runtime)?,
-        root_map: options.root_map,
+        root_map,
         thumbnails: thumbnail::ThumbnailCache::new(THUMBNAIL_CACHE_BYTES),
         allow_writes: options.allow_writes,
         cors: options.cors.map(|o| cors::origin(&o)).transpose()?,
