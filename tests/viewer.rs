@@ -304,6 +304,30 @@ fn an_upload_searches_like_search_image_and_stores_nothing() {
             assert!((x - y).abs() < 1e-6, "{file:?}: {x} vs {y}");
         }
     }
+    // Cross-modal, as with the page's λ slider: the photo searching the texts, gap closed.
+    let photo = fixtures().join("images/rgb_80x60.jpg");
+    let query = format!("{upload}?k=4&field=text&shift=1.0");
+    let reply = server.upload(&query, &std::fs::read(&photo).unwrap());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let args = [
+        "search",
+        s(&store),
+        "cases",
+        "--field",
+        "text",
+        "--image",
+        s(&photo),
+        "--shift",
+        "1.0",
+        "-k",
+        "4",
+        "--json",
+    ];
+    let cli = util::json_hits(&medvec_ok(&args));
+    let ids = |hits: &[(String, f64)]| hits.iter().map(|h| h.0.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&util::hits_of(&reply.json())), ids(&cli));
+    assert_eq!(cli.len(), 4);
+
     let oversized = vec![0u8; 33 << 20];
     assert_eq!(server.upload(upload, &oversized).status, 413);
     for (bad, status) in [
