@@ -245,36 +245,8 @@ async fn the_viewer_finds_an_uploaded_photos_neighbours_and_filters_them() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_stored_case_shows_the_heads_class_probabilities() {
     let dir = tempfile::tempdir().unwrap();
-    let store = util::demo_store(dir.path());
-    let train = [
-        "train",
-        s(&store),
-        "ham10000",
-        "--head",
-        "late",
-        "--label",
-        "dx",
-        "--split-column",
-        "split",
-        "--name",
-        "dx-late",
-    ];
-    util::medvec_ok(&train);
-    let preds = dir.path().join("preds.jsonl");
-    let classify = [
-        "classify",
-        s(&store),
-        "ham10000",
-        "--head",
-        "dx-late",
-        "--filter",
-        "split = \"test\"",
-        "--out",
-        s(&preds),
-    ];
-    util::medvec_ok(&classify);
-    let first = std::fs::read_to_string(&preds).unwrap();
-    let cli: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    let (store, predictions) = util::demo_with_head(dir.path());
+    let cli = &predictions[0];
     let id = cli["id"].as_str().unwrap().to_string();
 
     let server = start(&store);

@@ -271,38 +271,8 @@ fn a_text_query_is_encoded_with_the_recorded_model() {
 #[test]
 fn heads_are_listed_and_classify_stored_records_as_the_cli_does() {
     let dir = tempfile::tempdir().unwrap();
-    let store = util::demo_store(dir.path());
-    medvec_ok(&[
-        "train",
-        s(&store),
-        "ham10000",
-        "--head",
-        "late",
-        "--label",
-        "dx",
-        "--split-column",
-        "split",
-        "--name",
-        "dx-late",
-    ]);
-    let preds = dir.path().join("preds.jsonl");
-    medvec_ok(&[
-        "classify",
-        s(&store),
-        "ham10000",
-        "--head",
-        "dx-late",
-        "--filter",
-        "split = \"test\"",
-        "--out",
-        s(&preds),
-    ]);
-    let cli: Vec<Value> = std::fs::read_to_string(&preds)
-        .unwrap()
-        .lines()
-        .take(12)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (store, predictions) = util::demo_with_head(dir.path());
+    let cli: Vec<Value> = predictions.into_iter().take(12).collect();
     let server = start(&store);
     let heads = server.get("/api/v1/collections/ham10000/heads").json();
     assert_eq!(heads["heads"][0]["name"], "dx-late");

@@ -179,6 +179,38 @@ pub fn demo_store(dir: &Path) -> PathBuf {
     store
 }
 
+/// The demo store with a late-fusion head `dx-late` trained on `ham10000`'s train split, and
+/// `medvec classify`'s predictions (JSON lines, parsed) for its test split.
+pub fn demo_with_head(dir: &Path) -> (PathBuf, Vec<serde_json::Value>) {
+    let store = demo_store(dir);
+    let ham = ["ham10000", "--head"];
+    let train = [
+        "late",
+        "--label",
+        "dx",
+        "--split-column",
+        "split",
+        "--name",
+        "dx-late",
+    ];
+    medvec_ok(&[&["train", s(&store)][..], &ham, &train].concat());
+    let preds = dir.join("preds.jsonl");
+    let test = [
+        "dx-late",
+        "--filter",
+        "split = \"test\"",
+        "--out",
+        s(&preds),
+    ];
+    medvec_ok(&[&["classify", s(&store)][..], &ham, &test].concat());
+    let predictions = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (store, predictions)
+}
+
 /// Copies a store's folder tree, leaving out its `LOCK` (the copy must get its own writer).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
