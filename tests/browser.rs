@@ -134,22 +134,7 @@ fn cli_ids(store: &Path, image: &Path, filter: Option<&str>) -> Vec<String> {
 
 /// The ids `medvec search --like ID --filter F` gives.
 fn cli_like_ids(store: &Path, id: &str, filter: &str) -> Vec<String> {
-    let k = K.to_string();
-    let args = [
-        "search",
-        s(store),
-        "cases",
-        "--field",
-        "image",
-        "--like",
-        id,
-        "-k",
-        &k,
-        "--filter",
-        filter,
-        "--json",
-    ];
-    let hits = util::json_hits(&util::medvec_ok(&args));
+    let hits = util::search_hits(store, ["--like", id], K, Some(filter));
     hits.into_iter().map(|(id, _)| id).collect()
 }
 

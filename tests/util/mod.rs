@@ -154,16 +154,20 @@ pub fn search_image(
     k: usize,
     filter: Option<&str>,
 ) -> Vec<(String, f64)> {
+    search_hits(store, ["--image", s(image)], k, filter)
+}
+
+/// `medvec search STORE cases --field image QUERY -k K [--filter F] --json`'s hits, where QUERY
+/// is `--image FILE`, `--like ID`, ...
+pub fn search_hits(
+    store: &Path,
+    query: [&str; 2],
+    k: usize,
+    filter: Option<&str>,
+) -> Vec<(String, f64)> {
     let k = k.to_string();
-    let mut args = vec![
-        "search",
-        s(store),
-        "cases",
-        "--field",
-        "image",
-        "--image",
-        s(image),
-    ];
+    let mut args = vec!["search", s(store), "cases", "--field", "image"];
+    args.extend(query);
     args.extend(["-k", &k, "--json"]);
     if let Some(filter) = filter {
         args.extend(["--filter", filter]);
