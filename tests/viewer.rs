@@ -441,3 +441,50 @@ fn the_page_is_served_with_its_assets_and_no_inline_code() {
         assert!(openapi["paths"].get(&path).is_some(), "{path}");
     }
 }
+
+/// The archive root is the first ingest's: a later ingest of the same collection from another
+/// root keeps it, and its records (outside that root) get no `_path`, so a placeholder; records
+/// of the first root keep theirs.
+#[test]
+fn a_later_ingest_from_another_root_keeps_the_recorded_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    let store = ingested_store(dir.path(), &first);
+    let second = dir.path().join("second");
+    util::copy_dir(&fixtures().join("images"), &second);
+    let manifest = dir.path().join("more.csv");
+    let header = "id,path,dx,dx_type,age,sex,localization,split";
+    let row = "LATER_1,rgb_100x75.png,bkl,histo,80,male,scalp,train";
+    std::fs::write(&manifest, format!("{header}\n{row}\n")).unwrap();
+    let tiny = fixtures().join("models/tiny-image");
+    let text = fixtures().join("models/tiny-text");
+    let rejects = dir.path().join("more-rejects.csv");
+    medvec_ok(&[
+        "ingest",
+        s(&store),
+        "cases",
+        "--manifest",
+        s(&manifest),
+        "--root",
+        s(&second),
+        "--image-model",
+        s(&tiny),
+        "--text-model",
+        s(&text),
+        "--template",
+        "ham10000",
+        "--rejects",
+        s(&rejects),
+    ]);
+    let get = |id: &str| {
+        let record = util::medvec_json(&["get", s(&store), "cases", id, "--no-vectors"]);
+        record["payload"]["_path"].clone()
+    };
+    assert_eq!(get("ISIC_0027419"), "rgb_100x75.png");
+    assert!(get("LATER_1").is_null(), "{}", get("LATER_1"));
+    let server = start(&store);
+    let later = thumbnail(&server, "cases", "LATER_1");
+    assert_eq!(later.header("x-medvec-thumbnail"), Some("placeholder"));
+    let earlier = thumbnail(&server, "cases", "ISIC_0027419");
+    assert_eq!(earlier.header("content-type"), Some("image/jpeg"));
+}
