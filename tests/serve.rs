@@ -4,122 +4,10 @@
 mod util;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use util::server::{request, start};
 use util::{import_jsonl, medvec_bin, medvec_ok, s, write_jsonl};
-
-/// A running server, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    token: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(store: &Path) -> Server {
-    let mut child = Command::new(medvec_bin())
-        .args(["serve", s(store), "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("medvec serve: http://")
-        .unwrap_or_else(|| panic!("start-up line: {line:?}"));
-    let (addr, token) = url.split_once("/?token=").unwrap();
-    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    Server {
-        child,
-        addr: addr.to_string(),
-        token: token.to_string(),
-    }
-}
-
-/// A response: status, headers (lower-case names) and body.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`, read to the end.
-fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if !body.is_empty() {
-        text.push_str("Content-Type: application/json\r\n");
-    }
-    text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(text.as_bytes()).unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_string(),
-    }
-}
-
-impl Server {
-    fn get(&self, path: &str) -> Reply {
-        let bearer = format!("Bearer {}", self.token);
-        request(&self.addr, "GET", path, &[("Authorization", &bearer)], "")
-    }
-
-    fn post(&self, path: &str, body: &str) -> Reply {
-        let bearer = format!("Bearer {}", self.token);
-        request(
-            &self.addr,
-            "POST",
-            path,
-            &[("Authorization", &bearer)],
-            body,
-        )
-    }
-}
 
 fn store_with_cases(dir: &Path, rows: usize) -> std::path::PathBuf {
     let store = dir.join("store");
@@ -314,7 +202,7 @@ fn a_non_loopback_bind_is_refused_without_insecure_http() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--insecure-http") && err.lines().count() == 1,
+        err.contains("--insecure-http") && err.contains("--tls-cert") && err.lines().count() == 1,
         "{err}"
     );
     let missing = Command::new(medvec_bin())
@@ -383,38 +271,8 @@ fn a_text_query_is_encoded_with_the_recorded_model() {
 #[test]
 fn heads_are_listed_and_classify_stored_records_as_the_cli_does() {
     let dir = tempfile::tempdir().unwrap();
-    let store = util::demo_store(dir.path());
-    medvec_ok(&[
-        "train",
-        s(&store),
-        "ham10000",
-        "--head",
-        "late",
-        "--label",
-        "dx",
-        "--split-column",
-        "split",
-        "--name",
-        "dx-late",
-    ]);
-    let preds = dir.path().join("preds.jsonl");
-    medvec_ok(&[
-        "classify",
-        s(&store),
-        "ham10000",
-        "--head",
-        "dx-late",
-        "--filter",
-        "split = \"test\"",
-        "--out",
-        s(&preds),
-    ]);
-    let cli: Vec<Value> = std::fs::read_to_string(&preds)
-        .unwrap()
-        .lines()
-        .take(12)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (store, predictions) = util::demo_with_head(dir.path());
+    let cli: Vec<Value> = predictions.into_iter().take(12).collect();
     let server = start(&store);
     let heads = server.get("/api/v1/collections/ham10000/heads").json();
     assert_eq!(heads["heads"][0]["name"], "dx-late");
@@ -438,4 +296,255 @@ fn heads_are_listed_and_classify_stored_records_as_the_cli_does() {
         &serde_json::json!({"ids": [ids[0]]}).to_string(),
     );
     assert!(missing.status >= 400, "{}", missing.body);
+}
+
+fn count(server: &util::server::Server) -> u64 {
+    server.get("/api/v1/collections").json()["collections"][0]["count"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Upserts (JSONL, as `medvec import --jsonl` reads it) and deletes are refused (403) unless the
+/// server runs with `--allow-writes`; then they land, and bad records are a 400 naming the line.
+#[test]
+fn writes_need_allow_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_cases(dir.path(), 20);
+    let jsonl = dir.path().join("new.jsonl");
+    write_jsonl(&jsonl, 100, 2, 8);
+    let body = std::fs::read_to_string(&jsonl).unwrap();
+    let records = "/api/v1/collections/cases/records";
+    let one = "/api/v1/collections/cases/records/case-000003";
+    let delete = |server: &util::server::Server, path: &str| {
+        let bearer = format!("Bearer {}", server.token);
+        request(
+            &server.addr,
+            "DELETE",
+            path,
+            &[("Authorization", &bearer)],
+            "",
+        )
+    };
+
+    let read_only = start(&store);
+    for reply in [read_only.post(records, &body), delete(&read_only, one)] {
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert!(reply.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-writes"));
+    }
+    assert_eq!(count(&read_only), 20);
+    drop(read_only);
+
+    let server = util::server::start_with(&store, &["--allow-writes"]);
+    let reply = server.post(records, &body);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["upserted"], 2);
+    let added = server
+        .get("/api/v1/collections/cases/records/case-000101")
+        .json();
+    assert_eq!(added["payload"]["n"], 101);
+    assert_eq!(delete(&server, one).status, 200);
+    assert_eq!(server.get(one).status, 404);
+    assert_eq!(delete(&server, one).status, 404);
+    assert_eq!(count(&server), 21);
+    let wrong = r#"{"id": "x", "image": [1, 2]}"#.to_string() + "\n";
+    let bad = server.post(
+        records,
+        &format!("{}\n{wrong}", body.lines().next().unwrap()),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let error = bad.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("dimension") && !error.contains('\n'),
+        "{error}"
+    );
+    assert_eq!(count(&server), 21, "a bad batch writes nothing");
+}
+
+/// CORS headers appear only with `--cors ORIGIN`, only for that origin; its preflight is
+/// answered without the token (browsers send none); a bad origin is refused at start.
+#[test]
+fn cors_headers_only_for_the_configured_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_cases(dir.path(), 5);
+    let origin = "https://viewer.example.org";
+    let preflight = |server: &util::server::Server, from: &str| {
+        let headers = [
+            ("Origin", from),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "authorization"),
+        ];
+        request(
+            &server.addr,
+            "OPTIONS",
+            "/api/v1/collections/cases/search",
+            &headers,
+            "",
+        )
+    };
+    let plain = start(&store);
+    let reply = preflight(&plain, origin);
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+    drop(plain);
+
+    let server = util::server::start_with(&store, &["--cors", origin]);
+    let reply = preflight(&server, origin);
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert_eq!(reply.header("access-control-allow-origin"), Some(origin));
+    assert!(reply
+        .header("access-control-allow-headers")
+        .unwrap()
+        .contains("authorization"));
+    let other = preflight(&server, "https://evil.example.com");
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    let bearer = format!("Bearer {}", server.token);
+    let path = "/api/v1/collections";
+    let get = |from: &str| {
+        request(
+            &server.addr,
+            "GET",
+            path,
+            &[("Authorization", &bearer), ("Origin", from)],
+            "",
+        )
+    };
+    assert_eq!(
+        get(origin).header("access-control-allow-origin"),
+        Some(origin)
+    );
+    assert_eq!(
+        get("https://evil.example.com").header("access-control-allow-origin"),
+        None
+    );
+    // Without the token the allowed origin still reads nothing.
+    assert_eq!(
+        request(&server.addr, "GET", path, &[("Origin", origin)], "").status,
+        401
+    );
+
+    let refused = util::medvec(&["serve", s(&store), "--port", "0", "--cors", "*"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--cors") && err.lines().count() == 1, "{err}");
+}
+
+/// A request still unanswered after `--request-timeout` gets 503 (here: a client that never
+/// sends the body it announced); a JSON body over 1 MiB gets 413.
+#[test]
+fn requests_are_bounded_in_time_and_size() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_cases(dir.path(), 50);
+    let search = "/api/v1/collections/cases/search";
+    let hasty = util::server::start_with(&store, &["--request-timeout", "0.3"]);
+    let mut stream = std::net::TcpStream::connect(&hasty.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST {search} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"field\":",
+        hasty.token
+    );
+    let started = std::time::Instant::now();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(
+        &answer,
+        b"HTTP/1.1 503",
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let waited = started.elapsed().as_secs_f64();
+    assert!((0.25..5.0).contains(&waited), "answered after {waited} s");
+    drop(hasty);
+
+    let server = start(&store);
+    let body = r#"{"field": "image", "like": "case-000001", "k": 5}"#;
+    assert_eq!(server.post(search, body).status, 200);
+    let huge = format!(r#"{{"field": "image", "like": "{}"}}"#, "x".repeat(2 << 20));
+    assert_eq!(server.post(search, &huge).status, 413);
+    let zero = util::medvec(&["serve", s(&store), "--request-timeout", "0"]);
+    assert!(!zero.status.success());
+}
+
+/// A GET over TLS that trusts only `cert` (DER), read to the end.
+fn https_get(addr: &str, cert: &[u8], path: &str, token: &str) -> util::server::Reply {
+    use std::io::{Read, Write};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.to_vec().into()).unwrap();
+    #[allow(deprecated)] // the server's provider (see crates/server/src/tls.rs)
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = "localhost".try_into().unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    // The server may close without close_notify: what arrived is the whole response.
+    let _ = tls.read_to_end(&mut raw);
+    util::server::parse_reply(&raw)
+}
+
+/// With `--tls-cert/--tls-key` the server speaks HTTPS only (its start-up URL says so, plain HTTP
+/// gets no HTTP answer, the cookie is `Secure`), and then may listen on every interface; a key
+/// that is not one is a one-line error naming the file.
+#[test]
+fn tls_serves_https_and_allows_a_non_loopback_bind() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_cases(dir.path(), 5);
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let tls_args = ["--tls-cert", s(&cert), "--tls-key", s(&key)];
+    let server =
+        util::server::start_with(&store, &[&tls_args[..], &["--bind", "0.0.0.0"]].concat());
+    assert_eq!(server.scheme, "https");
+    let der = certified.cert.der().to_vec();
+    let reply = https_get(&server.addr, &der, "/api/v1/collections", &server.token);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["collections"][0]["count"], 5);
+    let first = https_get(&server.addr, &der, &format!("/?token={}", server.token), "");
+    assert!(first.header("set-cookie").unwrap().contains("; Secure"));
+
+    let mut plain = std::net::TcpStream::connect(&server.addr).unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    let _ = plain.write_all(b"GET /api/v1/collections HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut raw = Vec::new();
+    let _ = plain.read_to_end(&mut raw);
+    assert!(
+        !raw.starts_with(b"HTTP/"),
+        "plain HTTP must not be answered"
+    );
+    drop(server);
+
+    let wrong = util::medvec(&[
+        "serve",
+        s(&store),
+        "--port",
+        "0",
+        "--tls-cert",
+        s(&cert),
+        "--tls-key",
+        s(&cert),
+    ]);
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("cert.pem") && err.contains("TLS") && err.lines().count() == 1,
+        "{err}"
+    );
 }

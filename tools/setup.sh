@@ -6,6 +6,7 @@
 #   third_party/onnxruntime/       libonnxruntime.so.<ver> (+ libonnxruntime.so symlink)
 #   tools/.cache/env.sh            exports ORT_DYLIB_PATH, MEDVEC_PYTHON (source it)
 #   cargo-nextest                  installed only if `cargo nextest` is missing
+#   chromium, chromedriver         Debian packages, installed (apt-get) only if missing
 #   .venv: medvec                  the Python package of crates/python (maturin develop)
 #
 # Environment: PYTHON=python3.11 picks the interpreter used to create the venv.
@@ -131,6 +132,19 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     log "cargo-nextest not found; installing it (cargo install cargo-nextest --locked)"
     cargo install cargo-nextest --locked || die "cargo install cargo-nextest --locked failed; check access to crates.io and rerun"
+fi
+
+# --- 4b. headless Chromium for the case viewer's browser test (tests/browser.rs) ---
+# Debian's packages; installed only when missing (needs root, as CI runs), silent otherwise.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || die "chromium and chromedriver are missing and there is no apt-get; install them by hand"
+    [[ "$(id -u)" == 0 ]] || die "chromium and chromedriver are missing; install them: sudo apt-get install -y chromium chromium-driver"
+    log "installing chromium and chromium-driver (apt-get) for tests/browser.rs"
+    t0=$SECONDS
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; } >"$CACHE/apt-chromium.log" 2>&1 ||
+        die "apt-get install chromium chromium-driver failed; see $CACHE/apt-chromium.log"
+    log "chromium installed in $((SECONDS - t0)) s"
 fi
 
 # --- 5. the medvec Python package (crates/python) ----------------------------

@@ -5,7 +5,8 @@ use anyhow::{bail, Result};
 use medvec_store::{Collection, Hit};
 
 /// The payload columns to show: `--show a,b,c` in that order, or every payload field of the
-/// schema. Names are checked against the schema, so a typo is an error, not an empty column.
+/// schema but the reserved ones (`_path`, a file name, not who the case is). Names are checked
+/// against the schema, so a typo is an error, not an empty column.
 pub fn payload_columns(collection: &Collection, show: Option<&str>) -> Result<Vec<String>> {
     let known: Vec<String> = collection
         .schema()
@@ -14,7 +15,7 @@ pub fn payload_columns(collection: &Collection, show: Option<&str>) -> Result<Ve
         .map(|f| f.name.clone())
         .collect();
     let Some(show) = show else {
-        return Ok(known);
+        return Ok(known.into_iter().filter(|n| !n.starts_with('_')).collect());
     };
     let mut columns = Vec::new();
     for name in show.split(',').map(str::trim).filter(|n| !n.is_empty()) {

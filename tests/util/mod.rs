@@ -1,6 +1,8 @@
 //! Helpers for tests that run the real `medvec` binary.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -127,7 +129,11 @@ pub fn count_records(store: &Path) -> usize {
 
 /// The (id, score) hits of one `medvec search --json` line.
 pub fn json_hits(line: &str) -> Vec<(String, f64)> {
-    let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    hits_of(&serde_json::from_str(line.trim()).unwrap())
+}
+
+/// The (id, score) hits of `{"hits": [{"id", "score"}, ...]}` (the CLI's and the API's answer).
+pub fn hits_of(value: &serde_json::Value) -> Vec<(String, f64)> {
     value["hits"]
         .as_array()
         .unwrap()
@@ -141,12 +147,72 @@ pub fn json_hits(line: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// `medvec search STORE cases --field image --image IMAGE -k K [--filter F] --json`'s hits.
+pub fn search_image(
+    store: &Path,
+    image: &Path,
+    k: usize,
+    filter: Option<&str>,
+) -> Vec<(String, f64)> {
+    search_hits(store, ["--image", s(image)], k, filter)
+}
+
+/// `medvec search STORE cases --field image QUERY -k K [--filter F] --json`'s hits, where QUERY
+/// is `--image FILE`, `--like ID`, ...
+pub fn search_hits(
+    store: &Path,
+    query: [&str; 2],
+    k: usize,
+    filter: Option<&str>,
+) -> Vec<(String, f64)> {
+    let k = k.to_string();
+    let mut args = vec!["search", s(store), "cases", "--field", "image"];
+    args.extend(query);
+    args.extend(["-k", &k, "--json"]);
+    if let Some(filter) = filter {
+        args.extend(["--filter", filter]);
+    }
+    json_hits(&medvec_ok(&args))
+}
+
 /// The demo store (`medvec demo`) built from `fixtures/demo` in `dir/demo`.
 pub fn demo_store(dir: &Path) -> PathBuf {
     let store = dir.join("demo");
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
     medvec_ok(&["demo", "--store", s(&store), "--fixtures", s(&fixtures)]);
     store
+}
+
+/// The demo store with a late-fusion head `dx-late` trained on `ham10000`'s train split, and
+/// `medvec classify`'s predictions (JSON lines, parsed) for its test split.
+pub fn demo_with_head(dir: &Path) -> (PathBuf, Vec<serde_json::Value>) {
+    let store = demo_store(dir);
+    let ham = ["ham10000", "--head"];
+    let train = [
+        "late",
+        "--label",
+        "dx",
+        "--split-column",
+        "split",
+        "--name",
+        "dx-late",
+    ];
+    medvec_ok(&[&["train", s(&store)][..], &ham, &train].concat());
+    let preds = dir.join("preds.jsonl");
+    let test = [
+        "dx-late",
+        "--filter",
+        "split = \"test\"",
+        "--out",
+        s(&preds),
+    ];
+    medvec_ok(&[&["classify", s(&store)][..], &ham, &test].concat());
+    let predictions = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (store, predictions)
 }
 
 /// Copies a store's folder tree, leaving out its `LOCK` (the copy must get its own writer).

@@ -560,11 +560,30 @@ impl<'a> ColumnIndex<'a> {
     }
 }
 
-/// One JSON object per line.
+/// The records of JSONL held in memory (the body of a `medvec serve --allow-writes` upsert), read
+/// and checked exactly as `medvec import --jsonl` reads a file; `name` labels the bytes in
+/// errors (`name: line 3, field `age`: ...`, values shown only with `--verbose`).
+pub fn jsonl_records(name: &Path, bytes: &[u8], schema: &Schema) -> Result<Vec<Record>> {
+    let mut reader = JsonlReader {
+        path: name.to_path_buf(),
+        reader: bytes,
+        line: Vec::new(),
+        line_no: 0,
+        id_field: "id".into(),
+        schema: schema.clone(),
+    };
+    let mut records = Vec::new();
+    while let Some(record) = reader.next_record()? {
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// One JSON object per line, from a file or (`R` = `&[u8]`) from memory.
 #[derive(Debug)]
-struct JsonlReader {
+struct JsonlReader<R = BufReader<File>> {
     path: PathBuf,
-    reader: BufReader<File>,
+    reader: R,
     line: Vec<u8>,
     line_no: u64,
     id_field: String,
@@ -585,7 +604,9 @@ impl JsonlReader {
             schema: schema.clone(),
         })
     }
+}
 
+impl<R: BufRead> JsonlReader<R> {
     fn next_record(&mut self) -> Result<Option<Record>> {
         while self.read_line()? {
             let object = match self.parse_line()? {

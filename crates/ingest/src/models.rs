@@ -113,6 +113,12 @@ pub struct ModelRecord {
     /// ([`EncoderOptions::dicom_window`]): `C,W` or `none`. Absent: the file's own VOI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dicom_window: Option<String>,
+    /// Image fields: the archive root (absolute, canonical) of the first ingest that recorded
+    /// it; each record's reserved `_path` payload field is relative to it. Absent in records
+    /// written before medvec kept paths; it does not change how queries are encoded, so the
+    /// record version does not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_root: Option<PathBuf>,
 }
 
 impl ModelRecord {
@@ -159,6 +165,7 @@ impl ModelRecord {
             jpeg_draft: options.jpeg_draft,
             dicom_window: (options.dicom_window != WindowChoice::FromFile)
                 .then(|| options.dicom_window.to_string()),
+            archive_root: None,
         })
     }
 
@@ -269,19 +276,42 @@ impl ModelRecord {
     }
 
     /// Records this model for `field`; if one is recorded already it must be the same model.
+    /// A recorded archive root is kept; a record without one gets this one's.
     pub fn save(&self, collection: &Collection, field: &str) -> Result<()> {
         match Self::load(collection, field)? {
-            Some(recorded) if recorded.same_model(self) => Ok(()),
+            Some(recorded) if recorded.same_model(self) => {
+                match (&recorded.archive_root, &self.archive_root) {
+                    (None, Some(root)) => ModelRecord {
+                        archive_root: Some(root.clone()),
+                        ..recorded
+                    }
+                    .write(collection, field),
+                    _ => Ok(()),
+                }
+            }
             Some(recorded) => Err(ModelRecordError::DifferentModel {
                 field: field.to_string(),
                 recorded: recorded.describe_short(),
                 offered: self.describe_short(),
             }),
-            None => {
-                let body = serde_json::to_vec_pretty(self).expect("record serialises");
-                Ok(collection.save_model_record(field, &body)?)
+            None => self.write(collection, field),
+        }
+    }
+
+    fn write(&self, collection: &Collection, field: &str) -> Result<()> {
+        let body = serde_json::to_vec_pretty(self).expect("record serialises");
+        Ok(collection.save_model_record(field, &body)?)
+    }
+
+    /// The archive root recorded by the first image field that has one: where the records'
+    /// `_path` values are relative to.
+    pub fn archive_root_of(collection: &Collection) -> Result<Option<PathBuf>> {
+        for field in collection.schema().vectors {
+            if let Some(root) = Self::load(collection, &field.name)?.and_then(|r| r.archive_root) {
+                return Ok(Some(root));
             }
         }
+        Ok(None)
     }
 }
 
@@ -372,6 +402,17 @@ impl QueryEncoder {
     pub fn encode_images(&self, files: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
         match self {
             QueryEncoder::Image(encoder) => Ok(encoder.encode_files(files)?),
+            QueryEncoder::Text(_) => Err(ModelRecordError::NotRecorded(
+                "this field's model encodes text, not images".into(),
+            )),
+        }
+    }
+
+    /// The vector of an image held in memory (an upload): decoded as ingest decodes files, with
+    /// the same limits; `name` labels the bytes in errors. An error for a text model.
+    pub fn encode_image_bytes(&self, name: &Path, bytes: &[u8]) -> Result<Vec<f32>> {
+        match self {
+            QueryEncoder::Image(encoder) => Ok(encoder.encode_bytes(name, bytes)?),
             QueryEncoder::Text(_) => Err(ModelRecordError::NotRecorded(
                 "this field's model encodes text, not images".into(),
             )),

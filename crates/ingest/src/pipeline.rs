@@ -25,10 +25,18 @@ use crate::encode::{load_image_draft, EncodeError, ImageEncoder, ImageLimits, Te
 use crate::models::{ModelRecord, ModelRecordError};
 use crate::template::Template;
 use image::DynamicImage;
-use medvec_store::{Collection, PayloadField, Record, Schema, StoreError, Value, VectorField};
+use medvec_store::{
+    Collection, FieldType, PayloadField, Record, Schema, StoreError, Value, VectorField,
+};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// The reserved payload field with each record's file path relative to the archive root that
+/// the collection's image model record keeps ([`ModelRecord::archive_root`]); the case viewer
+/// renders thumbnails from it. Filled when the schema has it as a string field (collections
+/// created by `medvec ingest` do).
+pub const PATH_FIELD: &str = "_path";
 
 /// Errors that stop an ingest (a row's problems are rejections instead).
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +195,15 @@ fn record_models(
     encoders: Encoders<'_>,
     options: &IngestOptions,
 ) -> Result<(), PipelineError> {
-    ModelRecord::of_image(encoders.image)?.save(collection, &options.image_field)?;
+    let root = std::fs::canonicalize(&options.root).map_err(|error| PipelineError::Root {
+        path: options.root.clone(),
+        error,
+    })?;
+    let image = ModelRecord {
+        archive_root: Some(root),
+        ..ModelRecord::of_image(encoders.image)?
+    };
+    image.save(collection, &options.image_field)?;
     if let Some((text, template)) = encoders.text {
         ModelRecord::of_text(text, template)?.save(collection, &options.text_field)?;
     }
@@ -213,11 +229,16 @@ pub fn default_schema(
         .iter()
         .map(|c| PayloadField::parse(&format!("{c}:string")))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut extra = vec![PayloadField {
+        name: PATH_FIELD.into(),
+        field_type: FieldType::String,
+    }];
     if archive_has_dicom(options)? {
-        for field in options.dicom.payload_fields() {
-            if !payload.iter().any(|p| p.name == field.name) {
-                payload.push(field);
-            }
+        extra.extend(options.dicom.payload_fields());
+    }
+    for field in extra {
+        if !payload.iter().any(|p| p.name == field.name) {
+            payload.push(field);
         }
     }
     Ok(Schema { vectors, payload })
@@ -280,6 +301,8 @@ struct Run<'a> {
     encoders: Encoders<'a>,
     options: &'a IngestOptions,
     root: PathBuf,
+    /// Where `_path` values are relative to, when the schema has the field.
+    path_root: Option<PathBuf>,
     schema: Option<Schema>,
     rejects: RejectsFile,
     counts: IngestProgress,
@@ -321,6 +344,7 @@ fn run_here(
         collection,
         encoders,
         options,
+        path_root: path_root(collection)?,
         root,
         schema: collection.map(Collection::schema),
         rejects: RejectsFile::new(rejects_path),
@@ -454,7 +478,8 @@ impl Run<'_> {
         if is_dicom_path(&path) {
             return self.prepare_dicom(row, &path);
         }
-        let payload = self.payload(&row, &[])?;
+        let mut payload = self.payload(&row, &[])?;
+        self.add_path(&mut payload, &path);
         let text = self.text(&row, &[])?;
         let draft = self.encoders.image.draft_request();
         let image = load_image_draft(&path, &self.options.limits, draft)
@@ -481,7 +506,8 @@ impl Run<'_> {
                 row.id = dicom.record_id(&row.id, frame);
                 let mut extra = cells.clone();
                 extra.extend(dicom.frame_cell(frame));
-                let payload = self.payload(&row, &extra)?;
+                let mut payload = self.payload(&row, &extra)?;
+                self.add_path(&mut payload, path);
                 let text = self.text(&row, &extra)?;
                 let rgb = file
                     .frame_rgb8(frame, &window)
@@ -495,6 +521,20 @@ impl Run<'_> {
                 })
             })
             .collect()
+    }
+
+    /// `_path`: the file (already resolved inside this ingest's root) relative to the recorded
+    /// root. A file outside the recorded root (a later ingest from another root) gets none, and
+    /// the viewer shows a placeholder for it.
+    fn add_path(&self, payload: &mut Vec<(String, Value)>, file: &Path) {
+        let relative = self
+            .path_root
+            .as_ref()
+            .and_then(|r| file.strip_prefix(r).ok());
+        if let Some(text) = relative.and_then(Path::to_str) {
+            payload.retain(|(name, _)| name != PATH_FIELD);
+            payload.push((PATH_FIELD.into(), Value::String(text.into())));
+        }
     }
 
     /// The row's text from the template: manifest cells first, then `extra` (DICOM header).
@@ -584,6 +624,22 @@ impl Run<'_> {
             })
             .collect()
     }
+}
+
+/// The recorded archive root, when the collection keeps `_path` (a string payload field).
+fn path_root(collection: Option<&Collection>) -> Result<Option<PathBuf>, PipelineError> {
+    let Some(collection) = collection else {
+        return Ok(None);
+    };
+    let schema = collection.schema();
+    let keeps_paths = schema
+        .payload
+        .iter()
+        .any(|f| f.name == PATH_FIELD && f.field_type == FieldType::String);
+    if !keeps_paths {
+        return Ok(None);
+    }
+    Ok(ModelRecord::archive_root_of(collection)?)
 }
 
 /// A manifest cell, else a cell the file itself gave (the DICOM header).

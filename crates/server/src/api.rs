@@ -2,10 +2,12 @@
 //! `/api/v1/openapi.json`). Each handler opens the store read-only on a blocking thread, so a
 //! request sees the writer's latest commit.
 
-use crate::{auth, AppState};
+use crate::{assets, auth, cors, thumbnail, upload, writes, AppState};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use medvec_ingest::encode::{Runtime, RuntimeOptions};
@@ -14,37 +16,66 @@ use medvec_query::classify::classify_ids;
 use medvec_query::jobs::{self, ShiftOptions};
 use medvec_query::saved::SavedHead;
 use medvec_query::QueryError;
-use medvec_store::{Collection, Filter, SearchParams, Store, StoreError};
+use medvec_store::{
+    Collection, FieldType, Filter, Hit, SearchParams, Store, StoreError, Value as Cell,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 const OPENAPI: &str = include_str!("../openapi.json");
+/// The largest JSON body (a search vector, a classify list of 10,000 ids); uploads and writes
+/// have their own bounds.
+const MAX_JSON_BYTES: usize = 1 << 20;
 /// The most hits one search returns (a page of cases, not an export).
 const MAX_K: usize = 1000;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(assets::index))
+        .route("/app.js", get(assets::script))
+        .route("/app.css", get(assets::style))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/collections", get(collections))
-        .route("/api/v1/collections/{name}/records/{id}", get(record))
+        .route("/api/v1/collections/{name}/fields", get(fields))
+        .route(
+            "/api/v1/collections/{name}/records",
+            post(writes::upsert).layer(DefaultBodyLimit::max(writes::MAX_WRITE_BYTES)),
+        )
+        .route(
+            "/api/v1/collections/{name}/records/{id}",
+            get(record).delete(writes::delete),
+        )
+        .route(
+            "/api/v1/collections/{name}/records/{id}/thumbnail",
+            get(thumbnail::thumbnail),
+        )
         .route("/api/v1/collections/{name}/search", post(search))
+        .route(
+            "/api/v1/collections/{name}/search/upload",
+            post(upload::search_upload).layer(DefaultBodyLimit::max(upload::MAX_UPLOAD_BYTES)),
+        )
         .route("/api/v1/collections/{name}/heads", get(heads))
         .route(
             "/api/v1/collections/{name}/heads/{head}/classify",
             post(classify),
         )
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,
+        ))
+        // Outside the token check: a browser's CORS preflight carries no credentials.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::cors,
         ))
         .with_state(state)
 }
 
 /// An error as the API returns it: a status and `{"error": message}` (one line, no payload
 /// values unless the process runs with `--verbose`).
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -56,9 +87,11 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let status = match &error {
             StoreError::NoSuchCollection(_) => StatusCode::NOT_FOUND,
-            StoreError::InvalidQuery(_) | StoreError::UnknownField(_) | StoreError::Filter(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            StoreError::InvalidQuery(_)
+            | StoreError::UnknownField(_)
+            | StoreError::Filter(_)
+            | StoreError::InvalidRecord { .. }
+            | StoreError::DuplicateId(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, error.to_string())
@@ -75,12 +108,21 @@ impl From<QueryError> for ApiError {
     }
 }
 
+/// A JSON body that could not be read: 413 when over the limit, else 400 with serde's reason.
+fn body_error(rejection: JsonRejection) -> ApiError {
+    let status = match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError(status, format!("request body: {}", rejection.body_text()))
+}
+
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message.into())
 }
 
 /// Runs store work on a blocking thread.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
@@ -88,16 +130,8 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())))
 }
 
-fn open_collection(state: &AppState, name: &str) -> Result<Arc<Collection>, ApiError> {
+pub(crate) fn open_collection(state: &AppState, name: &str) -> Result<Arc<Collection>, ApiError> {
     Ok(Store::open_read_only(&state.store)?.collection(name)?)
-}
-
-async fn index() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><meta charset=utf-8><title>medvec</title>",
-        "<h1>medvec serve</h1><p>The JSON API is described at ",
-        "<a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.</p>"
-    ))
 }
 
 async fn openapi() -> Response {
@@ -146,27 +180,27 @@ async fn record(
 /// The body of a search: a stored id (`like`) or a `vector`, and the options of `medvec search`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SearchRequest {
-    field: String,
-    like: Option<String>,
-    vector: Option<Vec<f32>>,
+pub(crate) struct SearchRequest {
+    pub field: String,
+    pub like: Option<String>,
+    pub vector: Option<Vec<f32>>,
     /// A clinical description, encoded with the collection's recorded text model.
-    text: Option<String>,
+    pub text: Option<String>,
     #[serde(default = "ten")]
-    k: usize,
-    filter: Option<String>,
-    ef: Option<usize>,
+    pub k: usize,
+    pub filter: Option<String>,
+    pub ef: Option<usize>,
     #[serde(default)]
-    exact: bool,
+    pub exact: bool,
     /// λ of the alignment shift.
-    shift: Option<f32>,
+    pub shift: Option<f32>,
     /// The field whose kind of vector the query is (default: `field`).
-    query_modality: Option<String>,
+    pub query_modality: Option<String>,
     /// The other field of the aligned pair, for a same-modality search with a shift.
-    pair: Option<String>,
+    pub pair: Option<String>,
 }
 
-fn ten() -> usize {
+pub(crate) fn ten() -> usize {
     10
 }
 
@@ -175,26 +209,81 @@ fn ten() -> usize {
 async fn search(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    body: Result<Json<SearchRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<SearchRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(request) =
-        body.map_err(|e| bad_request(format!("request body: {}", e.body_text())))?;
+    let Json(request) = body.map_err(body_error)?;
     blocking(move || {
         let collection = open_collection(&state, &name)?;
         let hits = run_search(&collection, &request)?;
-        let hits = hits
-            .into_iter()
-            .map(|hit| {
-                let payload = collection
-                    .get(&hit.id)?
-                    .map(|r| jobs::record_json(&r, false)["payload"].clone())
-                    .unwrap_or(Value::Null);
-                Ok(json!({"id": hit.id, "score": hit.score, "payload": payload}))
-            })
-            .collect::<Result<Vec<Value>, ApiError>>()?;
-        Ok(Json(json!({ "hits": hits })))
+        hits_json(&collection, hits)
     })
     .await
+}
+
+/// `{"hits": [{"id", "score", "payload"}]}`, each hit with its stored payload.
+pub(crate) fn hits_json(collection: &Collection, hits: Vec<Hit>) -> Result<Json<Value>, ApiError> {
+    let hits = hits
+        .into_iter()
+        .map(|hit| {
+            let payload = collection
+                .get(&hit.id)?
+                .map(|r| jobs::record_json(&r, false)["payload"].clone())
+                .unwrap_or(Value::Null);
+            Ok(json!({"id": hit.id, "score": hit.score, "payload": payload}))
+        })
+        .collect::<Result<Vec<Value>, ApiError>>()?;
+    Ok(Json(json!({ "hits": hits })))
+}
+
+/// Distinct values listed per string field; a field with more gets `"values": null`.
+const MAX_DISTINCT: usize = 50;
+
+/// `GET /api/v1/collections/{name}/fields`: the payload fields with their types and, for string
+/// fields with at most [`MAX_DISTINCT`] distinct values, those values (sorted), so a client can
+/// offer a filter. Reserved fields (`_path`) are left out.
+async fn fields(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let collection = open_collection(&state, &name)?;
+        let schema = collection.schema();
+        let public: Vec<_> = schema
+            .payload
+            .iter()
+            .filter(|f| !f.name.starts_with('_'))
+            .collect();
+        let strings: Vec<&str> = public
+            .iter()
+            .filter(|f| f.field_type == FieldType::String)
+            .map(|f| f.name.as_str())
+            .collect();
+        let columns = collection.columns(&[], &strings)?;
+        let fields: Vec<Value> = public
+            .iter()
+            .map(|field| {
+                let column = columns.payload.iter().find(|(n, _)| n == &field.name);
+                let values = column.map_or(Value::Null, |(_, cells)| distinct(cells));
+                json!({"name": field.name, "type": field.field_type.name(), "values": values})
+            })
+            .collect();
+        Ok(Json(json!({ "fields": fields })))
+    })
+    .await
+}
+
+/// The sorted distinct strings of a column, or null past [`MAX_DISTINCT`].
+fn distinct(cells: &[Cell]) -> Value {
+    let mut seen = std::collections::BTreeSet::new();
+    for cell in cells {
+        if let Cell::String(text) = cell {
+            seen.insert(text.as_str());
+            if seen.len() > MAX_DISTINCT {
+                return Value::Null;
+            }
+        }
+    }
+    json!(seen)
 }
 
 /// `text` encoded as `field`'s vectors were: with the model `medvec ingest` recorded for it,
@@ -210,10 +299,10 @@ fn encode_text(collection: &Collection, field: &str, text: &str) -> Result<Vec<f
     Ok(vectors.pop().unwrap_or_default())
 }
 
-fn run_search(
+pub(crate) fn run_search(
     collection: &Collection,
     request: &SearchRequest,
-) -> Result<Vec<medvec_store::Hit>, ApiError> {
+) -> Result<Vec<Hit>, ApiError> {
     if request.k == 0 || request.k > MAX_K {
         return Err(bad_request(format!(
             "k must be 1..={MAX_K}, got {}",
@@ -311,10 +400,9 @@ struct ClassifyRequest {
 async fn classify(
     State(state): State<Arc<AppState>>,
     Path((name, head)): Path<(String, String)>,
-    body: Result<Json<ClassifyRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ClassifyRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(request) =
-        body.map_err(|e| bad_request(format!("request body: {}", e.body_text())))?;
+    let Json(request) = body.map_err(body_error)?;
     if request.ids.is_empty() || request.ids.len() > MAX_CLASSIFY {
         return Err(bad_request(format!(
             "ids: give 1..={MAX_CLASSIFY} stored ids, got {}",

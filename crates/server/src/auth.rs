@@ -52,7 +52,7 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
     let (token, via_query) = presented(request.headers(), request.uri().query());
     let valid = token.is_some_and(|t| bool::from(t.as_bytes().ct_eq(state.token.as_bytes())));
     let mut response = if valid {
-        next.run(request).await
+        run_bounded(state.request_timeout, request, next).await
     } else {
         let body = serde_json::json!({"error": "missing or wrong token: use the URL printed at start, or `Authorization: Bearer TOKEN`"});
         (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
@@ -73,8 +73,9 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if valid && via_query {
+        let secure = if state.secure { "; Secure" } else { "" };
         let cookie = format!(
-            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{secure}",
             state.token
         );
         if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -87,6 +88,22 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
         started.elapsed().as_secs_f64() * 1e3
     );
     response
+}
+
+/// Runs the request, answering 503 if it is not done within `limit` (a stuck disk, a huge
+/// exact search): the client hears back, and the connection is freed.
+async fn run_bounded(limit: std::time::Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let error = format!(
+                "the request took longer than {:.3} s (--request-timeout)",
+                limit.as_secs_f64()
+            );
+            let body = serde_json::json!({ "error": error });
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -74,11 +74,34 @@ pub fn load_image_draft(
     draft: Option<(u32, u32)>,
 ) -> Result<DynamicImage> {
     let bytes = read_bounded(path, limits)?;
-    let reader = ImageReader::new(Cursor::new(&bytes[..]))
+    decode_image_bytes(path, &bytes, limits, draft)
+}
+
+/// [`load_image_draft`] on bytes already in memory (an upload): the same limits, checks and
+/// decoders; `path` only names the bytes in errors. Nothing is written to disk.
+pub fn decode_image_bytes(
+    path: &Path,
+    bytes: &[u8],
+    limits: &ImageLimits,
+    draft: Option<(u32, u32)>,
+) -> Result<DynamicImage> {
+    if bytes.is_empty() {
+        return Err(EncodeError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(EncodeError::FileTooLarge {
+            path: path.to_path_buf(),
+            bytes: bytes.len() as u64,
+            limit: limits.max_file_bytes,
+        });
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| EncodeError::io(path, e))?;
     let Some(format) = reader.format() else {
-        return Err(EncodeError::not_image(path, unknown_format_detail(&bytes)));
+        return Err(EncodeError::not_image(path, unknown_format_detail(bytes)));
     };
     let mut reader = reader;
     reader.limits(decoder_limits(limits));
@@ -89,7 +112,7 @@ pub fn load_image_draft(
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     if format == ImageFormat::Jpeg {
-        check_scan_count(path, &bytes)?;
+        check_scan_count(path, bytes)?;
     }
     let scale = match draft {
         Some(requested) if format == ImageFormat::Jpeg => draft_scale(stored, requested),
@@ -97,7 +120,7 @@ pub fn load_image_draft(
     };
     let scaled = match scale {
         1 => None,
-        _ => guarded(path, || decode_scaled(path, &bytes, stored, scale))?,
+        _ => guarded(path, || decode_scaled(path, bytes, stored, scale))?,
     };
     let mut image = match scaled {
         Some(image) => image,
@@ -105,7 +128,7 @@ pub fn load_image_draft(
             DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e))
         })?,
     };
-    check_complete(path, &bytes)?;
+    check_complete(path, bytes)?;
     image.apply_orientation(orientation);
     Ok(match image {
         DynamicImage::ImageRgb8(_) => image,

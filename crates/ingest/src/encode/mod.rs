@@ -31,6 +31,7 @@
 //! # Ok::<(), medvec_ingest::encode::EncodeError>(())
 //! ```
 
+mod any_image;
 mod config;
 mod error;
 mod image_io;
@@ -42,8 +43,9 @@ mod runtime;
 mod text;
 mod vision;
 
+pub use any_image::{decode_any_image, is_dicom_bytes, load_any_image, Decoding};
 pub use error::{EncodeError, Result};
-pub use image_io::{load_image, load_image_draft, ImageLimits};
+pub use image_io::{decode_image_bytes, load_image, load_image_draft, ImageLimits};
 pub use jpeg_draft::draft_scale;
 pub use model::{EncoderOptions, Pooling};
 pub use preprocess::ImagePreprocessor;

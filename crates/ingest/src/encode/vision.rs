@@ -1,8 +1,8 @@
-//! The image encoder: files -> [`load_image_draft`] -> [`ImagePreprocessor`] -> ONNX -> pooled,
+//! The image encoder: files -> [`load_image_draft`](super::load_image_draft) -> [`ImagePreprocessor`] -> ONNX -> pooled,
 //! normalised vectors.
 
+use super::any_image::{decode_any_image, load_any_image, Decoding};
 use super::error::{EncodeError, Result};
-use super::image_io::load_image_draft;
 use super::model::{self, EncoderOptions, OnnxModel, Pooling, Port};
 use super::preprocess::ImagePreprocessor;
 use super::runtime::Runtime;
@@ -160,13 +160,24 @@ impl ImageEncoder {
     /// the options' limits, and at the draft scale when `jpeg_draft` is set. A DICOM file gives
     /// its middle frame, windowed as the options' `dicom_window` says.
     pub fn load(&self, path: &Path) -> Result<image::DynamicImage> {
-        if crate::dicom::is_dicom_path(path) {
-            let dicom = crate::dicom::DicomImage::open(path, &self.options.limits)?;
-            let frame = dicom.frames(crate::dicom::FrameChoice::Middle)[0];
-            let rgb = dicom.frame_rgb8(frame, &self.options.dicom_window)?;
-            return Ok(image::DynamicImage::ImageRgb8(rgb));
+        load_any_image(path, self.decoding(), None)
+    }
+
+    /// The vector of an image file's bytes held in memory (an upload), decoded as
+    /// [`load`](Self::load) decodes a file; `name` labels the bytes in errors.
+    pub fn encode_bytes(&self, name: &Path, bytes: &[u8]) -> Result<Vec<f32>> {
+        let image = decode_any_image(name, bytes, self.decoding())?;
+        let pixels = self.pre.preprocess(&image)?;
+        let mut vectors = self.encode(&[pixels])?;
+        Ok(vectors.pop().unwrap_or_default())
+    }
+
+    fn decoding(&self) -> Decoding<'_> {
+        Decoding {
+            limits: &self.options.limits,
+            draft: self.draft_request(),
+            window: &self.options.dicom_window,
         }
-        load_image_draft(path, &self.options.limits, self.draft_request())
     }
 
     /// How this encoder turns DICOM greyscale frames into 8 bits.
