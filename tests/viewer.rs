@@ -5,6 +5,7 @@
 mod util;
 
 use image::GenericImageView;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use util::server::{request, start, start_with, Server};
 use util::{medvec, medvec_ok, s};
@@ -487,4 +488,71 @@ fn a_later_ingest_from_another_root_keeps_the_recorded_one() {
     assert_eq!(later.header("x-medvec-thumbnail"), Some("placeholder"));
     let earlier = thumbnail(&server, "cases", "ISIC_0027419");
     assert_eq!(earlier.header("content-type"), Some("image/jpeg"));
+}
+
+/// A head whose fields all hold images classifies an uploaded photo as `medvec classify --image`
+/// does; a head that also reads text is refused with the field it lacks.
+#[test]
+fn an_uploaded_photo_is_classified_by_an_image_head_as_the_cli_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ingested_store(dir.path(), &dir.path().join("images"));
+    let train = |name: &str, fields: &str| {
+        let split = ["--split", "0.5,0.25,0.25", "--epochs", "3", "--name", name];
+        let args = [
+            "train",
+            s(&store),
+            "cases",
+            "--head",
+            "early",
+            "--label",
+            "sex",
+        ];
+        medvec_ok(&[&args[..], &["--fields", fields], &split].concat());
+    };
+    train("photo", "image");
+    train("both", "image,text");
+    let photo = fixtures().join("images/rgb_80x60.jpg");
+    let out = dir.path().join("cli.jsonl");
+    let classify = ["classify", s(&store), "cases", "--head", "photo"];
+    medvec_ok(&[&classify[..], &["--image", s(&photo), "--out", s(&out)]].concat());
+    let cli: Value = serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap();
+
+    let server = start(&store);
+    let bytes = std::fs::read(&photo).unwrap();
+    let reply = server.upload(
+        "/api/v1/collections/cases/heads/photo/classify/upload",
+        &bytes,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let api = &reply.json()["predictions"][0];
+    assert_eq!(
+        (api["id"].as_str(), &api["predicted"]),
+        (Some("upload"), &cli["predicted"])
+    );
+    let probabilities = |v: &Value| -> Vec<f64> {
+        let map = v["probabilities"].as_object().unwrap();
+        map.values().map(|p| p.as_f64().unwrap()).collect()
+    };
+    let (a, c) = (probabilities(api), probabilities(&cli));
+    assert_eq!(a.len(), 2);
+    assert!(
+        a.iter().zip(&c).all(|(x, y)| (x - y).abs() <= 1e-6),
+        "{a:?} vs {c:?}"
+    );
+
+    let refused = server.upload(
+        "/api/v1/collections/cases/heads/both/classify/upload",
+        &bytes,
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused.body.contains("also reads `text`"),
+        "{}",
+        refused.body
+    );
+    let unknown = server.upload(
+        "/api/v1/collections/cases/heads/nope/classify/upload",
+        &bytes,
+    );
+    assert!((400..500).contains(&unknown.status), "{}", unknown.status);
 }

@@ -60,6 +60,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/collections/{name}/heads/{head}/classify",
             post(classify),
         )
+        .route(
+            "/api/v1/collections/{name}/heads/{head}/classify/upload",
+            post(upload::classify_upload).layer(DefaultBodyLimit::max(upload::MAX_UPLOAD_BYTES)),
+        )
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
