@@ -18,6 +18,7 @@ use crate::validate::validate_batch;
 use crate::wal::{LoggedOp, LoggedRecord, Wal};
 use crate::Record;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Tuning that is not part of the on-disk format.
@@ -30,8 +31,9 @@ pub struct CollectionOptions {
     pub flush_bytes: usize,
     /// Compaction and merges write segments of at most this many rows.
     pub segment_rows: usize,
-    /// After a flush, when this many segments sit beside the largest one, they are all merged
-    /// into it (see `collection/merge.rs`); 0 turns automatic merging off.
+    /// After a flush, when more than this many segments of similar size (one tier, a size ratio
+    /// of this factor) exist, they are merged into one (see `collection/merge.rs`); 0 turns
+    /// automatic merging off.
     pub merge_factor: usize,
 }
 
@@ -177,6 +179,8 @@ pub struct Collection {
     options: CollectionOptions,
     /// Problems recovered from while opening (a cut log tail), for callers to show.
     warnings: Vec<String>,
+    /// Rows written by automatic merges since this collection was opened (write amplification).
+    merged_rows: AtomicU64,
 }
 
 impl Collection {
@@ -236,6 +240,7 @@ impl Collection {
             wal: Some(Mutex::new(wal)),
             options,
             warnings,
+            merged_rows: AtomicU64::new(0),
         })
     }
 
@@ -271,6 +276,7 @@ impl Collection {
             wal: None,
             options: CollectionOptions::default(),
             warnings: Vec::new(),
+            merged_rows: AtomicU64::new(0),
         })
     }
 
@@ -579,6 +585,7 @@ impl Collection {
             disk_bytes,
             generation: state.manifest.generation,
             schema: state.manifest.schema.clone(),
+            merged_rows: self.merged_rows.load(Ordering::Relaxed),
         }
     }
 }
@@ -821,4 +828,7 @@ pub struct CollectionStats {
     pub disk_bytes: u64,
     pub generation: u64,
     pub schema: Schema,
+    /// Rows written by automatic merges since this process opened the collection: with the
+    /// rows flushed, how much the writer rewrote (see `collection/merge.rs`).
+    pub merged_rows: u64,
 }
