@@ -27,7 +27,9 @@ pub struct CollectionOptions {
     /// The tail is flushed into a new segment when it holds this many records...
     pub flush_rows: usize,
     /// ...or when its records take about this many bytes in memory (vectors, ids and payload),
-    /// so that a writer's memory stays bounded whatever the size of a record.
+    /// so that a writer's memory stays bounded whatever the size of a record. Default 2 MiB, or
+    /// `MEDVEC_FLUSH_MIB` MiB when that variable holds a whole number of at least 1 (a larger
+    /// tail means fewer, larger flushes: fewer segments to merge, more memory).
     pub flush_bytes: usize,
     /// Compaction and merges write segments of at most this many rows.
     pub segment_rows: usize,
@@ -41,9 +43,32 @@ impl Default for CollectionOptions {
     fn default() -> Self {
         CollectionOptions {
             flush_rows: 65_536,
-            flush_bytes: 8 << 20,
+            flush_bytes: flush_bytes_from_env(),
             segment_rows: 1 << 20,
             merge_factor: 4,
+        }
+    }
+}
+
+/// The default bound of the unflushed tail. 2 MiB: the tail is the part of a writer's memory that
+/// grows with what it has written since its last flush, so it sets how far the peak RSS of an
+/// ingest of 10,000 files exceeds one of 1,000 (`benches/README.md`, DICOM ingest); a smaller
+/// tail costs more flushes, which the tiered merges absorb (each row is rewritten once per tier).
+const DEFAULT_FLUSH_BYTES: usize = 2 << 20;
+
+/// `MEDVEC_FLUSH_MIB` MiB when set to a whole number ≥ 1, else [`DEFAULT_FLUSH_BYTES`]; an
+/// invalid value is reported on stderr and ignored.
+fn flush_bytes_from_env() -> usize {
+    let Some(text) = std::env::var_os("MEDVEC_FLUSH_MIB") else {
+        return DEFAULT_FLUSH_BYTES;
+    };
+    match text.to_str().and_then(|t| t.trim().parse::<usize>().ok()) {
+        Some(mib) if mib >= 1 => mib.saturating_mul(1 << 20),
+        _ => {
+            eprintln!(
+                "warning: MEDVEC_FLUSH_MIB={text:?} is not a whole number of MiB >= 1; using 2"
+            );
+            DEFAULT_FLUSH_BYTES
         }
     }
 }

@@ -16,7 +16,7 @@
 //!   times the smallest size of tier t, so the merged one lands in a higher tier (unless deletes
 //!   shrank its inputs): **a row is rewritten at most once per tier**, about log_R(N / 1,024)
 //!   times for N rows, where growing one large segment rewrote it about N / (F · flush) times
-//!   (60 times on the way to 1M × 512-d rows with 8 MiB flushes);
+//!   (60 times on the way to 1M × 512-d rows with the 8 MiB flushes of that time);
 //! - the smallest tiers are merged first, and the largest input's graph is extended with the
 //!   others' rows (when it has no deleted rows; otherwise rebuilt), so a merge of F + 1 similar
 //!   segments inserts F / (F + 1) of its rows;
