@@ -510,14 +510,21 @@ impl Segment {
                 });
             }
         }
-        Ok(Segment {
+        let segment = Segment {
             dir: dir.to_path_buf(),
             rows,
             ids,
             payload,
             columns,
             complete,
-        })
+        };
+        // Opening read each file's header, block table and directory; the kernel maps the whole
+        // page-cache folio around each such page, which for a freshly written file can be all of
+        // it. Unmapped here, a writer that opens every segment after each flush does not carry
+        // them all in its RSS (measured: +4 MiB from 1,000 to 10,000 DICOM files); what a read
+        // needs later faults back in.
+        segment.release_pages();
+        Ok(segment)
     }
 
     /// Whether every row of the segment has a vector in field `field`.
