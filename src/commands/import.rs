@@ -52,7 +52,7 @@ pub struct ImportArgs {
 
 pub fn import(args: ImportArgs) -> Result<()> {
     let source = import_source(&args)?;
-    let mut options = CollectionOptions::default();
+    let mut options = CollectionOptions::bulk();
     options.flush_rows = args.flush_rows.unwrap_or(options.flush_rows).max(1);
     let store = Store::open_with(&args.store, options)?;
     let collection = store.collection(&args.collection)?;

@@ -706,6 +706,63 @@ mod tests {
         assert!(odd_only[0].0 <= 1.1);
     }
 
+    /// A cosine graph built over raw vectors of very different lengths with their reciprocal
+    /// norms (as flushes and merges build it, without a unit-vector copy) finds the nearest
+    /// rows by angle.
+    #[test]
+    fn a_cosine_graph_built_on_reciprocal_norms_finds_the_nearest_by_angle() {
+        let (rows, dim) = (1_500, 8);
+        let mut state = 0x2545F4914F6CDD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let vectors: Vec<f32> = (0..rows)
+            .flat_map(|_| {
+                let scale = 0.01 + 100.0 * next();
+                (0..dim).map(|_| (next() - 0.5) * scale).collect::<Vec<_>>()
+            })
+            .collect();
+        let inv: Vec<f32> = vectors
+            .chunks_exact(dim)
+            .map(|v| 1.0 / crate::distance::norm(v))
+            .collect();
+        let params = HnswParams::default();
+        let present = vec![true; rows];
+        let graph = build_from(
+            &vectors,
+            dim,
+            &present,
+            Metric::Cosine,
+            params,
+            None,
+            Some(&inv),
+        );
+        let words = words_of(&graph.encode());
+        let layout =
+            GraphLayout::parse(Path::new("g"), &words, rows, Layer0Check::AtParse).unwrap();
+        let cosine = |a: usize, b: usize| {
+            let (x, y) = (&vectors[a * dim..][..dim], &vectors[b * dim..][..dim]);
+            1.0 - crate::distance::dot(x, y) * inv[a] * inv[b]
+        };
+        let mut found = 0;
+        for query in (0..rows).step_by(30) {
+            let mut truth: Vec<usize> = (0..rows).collect();
+            truth.sort_by(|&a, &b| cosine(query, a).total_cmp(&cosine(query, b)));
+            let nodes = ClosureNodes(|n: u32| cosine(query, n as usize), |_| true);
+            let hits = layout.search(&words, 64, &nodes);
+            found += hits
+                .iter()
+                .take(10)
+                .filter(|h| truth[..10].contains(&(h.1 as usize)))
+                .count();
+        }
+        let recall = found as f64 / (10 * rows.div_ceil(30)) as f64;
+        assert!(recall >= 0.95, "recall@10 {recall}");
+    }
+
     #[test]
     fn damaged_graphs_are_errors_not_panics() {
         let vectors: Vec<f32> = (0..200).map(|i| i as f32).collect();
