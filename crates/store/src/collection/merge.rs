@@ -14,8 +14,9 @@
 //! - when a tier holds more than F segments, they are merged, so only segments within a size
 //!   ratio of about R of each other are ever merged. F + 1 segments of tier t hold more than R
 //!   times the smallest size of tier t, so the merged one lands in a higher tier (unless deletes
-//!   shrank its inputs): **a row is rewritten at most once per tier**, about log_R(N / 1,024)
-//!   times for N rows, where growing one large segment rewrote it about N / (F · flush) times
+//!   shrank its inputs): **a row is rewritten at most once per tier** above 0, about
+//!   log_R(N / 1,024) times for N rows (in tier 0, below 1,024 rows and without a graph, a row
+//!   may be copied a few more times when flushes are tiny), where growing one large segment rewrote it about N / (F · flush) times
 //!   (60 times on the way to 1M × 512-d rows with the 8 MiB flushes of that time);
 //! - the smallest tiers are merged first, and the largest input's graph is extended with the
 //!   others' rows (when it has no deleted rows; otherwise rebuilt), so a merge of F + 1 similar
@@ -37,9 +38,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 /// Segments below this many live rows share tier 0. They have no graph (they are below
-/// [`MIN_GRAPH_ROWS`]), so merging them copies at most this many rows each time, and a tiny
-/// flush (the last rows at `close`) joins its peers instead of starting a tier of its own.
-pub(crate) const TIER_FLOOR: usize = MIN_GRAPH_ROWS;
+/// [`MIN_GRAPH_ROWS`]), so merging them copies a few thousand rows at most and inserts none into
+/// a graph, and a tiny flush (the last rows at `close`) joins its peers instead of starting a
+/// tier of its own.
+const TIER_FLOOR: usize = MIN_GRAPH_ROWS;
 
 /// The tier of a segment of `rows` live rows with ratio `ratio` between tiers (see the module
 /// documentation).

@@ -184,6 +184,12 @@ fn write_field(
     let column = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
     let rows = source.rows();
     let values = super::cast_words::<f32>(&path, column.data())?;
+    if values.len() != rows * (field.dim + 1) {
+        return Err(crate::error::corrupt(
+            &path,
+            "column length disagrees with its rows",
+        ));
+    }
     let (vectors, inv_norms) = values.split_at(rows * field.dim);
     let seed_graph = seed
         .and_then(|seed| checked_seed(&seed.columns[index]))
@@ -195,7 +201,7 @@ fn write_field(
         field.metric,
         field.hnsw,
         seed_graph,
-        Some(&inv_norms[..rows]),
+        Some(inv_norms),
     );
     drop(column);
     let extra = [rows as u64, 0, 0];
