@@ -52,7 +52,7 @@ pub struct ImportArgs {
 
 pub fn import(args: ImportArgs) -> Result<()> {
     let source = import_source(&args)?;
-    let mut options = CollectionOptions::default();
+    let mut options = CollectionOptions::bulk();
     options.flush_rows = args.flush_rows.unwrap_or(options.flush_rows).max(1);
     let store = Store::open_with(&args.store, options)?;
     let collection = store.collection(&args.collection)?;
@@ -75,14 +75,21 @@ pub fn import(args: ImportArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     store.close()?;
+    // After the closing flush and its merges: how many segments, and how many rows the
+    // automatic merges rewrote on the way (write amplification).
+    let stats = collection.stats();
     if args.json {
-        print_json(
-            &json!({"imported": summary.records, "batches": summary.batches, "seconds": summary.seconds}),
-        );
+        print_json(&json!({
+            "imported": summary.records,
+            "batches": summary.batches,
+            "seconds": summary.seconds,
+            "segments": stats.segments,
+            "merged_rows": stats.merged_rows,
+        }));
     } else {
         println!(
-            "imported {} records in {:.2}s",
-            summary.records, summary.seconds
+            "imported {} records in {:.2}s ({} segments; merges rewrote {} rows)",
+            summary.records, summary.seconds, stats.segments, stats.merged_rows
         );
     }
     Ok(())

@@ -18,6 +18,7 @@ use crate::validate::validate_batch;
 use crate::wal::{LoggedOp, LoggedRecord, Wal};
 use crate::Record;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Tuning that is not part of the on-disk format.
@@ -26,12 +27,15 @@ pub struct CollectionOptions {
     /// The tail is flushed into a new segment when it holds this many records...
     pub flush_rows: usize,
     /// ...or when its records take about this many bytes in memory (vectors, ids and payload),
-    /// so that a writer's memory stays bounded whatever the size of a record.
+    /// so that a writer's memory stays bounded whatever the size of a record. Default 2 MiB, or
+    /// `MEDVEC_FLUSH_MIB` MiB when that variable holds a whole number of at least 1 (a larger
+    /// tail means fewer, larger flushes: fewer segments to merge, more memory).
     pub flush_bytes: usize,
     /// Compaction and merges write segments of at most this many rows.
     pub segment_rows: usize,
-    /// After a flush, when this many segments sit beside the largest one, they are all merged
-    /// into it (see `collection/merge.rs`); 0 turns automatic merging off.
+    /// After a flush, when more than this many segments of similar size (one tier, a size ratio
+    /// of this factor) exist, they are merged into one (see `collection/merge.rs`); 0 turns
+    /// automatic merging off.
     pub merge_factor: usize,
 }
 
@@ -39,9 +43,50 @@ impl Default for CollectionOptions {
     fn default() -> Self {
         CollectionOptions {
             flush_rows: 65_536,
-            flush_bytes: 8 << 20,
+            flush_bytes: flush_bytes_from_env(DEFAULT_FLUSH_BYTES),
             segment_rows: 1 << 20,
             merge_factor: 4,
+        }
+    }
+}
+
+/// The default bound of the unflushed tail. 2 MiB: the tail is the part of a writer's memory that
+/// grows with what it has written since its last flush, so it sets how far the peak RSS of an
+/// ingest of 10,000 files exceeds one of 1,000 (`benches/README.md`, DICOM ingest); a smaller
+/// tail costs more flushes, which the tiered merges absorb (each row is rewritten once per tier).
+const DEFAULT_FLUSH_BYTES: usize = 2 << 20;
+
+/// The tail bound of a bulk load of precomputed vectors ([`CollectionOptions::bulk`]): fewer,
+/// larger flushes. At 200,000 × 512-d, 2 MiB flushed every 1,024 rows, put one more tier
+/// between a flush and the largest segment, and cost 40% more CPU than 8 MiB.
+const BULK_FLUSH_BYTES: usize = 8 << 20;
+
+/// `MEDVEC_FLUSH_MIB` MiB when set to a whole number ≥ 1, else `default`; an invalid value is
+/// reported on stderr and ignored.
+fn flush_bytes_from_env(default: usize) -> usize {
+    let Some(text) = std::env::var_os("MEDVEC_FLUSH_MIB") else {
+        return default;
+    };
+    match text.to_str().and_then(|t| t.trim().parse::<usize>().ok()) {
+        Some(mib) if mib >= 1 => mib.saturating_mul(1 << 20),
+        _ => {
+            eprintln!(
+                "warning: MEDVEC_FLUSH_MIB={text:?} is not a whole number of MiB >= 1; using {} MiB",
+                default >> 20
+            );
+            default
+        }
+    }
+}
+
+impl CollectionOptions {
+    /// The options of a bulk load of precomputed vectors (`medvec import`): as the default, but
+    /// with an 8 MiB tail unless `MEDVEC_FLUSH_MIB` sets it, since there the speed of the load
+    /// matters more than a few MiB of memory.
+    pub fn bulk() -> CollectionOptions {
+        CollectionOptions {
+            flush_bytes: flush_bytes_from_env(BULK_FLUSH_BYTES),
+            ..CollectionOptions::default()
         }
     }
 }
@@ -177,6 +222,8 @@ pub struct Collection {
     options: CollectionOptions,
     /// Problems recovered from while opening (a cut log tail), for callers to show.
     warnings: Vec<String>,
+    /// Rows written by automatic merges since this collection was opened (write amplification).
+    merged_rows: AtomicU64,
 }
 
 impl Collection {
@@ -236,6 +283,7 @@ impl Collection {
             wal: Some(Mutex::new(wal)),
             options,
             warnings,
+            merged_rows: AtomicU64::new(0),
         })
     }
 
@@ -271,6 +319,7 @@ impl Collection {
             wal: None,
             options: CollectionOptions::default(),
             warnings: Vec::new(),
+            merged_rows: AtomicU64::new(0),
         })
     }
 
@@ -579,6 +628,7 @@ impl Collection {
             disk_bytes,
             generation: state.manifest.generation,
             schema: state.manifest.schema.clone(),
+            merged_rows: self.merged_rows.load(Ordering::Relaxed),
         }
     }
 }
@@ -821,4 +871,7 @@ pub struct CollectionStats {
     pub disk_bytes: u64,
     pub generation: u64,
     pub schema: Schema,
+    /// Rows written by automatic merges since this process opened the collection: with the
+    /// rows flushed, how much the writer rewrote (see `collection/merge.rs`).
+    pub merged_rows: u64,
 }

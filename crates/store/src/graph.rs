@@ -9,8 +9,9 @@
 mod hnsw_rs_builder;
 mod native;
 
-use crate::distance::{normalized, prefetch};
+use crate::distance::{dot, l2_squared, normalized, prefetch};
 use crate::error::{corrupt, Result};
+use crate::fileio::write_words;
 use crate::schema::{GraphBuilder, HnswParams, Metric};
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
@@ -25,6 +26,7 @@ const MAX_LAYERS: usize = 16;
 /// Builds a graph over the rows of `vectors` (row-major, `dim` wide) for which `present` is true,
 /// and returns the file body. Node numbers are row numbers. Cosine and dot graphs are built on
 /// unit vectors; the search re-ranks with the true metric.
+#[cfg(test)]
 pub fn build(
     vectors: &[f32],
     dim: usize,
@@ -32,7 +34,7 @@ pub fn build(
     metric: Metric,
     params: HnswParams,
 ) -> Vec<u8> {
-    build_from(vectors, dim, present, metric, params, None)
+    build_from(vectors, dim, present, metric, params, None, None).encode()
 }
 
 /// An existing graph whose nodes are the first rows of a graph being built: its edges are kept
@@ -56,6 +58,11 @@ impl GraphSeed<'_> {
 
 /// Like [`build`], but extends `seed` (when it [fits](GraphSeed::fits)) instead of starting from
 /// nothing. The seed's rows must be the first rows of `vectors`, unchanged.
+///
+/// `inv_norms`, when given, holds each row's reciprocal norm (as a column file stores them):
+/// medvec's builder then builds a cosine or dot graph by scaling dot products with them rather
+/// than over a unit-vector copy of every row, which would double the vectors' memory during a
+/// flush or merge (2 GB more for a 1M × 512 segment).
 pub fn build_from(
     vectors: &[f32],
     dim: usize,
@@ -63,9 +70,12 @@ pub fn build_from(
     metric: Metric,
     params: HnswParams,
     seed: Option<GraphSeed>,
-) -> Vec<u8> {
+    inv_norms: Option<&[f32]>,
+) -> BuiltGraph {
+    let scaled = metric != Metric::L2 && params.builder == GraphBuilder::Medvec;
+    let inv_norms = inv_norms.filter(|_| scaled);
     let unit: Vec<f32>;
-    let data = if metric == Metric::L2 {
+    let data = if metric == Metric::L2 || inv_norms.is_some() {
         vectors
     } else {
         unit = vectors.chunks_exact(dim).flat_map(normalized).collect();
@@ -76,27 +86,61 @@ pub fn build_from(
         dim,
         present,
         squared_l2: metric == Metric::L2,
+        inv_norms,
     };
     let lists = match (params.builder, seed.filter(|s| s.fits(params))) {
         (GraphBuilder::Medvec, Some(seed)) => native::extend(&rows, params, seed),
         (GraphBuilder::Medvec, None) => native::build(&rows, params),
         (GraphBuilder::HnswRs, _) => hnsw_rs_builder::build(&rows, params),
     };
-    lists.encode()
+    BuiltGraph(lists)
+}
+
+/// A built graph, to be written as a file body.
+pub struct BuiltGraph(GraphLists);
+
+impl BuiltGraph {
+    /// The file body, whole (for a file replaced at once).
+    pub fn encode(self) -> Vec<u8> {
+        let mut body = Vec::new();
+        // Writing into a Vec cannot fail.
+        let _ = self.0.write_to(&mut body);
+        body
+    }
+
+    /// Streams the file body to `out`, so that writing it holds no second copy of the graph.
+    pub fn write_to(self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.0.write_to(out)
+    }
 }
 
 /// What a builder indexes: the rows of `data` (row-major, `dim` wide) for which `present` is
-/// true, compared by squared l2 distance if `squared_l2`, else (unit vectors) by 1 − ⟨a,b⟩.
+/// true, compared by squared l2 distance if `squared_l2`, else by 1 − ⟨a,b⟩ of unit vectors:
+/// `data` holds unit vectors, or raw ones with their reciprocal norms in `inv_norms`.
 struct BuildRows<'a> {
     data: &'a [f32],
     dim: usize,
     present: &'a [bool],
     squared_l2: bool,
+    inv_norms: Option<&'a [f32]>,
 }
 
 impl BuildRows<'_> {
     fn vector(&self, row: usize) -> &[f32] {
         &self.data[row * self.dim..(row + 1) * self.dim]
+    }
+
+    /// The distance between rows `a` and `b`, as the graph is built on it.
+    #[inline]
+    fn distance(&self, a: usize, b: usize) -> f32 {
+        let (x, y) = (self.vector(a), self.vector(b));
+        if self.squared_l2 {
+            return l2_squared(x, y);
+        }
+        match self.inv_norms {
+            Some(inv) => 1.0 - dot(x, y) * inv[a] * inv[b],
+            None => 1.0 - dot(x, y),
+        }
     }
 }
 
@@ -137,7 +181,14 @@ impl GraphLists {
         }
     }
 
-    fn encode(mut self) -> Vec<u8> {
+    #[cfg(test)]
+    fn encode(self) -> Vec<u8> {
+        BuiltGraph(self).encode()
+    }
+
+    /// Writes the file body (layout in `FORMAT.md`) word by word: layer 0 is released as it is
+    /// written, and no encoded copy of the graph is ever whole in memory.
+    fn write_to(mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let rows = self.layer0.len() / (1 + 2 * self.m);
         let header = [
             rows as u32,
@@ -145,20 +196,26 @@ impl GraphLists {
             self.entry.unwrap_or(EMPTY),
             self.m as u32,
         ];
-        let mut words = header.to_vec();
-        words.append(&mut self.layer0);
+        write_words(out, header.into_iter())?;
+        write_words(out, std::mem::take(&mut self.layer0).into_iter())?;
+        let m = self.m;
         for nodes in &mut self.upper {
             nodes.sort_by_key(|(node, _)| *node);
-            words.push(nodes.len() as u32);
-            words.extend(nodes.iter().map(|(node, _)| *node));
-            for (_, ids) in nodes.iter() {
-                let mut slot = vec![EMPTY; 1 + self.m];
-                write_list(&mut slot, ids);
-                words.extend_from_slice(&slot);
-            }
+            let ids = nodes.iter().map(|(node, _)| *node);
+            write_words(out, std::iter::once(nodes.len() as u32).chain(ids))?;
+            write_words(out, nodes.iter().flat_map(|(_, ids)| slot_words(ids, m)))?;
         }
-        words.iter().flat_map(|w| w.to_le_bytes()).collect()
+        Ok(())
     }
+}
+
+/// The words of an upper-layer slot of `1 + m` words: `[count, ids..., EMPTY...]`, keeping the
+/// first ids that fit (as [`write_list`]).
+fn slot_words(ids: &[u32], m: usize) -> impl Iterator<Item = u32> + '_ {
+    let count = ids.len().min(m);
+    std::iter::once(count as u32)
+        .chain(ids[..count].iter().copied())
+        .chain(std::iter::repeat_n(EMPTY, m - count))
 }
 
 /// Writes `[count, ids..., EMPTY...]` into a fixed-width slot, keeping the first ids that fit.
@@ -647,6 +704,63 @@ mod tests {
         let odd_only = layout.search(&words, 16, &ClosureNodes(distance, |n| n % 2 == 1));
         assert!(odd_only.iter().all(|(_, n)| n % 2 == 1));
         assert!(odd_only[0].0 <= 1.1);
+    }
+
+    /// A cosine graph built over raw vectors of very different lengths with their reciprocal
+    /// norms (as flushes and merges build it, without a unit-vector copy) finds the nearest
+    /// rows by angle.
+    #[test]
+    fn a_cosine_graph_built_on_reciprocal_norms_finds_the_nearest_by_angle() {
+        let (rows, dim) = (1_500, 8);
+        let mut state = 0x2545F4914F6CDD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let vectors: Vec<f32> = (0..rows)
+            .flat_map(|_| {
+                let scale = 0.01 + 100.0 * next();
+                (0..dim).map(|_| (next() - 0.5) * scale).collect::<Vec<_>>()
+            })
+            .collect();
+        let inv: Vec<f32> = vectors
+            .chunks_exact(dim)
+            .map(|v| 1.0 / crate::distance::norm(v))
+            .collect();
+        let params = HnswParams::default();
+        let present = vec![true; rows];
+        let graph = build_from(
+            &vectors,
+            dim,
+            &present,
+            Metric::Cosine,
+            params,
+            None,
+            Some(&inv),
+        );
+        let words = words_of(&graph.encode());
+        let layout =
+            GraphLayout::parse(Path::new("g"), &words, rows, Layer0Check::AtParse).unwrap();
+        let cosine = |a: usize, b: usize| {
+            let (x, y) = (&vectors[a * dim..][..dim], &vectors[b * dim..][..dim]);
+            1.0 - crate::distance::dot(x, y) * inv[a] * inv[b]
+        };
+        let mut found = 0;
+        for query in (0..rows).step_by(30) {
+            let mut truth: Vec<usize> = (0..rows).collect();
+            truth.sort_by(|&a, &b| cosine(query, a).total_cmp(&cosine(query, b)));
+            let nodes = ClosureNodes(|n: u32| cosine(query, n as usize), |_| true);
+            let hits = layout.search(&words, 64, &nodes);
+            found += hits
+                .iter()
+                .take(10)
+                .filter(|h| truth[..10].contains(&(h.1 as usize)))
+                .count();
+        }
+        let recall = found as f64 / (10 * rows.div_ceil(30)) as f64;
+        assert!(recall >= 0.95, "recall@10 {recall}");
     }
 
     #[test]

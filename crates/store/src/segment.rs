@@ -124,6 +124,20 @@ impl MappedFile {
         }
     }
 
+    /// Drops this process's mapping of the file's pages; the page cache keeps them, and a later
+    /// read faults them back in. A merge calls it on the inputs it has streamed, so that their
+    /// pages stop counting in its RSS while it builds the merged graph.
+    fn release_pages(&self) {
+        // SAFETY: `Mmap::map` makes a read-only shared file mapping, for which MADV_DONTNEED only
+        // removes page table entries: nothing is freed or zeroed under any reference into the
+        // map, and the next read of a page returns the same bytes of the same file, which is
+        // never modified once published (FORMAT.md §1). Only a hint: a refusal changes nothing.
+        let _ = unsafe {
+            self.map
+                .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
+        };
+    }
+
     /// Checks every byte, blocked or not.
     fn verify(&self) -> Result<()> {
         self.header.check_body(&self.path, &self.map).map(|_| ())
@@ -496,14 +510,21 @@ impl Segment {
                 });
             }
         }
-        Ok(Segment {
+        let segment = Segment {
             dir: dir.to_path_buf(),
             rows,
             ids,
             payload,
             columns,
             complete,
-        })
+        };
+        // Opening read each file's header, block table and directory; the kernel maps the whole
+        // page-cache folio around each such page, which for a freshly written file can be all of
+        // it. Unmapped here, a writer that opens every segment after each flush does not carry
+        // them all in its RSS (measured: +4 MiB from 1,000 to 10,000 DICOM files); what a read
+        // needs later faults back in.
+        segment.release_pages();
+        Ok(segment)
     }
 
     /// Whether every row of the segment has a vector in field `field`.
@@ -588,11 +609,33 @@ impl Segment {
         column.ensure_verified()?;
         let values = column.vectors();
         let present: Vec<bool> = (0..self.rows).map(|r| self.has_vector(field, r)).collect();
-        let data = graph::build(values, column.dim, &present, spec.metric, spec.hnsw);
+        let inv_norms = Some(column.inv_norms());
+        let data = graph::build_from(
+            values,
+            column.dim,
+            &present,
+            spec.metric,
+            spec.hnsw,
+            None,
+            inv_norms,
+        )
+        .encode();
         let extra = [self.rows as u64, 0, 0];
         let shift = write::GRAPH_BLOCK_SHIFT;
         let (header, body) = Header::blocked(FileKind::Graph, owner_uid, &data, extra, shift);
         fileio::replace_atomically(&graph_path(&self.dir, &spec.name), &header, &body)
+    }
+
+    /// Releases the mapped pages of every file of the segment (see `MappedFile::release_pages`).
+    pub fn release_pages(&self) {
+        self.ids.file().release_pages();
+        self.payload.file().release_pages();
+        for column in &self.columns {
+            column.file.release_pages();
+            if let Some(graph) = &column.graph {
+                graph.file.release_pages();
+            }
+        }
     }
 
     pub fn file_paths(&self) -> Vec<&Path> {

@@ -109,16 +109,18 @@ fn twenty_flushes_end_in_a_few_segments_and_every_record_is_intact() {
     }
     cases.flush().unwrap();
     let stats = cases.stats();
-    // Merges into the largest every 4 flushes: one large segment and at most 4 beside it.
+    // Five flushes of a tier merge into one segment of the next: four of about 5,500 rows
+    // after twenty, and the last flush's few rows beside them.
     assert!(
         stats.segments <= 5,
-        "{} segments after 20 flushes",
-        stats.segments
+        "{} segments after 20 flushes: {:?}",
+        stats.segments,
+        segment_rows(&root)
     );
-    let largest = segment_rows(&root).into_iter().max().unwrap();
     assert!(
-        largest * 10 >= stats.count * 7,
-        "one segment holds most rows: {largest}"
+        stats.merged_rows >= 4 * 5 * FLUSH as u64 - 200,
+        "{} rows merged",
+        stats.merged_rows
     );
     assert_eq!(stats.count, expected.len());
     assert_eq!(
@@ -315,4 +317,54 @@ fn filtered_search_keeps_recall_across_segments() {
         let recall = found as f64 / (10 * queries.len()) as f64;
         assert!(recall >= 0.95, "{filter}: recall@10 {recall}");
     }
+}
+
+/// The tier of a segment of `rows` rows with merge factor 4 (`collection/merge.rs`): 0 below
+/// 1,024 rows, then one more per factor of 4.
+fn tier(rows: usize) -> u32 {
+    if rows < 1_024 {
+        0
+    } else {
+        1 + (rows / 1_024).ilog(4)
+    }
+}
+
+/// Issue 16: small segments merge among themselves, so across many flushes the live segments
+/// stay at most four per size tier (logarithmic in the rows), each merge joins segments of one
+/// tier only, and the merges rewrite each row at most once per tier (counted by the writer).
+#[test]
+fn many_flushes_keep_few_segments_and_rewrite_each_row_once_per_tier() {
+    const FLUSHES: usize = 26;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    Store::create(&root).unwrap();
+    let store = open(&root, 4);
+    let cases = store.create_collection("cases", schema(DIM)).unwrap();
+    let vectors = clustered(FLUSHES * FLUSH, DIM, 10, 17);
+    for flush in 0..FLUSHES {
+        write_flush(&cases, &vectors, flush);
+        let rows = segment_rows(&root);
+        for t in 0..=tier((flush + 1) * FLUSH) {
+            let in_tier = rows.iter().filter(|&&r| tier(r) == t).count();
+            assert!(
+                in_tier <= 4,
+                "after flush {flush}: {in_tier} in tier {t}: {rows:?}"
+            );
+        }
+    }
+    // 26 flushes of 1,100 rows (tier 1): 5 merges into 5,500-row segments (tier 2) and one of
+    // those five into 27,500 (tier 3), 55,000 rows rewritten in all. Merging four flushes at a
+    // time into the largest segment rewrote 1,100 × (1 + 4k) rows at its k-th merge, 99,000
+    // by flush 25.
+    let n = (FLUSHES * FLUSH) as u64;
+    let stats = cases.stats();
+    assert_eq!(segment_rows(&root), [27_500, 1_100]);
+    assert_eq!(stats.merged_rows, 5 * 5_500 + 27_500);
+    assert!(stats.merged_rows <= n * u64::from(tier(FLUSHES * FLUSH)));
+    assert_eq!(stats.count as u64, n);
+    for id in (0..FLUSHES * FLUSH).step_by(997) {
+        let record = cases.get(&format!("case-{id:06}")).unwrap().unwrap();
+        assert_eq!(record.vectors["image"], vectors[id], "{id}");
+    }
+    cases.verify().unwrap();
 }

@@ -2,48 +2,86 @@
 //! committed like a flush.
 //!
 //! Every flush adds a segment, and a query visits every segment's graph, so without merging the
-//! cost of a query grows with the number of flushes. An HNSW graph can take new rows at the cost
-//! of inserting them, but cannot be merged with another graph for less than re-inserting one of
-//! them; so the policy grows one large segment by absorbing the small ones:
+//! cost of a query grows with the number of flushes. Merging costs twice: the merged segment's
+//! files are written again (its column, ids, payload and graph: sequential I/O, linear in its
+//! rows), and the rows of every input but the largest are inserted into a copy of the largest
+//! input's graph (an HNSW graph cannot be merged with another for less than re-inserting one of
+//! them). The policy is size-tiered, so that both stay logarithmic in the collection's size:
 //!
-//! - when at least F segments (the merge factor, default 4) sit beside the largest one, all of
-//!   them are merged into it: its graph is extended with their rows (when it has no deleted rows;
-//!   otherwise rebuilt), so a row's graph is built once at its flush and extended once more;
-//! - a merge never writes more than `segment_rows` rows: when the largest segment cannot take the
-//!   others, it is left as it is and the rule applies to the rest.
+//! - a segment's **tier** is 0 below [`TIER_FLOOR`] rows (segments without a graph, cheap to
+//!   copy), then 1 + ⌊log_R(live rows / `TIER_FLOOR`)⌋ with the ratio R = max(F, 2), F being the
+//!   merge factor (default 4): tier 1 is 1,024–4,095 rows, tier 2 4,096–16,383, and so on;
+//! - when a tier holds more than F segments, they are merged, so only segments within a size
+//!   ratio of about R of each other are ever merged. F + 1 segments of tier t hold more than R
+//!   times the smallest size of tier t, so the merged one lands in a higher tier (unless deletes
+//!   shrank its inputs): **a row is rewritten at most once per tier** above 0, about
+//!   log_R(N / 1,024) times for N rows (in tier 0, below 1,024 rows and without a graph, a row
+//!   may be copied a few more times when flushes are tiny), where growing one large segment rewrote it about N / (F · flush) times
+//!   (60 times on the way to 1M × 512-d rows with the 8 MiB flushes of that time);
+//! - the smallest tiers are merged first, and the largest input's graph is extended with the
+//!   others' rows (when it has no deleted rows; otherwise rebuilt), so a merge of F + 1 similar
+//!   segments inserts F / (F + 1) of its rows;
+//! - a merge never writes more than `segment_rows` rows: segments that large are never merged,
+//!   and a tier whose segments do not all fit merges its smallest ones that do (at least two).
 //!
-//! So a collection below `segment_rows` rows has at most F + 1 live segments, one of them holding
-//! most rows; above it, the segments that could not grow further, each holding at least about
-//! half of `segment_rows`, plus those. The price is the rewrite of the large segment's column,
-//! ids and graph at each merge (sequential I/O, linear in its size), which is much cheaper than the
-//! graph insertions it saves.
+//! So a collection keeps at most F segments per tier below `segment_rows`, O(F · log N) in all
+//! (the digits of the flush count in base F + 1, when every flush is the same size).
 
 use super::{add_live_sums, next_manifest, zero_sums, Collection};
 use crate::error::Result;
 use crate::faults;
 use crate::manifest::SegmentEntry;
-use crate::segment::{self, MergedRows};
+use crate::segment::{self, MergedRows, MIN_GRAPH_ROWS};
 use crate::wal::Wal;
 use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
-/// The segments (indices into `live_rows`) to merge next, if any: every segment below
-/// `max_rows` rows, when there are more than `factor` of them and they fit in `max_rows`; when they
-/// do not fit, the largest is set aside and the rule applies to the rest.
+/// Segments below this many live rows share tier 0. They have no graph (they are below
+/// [`MIN_GRAPH_ROWS`]), so merging them copies a few thousand rows at most and inserts none into
+/// a graph, and a tiny flush (the last rows at `close`) joins its peers instead of starting a
+/// tier of its own.
+const TIER_FLOOR: usize = MIN_GRAPH_ROWS;
+
+/// The tier of a segment of `rows` live rows with ratio `ratio` between tiers (see the module
+/// documentation).
+fn tier(rows: usize, ratio: usize) -> u32 {
+    if rows < TIER_FLOOR {
+        0
+    } else {
+        1 + (rows / TIER_FLOOR).ilog(ratio)
+    }
+}
+
+/// The segments (indices into `live_rows`) to merge next, if any: the segments of the lowest
+/// tier holding more than `factor` segments below `max_rows` rows, or its smallest ones whose
+/// rows fit in `max_rows` (at least two). A factor of 0 turns merging off.
 pub(crate) fn pick(live_rows: &[usize], factor: usize, max_rows: usize) -> Option<Vec<usize>> {
     if factor < 1 {
         return None;
     }
-    let mut open: Vec<usize> = (0..live_rows.len())
-        .filter(|&i| live_rows[i] < max_rows)
-        .collect();
-    open.sort_by_key(|&i| (Reverse(live_rows[i]), i));
-    while open.len() > factor {
-        let total: usize = open.iter().map(|&i| live_rows[i]).sum();
-        if total <= max_rows {
-            open.sort_unstable();
-            return Some(open);
+    let ratio = factor.max(2);
+    let mut tiers: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, &rows) in live_rows.iter().enumerate() {
+        if rows < max_rows {
+            tiers.entry(tier(rows, ratio)).or_default().push(i);
         }
-        open.remove(0);
+    }
+    for mut members in tiers.into_values().filter(|m| m.len() > factor) {
+        members.sort_by_key(|&i| (live_rows[i], i));
+        let mut total = 0;
+        let fitting = members
+            .iter()
+            .take_while(|&&i| {
+                total += live_rows[i];
+                total <= max_rows
+            })
+            .count();
+        if fitting >= 2 {
+            members.truncate(fitting);
+            members.sort_unstable();
+            return Some(members);
+        }
     }
     None
 }
@@ -135,6 +173,8 @@ impl Collection {
         let mut state = self.write();
         self.commit_with_new_wal(&mut manifest, wal, &mut state)?;
         faults::point("merge-after-manifest");
+        self.merged_rows
+            .fetch_add(entry.rows as u64, Ordering::Relaxed);
         for dir in old_dirs {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -148,68 +188,88 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_small_segments_are_merged_into_the_largest() {
-        let rows = [262_144, 100, 65_536, 200];
+    fn only_segments_of_one_tier_are_merged() {
+        // Tiers (F = 4): 0 below 1,024 rows, 1 up to 4,095, 2 up to 16,383, ...
+        assert_eq!(
+            [0, 1_023, 1_024, 4_095, 4_096, 16_384].map(|r| tier(r, 4)),
+            [0, 0, 1, 1, 2, 3]
+        );
+        let rows = [262_144, 3_000, 65_536, 3_000, 3_000, 3_000];
+        assert_eq!(pick(&rows, 4, 1 << 20), None, "four in tier 1: not yet");
+        let rows = [262_144, 3_000, 65_536, 3_000, 3_000, 3_000, 2_000];
         assert_eq!(
             pick(&rows, 4, 1 << 20),
-            None,
-            "three beside the largest: not yet"
+            Some(vec![1, 3, 4, 5, 6]),
+            "five in tier 1: they merge among themselves, not into the large ones"
         );
-        assert_eq!(
-            pick(&[262_144, 100, 65_536, 200, 300], 4, 1 << 20),
-            Some(vec![0, 1, 2, 3, 4])
-        );
-        assert_eq!(pick(&rows, 3, 1 << 20), Some(vec![0, 1, 2, 3]));
+        assert_eq!(pick(&rows, 3, 1 << 20), Some(vec![1, 3, 4, 5, 6]));
         assert_eq!(
             pick(&rows, 0, 1 << 20),
             None,
             "a factor of 0 disables merging"
         );
-        // The largest cannot take the others within the cap: set aside, the rest merge.
-        let rows = [900, 100, 100, 100, 100, 100];
-        assert_eq!(pick(&rows, 4, 1_000), Some(vec![1, 2, 3, 4, 5]));
+        // The lowest full tier goes first: tiny segments (the rows left at a close) included.
+        let rows = [5_000, 5_000, 5_000, 5_000, 5_000, 10, 900, 700, 700, 30];
+        assert_eq!(pick(&rows, 4, 1 << 20), Some(vec![5, 6, 7, 8, 9]));
+        // Within the cap: the smallest of the tier that fit together.
+        let rows = [400, 300, 350, 380, 390];
+        assert_eq!(pick(&rows, 4, 1_000), Some(vec![1, 2]));
         // Full segments are never merged.
-        assert_eq!(pick(&[1_000, 1_000, 1, 1, 1, 1], 4, 1_000), None);
+        assert_eq!(pick(&[1_000, 1_000, 1_000, 1_000, 1_000], 4, 1_000), None);
     }
 
-    /// Simulates flushes of `flush` rows with the policy applied after each: below the cap the
-    /// collection keeps at most F + 1 segments, above it about two per `max_rows` more, and each
-    /// row is inserted into a graph at most about twice after its flush (merges extend the largest
-    /// input's graph with the others' rows).
+    /// Simulates `flushes` flushes of `flush` rows with the policy applied after each; returns
+    /// the most segments seen and the rows the merges wrote.
+    fn simulate(flush: usize, flushes: usize, factor: usize, max_rows: usize) -> (usize, usize) {
+        let (mut live, mut most, mut written) = (Vec::<usize>::new(), 0, 0);
+        for _ in 0..flushes {
+            live.push(flush);
+            while let Some(picked) = pick(&live, factor, max_rows) {
+                let merged: usize = picked.iter().map(|&i| live[i]).sum();
+                written += merged;
+                live = (0..live.len())
+                    .filter(|i| !picked.contains(i))
+                    .map(|i| live[i])
+                    .chain([merged])
+                    .collect();
+            }
+            most = most.max(live.len());
+        }
+        (most, written)
+    }
+
+    /// Below the cap a collection keeps at most F segments per tier, and each row is rewritten
+    /// at most once per tier: both logarithmic in the number of rows.
     #[test]
-    fn segments_stay_few_and_rows_are_inserted_about_once() {
+    fn segments_and_rewrites_stay_logarithmic() {
         for (flush, factor, max_rows) in [
-            (65_536, 4, 1 << 20),
+            (4_000, 4, 1 << 20),
+            (13_000, 4, 1 << 20),
+            (700, 4, 1 << 20),
+            (1_100, 2, 1 << 20),
             (3_000, 4, 100_000),
-            (1_000, 2, 50_000),
         ] {
-            let mut live: Vec<usize> = Vec::new();
-            let mut inserted = 0usize;
-            for flushes in 1..=400usize {
-                live.push(flush);
-                while let Some(picked) = pick(&live, factor, max_rows) {
-                    let merged: usize = picked.iter().map(|&i| live[i]).sum();
-                    let largest = picked.iter().map(|&i| live[i]).max().unwrap_or(0);
-                    inserted += merged - largest;
-                    live = live
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| !picked.contains(i))
-                        .map(|(_, &r)| r)
-                        .collect();
-                    live.push(merged);
-                }
-                let rows = flushes * flush;
+            for flushes in [10, 100, 250, 1_000] {
+                let rows = flush * flushes;
+                let (most, written) = simulate(flush, flushes, factor, max_rows);
+                let ratio = factor.max(2);
+                let tiers = 1 + tier(rows.min(max_rows), ratio) as usize;
+                let full = rows / (max_rows / 2);
                 assert!(
-                    live.len() <= factor + 1 + 2 * rows / max_rows,
-                    "{} segments for {rows} rows (flush {flush}, F {factor})",
-                    live.len()
+                    most <= factor * tiers + full,
+                    "{most} segments for {rows} rows (flush {flush}, F {factor})"
                 );
                 assert!(
-                    inserted <= 2 * rows,
-                    "{inserted} insertions for {rows} rows"
+                    written <= rows * tiers,
+                    "{written} rows rewritten for {rows} rows in {tiers} tiers (flush {flush}, F {factor})"
                 );
             }
         }
+        // The case of issue 16: 1M rows of 512-d flushed every 4,096 rows. Growing one large
+        // segment rewrote about 30M rows; the tiers (1, 3, 4 and 5 here) rewrite each row at
+        // most four times, and hold at most four segments each.
+        let (most, written) = simulate(4_096, 245, 4, 1 << 20);
+        assert!(written <= 4 * 4_096 * 245, "{written}");
+        assert!(most <= 4 * 4, "{most}");
     }
 }

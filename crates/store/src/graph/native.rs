@@ -16,7 +16,7 @@
 //! insertion and needs no global lock.
 
 use super::{BuildRows, GraphLists, GraphSeed, Scored, EMPTY, MAX_LAYERS, VISITED};
-use crate::distance::{dot, l2_squared, prefetch};
+use crate::distance::prefetch;
 use crate::schema::HnswParams;
 use rayon::prelude::*;
 use std::cmp::Reverse;
@@ -153,13 +153,9 @@ impl<'a> Builder<'a> {
         self.rows.vector(node as usize)
     }
 
-    fn distance(&self, a: &[f32], node: u32) -> f32 {
-        let b = self.vector(node);
-        if self.rows.squared_l2 {
-            l2_squared(a, b)
-        } else {
-            1.0 - dot(a, b)
-        }
+    /// Every distance the builder takes is between two of its rows.
+    fn distance(&self, a: u32, b: u32) -> f32 {
+        self.rows.distance(a as usize, b as usize)
     }
 
     fn level(&self, node: u32) -> usize {
@@ -203,23 +199,22 @@ impl<'a> Builder<'a> {
     /// `ef_construction` candidates, the heuristic's pick of M of them as its neighbours, and
     /// back-links from each of those.
     fn insert(&self, node: u32) {
-        let query = self.vector(node);
         let level = self.level(node);
         let top = self.level(self.entry);
-        let mut nearest = Scored(self.distance(query, self.entry), self.entry);
+        let mut nearest = Scored(self.distance(node, self.entry), self.entry);
         let mut scratch = Vec::with_capacity(2 * self.m);
         for layer in (level + 1..=top).rev() {
-            nearest = self.greedy(query, layer, nearest, &mut scratch);
+            nearest = self.greedy(node, layer, nearest, &mut scratch);
         }
         for layer in (0..=level.min(top)).rev() {
-            let candidates = self.beam(query, layer, nearest, &mut scratch);
+            let candidates = self.beam(node, layer, nearest, &mut scratch);
             let chosen = self.select(&candidates, self.m);
             nearest = chosen.first().copied().unwrap_or(nearest);
             self.connect(node, layer, &chosen);
         }
     }
 
-    fn greedy(&self, query: &[f32], layer: usize, start: Scored, scratch: &mut Vec<u32>) -> Scored {
+    fn greedy(&self, query: u32, layer: usize, start: Scored, scratch: &mut Vec<u32>) -> Scored {
         let mut best = start;
         loop {
             let before = best.1;
@@ -237,13 +232,7 @@ impl<'a> Builder<'a> {
     }
 
     /// The `ef_construction` nearest nodes found on `layer` from `start`, nearest first.
-    fn beam(
-        &self,
-        query: &[f32],
-        layer: usize,
-        start: Scored,
-        scratch: &mut Vec<u32>,
-    ) -> Vec<Scored> {
+    fn beam(&self, query: u32, layer: usize, start: Scored, scratch: &mut Vec<u32>) -> Vec<Scored> {
         VISITED.with(|cell| {
             let mut visited = cell.borrow_mut();
             visited.reset(self.levels.len());
@@ -286,10 +275,9 @@ impl<'a> Builder<'a> {
             if kept.len() >= limit {
                 break;
             }
-            let vector = self.vector(candidate.1);
             if kept
                 .iter()
-                .all(|k| self.distance(vector, k.1) >= candidate.0)
+                .all(|k| self.distance(candidate.1, k.1) >= candidate.0)
             {
                 kept.push(candidate);
             }
@@ -328,10 +316,9 @@ impl<'a> Builder<'a> {
 
     /// Rewrites the full list of `owner` plus `newcomer` as the heuristic's pick of `capacity`.
     fn shrink(&self, owner: u32, layer: usize, current: &[u32], newcomer: Scored, capacity: usize) {
-        let origin = self.vector(owner);
         let mut candidates: Vec<Scored> = current
             .iter()
-            .map(|&id| Scored(self.distance(origin, id), id))
+            .map(|&id| Scored(self.distance(owner, id), id))
             .collect();
         candidates.push(newcomer);
         candidates.sort();
@@ -360,9 +347,8 @@ impl<'a> Builder<'a> {
             }
             let mut in_degree = self.in_degrees();
             for orphan in orphans {
-                let query = self.vector(orphan);
-                let start = Scored(self.distance(query, self.entry), self.entry);
-                let found = self.beam(query, 0, start, &mut scratch);
+                let start = Scored(self.distance(orphan, self.entry), self.entry);
+                let found = self.beam(orphan, 0, start, &mut scratch);
                 let hosts: Vec<u32> = found.iter().map(|s| s.1).filter(|&n| n != orphan).collect();
                 self.link_from_host(&hosts, orphan, &mut in_degree);
             }
@@ -464,6 +450,7 @@ impl<'a> Builder<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::distance::l2_squared;
     use crate::graph::tests::{words_of, ClosureNodes};
     use crate::graph::GraphLayout;
     use std::path::Path;
@@ -498,6 +485,7 @@ mod tests {
             dim: 1,
             present: &[true; 4],
             squared_l2: true,
+            inv_norms: None,
         };
         let builder = Builder::new(&rows, params, levels, 0);
         let candidates = [Scored(1.0, 1), Scored(1.21, 2), Scored(1.44, 3)];
@@ -570,6 +558,7 @@ mod tests {
             dim,
             present: &present[..base],
             squared_l2: true,
+            inv_norms: None,
         };
         let seed_body = build(&seed_rows, params).encode();
         let seed_words = words_of(&seed_body);
@@ -590,6 +579,7 @@ mod tests {
             dim,
             present: &present,
             squared_l2: true,
+            inv_norms: None,
         };
         let extended = extend(&all_rows, params, seed).encode();
         let fresh = build(&all_rows, params).encode();
@@ -635,6 +625,7 @@ mod tests {
             dim,
             present,
             squared_l2: true,
+            inv_norms: None,
         };
         let body = build(&build_rows, params).encode();
         assert_connected_body(&body, rows, present, params);

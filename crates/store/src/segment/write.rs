@@ -7,7 +7,7 @@
 use super::{column_path, graph_path, ids, payload, MappedFile, Segment, MIN_GRAPH_ROWS};
 use crate::error::{IoContext, Result};
 use crate::faults;
-use crate::fileio::{self, FileKind, Header};
+use crate::fileio::{self, FileKind};
 use crate::filter::ValueRef;
 use crate::graph::{self, GraphSeed};
 use crate::schema::{Schema, VectorField};
@@ -22,6 +22,10 @@ pub trait RowSource: Sync {
     fn vector(&self, field: usize, row: usize) -> Option<&[f32]>;
     /// Row `row`'s value in payload column `column`.
     fn value(&self, column: usize, row: usize) -> ValueRef<'_>;
+    /// Called after each file of the new segment is written: a source that reads mapped files
+    /// releases their pages (they were streamed once), so that they do not add to the peak RSS
+    /// of the rest of the write.
+    fn release_pages(&self) {}
 }
 
 impl RowSource for [LoggedRecord] {
@@ -93,6 +97,12 @@ impl RowSource for MergedRows<'_> {
         let (segment, row) = self.locate(row);
         segment.value(column, row)
     }
+
+    fn release_pages(&self) {
+        self.parts
+            .iter()
+            .for_each(|(segment, _)| segment.release_pages());
+    }
 }
 
 /// Writes a complete segment directory for `records` and fsyncs it. The segment becomes part of
@@ -126,6 +136,7 @@ pub fn write_rows(
             &present[index],
             seed,
         )?;
+        source.release_pages();
     }
     ids::write_index(
         dir,
@@ -135,9 +146,11 @@ pub fn write_rows(
         &present,
     )?;
     drop(present);
+    source.release_pages();
     payload::write_columns(dir, owner_uid, schema, source.rows(), &|column, row| {
         source.value(column, row)
     })?;
+    source.release_pages();
     fileio::sync_dir(dir)?;
     faults::point("segment-after-write");
     Ok(())
@@ -164,27 +177,39 @@ fn write_field(
 ) -> Result<()> {
     let path = column_path(dir, &field.name);
     write_column(&path, owner_uid, source, index, field.dim)?;
+    source.release_pages();
     if present.iter().filter(|&&p| p).count() < MIN_GRAPH_ROWS {
         return Ok(());
     }
     let column = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
     let rows = source.rows();
     let values = super::cast_words::<f32>(&path, column.data())?;
+    if values.len() != rows * (field.dim + 1) {
+        return Err(crate::error::corrupt(
+            &path,
+            "column length disagrees with its rows",
+        ));
+    }
+    let (vectors, inv_norms) = values.split_at(rows * field.dim);
     let seed_graph = seed
         .and_then(|seed| checked_seed(&seed.columns[index]))
         .map(|(words, layout)| GraphSeed { words, layout });
-    let body = graph::build_from(
-        &values[..rows * field.dim],
+    let graph = graph::build_from(
+        vectors,
         field.dim,
         present,
         field.metric,
         field.hnsw,
         seed_graph,
+        Some(inv_norms),
     );
+    drop(column);
     let extra = [rows as u64, 0, 0];
-    let (header, body) =
-        Header::blocked(FileKind::Graph, owner_uid, &body, extra, GRAPH_BLOCK_SHIFT);
-    fileio::write_new_file(&graph_path(dir, &field.name), &header, &body)
+    let file = (FileKind::Graph, owner_uid, extra);
+    let path = graph_path(dir, &field.name);
+    fileio::write_streamed(&path, file, Some(GRAPH_BLOCK_SHIFT), |out| {
+        graph.write_to(out)
+    })
 }
 
 /// Graphs and columns are checked in blocks of one 4 KiB page: a search reads a few thousand
