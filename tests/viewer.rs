@@ -437,8 +437,13 @@ fn the_page_is_served_with_its_assets_and_no_inline_code() {
         assert_eq!(request(&server.addr, "GET", path, &[], "").status, 401);
     }
     let openapi = server.get("/api/v1/openapi.json").json();
-    let paths = ["search/upload", "records/{id}/thumbnail", "fields"];
-    for path in paths.iter().chain(&["heads/{head}/classify/upload"]) {
+    let paths = [
+        "search/upload",
+        "records/{id}/thumbnail",
+        "fields",
+        "heads/{head}/classify/upload",
+    ];
+    for path in paths {
         let path = format!("/api/v1/collections/{{name}}/{path}");
         assert!(openapi["paths"].get(&path).is_some(), "{path}");
     }
