@@ -21,16 +21,8 @@ fn fixtures() -> PathBuf {
 fn ingested_store(dir: &Path, root: &Path) -> PathBuf {
     util::copy_dir(&fixtures().join("images"), root);
     let store = dir.join("store");
-    let models = fixtures().join("models");
-    let mut args = util::fixture_ingest_args(
-        &store,
-        &models.join("tiny-image"),
-        &models.join("tiny-text"),
-        &dir.join("rejects.csv"),
-    );
-    let at = args.iter().position(|a| a == "--root").unwrap();
-    args[at + 1] = s(root).to_string();
-    let out = medvec(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let manifest = fixtures().join("archive/manifest.csv");
+    let out = ingest(&store, &manifest, root, &dir.join("rejects.csv"));
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -38,6 +30,22 @@ fn ingested_store(dir: &Path, root: &Path) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     store
+}
+
+/// `medvec ingest` of `manifest`'s files under `root` with the fixture models and template.
+fn ingest(store: &Path, manifest: &Path, root: &Path, rejects: &Path) -> std::process::Output {
+    let models = fixtures().join("models");
+    let mut args = util::fixture_ingest_args(
+        store,
+        &models.join("tiny-image"),
+        &models.join("tiny-text"),
+        rejects,
+    );
+    for (flag, value) in [("--manifest", manifest), ("--root", root)] {
+        let at = args.iter().position(|a| a == flag).unwrap();
+        args[at + 1] = s(value).to_string();
+    }
+    medvec(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn thumbnail(server: &Server, collection: &str, id: &str) -> util::server::Reply {
@@ -463,26 +471,13 @@ fn a_later_ingest_from_another_root_keeps_the_recorded_one() {
     let header = "id,path,dx,dx_type,age,sex,localization,split";
     let row = "LATER_1,rgb_100x75.png,bkl,histo,80,male,scalp,train";
     std::fs::write(&manifest, format!("{header}\n{row}\n")).unwrap();
-    let tiny = fixtures().join("models/tiny-image");
-    let text = fixtures().join("models/tiny-text");
     let rejects = dir.path().join("more-rejects.csv");
-    medvec_ok(&[
-        "ingest",
-        s(&store),
-        "cases",
-        "--manifest",
-        s(&manifest),
-        "--root",
-        s(&second),
-        "--image-model",
-        s(&tiny),
-        "--text-model",
-        s(&text),
-        "--template",
-        "ham10000",
-        "--rejects",
-        s(&rejects),
-    ]);
+    let out = ingest(&store, &manifest, &second, &rejects);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let get = |id: &str| {
         let record = util::medvec_json(&["get", s(&store), "cases", id, "--no-vectors"]);
         record["payload"]["_path"].clone()
