@@ -292,3 +292,74 @@ async fn wait_for_bars(client: &Client) -> Vec<(String, f64, bool)> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// With a head whose fields all hold images, an uploaded photo draws the class probabilities
+/// `medvec classify --image` gives it.
+#[tokio::test(flavor = "current_thread")]
+async fn an_uploaded_photo_shows_an_image_heads_class_probabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let models = fixtures().join("models");
+    let args = util::fixture_ingest_args(
+        &store,
+        &models.join("tiny-image"),
+        &models.join("tiny-text"),
+        &dir.path().join("rejects.csv"),
+    );
+    let out = medvec(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let train = [
+        "train",
+        s(&store),
+        "cases",
+        "--head",
+        "early",
+        "--label",
+        "sex",
+    ];
+    let image_only = [
+        "--fields",
+        "image",
+        "--split",
+        "0.5,0.25,0.25",
+        "--epochs",
+        "3",
+    ];
+    util::medvec_ok(&[&train[..], &image_only, &["--name", "photo"]].concat());
+    let photo = fixtures().join("images/rgb_80x60.jpg");
+    let preds = dir.path().join("cli.jsonl");
+    let classify = ["classify", s(&store), "cases", "--head", "photo", "--image"];
+    util::medvec_ok(&[&classify[..], &[s(&photo), "--out", s(&preds)]].concat());
+    let cli: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&preds).unwrap().trim()).unwrap();
+
+    let server = start(&store);
+    let driver = start_driver();
+    let client = open_browser(&driver, &dir.path().join("profile")).await;
+    let run = async {
+        open_page(&client, &server).await?;
+        client
+            .wait()
+            .for_element(Locator::Css("#head option[value=photo]"))
+            .await?
+            .click()
+            .await?;
+        client
+            .find(Locator::Id("file"))
+            .await?
+            .send_keys(s(&photo))
+            .await?;
+        let bars = wait_for_bars(&client).await;
+        let probabilities = cli["probabilities"].as_object().unwrap();
+        assert_eq!(bars.len(), probabilities.len(), "{bars:?}");
+        for (class, p, top) in &bars {
+            let want = probabilities[class].as_f64().unwrap();
+            assert!((p - want).abs() < 1e-5, "{class}: {p} vs {want}");
+            assert_eq!(*top, cli["predicted"] == class.as_str(), "{class}");
+        }
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = client.close().await;
+    run.unwrap();
+}

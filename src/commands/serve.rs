@@ -65,12 +65,20 @@ fn parse_root_map(text: &str) -> Result<(String, PathBuf), String> {
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
-    if !args.bind.is_loopback() && args.insecure_http && args.tls_cert.is_none() {
-        eprintln!(
-            "warning: serving {} over plain HTTP on {}: anyone on the network who sees the token can read it",
-            args.store.display(),
-            args.bind
-        );
+    if !args.bind.is_loopback() {
+        let why = if args.tls_cert.is_some() {
+            "over TLS: anyone on the network who has the token can read it"
+        } else {
+            "over plain HTTP: anyone on the network who sees the token can read it"
+        };
+        // Without TLS or --insecure-http the server refuses to start; it says so itself.
+        if args.tls_cert.is_some() || args.insecure_http {
+            eprintln!(
+                "warning: serving {} beyond this machine on {} {why}",
+                args.store.display(),
+                args.bind
+            );
+        }
     }
     let options = medvec_server::ServeOptions {
         store: args.store,

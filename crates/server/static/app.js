@@ -197,18 +197,28 @@ function showHits(hits) {
   $("grid").replaceChildren(...cards);
 }
 
-// The saved head's class probabilities for the query case (stored cases only: the classify
-// endpoint takes ids).
+// The saved head's class probabilities for the query case: a stored case by id, or the uploaded
+// photo when the head's fields all hold images (a head that also reads text says so instead).
 async function classifyQuery() {
   const chart = $("chart");
   chart.replaceChildren();
   const head = $("head").value;
-  if (!head || !state.queryId) {
-    if (head) chart.append(element("p", {}, "Pick a stored case to see its class probabilities."));
+  if (!head) return;
+  const url = `${api}/${encodeURIComponent(state.collection.name)}/heads/${encodeURIComponent(head)}/classify`;
+  let predictions;
+  if (state.queryId) {
+    ({ predictions } = await call(url, post({ ids: [state.queryId] })));
+  } else if (state.mode === "upload" && state.file) {
+    try {
+      ({ predictions } = await call(`${url}/upload`, { method: "POST", body: state.file }));
+    } catch (error) {
+      chart.append(element("p", {}, error.message));
+      return;
+    }
+  } else {
+    chart.append(element("p", {}, "Pick a stored case or upload a photo to see its class probabilities."));
     return;
   }
-  const url = `${api}/${encodeURIComponent(state.collection.name)}/heads/${encodeURIComponent(head)}/classify`;
-  const { predictions } = await call(url, post({ ids: [state.queryId] }));
   const prediction = predictions[0];
   const classes = Object.entries(prediction.probabilities).sort((a, b) => b[1] - a[1]);
   for (const [name, p] of classes) {
