@@ -142,19 +142,37 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn the_viewer_finds_an_uploaded_photos_neighbours_and_filters_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+/// The fixture archive ingested with the tiny models into `dir/store` (some rows are rejected).
+fn ingested_fixture(dir: &Path) -> PathBuf {
+    let store = dir.join("store");
     let models = fixtures().join("models");
     let args = util::fixture_ingest_args(
         &store,
         &models.join("tiny-image"),
         &models.join("tiny-text"),
-        &dir.path().join("rejects.csv"),
+        &dir.join("rejects.csv"),
     );
     let out = medvec(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(out.status.code(), Some(3), "{out:?}");
+    store
+}
+
+/// The chart's bars are the CLI prediction's: one per class, each probability within 1e-5,
+/// the tallest marked on the predicted class.
+fn assert_bars_are(bars: &[(String, f64, bool)], cli: &serde_json::Value) {
+    let probabilities = cli["probabilities"].as_object().unwrap();
+    assert_eq!(bars.len(), probabilities.len(), "{bars:?}");
+    for (class, p, top) in bars {
+        let want = probabilities[class].as_f64().unwrap();
+        assert!((p - want).abs() < 1e-5, "{class}: {p} vs {want}");
+        assert_eq!(*top, cli["predicted"] == class.as_str(), "{class}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_viewer_finds_an_uploaded_photos_neighbours_and_filters_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ingested_fixture(dir.path());
     let photo = fixtures().join("images/rgb_80x60.jpg");
     let filter = "localization = \"scalp\"";
     let (all, filtered) = (
@@ -256,14 +274,7 @@ async fn a_stored_case_shows_the_heads_class_probabilities() {
             .send_keys(&id)
             .await?;
         client.find(Locator::Id("search")).await?.click().await?;
-        let bars = wait_for_bars(&client).await;
-        let probabilities = cli["probabilities"].as_object().unwrap();
-        assert_eq!(bars.len(), probabilities.len(), "{bars:?}");
-        for (class, p, top) in &bars {
-            let want = probabilities[class].as_f64().unwrap();
-            assert!((p - want).abs() < 1e-5, "{class}: {p} vs {want}");
-            assert_eq!(*top, cli["predicted"] == class.as_str(), "{class}");
-        }
+        assert_bars_are(&wait_for_bars(&client).await, cli);
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;
@@ -298,40 +309,10 @@ async fn wait_for_bars(client: &Client) -> Vec<(String, f64, bool)> {
 #[tokio::test(flavor = "current_thread")]
 async fn an_uploaded_photo_shows_an_image_heads_class_probabilities() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let models = fixtures().join("models");
-    let args = util::fixture_ingest_args(
-        &store,
-        &models.join("tiny-image"),
-        &models.join("tiny-text"),
-        &dir.path().join("rejects.csv"),
-    );
-    let out = medvec(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(out.status.code(), Some(3), "{out:?}");
-    let train = [
-        "train",
-        s(&store),
-        "cases",
-        "--head",
-        "early",
-        "--label",
-        "sex",
-    ];
-    let image_only = [
-        "--fields",
-        "image",
-        "--split",
-        "0.5,0.25,0.25",
-        "--epochs",
-        "3",
-    ];
-    util::medvec_ok(&[&train[..], &image_only, &["--name", "photo"]].concat());
+    let store = ingested_fixture(dir.path());
+    util::train_sex_head(&store, "photo", "image");
     let photo = fixtures().join("images/rgb_80x60.jpg");
-    let preds = dir.path().join("cli.jsonl");
-    let classify = ["classify", s(&store), "cases", "--head", "photo", "--image"];
-    util::medvec_ok(&[&classify[..], &[s(&photo), "--out", s(&preds)]].concat());
-    let cli: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&preds).unwrap().trim()).unwrap();
+    let cli = &util::classify_image(&store, "photo", &photo, &dir.path().join("cli.jsonl"));
 
     let server = start(&store);
     let driver = start_driver();
@@ -349,14 +330,7 @@ async fn an_uploaded_photo_shows_an_image_heads_class_probabilities() {
             .await?
             .send_keys(s(&photo))
             .await?;
-        let bars = wait_for_bars(&client).await;
-        let probabilities = cli["probabilities"].as_object().unwrap();
-        assert_eq!(bars.len(), probabilities.len(), "{bars:?}");
-        for (class, p, top) in &bars {
-            let want = probabilities[class].as_f64().unwrap();
-            assert!((p - want).abs() < 1e-5, "{class}: {p} vs {want}");
-            assert_eq!(*top, cli["predicted"] == class.as_str(), "{class}");
-        }
+        assert_bars_are(&wait_for_bars(&client).await, cli);
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;

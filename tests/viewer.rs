@@ -497,26 +497,10 @@ fn a_later_ingest_from_another_root_keeps_the_recorded_one() {
 fn an_uploaded_photo_is_classified_by_an_image_head_as_the_cli_does() {
     let dir = tempfile::tempdir().unwrap();
     let store = ingested_store(dir.path(), &dir.path().join("images"));
-    let train = |name: &str, fields: &str| {
-        let split = ["--split", "0.5,0.25,0.25", "--epochs", "3", "--name", name];
-        let args = [
-            "train",
-            s(&store),
-            "cases",
-            "--head",
-            "early",
-            "--label",
-            "sex",
-        ];
-        medvec_ok(&[&args[..], &["--fields", fields], &split].concat());
-    };
-    train("photo", "image");
-    train("both", "image,text");
+    util::train_sex_head(&store, "photo", "image");
+    util::train_sex_head(&store, "both", "image,text");
     let photo = fixtures().join("images/rgb_80x60.jpg");
-    let out = dir.path().join("cli.jsonl");
-    let classify = ["classify", s(&store), "cases", "--head", "photo"];
-    medvec_ok(&[&classify[..], &["--image", s(&photo), "--out", s(&out)]].concat());
-    let cli: Value = serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap();
+    let cli = util::classify_image(&store, "photo", &photo, &dir.path().join("cli.jsonl"));
 
     let server = start(&store);
     let bytes = std::fs::read(&photo).unwrap();

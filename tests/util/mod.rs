@@ -263,3 +263,26 @@ pub fn fixture_ingest_args(
     .map(str::to_string)
     .to_vec()
 }
+
+/// Trains an early head `name` on the fixture archive's `sex` label over `fields` (comma-separated)
+/// of collection `cases`: a head small enough for the eight fixture records.
+pub fn train_sex_head(store: &Path, name: &str, fields: &str) {
+    let split = ["--split", "0.5,0.25,0.25", "--epochs", "3", "--name", name];
+    let train = [
+        "train",
+        s(store),
+        "cases",
+        "--head",
+        "early",
+        "--label",
+        "sex",
+    ];
+    medvec_ok(&[&train[..], &["--fields", fields], &split].concat());
+}
+
+/// `medvec classify --head HEAD --image PHOTO`'s one prediction (its JSON line), written via `out`.
+pub fn classify_image(store: &Path, head: &str, photo: &Path, out: &Path) -> serde_json::Value {
+    let classify = ["classify", s(store), "cases", "--head", head, "--image"];
+    medvec_ok(&[&classify[..], &[s(photo), "--out", s(out)]].concat());
+    serde_json::from_str(std::fs::read_to_string(out).unwrap().trim()).unwrap()
+}

@@ -185,7 +185,7 @@ pub(crate) fn check_lambdas(fields: &FieldSet, dims: &[usize], lambdas: &[f32]) 
     if lambdas.iter().all(|l| *l == 0.0) {
         return Ok(());
     }
-    let Some((a, b)) = fields.shift_indices() else {
+    let Some(pair) = fields.shift_indices() else {
         return Err(QueryError::Invalid(format!(
             "a shift (λ ≠ 0) needs a pair of fields; the head reads {} field(s) ({}) and no pair: \
              name one with --shift-pair A,B (shift_pair=(A, B))",
@@ -193,6 +193,15 @@ pub(crate) fn check_lambdas(fields: &FieldSet, dims: &[usize], lambdas: &[f32]) 
             fields.names()
         )));
     };
+    check_pair_width(fields, dims, pair)
+}
+
+/// The shift pair `(a, b)` must share a width: Δ lives in one space.
+pub(crate) fn check_pair_width(
+    fields: &FieldSet,
+    dims: &[usize],
+    (a, b): (usize, usize),
+) -> Result<()> {
     if dims[a] != dims[b] {
         return Err(QueryError::DimensionMismatch {
             a: fields.fields[a].clone(),

@@ -19,7 +19,9 @@ pub use crate::classify::{classify, classify_ids, classify_vectors, MissingField
 use crate::dataset::{load_dataset, split_column_of, split_rows, Dataset};
 use crate::error::{QueryError, Result};
 pub use crate::fields::FieldSet;
-use crate::fields::{check_lambdas, fit_delta, prepared_inputs, vectors_fingerprint};
+use crate::fields::{
+    check_lambdas, check_pair_width, fit_delta, prepared_inputs, vectors_fingerprint,
+};
 use crate::heads::metrics::ClassificationReport;
 use crate::heads::{
     train, HeadSpec, Inputs, KnnConfig, KnnHead, Labelled, SplitFractions, TrainConfig, TrainedHead,
@@ -610,14 +612,7 @@ pub fn shift_scatter(
             "the scatter plot shows a shift: name the pair (--shift-pair A,B)".into(),
         )
     })?;
-    if dims[a] != dims[b] {
-        return Err(QueryError::DimensionMismatch {
-            a: request.fields.fields[a].clone(),
-            a_dim: dims[a],
-            b: request.fields.fields[b].clone(),
-            b_dim: dims[b],
-        });
-    }
+    check_pair_width(&request.fields, &dims, (a, b))?;
     let parts = split_rows(&data, &request.split)?;
     let delta = fit_delta(&data.columns, Some((a, b)), &parts[0]);
     let (columns, _) = data.subset(&parts[0]);
