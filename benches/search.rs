@@ -397,6 +397,7 @@ fn build_medvec(
                 builder,
                 ..HnswParams::default()
             },
+            quantization: medvec_store::Quantization::None,
         }],
         payload: vec![],
     };

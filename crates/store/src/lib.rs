@@ -47,7 +47,9 @@ pub use fileio::FORMAT_VERSION;
 pub use filter::Filter;
 pub use record::{validate_id, Record, MAX_ID_BYTES};
 pub use repair::RepairReport;
-pub use schema::{GraphBuilder, HnswParams, Metric, PayloadField, Schema, VectorField, MAX_DIM};
+pub use schema::{
+    GraphBuilder, HnswParams, Metric, PayloadField, Quantization, Schema, VectorField, MAX_DIM,
+};
 pub use search::{Hit, SearchParams};
 pub use store::{Store, PSEUDONYM_KEY_LEN};
 pub use sums::FieldSum;

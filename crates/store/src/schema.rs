@@ -93,23 +93,71 @@ pub struct VectorField {
     pub metric: Metric,
     #[serde(default)]
     pub hnsw: HnswParams,
+    /// Compact codes stored beside the `f32` column for graph traversal; absent in manifests
+    /// written before quantisation existed, which read as [`Quantization::None`].
+    #[serde(default, skip_serializing_if = "Quantization::is_none")]
+    pub quantization: Quantization,
+}
+
+/// How a vector field's graph walks score rows: on the exact `f32` column, or on compact codes
+/// whose best candidates are then re-scored exactly (so returned scores are always exact).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantization {
+    #[default]
+    None,
+    /// One byte per dimension: per-dimension ranges learned when a segment is written.
+    Sq8,
+}
+
+impl Quantization {
+    pub fn parse(text: &str) -> Option<Quantization> {
+        match text.to_ascii_lowercase().as_str() {
+            "none" | "f32" => Some(Quantization::None),
+            "sq8" => Some(Quantization::Sq8),
+            _ => None,
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        *self == Quantization::None
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantization::None => "none",
+            Quantization::Sq8 => "sq8",
+        }
+    }
 }
 
 impl VectorField {
-    /// Parses the CLI form `name:dim:metric`, for example `image:512:cosine`.
+    /// Parses the CLI form `name:dim:metric[:quantization]`, for example `image:512:cosine` or
+    /// `image:512:cosine:sq8`.
     ///
     /// ```
-    /// use medvec_store::{VectorField, Metric};
+    /// use medvec_store::{Metric, Quantization, VectorField};
     /// let field = VectorField::parse("image:512:cosine").unwrap();
     /// assert_eq!((field.name.as_str(), field.dim, field.metric), ("image", 512, Metric::Cosine));
+    /// let coded = VectorField::parse("image:512:cosine:sq8").unwrap();
+    /// assert_eq!(coded.quantization, Quantization::Sq8);
     /// ```
     pub fn parse(spec: &str) -> Result<VectorField> {
         let bad = |why: &str| StoreError::InvalidSchema(format!("vector field `{spec}`: {why}"));
         let parts: Vec<&str> = spec.split(':').collect();
-        let [name, dim, metric] = parts.as_slice() else {
-            return Err(bad(
-                "expected NAME:DIM:METRIC, for example image:512:cosine",
-            ));
+        let (name, dim, metric, quantization) = match parts.as_slice() {
+            [name, dim, metric] => (name, dim, metric, Quantization::None),
+            [name, dim, metric, code] => (
+                name,
+                dim,
+                metric,
+                Quantization::parse(code).ok_or_else(|| bad("QUANTIZATION must be none or sq8"))?,
+            ),
+            _ => {
+                return Err(bad(
+                    "expected NAME:DIM:METRIC[:QUANTIZATION], for example image:512:cosine:sq8",
+                ))
+            }
         };
         let dim: usize = dim
             .parse()
@@ -121,6 +169,7 @@ impl VectorField {
             dim,
             metric,
             hnsw: HnswParams::default(),
+            quantization,
         };
         field.validate()?;
         Ok(field)
@@ -263,6 +312,8 @@ mod tests {
         assert!(VectorField::parse("image:512:manhattan").is_err());
         assert!(VectorField::parse("../x:512:l2").is_err());
         assert!(VectorField::parse("image:-3:l2").is_err());
+        assert!(VectorField::parse("image:512:l2:pq").is_err());
+        assert!(VectorField::parse("image:512:l2:sq8:x").is_err());
     }
 
     #[test]
