@@ -132,6 +132,20 @@ impl PreparedQuery {
         self
     }
 
+    /// The query as compared: unit length for cosine, as given otherwise.
+    pub fn vector(&self) -> &[f32] {
+        &self.vector
+    }
+
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Whether a read-time shift applies (SQ8 codes do not model one; such walks read `f32`).
+    pub fn has_offset(&self) -> bool {
+        self.offset.is_some()
+    }
+
     /// Distance to a stored vector whose reciprocal norm is `inv_norm` (used by cosine only).
     #[inline]
     pub fn distance(&self, stored: &[f32], inv_norm: f32) -> f32 {

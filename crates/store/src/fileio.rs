@@ -29,6 +29,7 @@ pub enum FileKind {
     Payload,
     PayloadColumns,
     Graph,
+    Sq8Codes,
     Head,
     ModelRecord,
     PseudonymKey,
@@ -46,6 +47,7 @@ impl FileKind {
             FileKind::Payload => b"PL",
             FileKind::PayloadColumns => b"PC",
             FileKind::Graph => b"HG",
+            FileKind::Sq8Codes => b"Q8",
             FileKind::Head => b"HD",
             FileKind::ModelRecord => b"MD",
             FileKind::PseudonymKey => b"PK",
@@ -63,6 +65,7 @@ impl FileKind {
             FileKind::Payload => "payload table",
             FileKind::PayloadColumns => "payload columns",
             FileKind::Graph => "HNSW graph",
+            FileKind::Sq8Codes => "SQ8 codes",
             FileKind::Head => "classifier head",
             FileKind::ModelRecord => "model record",
             FileKind::PseudonymKey => "pseudonym key",
@@ -376,7 +379,7 @@ fn failure_point(kind: FileKind) -> &'static str {
         | FileKind::IdIndex
         | FileKind::Payload
         | FileKind::PayloadColumns => "segment-write",
-        FileKind::Graph => "graph-write",
+        FileKind::Graph | FileKind::Sq8Codes => "graph-write",
         FileKind::Manifest => "manifest-write",
         FileKind::Head => "head-write",
         FileKind::ModelRecord => "model-record-write",
@@ -390,8 +393,13 @@ fn failure_point(kind: FileKind) -> &'static str {
 pub fn replace_atomically(path: &Path, header: &Header, body: &[u8]) -> Result<()> {
     let temp = temp_sibling(path);
     write_new_file(&temp, header, body)?;
+    rename_durably(&temp, path)
+}
+
+/// Renames a complete, fsynced `temp` over `path` and fsyncs the directory.
+pub fn rename_durably(temp: &Path, path: &Path) -> Result<()> {
     crate::faults::point("before-rename");
-    fs::rename(&temp, path).at(path)?;
+    fs::rename(temp, path).at(path)?;
     crate::faults::point("after-rename");
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }

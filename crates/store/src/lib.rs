@@ -34,6 +34,7 @@ mod repair;
 mod schema;
 mod search;
 mod segment;
+mod sq8;
 mod store;
 mod sums;
 mod validate;

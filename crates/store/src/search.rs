@@ -8,8 +8,10 @@ use crate::error::{corrupt, Result, StoreError};
 use crate::filter::{CompiledFilter, Filter};
 use crate::graph::{Bound, Nodes};
 use crate::memtable::LoggedRow;
+use crate::schema::Metric;
 use crate::schema::VectorField;
-use crate::segment::{Column, Segment};
+use crate::segment::{Codes, Column, Segment};
+use crate::sq8::CodeQuery;
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -226,15 +228,28 @@ fn search_segment(
             let Some((words, layout)) = column.graph()? else {
                 return Ok(());
             };
-            let nodes = ColumnNodes::new(column, query, allowed.as_ref());
+            let exact = ColumnNodes::new(column, query, allowed.as_ref());
             let bound = Bound {
                 distance: top.bound(),
                 settle: top.k,
             };
-            let found = layout.search_within(words, ef, &nodes, bound);
+            // Codes do not model a read-time shift; such walks read the f32 column.
+            let found = match column.codes().filter(|_| !query.has_offset()) {
+                Some(codes) => {
+                    let coded = CodeNodes::new(codes, &exact)?;
+                    let found = layout.search_within(words, ef, &coded, bound);
+                    coded.damage.check()?;
+                    // The codes chose the candidates; their scores come from the f32 column.
+                    found
+                        .into_iter()
+                        .map(|(_, row)| (exact.distance(row), row))
+                        .collect()
+                }
+                None => layout.search_within(words, ef, &exact, bound),
+            };
             // Every row the walk scored was checked first; a damaged block ends the search
             // here, before any answer that used it.
-            nodes.check()?;
+            exact.damage.check()?;
             for (d, row) in found {
                 if top.accepts(d) {
                     top.push(d, segment.id_of(row as usize)?);
@@ -243,6 +258,23 @@ fn search_segment(
         }
     }
     Ok(())
+}
+
+/// The first damage met by a walk's distances, kept until the walk ends: the walk itself cannot
+/// fail, so a damaged row scores as infinitely far and the search then reports the error.
+#[derive(Default)]
+struct Damage(std::sync::Mutex<Option<StoreError>>);
+
+impl Damage {
+    fn keep(&self, error: StoreError) {
+        let mut damage = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        damage.get_or_insert(error);
+    }
+
+    fn check(&self) -> Result<()> {
+        let mut damage = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        damage.take().map_or(Ok(()), Err)
+    }
 }
 
 /// A segment column seen by a search: the rows' vectors and reciprocal norms, resolved once per
@@ -256,7 +288,7 @@ struct ColumnNodes<'a> {
     dim: usize,
     query: &'a PreparedQuery,
     allowed: Option<&'a BitSet>,
-    damage: std::sync::Mutex<Option<StoreError>>,
+    damage: Damage,
 }
 
 impl<'a> ColumnNodes<'a> {
@@ -268,7 +300,7 @@ impl<'a> ColumnNodes<'a> {
             dim: column.dim,
             query,
             allowed,
-            damage: std::sync::Mutex::new(None),
+            damage: Damage::default(),
         }
     }
 
@@ -276,24 +308,12 @@ impl<'a> ColumnNodes<'a> {
         let at = node as usize * self.dim;
         &self.vectors[at..at + self.dim]
     }
-
-    /// Keeps the first damage met, for [`check`](Self::check).
-    fn keep(&self, error: StoreError) {
-        let mut damage = self.damage.lock().unwrap_or_else(|p| p.into_inner());
-        damage.get_or_insert(error);
-    }
-
-    /// The first damage met by any distance so far.
-    fn check(&self) -> Result<()> {
-        let mut damage = self.damage.lock().unwrap_or_else(|p| p.into_inner());
-        damage.take().map_or(Ok(()), Err)
-    }
 }
 
 impl Nodes for ColumnNodes<'_> {
     fn distance(&self, node: u32) -> f32 {
         if let Err(error) = self.column.check_row(node as usize) {
-            self.keep(error);
+            self.damage.keep(error);
             return f32::INFINITY;
         }
         self.query
@@ -309,21 +329,92 @@ impl Nodes for ColumnNodes<'_> {
     }
 
     fn list_intact(&self, words: std::ops::Range<usize>) -> bool {
-        match self.column.check_graph_words(words) {
-            Ok(()) => true,
-            Err(error) => {
-                self.keep(error);
-                false
-            }
-        }
+        list_intact(self.column, &self.damage, words)
     }
 
     fn list_damaged(&self, node: u32) {
-        let path = self.column.graph_path().unwrap_or(Path::new("graph"));
-        self.keep(corrupt(
-            path,
-            format!("HNSW graph: list of node {node} is out of range"),
-        ));
+        list_damaged(self.column, &self.damage, node)
+    }
+}
+
+fn list_intact(column: &Column, damage: &Damage, words: std::ops::Range<usize>) -> bool {
+    match column.check_graph_words(words) {
+        Ok(()) => true,
+        Err(error) => {
+            damage.keep(error);
+            false
+        }
+    }
+}
+
+fn list_damaged(column: &Column, damage: &Damage, node: u32) {
+    let path = column.graph_path().unwrap_or(Path::new("graph"));
+    damage.keep(corrupt(
+        path,
+        format!("HNSW graph: list of node {node} is out of range"),
+    ));
+}
+
+/// A quantised column seen by a walk: rows scored on their SQ8 codes (a quarter of the bytes of
+/// `f32`), each code's blocks checked before it is read, as [`ColumnNodes`] does for vectors.
+struct CodeNodes<'a> {
+    codes: &'a Codes,
+    query: CodeQuery,
+    exact: &'a ColumnNodes<'a>,
+    /// l2 adds each row's exact norm; the other metrics need none.
+    needs_norm: bool,
+    damage: Damage,
+}
+
+impl<'a> CodeNodes<'a> {
+    fn new(codes: &'a Codes, exact: &'a ColumnNodes<'a>) -> Result<Self> {
+        let (lo, step) = codes.ranges()?;
+        Ok(CodeNodes {
+            codes,
+            query: CodeQuery::new(exact.query, lo, step),
+            exact,
+            needs_norm: exact.query.metric() == Metric::L2,
+            damage: Damage::default(),
+        })
+    }
+}
+
+impl Nodes for CodeNodes<'_> {
+    fn distance(&self, node: u32) -> f32 {
+        let row = node as usize;
+        let checked = self
+            .codes
+            .check_row(row)
+            .and_then(|()| match self.needs_norm {
+                true => self.exact.column.check_norm(row),
+                false => Ok(()),
+            });
+        if let Err(error) = checked {
+            self.damage.keep(error);
+            return f32::INFINITY;
+        }
+        let inv_norm = if self.needs_norm {
+            self.exact.inv_norms[row]
+        } else {
+            0.0
+        };
+        self.query.distance(self.codes.code(row), inv_norm)
+    }
+
+    fn prefetch(&self, node: u32) {
+        prefetch(self.codes.code(node as usize));
+    }
+
+    fn allowed(&self, node: u32) -> bool {
+        self.exact.allowed(node)
+    }
+
+    fn list_intact(&self, words: std::ops::Range<usize>) -> bool {
+        list_intact(self.exact.column, &self.damage, words)
+    }
+
+    fn list_damaged(&self, node: u32) {
+        list_damaged(self.exact.column, &self.damage, node)
     }
 }
 

@@ -62,6 +62,10 @@ fn graph_path(dir: &Path, field: &str) -> PathBuf {
     dir.join(format!("{field}.hnsw"))
 }
 
+fn codes_path(dir: &Path, field: &str) -> PathBuf {
+    dir.join(format!("{field}.sq8"))
+}
+
 /// A file mapped into memory with its header checked. A blocked body (format version 2) has its
 /// block table checked here and its blocks on first use; any other body is checked whole by
 /// [`verify`](Self::verify), which small files call at open.
@@ -167,6 +171,76 @@ pub struct Column {
     /// Whole-body check of an unblocked (version 1) column, once per process.
     verified: OnceLock<Result<(), String>>,
     graph: Option<LazyGraph>,
+    /// SQ8 codes of a quantised field, beside its graph (derived data, like the graph).
+    codes: Option<Codes>,
+}
+
+/// A segment's SQ8 codes of one field (`<field>.sq8`): the per-dimension ranges, then one code
+/// of `dim` bytes per row. Checked a 4 KiB block at a time, on first use, like the column.
+#[derive(Debug)]
+pub struct Codes {
+    file: MappedFile,
+    dim: usize,
+    rows: usize,
+}
+
+impl Codes {
+    fn open(path: &Path, owner_uid: u64, (rows, dim): (usize, usize)) -> Result<Codes> {
+        let file = MappedFile::open(path, FileKind::Sq8Codes, owner_uid)?;
+        let [file_rows, file_dim, _] = file.header.extra;
+        let expected_len = (rows as u64)
+            .checked_add(8)
+            .and_then(|n| n.checked_mul(dim as u64));
+        if file_rows != rows as u64
+            || file_dim != dim as u64
+            || expected_len != Some(file.data().len() as u64)
+            || !file.is_blocked()
+        {
+            return Err(corrupt(
+                path,
+                format!("holds {file_rows} codes of {file_dim}, expected {rows} of {dim}"),
+            ));
+        }
+        cast_words::<f32>(path, &file.data()[..8 * dim])?;
+        Ok(Codes { file, dim, rows })
+    }
+
+    /// The per-dimension `lo` and `step` of the codes, checked on first use.
+    pub fn ranges(&self) -> Result<(&[f32], &[f32])> {
+        let bytes = 8 * self.dim;
+        self.file.check(0..bytes)?;
+        let words = cast_words::<f32>(&self.file.path, &self.file.data()[..bytes])?;
+        Ok(words.split_at(self.dim))
+    }
+
+    /// Checks the block(s) holding row `row`'s code.
+    #[inline]
+    pub fn check_row(&self, row: usize) -> Result<()> {
+        let at = 8 * self.dim + row * self.dim;
+        self.file.check(at..at + self.dim)
+    }
+
+    /// Row `row`'s code, unchecked: call [`check_row`](Self::check_row) first.
+    #[inline]
+    pub fn code(&self, row: usize) -> &[u8] {
+        let at = 8 * self.dim + row * self.dim;
+        &self.file.data()[at..at + self.dim]
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    /// Checks every byte, and that the ranges are finite (a NaN would poison every distance).
+    fn verify(&self) -> Result<()> {
+        self.file.verify()?;
+        self.check_row(self.rows.saturating_sub(1))?;
+        let (lo, step) = self.ranges()?;
+        if lo.iter().chain(step).any(|x| !x.is_finite()) || step.iter().any(|&s| s < 0.0) {
+            return Err(corrupt(&self.file.path, "SQ8 ranges are not finite"));
+        }
+        Ok(())
+    }
 }
 
 /// A graph file mapped at open, with its header checked; its body is checked and parsed on the
@@ -229,11 +303,12 @@ impl Column {
     /// graph whose header fails is recorded there and left out instead of failing the open.
     fn open(
         dir: &Path,
-        field: &str,
+        spec: &VectorField,
         owner_uid: u64,
-        (rows, dim): (usize, usize),
+        rows: usize,
         damaged: Option<&mut Option<crate::error::StoreError>>,
     ) -> Result<Column> {
+        let (field, dim) = (spec.name.as_str(), spec.dim);
         let path = column_path(dir, field);
         let file = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
         let [file_rows, file_dim, _] = file.header.extra;
@@ -250,13 +325,17 @@ impl Column {
             ));
         }
         cast_words::<f32>(&path, file.data())?;
-        let graph = match (Self::open_graph(dir, field, owner_uid), damaged) {
+        let derived = Self::open_graph(dir, field, owner_uid).and_then(|graph| {
+            let codes = Self::open_codes(dir, spec, owner_uid, rows, graph.is_some())?;
+            Ok((graph, codes))
+        });
+        let (graph, codes) = match (derived, damaged) {
             (Err(e), Some(slot)) => {
                 *slot = Some(e);
-                None
+                (None, None)
             }
             (Err(e), None) => return Err(with_repair_hint(e)),
-            (Ok(graph), _) => graph,
+            (Ok(derived), _) => derived,
         };
         Ok(Column {
             file,
@@ -264,7 +343,26 @@ impl Column {
             rows,
             verified: OnceLock::new(),
             graph,
+            codes,
         })
+    }
+
+    /// A quantised field's codes, written with each graph: missing beside a graph is damage.
+    fn open_codes(
+        dir: &Path,
+        spec: &VectorField,
+        owner_uid: u64,
+        rows: usize,
+        has_graph: bool,
+    ) -> Result<Option<Codes>> {
+        if spec.quantization.is_none() || !has_graph {
+            return Ok(None);
+        }
+        let path = codes_path(dir, &spec.name);
+        if !path.exists() {
+            return Err(corrupt(&path, "SQ8 codes are missing beside the graph"));
+        }
+        Codes::open(&path, owner_uid, (rows, spec.dim)).map(Some)
     }
 
     fn open_graph(dir: &Path, field: &str, owner_uid: u64) -> Result<Option<LazyGraph>> {
@@ -301,6 +399,15 @@ impl Column {
         }
         let bytes = 4 * self.dim;
         self.file.check(row * bytes..(row + 1) * bytes)?;
+        self.check_norm(row)
+    }
+
+    /// Checks the block holding row `row`'s reciprocal norm (only; see [`check_row`](Self::check_row)).
+    #[inline]
+    pub fn check_norm(&self, row: usize) -> Result<()> {
+        if !self.file.is_blocked() {
+            return self.ensure_verified();
+        }
         let norm = 4 * (self.rows * self.dim + row);
         self.file.check(norm..norm + 4)
     }
@@ -350,6 +457,11 @@ impl Column {
         Ok(Some((words, layout)))
     }
 
+    /// The field's SQ8 codes, if it is quantised and the segment has a graph.
+    pub fn codes(&self) -> Option<&Codes> {
+        self.codes.as_ref()
+    }
+
     /// The graph with every list checked: for a merge, which extends it and reads every list.
     pub fn graph_checked_whole(&self) -> Result<Option<(&[u32], &GraphLayout)>> {
         let graph = self.graph()?;
@@ -379,11 +491,17 @@ impl Column {
         if let Some(graph) = &self.graph {
             paths.push(&graph.file.path);
         }
+        if let Some(codes) = &self.codes {
+            paths.push(codes.path());
+        }
         paths
     }
 
     fn verify_all(&self) -> Result<()> {
         self.file.verify()?;
+        if let Some(codes) = &self.codes {
+            codes.verify().map_err(with_repair_hint)?;
+        }
         if let Some(graph) = &self.graph {
             let layout = graph.layout(self.rows)?;
             graph.file.verify().map_err(with_repair_hint)?;
@@ -455,8 +573,13 @@ impl Segment {
         segment.payload.check_all()?;
         for (field, column) in segment.columns.iter_mut().enumerate() {
             column.file.verify()?;
-            if let Err(error) = column.graph_checked_whole() {
+            let whole = column
+                .graph_checked_whole()
+                .map(|_| ())
+                .and_then(|()| column.codes.as_ref().map_or(Ok(()), Codes::verify));
+            if let Err(error) = whole {
                 column.graph = None;
+                column.codes = None;
                 damage.push(GraphDamage {
                     field,
                     path: graph_path(dir, &schema.vectors[field].name),
@@ -495,13 +618,7 @@ impl Segment {
         for (index, field) in schema.vectors.iter().enumerate() {
             let mut error = None;
             let slot = damage.is_some().then_some(&mut error);
-            columns.push(Column::open(
-                dir,
-                &field.name,
-                owner_uid,
-                (rows, field.dim),
-                slot,
-            )?);
+            columns.push(Column::open(dir, field, owner_uid, rows, slot)?);
             if let (Some(list), Some(error)) = (damage.as_deref_mut(), error) {
                 list.push(GraphDamage {
                     field: index,
@@ -623,6 +740,18 @@ impl Segment {
         let extra = [self.rows as u64, 0, 0];
         let shift = write::GRAPH_BLOCK_SHIFT;
         let (header, body) = Header::blocked(FileKind::Graph, owner_uid, &data, extra, shift);
+        if !spec.quantization.is_none() {
+            let path = codes_path(&self.dir, &spec.name);
+            let temp = fileio::temp_sibling(&path);
+            write::write_codes(
+                &temp,
+                owner_uid,
+                spec,
+                (values, column.inv_norms()),
+                &present,
+            )?;
+            fileio::rename_durably(&temp, &path)?;
+        }
         fileio::replace_atomically(&graph_path(&self.dir, &spec.name), &header, &body)
     }
 
@@ -634,6 +763,9 @@ impl Segment {
             column.file.release_pages();
             if let Some(graph) = &column.graph {
                 graph.file.release_pages();
+            }
+            if let Some(codes) = &column.codes {
+                codes.file.release_pages();
             }
         }
     }

@@ -203,12 +203,31 @@ fn write_field(
         seed_graph,
         Some(inv_norms),
     );
+    if !field.quantization.is_none() {
+        let path = super::codes_path(dir, &field.name);
+        write_codes(&path, owner_uid, field, (vectors, inv_norms), present)?;
+    }
     drop(column);
     let extra = [rows as u64, 0, 0];
     let file = (FileKind::Graph, owner_uid, extra);
     let path = graph_path(dir, &field.name);
     fileio::write_streamed(&path, file, Some(GRAPH_BLOCK_SHIFT), |out| {
         graph.write_to(out)
+    })
+}
+
+/// Writes the SQ8 codes of a quantised field's `vectors` (with their reciprocal norms).
+pub(super) fn write_codes(
+    path: &Path,
+    owner_uid: u64,
+    field: &VectorField,
+    vectors: (&[f32], &[f32]),
+    present: &[bool],
+) -> Result<()> {
+    let extra = [present.len() as u64, field.dim as u64, 0];
+    let file = (FileKind::Sq8Codes, owner_uid, extra);
+    fileio::write_streamed(path, file, Some(COLUMN_BLOCK_SHIFT), |out| {
+        crate::sq8::write_body(out, vectors, present, field.dim, field.metric)
     })
 }
 
