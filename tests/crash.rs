@@ -18,7 +18,7 @@ const RECORDS: usize = 3000;
 
 fn prepare(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let store = dir.join("store");
-    create_cases(&store);
+    create_quantised_cases(&store);
     let jsonl = dir.join("cases.jsonl");
     write_jsonl(&jsonl, 0, RECORDS, 8);
     (store, jsonl)
@@ -118,7 +118,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_batch() {
             previous = 0;
             // Start over so later trials kill mid-import too.
             medvec_ok(&["drop", s(&store), "cases"]);
-            create_cases(&store);
+            create_quantised_cases(&store);
         }
     }
     report("import, SIGKILL at random times", trials.len());
@@ -188,11 +188,38 @@ fn a_crash_during_an_automatic_merge_loses_nothing_and_leaves_no_orphans() {
             segments,
             "{spec}: a segment directory no manifest names was left behind"
         );
+        assert_codes_beside_graphs(&store, spec);
     }
     report(
         "automatic merge, abort after its segment and after its commit",
         2,
     );
+}
+
+/// Every segment with a graph has the SQ8 codes the quantised field asks for, and no other does.
+fn assert_codes_beside_graphs(store: &std::path::Path, context: &str) {
+    let mut graphs = 0;
+    for entry in std::fs::read_dir(store.join("collections/cases")).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir()
+            || !dir
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("seg-")
+        {
+            continue;
+        }
+        let graph = dir.join("image.hnsw").exists();
+        graphs += usize::from(graph);
+        assert_eq!(
+            graph,
+            dir.join("image.sq8").exists(),
+            "{context}: {}",
+            dir.display()
+        );
+    }
+    assert!(graphs > 0, "{context}: no segment has a graph");
 }
 
 /// How many segment directories the store holds on disk.

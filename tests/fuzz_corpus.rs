@@ -167,10 +167,11 @@ fn write_store_seeds() {
         &[0, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4],
     );
 
-    // Segments: XOR patches in each file, read-only (0-3) and as a writer (8-11); tiny bodies.
-    let files = ["ids", "payload", "column", "graph"];
+    // Segments: XOR patches in each file, read-only (0-3, codes 16) and as a writer (8-11, codes
+    // 24); tiny bodies.
+    let files = ["ids", "payload", "column", "graph", "codes"];
     for (i, file) in files.iter().enumerate() {
-        let i = i as u8;
+        let i = if *file == "codes" { 16 } else { i as u8 };
         let p = patches(&[(0, 0x01), (17, 0x80), (4000, 0xff), (65_537, 0x10)]);
         seed(
             "segment_files",
@@ -188,6 +189,11 @@ fn write_store_seeds() {
         "segment_files",
         "graph-header-words",
         &[[3 | 4].as_slice(), &patches(&[(4, 0x0f), (8, 0x40)])].concat(),
+    );
+    seed(
+        "segment_files",
+        "codes-ranges",
+        &[[16 | 4].as_slice(), &patches(&[(2, 0x7f), (3, 0xff)])].concat(),
     );
     seed("segment_files", "untouched", &[4]);
 

@@ -79,7 +79,7 @@ fn a_bad_csv_cell_shows_its_value_only_with_verbose() {
 fn every_file_of_a_store_is_private_to_its_owner() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    create_cases(&store);
+    create_quantised_cases(&store);
     let jsonl = dir.path().join("cases.jsonl");
     write_jsonl(&jsonl, 0, 1300, 8);
     medvec_ok(&["import", s(&store), "cases", "--jsonl", s(&jsonl)]);
@@ -105,6 +105,7 @@ fn every_file_of_a_store_is_private_to_its_owner() {
         "MANIFEST",
         "early.head",
         "image.hnsw",
+        "image.sq8",
         "image.f32",
         "ids.idx",
         "payload.cols",

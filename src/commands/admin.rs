@@ -20,7 +20,8 @@ pub struct CreateArgs {
     store: PathBuf,
     /// Collection name.
     collection: String,
-    /// Vector field NAME:DIM:METRIC (metric: cosine, l2, dot); repeat for more modalities.
+    /// Vector field NAME:DIM:METRIC[:sq8] (metric: cosine, l2, dot; sq8 adds one-byte codes for
+    /// faster graph walks, scores stay exact); repeat for more modalities.
     #[arg(long = "vector", required = true)]
     vectors: Vec<String>,
     /// Payload field NAME:TYPE (type: string, int, float, bool).
@@ -99,7 +100,7 @@ pub fn stats(args: StatsArgs) -> Result<()> {
                 .schema
                 .vectors
                 .iter()
-                .map(|v| format!("{}:{}:{}", v.name, v.dim, v.metric.name()))
+                .map(medvec_store::VectorField::spec)
                 .collect();
             println!(
                 "{}: {} records, {} segments, {} unflushed, {} deleted awaiting compaction, {} bytes; vectors {}",

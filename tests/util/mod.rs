@@ -49,12 +49,22 @@ pub fn medvec_json(args: &[&str]) -> serde_json::Value {
 
 /// Creates collection `cases` (8-d cosine `image`, int `n`) in `store`, creating the store too.
 pub fn create_cases(store: &Path) {
+    create_cases_with(store, "image:8:cosine");
+}
+
+/// The `cases` collection with SQ8 codes beside its graphs (crash and privacy tests: every
+/// file kind a segment can hold).
+pub fn create_quantised_cases(store: &Path) {
+    create_cases_with(store, "image:8:cosine:sq8");
+}
+
+fn create_cases_with(store: &Path, vector: &str) {
     medvec_ok(&[
         "create",
         s(store),
         "cases",
         "--vector",
-        "image:8:cosine",
+        vector,
         "--field",
         "n:int",
     ]);

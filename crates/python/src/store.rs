@@ -82,7 +82,7 @@ impl NativeStore {
         self.read_only
     }
 
-    /// Like `medvec create`: `vectors` are `NAME:DIM:METRIC` specs, `payload` `NAME:TYPE` specs,
+    /// Like `medvec create`: `vectors` are `NAME:DIM:METRIC[:sq8]` specs, `payload` `NAME:TYPE` specs,
     /// and the HNSW options apply to every vector field.
     #[pyo3(signature = (name, vectors, payload, m = None, ef_construction = None, ef_search = None, graph_builder = None))]
     #[allow(clippy::too_many_arguments)]

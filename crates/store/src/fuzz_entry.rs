@@ -94,7 +94,8 @@ fn tempfile_writable(dir: &Path) -> bool {
 
 /// The schema of the template collection (and the one the filter target compiles against).
 pub fn schema() -> Schema {
-    let mut vector = VectorField::parse("v:2:l2").expect("valid field");
+    // Quantised, so that the large template's segment has SQ8 codes for the segment target.
+    let mut vector = VectorField::parse("v:2:l2:sq8").expect("valid field");
     // Small M and beam keep the template's graph (and so the segment seeds) small and quick to build.
     vector.hnsw = HnswParams {
         m: 2,
@@ -364,19 +365,23 @@ pub fn wal_frames(data: &[u8]) {
     exercise(&scratch.path().join("store"), true, Template::Small);
 }
 
-/// Segment target. The first byte picks the file (ids, payload, column, graph) and the mode:
+/// Segment target. The first byte picks the file (ids, payload, column, graph; SQ8 codes when
+/// bit 4 is set), whether the store is then used as a writer (bit 3) and the mode (bit 2):
 /// replace its body with the rest, or apply the rest as `[offset u32 LE][byte]` XOR patches to
 /// the template body. The header is resealed either way, then the store is opened and used.
 pub fn segment_files(data: &[u8]) {
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };
-    let (name, kind) = [
-        ("ids.idx", FileKind::IdIndex),
-        ("payload.cols", FileKind::PayloadColumns),
-        ("v.f32", FileKind::VectorColumn),
-        ("v.hnsw", FileKind::Graph),
-    ][usize::from(selector % 4)];
+    let (name, kind) = match selector & 16 {
+        0 => [
+            ("ids.idx", FileKind::IdIndex),
+            ("payload.cols", FileKind::PayloadColumns),
+            ("v.f32", FileKind::VectorColumn),
+            ("v.hnsw", FileKind::Graph),
+        ][usize::from(selector % 4)],
+        _ => ("v.sq8", FileKind::Sq8Codes),
+    };
     let (scratch, dir) = fresh_store(Template::Large);
     let path = dir.join(crate::segment::dir_name(1)).join(name);
     let extra = extra_of(&path, kind);

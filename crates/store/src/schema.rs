@@ -175,6 +175,20 @@ impl VectorField {
         Ok(field)
     }
 
+    /// The CLI form [`parse`](Self::parse) reads, for display.
+    pub fn spec(&self) -> String {
+        match self.quantization {
+            Quantization::None => format!("{}:{}:{}", self.name, self.dim, self.metric.name()),
+            q => format!(
+                "{}:{}:{}:{}",
+                self.name,
+                self.dim,
+                self.metric.name(),
+                q.name()
+            ),
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         validate_name(&self.name)?;
         if self.dim == 0 || self.dim > MAX_DIM {
@@ -314,6 +328,13 @@ mod tests {
         assert!(VectorField::parse("image:-3:l2").is_err());
         assert!(VectorField::parse("image:512:l2:pq").is_err());
         assert!(VectorField::parse("image:512:l2:sq8:x").is_err());
+    }
+
+    #[test]
+    fn specs_round_trip() {
+        for spec in ["image:512:cosine", "t:3:l2:sq8", "x:8:dot"] {
+            assert_eq!(VectorField::parse(spec).unwrap().spec(), spec);
+        }
     }
 
     #[test]
