@@ -70,6 +70,9 @@ pub struct SearchArgs {
     /// HNSW beam width (default: the field's ef_search).
     #[arg(long)]
     ef: Option<usize>,
+    /// SQ8 fields: how many walk candidates per hit are re-scored on the f32 vectors (default 4).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+    rescore: Option<usize>,
     /// Scan every vector instead of the HNSW graphs.
     #[arg(long)]
     exact: bool,
@@ -114,6 +117,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
         exact: args.exact,
         filter: super::parse_filter(args.filter.as_deref(), "--filter")?,
         offset: None,
+        rescore: args.rescore,
     };
     let columns = payload_columns(&collection, args.show.as_deref())?;
     let mut all: Vec<&Collection> = vec![&collection];

@@ -191,7 +191,7 @@ impl NativeCollection {
             ef,
             exact,
             filter,
-            offset: None,
+            ..SearchParams::default()
         };
         let shift = ShiftOptions {
             lambda: shift,
@@ -399,7 +399,7 @@ pub fn search_shards<'py>(
             .map(Filter::parse)
             .transpose()
             .context("filter")?,
-        offset: None,
+        ..SearchParams::default()
     };
     let results = py.detach(|| {
         let all: Vec<&Collection> = handles.iter().map(|c| &**c).collect();

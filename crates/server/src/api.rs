@@ -353,7 +353,7 @@ pub(crate) fn run_search(
         ef: request.ef,
         exact: request.exact,
         filter,
-        offset: None,
+        ..SearchParams::default()
     };
     let shift = ShiftOptions {
         lambda: request.shift.unwrap_or(0.0),

@@ -51,7 +51,7 @@ pub use repair::RepairReport;
 pub use schema::{
     GraphBuilder, HnswParams, Metric, PayloadField, Quantization, Schema, VectorField, MAX_DIM,
 };
-pub use search::{Hit, SearchParams};
+pub use search::{Hit, SearchParams, RESCORE};
 pub use store::{Store, PSEUDONYM_KEY_LEN};
 pub use sums::FieldSum;
 pub use value::{FieldType, Value};

@@ -38,7 +38,13 @@ pub struct SearchParams {
     /// only). This is how the alignment shift is applied at read time; graph searches widen
     /// their beam (4·ef) and score every visited row under the shifted geometry.
     pub offset: Option<Vec<f32>>,
+    /// On an SQ8 field, how many of a walk's best candidates per hit (`rescore · k`) are
+    /// re-scored on the `f32` column; defaults to [`RESCORE`]. The walk's others are dropped.
+    pub rescore: Option<usize>,
 }
+
+/// Candidates re-scored exactly per requested hit on SQ8 fields, by default.
+pub const RESCORE: usize = 4;
 
 impl SearchParams {
     pub fn top(k: usize) -> SearchParams {
@@ -99,6 +105,7 @@ impl Collection {
         // away from the data: a 4× beam keeps recall@10 >= 0.95 (crates/query/tests/alignment.rs).
         let widen = if params.offset.is_some() { 4 } else { 1 };
         let ef = params.ef.unwrap_or(spec.hnsw.ef_search).max(params.k) * widen;
+        let beam = (ef, params.rescore.unwrap_or(RESCORE).max(1));
         let search_one = |query: &Vec<f32>| {
             let mut prepared = PreparedQuery::new(spec.metric, query);
             if let Some(offset) = &params.offset {
@@ -108,7 +115,7 @@ impl Collection {
             // Largest segment first: its answer bounds the searches of the smaller ones.
             for &s in &order {
                 let (segment, plan) = (&state.segments[s], &plans[s]);
-                search_segment(segment, field_index, plan, &prepared, ef, &mut top)?;
+                search_segment(segment, field_index, plan, &prepared, beam, &mut top)?;
             }
             scan_tail(&state, field_index, filter.as_ref(), &prepared, &mut top);
             Ok(top.into_hits(spec.metric))
@@ -208,7 +215,7 @@ fn search_segment(
     field: usize,
     plan: &Plan,
     query: &PreparedQuery,
-    ef: usize,
+    (ef, rescore): (usize, usize),
     top: &mut TopK,
 ) -> Result<()> {
     let column = &segment.columns[field];
@@ -242,6 +249,7 @@ fn search_segment(
                     // The codes chose the candidates; their scores come from the f32 column.
                     found
                         .into_iter()
+                        .take(rescore.saturating_mul(top.k))
                         .map(|(_, row)| (exact.distance(row), row))
                         .collect()
                 }

@@ -11,7 +11,7 @@ from . import _medvec
 from ._collection import Collection
 from ._results import SearchResult
 
-VectorSpec = Union[int, Tuple[int, str]]
+VectorSpec = Union[int, Tuple[int, str], Tuple[int, str, str]]
 PayloadSpec = Union[type, str]
 
 _PAYLOAD_TYPES = {str: "string", int: "int", float: "float", bool: "bool"}
@@ -34,9 +34,9 @@ def open(path: Union[str, os.PathLike], read_only: bool = False) -> "Store":
 def _vector_spec(name: str, spec: VectorSpec) -> str:
     if isinstance(spec, (int, np.integer)):
         return f"{name}:{int(spec)}:cosine"
-    if isinstance(spec, tuple) and len(spec) == 2:
-        return f"{name}:{int(spec[0])}:{spec[1]}"
-    raise _medvec_invalid(f"vectors[{name!r}]: expected DIM or (DIM, METRIC), got {spec!r}")
+    if isinstance(spec, tuple) and len(spec) in (2, 3):
+        return ":".join([name, str(int(spec[0])), *map(str, spec[1:])])
+    raise _medvec_invalid(f"vectors[{name!r}]: expected DIM, (DIM, METRIC) or (DIM, METRIC, \"sq8\"), got {spec!r}")
 
 
 def _payload_spec(name: str, spec: PayloadSpec) -> str:
@@ -83,7 +83,8 @@ class Store:
         """Creates a collection, as ``medvec create`` does.
 
         ``vectors`` maps each vector field to its dimension, or to ``(dimension, metric)`` with
-        metric ``"cosine"`` (the default), ``"l2"`` or ``"dot"``. ``payload`` maps each payload
+        metric ``"cosine"`` (the default), ``"l2"`` or ``"dot"``, or to ``(dimension, metric,
+        "sq8")`` for one-byte codes that graph walks read (scores stay exact). ``payload`` maps each payload
         field to ``str``, ``int``, ``float`` or ``bool``.
 
         >>> import medvec, tempfile
