@@ -19,11 +19,20 @@
 //! - `MEDVEC_BENCH_SKIP_HNSW_RS=1`: without the extra build and sweep with the `hnsw_rs` builder
 //! - `MEDVEC_BENCH_AS_IMPORTED=1`: build as a user's import does, with the default flush
 //!   thresholds and automatic merging, instead of one flush into one segment
+//! - `MEDVEC_BENCH_QUANTIZE=sq8`: medvec's field is created with `Quantization::Sq8` (graph walks
+//!   on int8 codes, exact f32 re-rank), its rows are labelled `medvec sq8`, and the int8 peers
+//!   `usearch_i8` (usearch, dtype i8) and `faiss_sq8` (faiss `IndexHNSWSQ`, QT_8bit) run in the
+//!   same run beside hnswlib, faiss and usearch. The store is kept in `medvec-store-sq8` (the f32
+//!   run's `medvec-store` is left alone), the report in `report-sq8.md`, the peers' JSON in
+//!   `peers-sq8.json`. `none` (or unset) is the f32 default; `sweep` honours it too
+//! - `MEDVEC_BENCH_PEERS`: the peers to run, comma-separated (default `hnswlib,faiss,usearch`, or
+//!   with `MEDVEC_BENCH_QUANTIZE=sq8` those plus `usearch_i8,faiss_sq8`)
 //!
 //! Sub-commands (used by the driver on itself, in fresh processes):
 //! - `first-query STORE QUERIES EF`: open read-only, open the collection, search one query;
 //!   prints the milliseconds taken as JSON
-//! - `rss STORE QUERIES EF`: open and search every query; prints VmHWM as JSON
+//! - `rss STORE QUERIES EF`: open and search every query; prints VmHWM (the peak), and RssAnon
+//!   and RssFile at the end of the search, as JSON
 //! - `build`: data generation and medvec build only (for profiling the graph build)
 //! - `sweep`: the ef sweep of the store the last run built (for profiling the search)
 
@@ -32,8 +41,8 @@ mod common;
 use common::*;
 
 use medvec_store::{
-    CollectionOptions, GraphBuilder, HnswParams, Metric, Record, Schema, SearchParams, Store,
-    VectorField,
+    CollectionOptions, GraphBuilder, HnswParams, Metric, Quantization, Record, Schema,
+    SearchParams, Store, VectorField,
 };
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -45,8 +54,12 @@ const K: usize = 10;
 const COLLECTION: &str = "bench";
 const FIELD: &str = "v";
 const TARGET_RECALL: f64 = 0.95;
-/// The peers `tools/bench_peers.py` runs, in the order of the report's ratio columns.
-const PEERS: [&str; 3] = ["hnswlib", "faiss", "usearch"];
+/// The peers `tools/bench_peers.py` can run, in the order of the report's ratio columns: first
+/// the f32 peers (run by default, and always a column), then the int8 peers (run with
+/// `MEDVEC_BENCH_QUANTIZE=sq8`, a column only when they ran).
+const PEERS: [&str; 5] = ["hnswlib", "faiss", "usearch", "usearch_i8", "faiss_sq8"];
+/// How many of [`PEERS`] are the f32 peers.
+const F32_PEERS: usize = 3;
 /// Bumped whenever the generator changes, so stale `.npy` files are regenerated.
 const GENERATOR_VERSION: u32 = 1;
 const SEED: u64 = 0x6d65_6476_6563_0001;
@@ -66,6 +79,10 @@ struct Config {
     with_hnsw_rs: bool,
     /// Default flush thresholds and merging (as `medvec import` builds), not one segment.
     as_imported: bool,
+    /// medvec's field quantisation (`MEDVEC_BENCH_QUANTIZE`).
+    quantization: Quantization,
+    /// The peers `tools/bench_peers.py` runs.
+    peers: Vec<String>,
     data_dir: PathBuf,
 }
 
@@ -80,6 +97,27 @@ impl Config {
             })
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| vec![16, 32, 64, 128, 256]);
+        let quantization = match std::env::var("MEDVEC_BENCH_QUANTIZE") {
+            Ok(v) if !v.trim().is_empty() => Quantization::parse(v.trim())
+                .unwrap_or_else(|| panic!("MEDVEC_BENCH_QUANTIZE={v:?}: expected none or sq8")),
+            _ => Quantization::None,
+        };
+        let peers = std::env::var("MEDVEC_BENCH_PEERS")
+            .ok()
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<String>>()
+            })
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| {
+                let n = match quantization {
+                    Quantization::None => F32_PEERS,
+                    _ => PEERS.len(), // quantised: the int8 peers too
+                };
+                PEERS[..n].iter().map(|p| p.to_string()).collect()
+            });
         Config {
             n: env_usize("MEDVEC_BENCH_N", 100_000),
             dim: env_usize("MEDVEC_BENCH_DIM", 512),
@@ -90,8 +128,37 @@ impl Config {
             skip_peers: std::env::var("MEDVEC_BENCH_SKIP_PEERS").is_ok_and(|v| v == "1"),
             with_hnsw_rs: !std::env::var("MEDVEC_BENCH_SKIP_HNSW_RS").is_ok_and(|v| v == "1"),
             as_imported: std::env::var("MEDVEC_BENCH_AS_IMPORTED").is_ok_and(|v| v == "1"),
+            quantization,
+            peers,
             data_dir: workspace().join("target").join("bench-data"),
         }
+    }
+
+    /// `""` for f32, `"-sq8"` for SQ8: keeps a quantised run's store, report and peer results
+    /// beside the f32 run's under `target/bench-data/`.
+    fn suffix(&self) -> String {
+        match self.quantization {
+            Quantization::None => String::new(),
+            q => format!("-{}", q.name()),
+        }
+    }
+
+    /// medvec's name in the report: `medvec`, or `medvec sq8`.
+    fn medvec_label(&self) -> String {
+        match self.quantization {
+            Quantization::None => "medvec".into(),
+            q => format!("medvec {}", q.name()),
+        }
+    }
+
+    /// The store directory of medvec's build (`medvec-store`, `medvec-store-sq8`), or of the
+    /// `hnsw_rs` builder's (`medvec-store-hnsw_rs[-sq8]`).
+    fn store_dir(&self, builder: GraphBuilder) -> PathBuf {
+        let name = match builder {
+            GraphBuilder::HnswRs => "medvec-store-hnsw_rs",
+            _ => "medvec-store",
+        };
+        self.data_dir.join(format!("{name}{}", self.suffix()))
     }
 
     fn tag(&self) -> String {
@@ -365,13 +432,13 @@ struct BuildTimes {
     cpu_s: f64,
 }
 
-/// Creates a store at `dir`, imports every vector (batches of 5,000 upserts) and flushes one
-/// segment, which builds its HNSW graph; or, `as_imported`, flushes and merges as the defaults
-/// make a user's import do.
+/// Creates a store at `dir` (the field quantised as `quantization`), imports every vector
+/// (batches of 5,000 upserts) and flushes one segment, which builds its HNSW graph; or,
+/// `as_imported`, flushes and merges as the defaults make a user's import do.
 fn build_medvec(
     dir: &Path,
     data: &Data,
-    (dim, as_imported): (usize, bool),
+    (dim, as_imported, quantization): (usize, bool, Quantization),
     builder: GraphBuilder,
 ) -> BuildTimes {
     let _ = std::fs::remove_dir_all(dir);
@@ -397,7 +464,7 @@ fn build_medvec(
                 builder,
                 ..HnswParams::default()
             },
-            quantization: medvec_store::Quantization::None,
+            quantization,
         }],
         payload: vec![],
     };
@@ -573,7 +640,8 @@ fn child_first_query(store: &Path, queries: &Path, ef: usize) {
     );
 }
 
-/// Child: open and search every query (three passes), then report the peak RSS.
+/// Child: open and search every query (three passes), then report the peak RSS and the RSS at
+/// the end (anonymous and file-backed).
 fn child_rss(store: &Path, queries: &Path, ef: usize) {
     let (q, [_, dim]) = read_npy_f32(queries).expect("queries");
     let queries = query_rows(&q, dim);
@@ -589,9 +657,13 @@ fn child_rss(store: &Path, queries: &Path, ef: usize) {
     for _ in 0..3 {
         std::hint::black_box(c.search_batch(FIELD, &queries, &params).expect("search"));
     }
+    // VmHWM is the peak; RssAnon (the process's own memory) and RssFile (file pages mapped in:
+    // the store's mmapped files, the binary) are read at the end of the search.
     println!(
-        "{{\"vm_hwm_kib\": {}, \"baseline_kib\": {baseline}}}",
-        vm_hwm_kib()
+        "{{\"vm_hwm_kib\": {}, \"baseline_kib\": {baseline}, \"rss_anon_kib\": {}, \"rss_file_kib\": {}}}",
+        vm_hwm_kib(),
+        status_kib("RssAnon:"),
+        status_kib("RssFile:")
     );
 }
 
@@ -620,11 +692,13 @@ struct PeerResult {
     first_query_ms: f64,
     vm_hwm_kib: f64,
     baseline_kib: f64,
+    rss_anon_kib: f64,
+    rss_file_kib: f64,
     index_bytes: u64,
 }
 
 fn run_peers(cfg: &Config) -> Vec<PeerResult> {
-    let out_path = cfg.data_dir.join("peers.json");
+    let out_path = cfg.data_dir.join(format!("peers{}.json", cfg.suffix()));
     let _ = std::fs::remove_file(&out_path);
     let efs: Vec<String> = cfg.efs.iter().map(|e| e.to_string()).collect();
     let mut cmd = Command::new(python());
@@ -637,6 +711,8 @@ fn run_peers(cfg: &Config) -> Vec<PeerResult> {
         .arg(cfg.repeats.to_string())
         .arg("--threads")
         .arg("2")
+        .arg("--peers")
+        .arg(cfg.peers.join(","))
         .arg("--out")
         .arg(&out_path);
     eprintln!("bench: running {cmd:?}");
@@ -676,6 +752,8 @@ fn run_peers(cfg: &Config) -> Vec<PeerResult> {
             first_query_ms: f(p, "first_query_ms"),
             vm_hwm_kib: f(p, "vm_hwm_kib"),
             baseline_kib: f(p, "baseline_kib"),
+            rss_anon_kib: f(p, "rss_anon_kib"),
+            rss_file_kib: f(p, "rss_file_kib"),
             index_bytes: p["index_bytes"].as_u64().unwrap_or(0),
         })
         .collect()
@@ -692,6 +770,9 @@ struct Row {
     first_query_ms: f64,
     vm_hwm_mib: f64,
     delta_mib: f64,
+    /// RssAnon and RssFile at the end of the search.
+    rss_anon_mib: f64,
+    rss_file_mib: f64,
     sweep: Vec<SweepPoint>,
 }
 
@@ -727,8 +808,12 @@ fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
             .as_ref()
             .map(|p| (p.ef, p.recall, p.qps, p.qps_cpu))
     };
+    let quantized = match cfg.quantization {
+        Quantization::None => String::new(),
+        q => format!(", medvec field quantization {}", q.name()),
+    };
     s += &format!(
-        "\n### {} × {}-d cosine, {} queries, k={K}, M=16, ef_construction=200, 2 threads\n\n",
+        "\n### {} × {}-d cosine, {} queries, k={K}, M=16, ef_construction=200, 2 threads{quantized}\n\n",
         cfg.n, cfg.dim, cfg.queries
     );
     s += &format!(
@@ -745,15 +830,25 @@ fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
         .map(|r| r.name.as_str())
         .collect::<Vec<_>>()
         .join(" | ");
-    s += " | medvec / hnswlib | medvec / faiss | medvec / usearch |\n|---|";
-    s += &"---:|".repeat(rows.len() + PEERS.len());
-    s += "\n";
     let m = &rows[0];
     let peer = |name: &str| rows.iter().find(|r| r.name == name);
+    // A ratio column for every f32 peer (n/a when it did not run), and for each int8 peer that ran.
+    let ratio_peers: Vec<&str> = PEERS
+        .iter()
+        .enumerate()
+        .filter(|&(i, p)| i < F32_PEERS || peer(p).is_some())
+        .map(|(_, &p)| p)
+        .collect();
+    for p in &ratio_peers {
+        s += &format!(" | {} / {p}", m.name);
+    }
+    s += " |\n|---|";
+    s += &"---:|".repeat(rows.len() + ratio_peers.len());
+    s += "\n";
     let mut line = |label: &str, f: &dyn Fn(&Row) -> String, v: &dyn Fn(&Row) -> f64| {
         s += &format!("| {label} | ");
         s += &rows.iter().map(f).collect::<Vec<_>>().join(" | ");
-        for p in PEERS {
+        for &p in &ratio_peers {
             s += " | ";
             s += &peer(p).map_or("n/a".into(), |p| fmt_ratio(v(m), v(p)));
         }
@@ -799,6 +894,16 @@ fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
         &|r| fmt_or_na(r.delta_mib, 0),
         &|r| r.delta_mib,
     );
+    line(
+        "RssAnon at the end of the search (MiB)",
+        &|r| fmt_or_na(r.rss_anon_mib, 0),
+        &|r| r.rss_anon_mib,
+    );
+    line(
+        "RssFile at the end of the search (MiB)",
+        &|r| fmt_or_na(r.rss_file_mib, 0),
+        &|r| r.rss_file_mib,
+    );
     s += &format!(
         "\n#### ef sweep: recall@{K} (median over the builds, range when they differ); QPS = wall-clock \
          queries/s, q/CPU-s = queries per CPU-second (median over builds of the median of ≥5 batch \
@@ -809,8 +914,11 @@ fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
         .map(|r| format!("{} recall | {} QPS (q/CPU-s)", r.name, r.name))
         .collect::<Vec<_>>()
         .join(" | ");
-    s += " | QPS (q/CPU-s) medvec / hnswlib | QPS (q/CPU-s) medvec / faiss | QPS (q/CPU-s) medvec / usearch |\n|---:|";
-    s += &"---:|".repeat(rows.len() * 2 + PEERS.len());
+    for p in &ratio_peers {
+        s += &format!(" | QPS (q/CPU-s) {} / {p}", m.name);
+    }
+    s += " |\n|---:|";
+    s += &"---:|".repeat(rows.len() * 2 + ratio_peers.len());
     s += "\n";
     for &ef in &cfg.efs {
         let point = |r: &Row| r.sweep.iter().find(|p| p.ef == ef).cloned();
@@ -831,7 +939,7 @@ fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
             })
             .collect::<Vec<_>>()
             .join(" | ");
-        for p in PEERS {
+        for &p in &ratio_peers {
             s += " | ";
             s += &peer(p)
                 .and_then(|p| {
@@ -891,7 +999,12 @@ fn builds_and_sweeps(
     let mut builds = Vec::new();
     let mut sweeps = Vec::new();
     for i in 0..cfg.repeats {
-        let t = build_medvec(dir, data, (cfg.dim, cfg.as_imported), builder);
+        let t = build_medvec(
+            dir,
+            data,
+            (cfg.dim, cfg.as_imported, cfg.quantization),
+            builder,
+        );
         eprintln!(
             "bench: medvec ({builder:?} builder) build {}/{}: import {:.1} s + flush (segment + HNSW graph) {:.1} s = {:.1} s, {:.1} CPU-s",
             i + 1,
@@ -912,18 +1025,20 @@ fn builds_and_sweeps(
 /// The same store and search built with the `hnsw_rs` crate's builder: build time and sweep only
 /// (opening and memory do not depend on the builder).
 fn hnsw_rs_row(data: &Data, cfg: &Config) -> Row {
-    let dir = cfg.data_dir.join("medvec-store-hnsw_rs");
+    let dir = cfg.store_dir(GraphBuilder::HnswRs);
     let (builds, sweeps) = builds_and_sweeps(&dir, data, cfg, GraphBuilder::HnswRs, false);
     let sweep = combine(&sweeps);
     let _ = std::fs::remove_dir_all(&dir);
     Row {
-        name: "medvec, hnsw_rs builder".into(),
+        name: format!("{}, hnsw_rs builder", cfg.medvec_label()),
         build_s: median(builds.iter().map(|b| b.import_s + b.flush_s).collect()),
         build_cpu_s: median(builds.iter().map(|b| b.cpu_s).collect()),
         at_target: at_target(&sweep).cloned(),
         first_query_ms: f64::NAN,
         vm_hwm_mib: f64::NAN,
         delta_mib: f64::NAN,
+        rss_anon_mib: f64::NAN,
+        rss_file_mib: f64::NAN,
         sweep,
     }
 }
@@ -957,7 +1072,7 @@ fn main() {
     if args.first().is_some_and(|a| a == "sweep") {
         let cfg = Config::from_env();
         let data = load_or_generate(&cfg);
-        sweep_medvec(&cfg.data_dir.join("medvec-store"), &data, &cfg);
+        sweep_medvec(&cfg.store_dir(GraphBuilder::Medvec), &data, &cfg);
         return;
     }
     let build_only = args.first().is_some_and(|a| a == "build");
@@ -965,7 +1080,7 @@ fn main() {
     let cfg = Config::from_env();
     let data = load_or_generate(&cfg);
 
-    let store_dir = cfg.data_dir.join("medvec-store");
+    let store_dir = cfg.store_dir(GraphBuilder::Medvec);
     let (builds, sweeps) =
         builds_and_sweeps(&store_dir, &data, &cfg, GraphBuilder::Medvec, build_only);
     let build_s = median(builds.iter().map(|b| b.import_s + b.flush_s).collect());
@@ -1009,13 +1124,15 @@ fn main() {
         hwm / 1024.0
     );
     let mut rows = vec![Row {
-        name: "medvec".into(),
+        name: cfg.medvec_label(),
         build_s,
         build_cpu_s,
         at_target: at_target(&sweep).cloned(),
         first_query_ms,
         vm_hwm_mib: hwm / 1024.0,
         delta_mib: (hwm - base) / 1024.0,
+        rss_anon_mib: kib("rss_anon_kib") / 1024.0,
+        rss_file_mib: kib("rss_file_kib") / 1024.0,
         sweep,
     }];
     if cfg.with_hnsw_rs {
@@ -1035,11 +1152,16 @@ fn main() {
                 first_query_ms: p.first_query_ms,
                 vm_hwm_mib: p.vm_hwm_kib / 1024.0,
                 delta_mib: (p.vm_hwm_kib - p.baseline_kib) / 1024.0,
+                rss_anon_mib: p.rss_anon_kib / 1024.0,
+                rss_file_mib: p.rss_file_kib / 1024.0,
                 sweep: p.sweep,
             });
         }
     }
     let text = report(&cfg, &rows, &load_start);
     println!("{text}");
-    let _ = std::fs::write(cfg.data_dir.join("report.md"), &text);
+    let _ = std::fs::write(
+        cfg.data_dir.join(format!("report{}.md", cfg.suffix())),
+        &text,
+    );
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Peer baselines for medvec's search benchmark: hnswlib, faiss-cpu (IndexHNSWFlat) and usearch (f32).
+"""Peer baselines for medvec's search benchmark: hnswlib, faiss-cpu (IndexHNSWFlat) and usearch (f32);
+on request also the int8 peers usearch_i8 and faiss_sq8.
 
 Run by `cargo bench --bench search` (benches/search.rs), which writes the data set first:
 
@@ -13,7 +14,8 @@ as medians over the builds (multi-threaded builds are not deterministic); then, 
 saved to disk (the last build),
 load-to-first-query time (median of 7 fresh processes, page cache warm) and peak RSS (VmHWM)
 of a fresh process that loads the index and searches every query at the peer's smallest ef
-reaching recall 0.95. Writes a JSON list to --out.
+reaching recall 0.95, with its RssAnon and RssFile at the end of that search. Writes a JSON list
+to --out.
 
 Same parameters as medvec: M=16, ef_construction=200, inner product on unit vectors, 2 threads
 for build and search (hnswlib set_num_threads(2), faiss omp_set_num_threads(2)).
@@ -21,7 +23,20 @@ for build and search (hnswlib set_num_threads(2), faiss omp_set_num_threads(2)).
 usearch: connectivity=M (2M on layer 0, as the others), expansion_add=ef_construction,
 expansion_search=ef, f32 vectors, metric "ip".
 
-Child modes (used on itself): --child {hnswlib,faiss,usearch} --mode {first-query,rss} INDEX QUERIES EF
+Quantised peers (int8 codes; not run unless --peers or MEDVEC_BENCH_PEERS names them, e.g.
+--peers hnswlib,faiss,usearch,usearch_i8,faiss_sq8):
+- usearch_i8: usearch as above but dtype "i8" and metric "cos" (usearch's recommended metric for
+  i8; the same ranking as "ip" on unit vectors). usearch casts each f32 component to i8 itself:
+  x * 127 truncated toward zero, no training, so on unit vectors (components ~ 1/sqrt(d)) only a
+  few levels are used and recall plateaus below the f32 peers' (no exact re-rank).
+- faiss_sq8: IndexHNSWSQ(d, ScalarQuantizer.QT_8bit, M, METRIC_INNER_PRODUCT) on the unit vectors
+  (as the faiss peer), efConstruction=ef_construction; trained on the base vectors (per-dimension
+  min/max), the training counted in the build time. Results are scored on the decoded codes
+  (no exact re-rank either).
+
+Default peers: $MEDVEC_BENCH_PEERS if set, else hnswlib,faiss,usearch.
+
+Child modes (used on itself): --child PEER --mode {first-query,rss} INDEX QUERIES EF
 """
 
 import argparse
@@ -63,7 +78,8 @@ def child(args):
     ef = int(args.paths[2])
     index_path = args.paths[0]
     baseline = status_kib("VmRSS:")
-    if args.child == "hnswlib":
+    library = CHILD_LIBRARY[args.child]
+    if library == "hnswlib":
         import hnswlib
 
         baseline = status_kib("VmRSS:")
@@ -77,7 +93,7 @@ def child(args):
         else:
             for _ in range(3):
                 index.knn_query(queries, k=K)
-    elif args.child == "usearch":
+    elif library == "usearch":
         from usearch.index import Index
 
         baseline = status_kib("VmRSS:")
@@ -91,6 +107,7 @@ def child(args):
             for _ in range(3):
                 index.search(queries, K, threads=args.threads)
     else:
+        assert library == "faiss", library
         import faiss
 
         faiss.omp_set_num_threads(args.threads)
@@ -108,7 +125,18 @@ def child(args):
         assert labels.shape == (1, K)
         print(json.dumps({"first_query_ms": elapsed_ms}))
     else:
-        print(json.dumps({"vm_hwm_kib": status_kib("VmHWM:"), "baseline_kib": baseline}))
+        print(
+            json.dumps(
+                {
+                    "vm_hwm_kib": status_kib("VmHWM:"),
+                    "baseline_kib": baseline,
+                    # At the end of the search (VmHWM is the peak): the process's own memory,
+                    # and the file-backed pages mapped into it (libraries, mmapped indexes).
+                    "rss_anon_kib": status_kib("RssAnon:"),
+                    "rss_file_kib": status_kib("RssFile:"),
+                }
+            )
+        )
 
 
 def run_child(args, name, mode, index_path, queries_path, ef):
@@ -184,8 +212,24 @@ class Faiss:
         self.lib.write_index(self.index, path)
 
 
+class FaissSq8(Faiss):
+    """IndexHNSWSQ with 8-bit codes: graph walks and results on the decoded codes."""
+
+    name = "faiss_sq8"
+
+    def build(self, base):
+        lib = self.lib
+        index = lib.IndexHNSWSQ(base.shape[1], lib.ScalarQuantizer.QT_8bit, M, lib.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = EF_CONSTRUCTION
+        index.train(base)  # per-dimension ranges; part of the build time
+        index.add(base)
+        self.index = index
+
+
 class Usearch:
     name = "usearch"
+    dtype = "f32"
+    metric = "ip"
 
     def __init__(self, threads):
         from usearch.index import Index
@@ -199,8 +243,8 @@ class Usearch:
 
         index = self.Index(
             ndim=base.shape[1],
-            metric="ip",
-            dtype="f32",
+            metric=self.metric,
+            dtype=self.dtype,
             connectivity=M,
             expansion_add=EF_CONSTRUCTION,
         )
@@ -214,6 +258,26 @@ class Usearch:
 
     def save(self, path):
         self.index.save(path)
+
+
+class UsearchI8(Usearch):
+    """usearch storing i8 vectors (it casts the f32 input itself); "cos", as usearch advises for i8."""
+
+    name = "usearch_i8"
+    dtype = "i8"
+    metric = "cos"
+
+
+PEERS = {p.name: p for p in (Hnswlib, Faiss, Usearch, UsearchI8, FaissSq8)}
+DEFAULT_PEERS = "hnswlib,faiss,usearch"
+# The library a child process imports for each peer (save/load and search are the same calls).
+CHILD_LIBRARY = {
+    "hnswlib": "hnswlib",
+    "faiss": "faiss",
+    "faiss_sq8": "faiss",
+    "usearch": "usearch",
+    "usearch_i8": "usearch",
+}
 
 
 def recall(labels, truth):
@@ -292,11 +356,15 @@ def measure(peer, args, base, queries, truth, queries_path):
         "first_query_ms": statistics.median(first),
         "vm_hwm_kib": statistics.median(r["vm_hwm_kib"] for r in rss),
         "baseline_kib": statistics.median(r["baseline_kib"] for r in rss),
+        "rss_anon_kib": statistics.median(r["rss_anon_kib"] for r in rss),
+        "rss_file_kib": statistics.median(r["rss_file_kib"] for r in rss),
         "index_bytes": os.path.getsize(index_path),
     }
     log(
         f"{peer.name} load-to-first-query {result['first_query_ms']:.1f} ms, "
-        f"VmHWM {result['vm_hwm_kib'] / 1024:.0f} MiB (ef={ef_target})"
+        f"VmHWM {result['vm_hwm_kib'] / 1024:.0f} MiB, at the end RssAnon "
+        f"{result['rss_anon_kib'] / 1024:.0f} MiB + RssFile {result['rss_file_kib'] / 1024:.0f} MiB "
+        f"(ef={ef_target})"
     )
     return result
 
@@ -311,15 +379,23 @@ def main():
     p.add_argument("--efs", default="16,32,64,128,256")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--peers", default="hnswlib,faiss,usearch")
+    p.add_argument(
+        "--peers",
+        default=os.environ.get("MEDVEC_BENCH_PEERS") or DEFAULT_PEERS,
+        help=f"comma-separated, of {', '.join(PEERS)} (default $MEDVEC_BENCH_PEERS or {DEFAULT_PEERS})",
+    )
     p.add_argument("--out")
-    p.add_argument("--child", choices=["hnswlib", "faiss", "usearch"])
+    p.add_argument("--child", choices=list(PEERS))
     p.add_argument("--mode", choices=["first-query", "rss"])
     p.add_argument("paths", nargs="*")
     args = p.parse_args()
     if args.child:
         return child(args)
     args.efs = [int(x) for x in args.efs.split(",") if x.strip()]
+    names = [x.strip() for x in args.peers.split(",") if x.strip()]
+    unknown = [x for x in names if x not in PEERS]
+    if unknown:
+        p.error(f"unknown peer(s) {', '.join(unknown)}; known: {', '.join(PEERS)}")
 
     import numpy as np
 
@@ -330,10 +406,9 @@ def main():
     assert base.dtype == np.float32 and queries.dtype == np.float32
     assert truth.shape == (queries.shape[0], K)
     log(f"{base.shape[0]} x {base.shape[1]} base, {queries.shape[0]} queries, threads={args.threads}")
-    peers = {"hnswlib": Hnswlib, "faiss": Faiss, "usearch": Usearch}
     results = []
-    for name in args.peers.split(","):
-        peer = peers[name](args.threads)
+    for name in names:
+        peer = PEERS[name](args.threads)
         results.append(measure(peer, args, base, queries, truth, queries_path))
         del peer
     text = json.dumps(results, indent=2)
