@@ -71,7 +71,7 @@ pub struct SearchArgs {
     #[arg(long)]
     ef: Option<usize>,
     /// SQ8 fields: how many walk candidates per hit are re-scored on the f32 vectors (default 4).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     rescore: Option<usize>,
     /// Scan every vector instead of the HNSW graphs.
     #[arg(long)]
