@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use medvec_store::{SearchParams, Store};
+use medvec_store::{Quantization, SearchParams, Store};
 use std::path::{Path, PathBuf};
 
 /// A store with one segment (with graphs), a tail in the log, and a manifest.
@@ -11,7 +11,10 @@ fn build_store() -> (tempfile::TempDir, PathBuf, Vec<Vec<f32>>) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let store = Store::create(&root).unwrap();
-    let cases = store.create_collection("cases", schema(16)).unwrap();
+    // `text` is quantised, so the segment holds every file kind, SQ8 codes included.
+    let mut schema = schema(16);
+    schema.vectors[1].quantization = Quantization::Sq8;
+    let cases = store.create_collection("cases", schema).unwrap();
     let vectors = clustered(1500, 16, 6, 21);
     cases.upsert(&records(&vectors[..1400], 0)).unwrap();
     cases.flush().unwrap();
@@ -60,6 +63,7 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
         "image.f32",
         "text.f32",
         "image.hnsw",
+        "text.sq8",
         ".log",
         "early.head",
         "image.model",
@@ -181,7 +185,10 @@ fn pages(len: usize) -> Vec<std::ops::Range<usize>> {
 
 fn checked_where_used(file: &Path) -> bool {
     let name = file_name(file);
-    name == "ids.idx" || name == "payload.cols" || name.ends_with(".hnsw")
+    name == "ids.idx"
+        || name == "payload.cols"
+        || name.ends_with(".hnsw")
+        || name.ends_with(".sq8")
 }
 
 /// Opens the store as the writer, searches both fields and loads the head (files that are
@@ -222,7 +229,7 @@ fn zeroed_pages_in_any_file_are_reported_by_name() {
                 let message =
                     exercise(&root, &vectors[0]).unwrap_or_else(|| panic!("{what} went unnoticed"));
                 assert!(message.contains(&file_name(file)), "{what}: `{message}`");
-                // The id index and graphs are checked where a lookup or a graph walk first uses
+                // The id index, graphs and codes are checked where a lookup or a graph walk first uses
                 // them (these small segments are scanned exactly, never walked), so a writer may
                 // open and search without touching the damaged page; `exercise` ran verify.
                 if !checked_where_used(file) {
