@@ -7,13 +7,15 @@
 //! ```sh
 //! cargo bench --bench open                                   # 1,000,000 × 128
 //! MEDVEC_BENCH_OPEN_DIM=512 MEDVEC_BENCH_OPEN_EFC=40 cargo bench --bench open
+//! MEDVEC_BENCH_OPEN_DIM=512 MEDVEC_BENCH_OPEN_EFC=40 MEDVEC_BENCH_OPEN_QUANTIZE=sq8 cargo bench --bench open
 //! ```
 //!
 //! Knobs: `MEDVEC_BENCH_OPEN_N` (1,000,000), `MEDVEC_BENCH_OPEN_DIM` (128),
 //! `MEDVEC_BENCH_OPEN_EFC` (ef_construction, 200; a smaller one builds faster and leaves the
 //! files the same size, which is what this bench measures), `MEDVEC_BENCH_OPEN_RUNS` (5),
-//! `MEDVEC_BENCH_OPEN_DIR` (where the data and store live; reused when present, default
-//! `target/bench-open-N-DIM-EFC`).
+//! `MEDVEC_BENCH_OPEN_QUANTIZE` (`sq8` creates the field with SQ8 codes), `MEDVEC_BENCH_OPEN_DIR`
+//! (where the data and store live; reused when present, default `target/bench-open-N-DIM-EFC`,
+//! with `-sq8` appended for a quantised store).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -41,15 +43,23 @@ fn main() {
     let dim = env_usize("MEDVEC_BENCH_OPEN_DIM", 128);
     let efc = env_usize("MEDVEC_BENCH_OPEN_EFC", 200);
     let runs = env_usize("MEDVEC_BENCH_OPEN_RUNS", 5).max(1);
+    let coded = match std::env::var("MEDVEC_BENCH_OPEN_QUANTIZE").as_deref() {
+        Ok("sq8") => ":sq8",
+        Ok("") | Ok("none") | Err(_) => "",
+        Ok(other) => panic!("MEDVEC_BENCH_OPEN_QUANTIZE={other:?}: expected none or sq8"),
+    };
     let dir = std::env::var_os("MEDVEC_BENCH_OPEN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(format!("target/bench-open-{n}-{dim}-{efc}")));
+        .unwrap_or_else(|| {
+            let suffix = coded.replace(':', "-");
+            workspace().join(format!("target/bench-open-{n}-{dim}-{efc}{suffix}"))
+        });
     std::fs::create_dir_all(&dir).unwrap();
     let store = dir.join("store");
     if !store.join("collections/bench/MANIFEST").exists() {
         write_inputs(&dir, n, dim);
         let _ = std::fs::remove_dir_all(&store);
-        let dim_spec = format!("image:{dim}:cosine");
+        let dim_spec = format!("image:{dim}:cosine{coded}");
         let efc_arg = efc.to_string();
         let create = [
             "create",

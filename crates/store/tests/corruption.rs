@@ -185,10 +185,7 @@ fn pages(len: usize) -> Vec<std::ops::Range<usize>> {
 
 fn checked_where_used(file: &Path) -> bool {
     let name = file_name(file);
-    name == "ids.idx"
-        || name == "payload.cols"
-        || name.ends_with(".hnsw")
-        || name.ends_with(".sq8")
+    name == "ids.idx" || name == "payload.cols" || name.ends_with(".hnsw") || name.ends_with(".sq8")
 }
 
 /// Opens the store as the writer, searches both fields and loads the head (files that are
