@@ -413,11 +413,11 @@ impl GraphLayout {
         self.search_within(words, ef, nodes, Bound::none())
     }
 
-    /// [`search`](Self::search) for a query whose answer elsewhere already reaches `bound`:
-    /// after its first `bound.settle` expansions, the beam stops at the first candidate farther
-    /// than `bound.distance`, which could neither be an answer nor (in all likelihood) lead to
-    /// one. A segment holding none of the query's nearest neighbours then costs a few steps
-    /// instead of a full `ef` beam.
+    /// [`search`](Self::search) for a query already searched in another segment, whose beam
+    /// there reached `bound.distance`: after its first `bound.settle` expansions, the beam stops
+    /// at the first candidate farther than that, as the other segment's beam did. A segment
+    /// holding none of the query's nearest neighbours then costs a few steps instead of a full
+    /// `ef` beam.
     pub fn search_within<N: Nodes>(
         &self,
         words: &[u32],

@@ -368,3 +368,64 @@ fn many_flushes_keep_few_segments_and_rewrite_each_row_once_per_tier() {
     }
     cases.verify().unwrap();
 }
+
+/// Recall@10 of graph search against exact search for `queries`.
+fn graph_recall(cases: &Collection, queries: &[Vec<f32>], ef: usize) -> f64 {
+    let mut exact = SearchParams::top(10);
+    exact.exact = true;
+    let mut graph = SearchParams::top(10);
+    graph.ef = Some(ef);
+    let got = cases.search_batch("image", queries, &graph).unwrap();
+    let truth = cases.search_batch("image", queries, &exact).unwrap();
+    let found: usize = got
+        .iter()
+        .zip(&truth)
+        .map(|(g, t)| t.iter().filter(|h| g.iter().any(|x| x.id == h.id)).count())
+        .sum();
+    found as f64 / (10 * queries.len()) as f64
+}
+
+/// Unfiltered search over several graph segments of similar size (what tiered merging leaves)
+/// finds what one graph over the same rows finds: the walks of the later segments stop where one
+/// graph's beam would, not at the k-th best found so far (which cut them short).
+#[test]
+fn search_across_equal_segments_keeps_the_recall_of_one_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    Store::create(&root).unwrap();
+    let options = CollectionOptions {
+        flush_rows: 6_000,
+        merge_factor: 0,
+        ..CollectionOptions::default()
+    };
+    let store = Store::open_with(&root, options).unwrap();
+    // Wider than the other tests' vectors, so that a graph walk can miss.
+    let dim = 64;
+    let cases = store.create_collection("cases", schema(dim)).unwrap();
+    let vectors = clustered(24_000, dim, 60, 23);
+    for (i, chunk) in vectors.chunks(6_000).enumerate() {
+        cases.upsert(&records(chunk, i * 6_000)).unwrap();
+    }
+    assert_eq!(segment_dirs(&root), 4);
+    let queries: Vec<Vec<f32>> = clustered(200, dim, 61, 29)
+        .into_iter()
+        .zip(vectors.iter().step_by(97))
+        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x + 0.3 * y).collect())
+        .collect();
+    let efs = [32, 256];
+    let split = efs.map(|ef| graph_recall(&cases, &queries, ef));
+    cases.compact().unwrap();
+    assert_eq!(segment_dirs(&root), 1);
+    let whole = efs.map(|ef| graph_recall(&cases, &queries, ef));
+    eprintln!("recall@10 at ef {efs:?}: four segments {split:?}, one graph {whole:?}");
+    for i in 0..efs.len() {
+        assert!(
+            split[i] >= whole[i] - 0.02,
+            "four segments {split:?}, one graph {whole:?}"
+        );
+    }
+    assert!(
+        whole[1] >= 0.9,
+        "the queries are too hard to tell: {whole:?}"
+    );
+}
