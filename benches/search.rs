@@ -16,6 +16,8 @@
 //! - `MEDVEC_BENCH_REPEATS`: builds per system, median reported (default 3)
 //! - `MEDVEC_BENCH_EFS`: ef sweep (default `16,32,64,128,256`)
 //! - `MEDVEC_BENCH_SKIP_PEERS=1`: medvec only
+//! - `MEDVEC_BENCH_PEERS_FROM=PATH`: the peers' results of an earlier run on the same data (its
+//!   `peers*.json`) instead of running them again (the report says so)
 //! - `MEDVEC_BENCH_SKIP_HNSW_RS=1`: without the extra build and sweep with the `hnsw_rs` builder
 //! - `MEDVEC_BENCH_AS_IMPORTED=1`: build as a user's import does, with the default flush
 //!   thresholds and automatic merging, instead of one flush into one segment
@@ -698,6 +700,10 @@ struct PeerResult {
 }
 
 fn run_peers(cfg: &Config) -> Vec<PeerResult> {
+    if let Some(earlier) = std::env::var_os("MEDVEC_BENCH_PEERS_FROM") {
+        eprintln!("bench: peers' results read from {earlier:?} (an earlier run on the same data)");
+        return read_peers(Path::new(&earlier));
+    }
     let out_path = cfg.data_dir.join(format!("peers{}.json", cfg.suffix()));
     let _ = std::fs::remove_file(&out_path);
     let efs: Vec<String> = cfg.efs.iter().map(|e| e.to_string()).collect();
@@ -720,7 +726,11 @@ fn run_peers(cfg: &Config) -> Vec<PeerResult> {
         .status()
         .expect("run tools/bench_peers.py (set MEDVEC_PYTHON)");
     assert!(status.success(), "tools/bench_peers.py failed");
-    let text = std::fs::read_to_string(&out_path).expect("peers.json");
+    read_peers(&out_path)
+}
+
+fn read_peers(out_path: &Path) -> Vec<PeerResult> {
+    let text = std::fs::read_to_string(out_path).expect("peers.json");
     let json: serde_json::Value = serde_json::from_str(&text).expect("peers.json");
     let f = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or(f64::NAN);
     json.as_array()
@@ -879,31 +889,24 @@ fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
         &|r| tgt(r).map_or("n/a".into(), |t| format!("{:.0}", t.3)),
         &|r| tgt(r).map_or(f64::NAN, |t| t.3),
     );
-    line(
-        "open-to-first-query (ms, median)",
-        &|r| fmt_or_na(r.first_query_ms, 1),
-        &|r| r.first_query_ms,
-    );
-    line(
-        "peak RSS during search (MiB, VmHWM)",
-        &|r| fmt_or_na(r.vm_hwm_mib, 0),
-        &|r| r.vm_hwm_mib,
-    );
-    line(
-        "  of which index + search (MiB)",
-        &|r| fmt_or_na(r.delta_mib, 0),
-        &|r| r.delta_mib,
-    );
-    line(
-        "RssAnon at the end of the search (MiB)",
-        &|r| fmt_or_na(r.rss_anon_mib, 0),
-        &|r| r.rss_anon_mib,
-    );
-    line(
-        "RssFile at the end of the search (MiB)",
-        &|r| fmt_or_na(r.rss_file_mib, 0),
-        &|r| r.rss_file_mib,
-    );
+    let measured: [(&str, fn(&Row) -> f64, usize); 5] = [
+        ("open-to-first-query (ms, median)", |r| r.first_query_ms, 1),
+        ("peak RSS during search (MiB, VmHWM)", |r| r.vm_hwm_mib, 0),
+        ("  of which index + search (MiB)", |r| r.delta_mib, 0),
+        (
+            "RssAnon at the end of the search (MiB)",
+            |r| r.rss_anon_mib,
+            0,
+        ),
+        (
+            "RssFile at the end of the search (MiB)",
+            |r| r.rss_file_mib,
+            0,
+        ),
+    ];
+    for (label, value, digits) in measured {
+        line(label, &|r| fmt_or_na(value(r), digits), &value);
+    }
     s += &format!(
         "\n#### ef sweep: recall@{K} (median over the builds, range when they differ); QPS = wall-clock \
          queries/s, q/CPU-s = queries per CPU-second (median over builds of the median of ≥5 batch \

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! where the weights `q_i·step_i` are rounded once per query to 16-bit integers, so the inner
-//! loop is an integer multiply-add of bytes by words (AVX-512 VNNI, AVX-512BW, AVX2, or portable). Walks use
+//! loop is an integer multiply-add of bytes by words (AVX-512 VNNI, AVX2, or portable). Walks use
 //! these approximate distances; the candidates they return are re-scored with the exact `f32`
 //! column, so every score a caller sees is exact.
 
@@ -216,10 +216,6 @@ pub fn dot_codes(code: &[u8], weights: &[i16]) -> i32 {
             return x86::dot_vnni;
         }
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512bw") {
-            return x86::dot_avx512;
-        }
-        #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             return x86::dot_avx2;
         }
@@ -240,11 +236,6 @@ pub fn portable_dot(code: &[u8], weights: &[i16]) -> i32 {
 mod x86 {
     use std::arch::x86_64::*;
 
-    pub fn dot_avx512(code: &[u8], weights: &[i16]) -> i32 {
-        // SAFETY: installed by `dot_codes` only after detecting AVX-512BW at run time.
-        unsafe { avx512(code, weights) }
-    }
-
     pub fn dot_vnni(code: &[u8], weights: &[i16]) -> i32 {
         // SAFETY: installed by `dot_codes` only after detecting AVX-512BW and VNNI at run time.
         unsafe { vnni(code, weights) }
@@ -255,28 +246,8 @@ mod x86 {
         unsafe { avx2(code, weights) }
     }
 
-    /// 32 bytes widened to words, multiplied and summed in pairs into 16 lanes of `i32`.
-    #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn avx512(code: &[u8], weights: &[i16]) -> i32 {
-        let n = code.len().min(weights.len());
-        let mut acc = _mm512_setzero_si512();
-        let mut i = 0;
-        // SAFETY (loads): each reads 32 bytes at i and 32 words at i, with i + 32 <= n.
-        while i + 32 <= n {
-            let c = _mm512_cvtepu8_epi16(_mm256_loadu_si256(code.as_ptr().add(i).cast()));
-            let w = _mm512_loadu_si512(weights.as_ptr().add(i).cast());
-            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(c, w));
-            i += 32;
-        }
-        let mut sum = _mm512_reduce_add_epi32(acc);
-        while i < n {
-            sum += *code.get_unchecked(i) as i32 * *weights.get_unchecked(i) as i32;
-            i += 1;
-        }
-        sum
-    }
-
-    /// As [`avx512`], with VNNI's fused multiply, pair-sum and accumulate (`vpdpwssd`).
+    /// 32 bytes widened to words, multiplied, summed in pairs and accumulated into 16 lanes of
+    /// `i32` by one VNNI instruction (`vpdpwssd`). AVX-512 CPUs without VNNI take the AVX2 kernel.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn vnni(code: &[u8], weights: &[i16]) -> i32 {
         let n = code.len().min(weights.len());
@@ -297,7 +268,7 @@ mod x86 {
         sum
     }
 
-    /// 16 bytes widened to words per step, as above in 8 lanes.
+    /// 16 bytes widened to words, multiplied and summed in pairs into 8 lanes of `i32` per step.
     #[target_feature(enable = "avx2")]
     unsafe fn avx2(code: &[u8], weights: &[i16]) -> i32 {
         let n = code.len().min(weights.len());
@@ -331,9 +302,6 @@ mod x86 {
             && std::arch::is_x86_feature_detected!("avx512vnni")
         {
             out.push(dot_vnni(code, weights));
-        }
-        if std::arch::is_x86_feature_detected!("avx512bw") {
-            out.push(dot_avx512(code, weights));
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             out.push(dot_avx2(code, weights));
