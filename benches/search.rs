@@ -811,6 +811,9 @@ fn loadavg() -> String {
         .join(" ")
 }
 
+/// A report row of one measured figure: label, the figure of a system, decimals shown.
+type MeasuredRow = (&'static str, fn(&Row) -> f64, usize);
+
 fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
     let mut s = String::new();
     let tgt = |r: &Row| {
@@ -889,7 +892,7 @@ fn report(cfg: &Config, rows: &[Row], load_start: &str) -> String {
         &|r| tgt(r).map_or("n/a".into(), |t| format!("{:.0}", t.3)),
         &|r| tgt(r).map_or(f64::NAN, |t| t.3),
     );
-    let measured: [(&str, fn(&Row) -> f64, usize); 5] = [
+    let measured: [MeasuredRow; 5] = [
         ("open-to-first-query (ms, median)", |r| r.first_query_ms, 1),
         ("peak RSS during search (MiB, VmHWM)", |r| r.vm_hwm_mib, 0),
         ("  of which index + search (MiB)", |r| r.delta_mib, 0),

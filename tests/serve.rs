@@ -136,6 +136,10 @@ fn bad_requests_get_one_line_errors() {
             "k must be",
         ),
         (
+            r#"{"field": "image", "like": "case-000001", "rescore": 0}"#,
+            "rescore: must be at least 1",
+        ),
+        (
             r#"{"field": "image", "like": "case-000001", "colour": 1}"#,
             "colour",
         ),

@@ -150,7 +150,7 @@ impl NativeCollection {
 
     /// `medvec search`: the hits of each query padded to `k` (ids `""`, scores NaN), as a flat
     /// list of ids and a float32 score matrix of shape (queries, k).
-    #[pyo3(signature = (field, queries, k = 10, filter = None, ef = None, exact = false, shift = 0.0, query_modality = None, pair = None, fit_filter = None))]
+    #[pyo3(signature = (field, queries, k = 10, filter = None, ef = None, exact = false, shift = 0.0, query_modality = None, pair = None, fit_filter = None, rescore = None))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
@@ -165,6 +165,7 @@ impl NativeCollection {
         query_modality: Option<String>,
         pair: Option<String>,
         fit_filter: Option<String>,
+        rescore: Option<usize>,
     ) -> PyResult<(Vec<String>, Bound<'py, PyArray2<f32>>)> {
         if !shift.is_finite() {
             return Err(Failure::invalid("shift: λ must be a finite number").into());
@@ -191,6 +192,7 @@ impl NativeCollection {
             ef,
             exact,
             filter,
+            rescore,
             ..SearchParams::default()
         };
         let shift = ShiftOptions {

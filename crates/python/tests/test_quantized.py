@@ -67,3 +67,23 @@ def test_a_bad_quantisation_is_refused(tmp_path):
     with medvec.open(tmp_path / "s") as store:
         with pytest.raises(medvec.InvalidInput, match="QUANTIZATION"):
             store.create_collection("c", vectors={"v": (8, "cosine", "pq")})
+
+
+def test_rescore_sets_how_many_candidates_are_scored_exactly(tmp_path):
+    # With one candidate per hit the codes alone pick the ten; more re-scored candidates let the
+    # f32 column correct the codes' ranking, so recall rises (and every score stays exact).
+    rng = np.random.default_rng(23)
+    base = clustered(6000, 48, rng)
+    queries = clustered(200, 48, rng)
+    reference = scores_of("l2", queries.astype(np.float64), base.astype(np.float64))
+    with medvec.open(tmp_path / "s") as store:
+        cases = store.create_collection("c", vectors={"v": (48, "l2", "sq8")})
+        cases.upsert([f"r{i}" for i in range(len(base))], vectors={"v": base})
+        cases.flush()
+        recall = {
+            rescore: recall_and_check_scores(cases.search("v", queries, k=10, ef=128, rescore=rescore), reference, "l2")
+            for rescore in (1, 8)
+        }
+        with pytest.raises(medvec.InvalidInput, match="rescore"):
+            cases.search("v", queries, k=10, rescore=0)
+    assert recall[1] < recall[8] - 0.005, recall

@@ -194,6 +194,8 @@ pub(crate) struct SearchRequest {
     pub k: usize,
     pub filter: Option<String>,
     pub ef: Option<usize>,
+    /// On an SQ8 field, candidates per hit re-scored on the `f32` column.
+    pub rescore: Option<usize>,
     #[serde(default)]
     pub exact: bool,
     /// λ of the alignment shift.
@@ -347,10 +349,14 @@ pub(crate) fn run_search(
         .map(Filter::parse)
         .transpose()
         .map_err(|e| bad_request(format!("filter: {e}")))?;
+    if request.rescore == Some(0) {
+        return Err(bad_request("rescore: must be at least 1"));
+    }
     // Like `medvec search --like`: one more hit, then the query record itself left out.
     let params = SearchParams {
         k: request.k + usize::from(exclude.is_some()),
         ef: request.ef,
+        rescore: request.rescore,
         exact: request.exact,
         filter,
         ..SearchParams::default()

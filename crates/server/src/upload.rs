@@ -40,6 +40,7 @@ pub struct UploadParams {
     k: usize,
     filter: Option<String>,
     ef: Option<usize>,
+    rescore: Option<usize>,
     #[serde(default)]
     exact: bool,
     shift: Option<f32>,
@@ -84,6 +85,7 @@ pub async fn search_upload(
             k: params.k,
             filter: params.filter,
             ef: params.ef,
+            rescore: params.rescore,
             exact: params.exact,
             shift: params.shift,
             query_modality: Some(query_field),

@@ -158,6 +158,7 @@ class Collection:
         *,
         pair: str | None = None,
         fit_filter: str | None = None,
+        rescore: int | None = None,
     ) -> SearchResult:
         """Nearest neighbours of each query in ``field`` (``medvec search``).
 
@@ -166,7 +167,9 @@ class Collection:
         alignment shift, applied at read time with Δ fitted on the pair (the collection's other
         field, ``pair``, or ``query_modality``) over all records or those matching
         ``fit_filter``; ``query_modality`` names the field the queries are vectors of (text
-        queries searching images). Returns a :class:`SearchResult` of shape ``(n_queries, k)``.
+        queries searching images). On an SQ8 field, ``rescore`` is how many candidates per
+        hit the walk keeps for exact re-scoring on the float32 column (default 4, at least 1;
+        ``medvec search --rescore``). Returns a :class:`SearchResult` of shape ``(n_queries, k)``.
 
         >>> import medvec, numpy as np, tempfile
         >>> c = medvec.open(tempfile.mkdtemp() + "/s").create_collection("c", vectors={"v": 2})
@@ -177,7 +180,11 @@ class Collection:
         """
         if k < 1:
             raise InvalidInput("k: must be at least 1")
-        ids, scores = self._native.search(field, queries, k, filter, ef, exact, float(shift), query_modality, pair, fit_filter)
+        if rescore is not None and rescore < 1:
+            raise InvalidInput("rescore: must be at least 1")
+        ids, scores = self._native.search(
+            field, queries, k, filter, ef, exact, float(shift), query_modality, pair, fit_filter, rescore
+        )
         return SearchResult(ids, scores, self)
 
     # --- tables --------------------------------------------------------------------------

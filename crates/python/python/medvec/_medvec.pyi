@@ -62,6 +62,7 @@ class NativeCollection:
         query_modality: Optional[str] = None,
         pair: Optional[str] = None,
         fit_filter: Optional[str] = None,
+        rescore: Optional[int] = None,
     ) -> Hits: ...
     def columns(
         self, vector_fields: Optional[Sequence[str]] = None, payload_fields: Optional[Sequence[str]] = None
