@@ -177,15 +177,10 @@ impl VectorField {
 
     /// The CLI form [`parse`](Self::parse) reads, for display.
     pub fn spec(&self) -> String {
+        let spec = format!("{}:{}:{}", self.name, self.dim, self.metric.name());
         match self.quantization {
-            Quantization::None => format!("{}:{}:{}", self.name, self.dim, self.metric.name()),
-            q => format!(
-                "{}:{}:{}:{}",
-                self.name,
-                self.dim,
-                self.metric.name(),
-                q.name()
-            ),
+            Quantization::None => spec,
+            q => format!("{spec}:{}", q.name()),
         }
     }
 

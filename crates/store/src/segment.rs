@@ -216,15 +216,21 @@ impl Codes {
     /// Checks the block(s) holding row `row`'s code.
     #[inline]
     pub fn check_row(&self, row: usize) -> Result<()> {
-        let at = 8 * self.dim + row * self.dim;
-        self.file.check(at..at + self.dim)
+        self.file.check(self.code_bytes(row))
     }
 
     /// Row `row`'s code, unchecked: call [`check_row`](Self::check_row) first.
     #[inline]
     pub fn code(&self, row: usize) -> &[u8] {
+        &self.file.data()[self.code_bytes(row)]
+    }
+
+    /// Where row `row`'s code lies in the body: after the ranges (`lo` and `step`, 4 bytes per
+    /// dimension each), `dim` bytes per row.
+    #[inline]
+    fn code_bytes(&self, row: usize) -> std::ops::Range<usize> {
         let at = 8 * self.dim + row * self.dim;
-        &self.file.data()[at..at + self.dim]
+        at..at + self.dim
     }
 
     pub fn path(&self) -> &Path {
