@@ -288,15 +288,16 @@ impl<'a> Builder<'a> {
     /// Gives `node` the `chosen` neighbours on `layer` and links each of them back to `node`,
     /// re-running the heuristic on a neighbour whose list is full.
     fn connect(&self, node: u32, layer: usize, chosen: &[Scored]) {
-        let ids: Vec<u32> = chosen.iter().map(|s| s.1).collect();
+        let capacity = if layer == 0 { 2 * self.m } else { self.m };
+        let mut current = Vec::with_capacity(capacity + 1);
         {
             let _guard = self.locks[node as usize]
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
+            self.neighbours_into(node, layer, &mut current);
+            let ids = self.merged_list(node, chosen, &current, capacity);
             self.store_list(node, layer, &ids);
         }
-        let capacity = if layer == 0 { 2 * self.m } else { self.m };
-        let mut current = Vec::with_capacity(capacity + 1);
         for &Scored(distance, neighbour) in chosen {
             let _guard = self.locks[neighbour as usize]
                 .lock()
@@ -312,6 +313,33 @@ impl<'a> Builder<'a> {
                 self.shrink(neighbour, layer, &current, Scored(distance, node), capacity);
             }
         }
+    }
+
+    /// `node`'s own list: its `chosen` neighbours plus the back-links already `present` in it.
+    ///
+    /// Why the merge: once `node` is linked on a higher layer, another thread's insertion can
+    /// descend to it, start its beam one layer down from it (where `node` has no list yet), pick
+    /// it and link back to it there before `node` stores that layer's list. Overwriting would
+    /// drop that back-link, leaving the other node pointing at `node` with no edge back, and
+    /// often with no other edge to it at all.
+    fn merged_list(
+        &self,
+        node: u32,
+        chosen: &[Scored],
+        present: &[u32],
+        capacity: usize,
+    ) -> Vec<u32> {
+        let mut candidates = chosen.to_vec();
+        for &id in present {
+            if !chosen.iter().any(|s| s.1 == id) {
+                candidates.push(Scored(self.distance(node, id), id));
+            }
+        }
+        if candidates.len() > capacity {
+            candidates.sort();
+            candidates = self.select(&candidates, capacity);
+        }
+        candidates.iter().map(|s| s.1).collect()
     }
 
     /// Rewrites the full list of `owner` plus `newcomer` as the heuristic's pick of `capacity`.
@@ -336,73 +364,83 @@ impl<'a> Builder<'a> {
     /// be returned by any graph search (2 of 2,700 nodes in this module's test before this pass
     /// existed, and over a third of them when a thousand rows hold the same vector; hnswlib does
     /// not repair them either). Each orphan is searched for on layer 0 from the entry point, which
-    /// finds only reachable nodes, and is linked from one of them (`link_from_host`). A link that
-    /// has to replace an edge can orphan another node, so the check repeats.
+    /// finds only reachable nodes, and is linked from one of them (`link_from_host`).
+    ///
+    /// Every link keeps all that was reachable reachable, so one pass in row order suffices: the
+    /// reachable set only grows, and is extended from each newly linked orphan. (An earlier
+    /// version replaced an edge whose target had "another in-edge", but that in-edge could come
+    /// from an unreachable node, so repairs could undo each other and about 2% of builds with many
+    /// identical vectors kept hundreds of orphans.)
     fn reconnect_orphans(&self) {
+        let mut reached = vec![false; self.levels.len()];
+        self.reach_from(self.entry, &mut reached);
         let mut scratch = Vec::new();
-        for _round in 0..8 {
-            let orphans = self.unreachable_on_layer0();
-            if orphans.is_empty() {
-                return;
+        for orphan in 0..self.levels.len() as u32 {
+            if self.levels[orphan as usize].is_none() || reached[orphan as usize] {
+                continue;
             }
-            let mut in_degree = self.in_degrees();
-            for orphan in orphans {
-                let start = Scored(self.distance(orphan, self.entry), self.entry);
-                let found = self.beam(orphan, 0, start, &mut scratch);
-                let hosts: Vec<u32> = found.iter().map(|s| s.1).filter(|&n| n != orphan).collect();
-                self.link_from_host(&hosts, orphan, &mut in_degree);
-            }
+            let start = Scored(self.distance(orphan, self.entry), self.entry);
+            let hosts = self.beam(orphan, 0, start, &mut scratch);
+            self.link_from_host(&hosts, orphan);
+            self.reach_from(orphan, &mut reached);
         }
     }
 
-    /// Adds `orphan` to the list of the nearest host with room; failing that, replaces, in the
-    /// nearest host that has one, a neighbour with another in-edge (so nobody is orphaned);
-    /// failing that, the nearest host's neighbour with the most in-edges.
-    fn link_from_host(&self, hosts: &[u32], orphan: u32, in_degree: &mut [u32]) {
+    /// Links `orphan` from the nearest of `hosts` (all reachable) with room in its list. If all
+    /// are full, the nearest host's edge to its farthest neighbour is handed to `orphan`, and
+    /// `orphan` links on to that neighbour, so whatever the edge reached is still reached, one
+    /// hop further.
+    fn link_from_host(&self, hosts: &[Scored], orphan: u32) {
         let mut list = Vec::with_capacity(2 * self.m);
-        let mut spare_edge = None;
-        for &host in hosts {
+        for &Scored(_, host) in hosts {
             self.neighbours_into(host, 0, &mut list);
-            if list.contains(&orphan) {
-                return;
-            }
             if list.len() < 2 * self.m {
                 list.push(orphan);
                 self.store_list(host, 0, &list);
-                in_degree[orphan as usize] += 1;
                 return;
             }
-            if spare_edge.is_none() {
-                spare_edge = list
-                    .iter()
-                    .position(|&n| in_degree[n as usize] >= 2)
-                    .map(|slot| (host, slot));
-            }
         }
-        let (host, slot) = match (spare_edge, hosts.first()) {
-            (Some(spare), _) => spare,
-            (None, Some(&nearest)) => {
-                self.neighbours_into(nearest, 0, &mut list);
-                let busiest = (0..list.len()).max_by_key(|&i| in_degree[list[i] as usize]);
-                match busiest {
-                    Some(slot) => (nearest, slot),
-                    None => return,
-                }
-            }
-            (None, None) => return,
+        let Some(&Scored(_, host)) = hosts.first() else {
+            return;
         };
         self.neighbours_into(host, 0, &mut list);
-        in_degree[list[slot] as usize] -= 1;
-        list[slot] = orphan;
+        let Some(slot) = self.farthest(host, &list) else {
+            return;
+        };
+        let displaced = std::mem::replace(&mut list[slot], orphan);
         self.store_list(host, 0, &list);
-        in_degree[orphan as usize] += 1;
+        self.link_onward(orphan, displaced);
     }
 
-    /// Present nodes without a layer-0 path from the entry point.
-    fn unreachable_on_layer0(&self) -> Vec<u32> {
-        let mut reached = vec![false; self.levels.len()];
-        reached[self.entry as usize] = true;
-        let mut stack = vec![self.entry];
+    /// Adds the edge `orphan` → `target`, replacing `orphan`'s farthest neighbour if its list is
+    /// full. Nothing is lost by the replacement: `orphan` was unreachable, so its edges reached
+    /// nothing that a search could.
+    fn link_onward(&self, orphan: u32, target: u32) {
+        let mut list = Vec::with_capacity(2 * self.m);
+        self.neighbours_into(orphan, 0, &mut list);
+        if list.contains(&target) {
+            return;
+        }
+        if list.len() < 2 * self.m {
+            list.push(target);
+        } else if let Some(slot) = self.farthest(orphan, &list) {
+            list[slot] = target;
+        }
+        self.store_list(orphan, 0, &list);
+    }
+
+    /// The position in `list` of the neighbour farthest from `owner`.
+    fn farthest(&self, owner: u32, list: &[u32]) -> Option<usize> {
+        (0..list.len()).max_by(|&a, &b| {
+            self.distance(owner, list[a])
+                .total_cmp(&self.distance(owner, list[b]))
+        })
+    }
+
+    /// Marks every node reachable on layer 0 from `start` (which is marked too).
+    fn reach_from(&self, start: u32, reached: &mut [bool]) {
+        reached[start as usize] = true;
+        let mut stack = vec![start];
         let mut list = Vec::new();
         while let Some(node) = stack.pop() {
             self.neighbours_into(node, 0, &mut list);
@@ -412,21 +450,6 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        (0..self.levels.len() as u32)
-            .filter(|&n| self.levels[n as usize].is_some() && !reached[n as usize])
-            .collect()
-    }
-
-    fn in_degrees(&self) -> Vec<u32> {
-        let mut in_degree = vec![0u32; self.levels.len()];
-        let mut list = Vec::new();
-        for node in 0..self.levels.len() as u32 {
-            self.neighbours_into(node, 0, &mut list);
-            for &next in &list {
-                in_degree[next as usize] += 1;
-            }
-        }
-        in_degree
     }
 
     fn into_lists(self) -> GraphLists {
