@@ -235,6 +235,52 @@ fn a_merge_factor_of_zero_keeps_every_flush() {
     assert_eq!(cases.stats().segments, 5);
 }
 
+/// `compact` writes segments of at most `segment_rows` live rows from runs of consecutive
+/// segments, reading the rows in place; deleted rows are dropped, a run whose largest segment
+/// has deletes is rebuilt and the others extend it, and nothing else changes.
+#[test]
+fn compaction_splits_at_segment_rows_and_keeps_every_live_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    Store::create(&root).unwrap();
+    let options = CollectionOptions {
+        flush_rows: FLUSH,
+        merge_factor: 0,
+        segment_rows: 2_500,
+        ..CollectionOptions::default()
+    };
+    let store = Store::open_with(&root, options).unwrap();
+    let cases = store.create_collection("cases", schema(DIM)).unwrap();
+    let vectors = clustered(5 * FLUSH, DIM, 6, 5);
+    let mut expected: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+    for flush in 0..5 {
+        let batch = records(&vectors[flush * FLUSH..(flush + 1) * FLUSH], flush * FLUSH);
+        for record in &batch {
+            expected.insert(record.id.clone(), record.vectors["image"].clone());
+        }
+        cases.upsert(&batch).unwrap();
+    }
+    let mut doomed: Vec<String> = (0..30).map(|n| format!("case-{:06}", n * 37)).collect();
+    doomed.push("case-000002".into());
+    cases.delete(&doomed).unwrap();
+    doomed.iter().for_each(|id| {
+        expected.remove(id);
+    });
+    assert_eq!(segment_rows(&root), [FLUSH; 5]);
+    cases.compact().unwrap();
+    let first = 2 * FLUSH - doomed.len();
+    assert_eq!(segment_rows(&root), [first, 2 * FLUSH, FLUSH]);
+    assert_eq!(
+        segment_dirs(&root),
+        3,
+        "compacted-away segments are removed"
+    );
+    check_contents(&cases, &expected);
+    drop((cases, store));
+    let store = open(&root, 0);
+    check_contents(&store.collection("cases").unwrap(), &expected);
+}
+
 /// The tail is bounded by bytes as well as rows, so a writer of large records flushes sooner.
 #[test]
 fn a_tail_of_large_records_flushes_by_size() {

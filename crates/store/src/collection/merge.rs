@@ -27,14 +27,16 @@
 //! So a collection keeps at most F segments per tier below `segment_rows`, O(F · log N) in all
 //! (the digits of the flush count in base F + 1, when every flush is the same size).
 
-use super::{add_live_sums, next_manifest, zero_sums, Collection};
+use super::{add_live_sums, next_manifest, zero_sums, Collection, State};
 use crate::error::Result;
 use crate::faults;
+use crate::manifest::Manifest;
 use crate::manifest::SegmentEntry;
 use crate::segment::{self, MergedRows, MIN_GRAPH_ROWS};
 use crate::wal::Wal;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 /// Segments below this many live rows share tier 0. They have no graph (they are below
@@ -113,49 +115,13 @@ impl Collection {
     /// place. Readers keep the segments they mapped until they reopen.
     fn merge(&self, wal: &mut Wal, picked: &[usize]) -> Result<()> {
         let state = self.read();
-        let live_rows = |i: usize| {
-            (0..state.segments[i].rows as u32)
-                .filter(|&r| !state.tombstones[i].get(r as usize))
-                .collect::<Vec<u32>>()
-        };
-        // The largest input goes first so that its graph can seed the merged one, which it can
-        // only when all of its rows are kept, in order.
-        let mut order = picked.to_vec();
-        order.sort_by_key(|&i| Reverse(state.segments[i].rows - state.tombstones[i].count()));
-        let seed = (state.tombstones[order[0]].count() == 0).then(|| &*state.segments[order[0]]);
-        let parts = order
-            .iter()
-            .map(|&i| (&*state.segments[i], live_rows(i)))
-            .collect();
-        let rows = MergedRows::new(parts)?;
         let mut manifest = next_manifest(&state);
-        let id = manifest.next_segment;
-        let schema = &manifest.schema;
-        segment::write_rows(
-            &self.dir.join(segment::dir_name(id)),
-            manifest.uid,
-            schema,
-            &rows,
-            seed,
-        )?;
-        let mut sums = zero_sums(schema);
-        for &i in picked {
-            let written = &state.manifest.segments[i];
-            add_live_sums(&mut sums, written, &state.segments[i], &state.tombstones[i])?;
-        }
-        let entry = SegmentEntry {
-            id,
-            rows: segment::RowSource::rows(&rows),
-            deleted: Vec::new(),
-            sums,
-        };
-        drop(rows);
+        let entry = write_merged(&self.dir, &mut manifest, &state, picked)?;
         let old_dirs: Vec<_> = picked
             .iter()
             .map(|&i| state.segments[i].dir.clone())
             .collect();
         let first = *picked.iter().min().expect("a merge has inputs");
-        manifest.next_segment += 1;
         let mut kept = Vec::with_capacity(manifest.segments.len());
         for (index, old) in std::mem::take(&mut manifest.segments)
             .into_iter()
@@ -181,6 +147,53 @@ impl Collection {
         *state = super::load_state(&self.dir, manifest)?;
         Ok(())
     }
+}
+
+/// Writes the live rows of segments `picked` of `state` as the next segment of `manifest` and
+/// returns its entry (not yet in the manifest's list, not committed). Rows are read in place from
+/// the mapped inputs, so memory does not grow with the rows copied.
+pub(super) fn write_merged(
+    dir: &Path,
+    manifest: &mut Manifest,
+    state: &State,
+    picked: &[usize],
+) -> Result<SegmentEntry> {
+    let live_rows = |i: usize| {
+        (0..state.segments[i].rows as u32)
+            .filter(|&r| !state.tombstones[i].get(r as usize))
+            .collect::<Vec<u32>>()
+    };
+    // The largest input goes first so that its graph can seed the merged one, which it can
+    // only when all of its rows are kept, in order.
+    let mut order = picked.to_vec();
+    order.sort_by_key(|&i| Reverse(state.segments[i].rows - state.tombstones[i].count()));
+    let seed = (state.tombstones[order[0]].count() == 0).then(|| &*state.segments[order[0]]);
+    let parts = order
+        .iter()
+        .map(|&i| (&*state.segments[i], live_rows(i)))
+        .collect();
+    let rows = MergedRows::new(parts)?;
+    let id = manifest.next_segment;
+    let schema = &manifest.schema;
+    segment::write_rows(
+        &dir.join(segment::dir_name(id)),
+        manifest.uid,
+        schema,
+        &rows,
+        seed,
+    )?;
+    let mut sums = zero_sums(schema);
+    for &i in picked {
+        let written = &state.manifest.segments[i];
+        add_live_sums(&mut sums, written, &state.segments[i], &state.tombstones[i])?;
+    }
+    manifest.next_segment += 1;
+    Ok(SegmentEntry {
+        id,
+        rows: segment::RowSource::rows(&rows),
+        deleted: Vec::new(),
+        sums,
+    })
 }
 
 #[cfg(test)]
