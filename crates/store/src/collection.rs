@@ -531,7 +531,7 @@ impl Collection {
         let live: Vec<usize> = (0..state.segments.len())
             .map(|i| state.segments[i].rows - state.tombstones[i].count())
             .collect();
-        for group in compaction_groups(&live, self.options.segment_rows) {
+        for group in merge::compaction_groups(&live, self.options.segment_rows) {
             let entry = merge::write_merged(&self.dir, &mut manifest, &state, &group)?;
             manifest.segments.push(entry);
         }
@@ -631,27 +631,6 @@ impl Collection {
             merged_rows: self.merged_rows.load(Ordering::Relaxed),
         }
     }
-}
-
-/// The segments of each compacted segment: runs of consecutive segments whose live rows add up
-/// to at most `max_rows` (a segment holding more forms a run of its own), skipping segments with
-/// no live rows.
-fn compaction_groups(live: &[usize], max_rows: usize) -> Vec<Vec<usize>> {
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut rows_in_last = 0;
-    for (i, &rows) in live.iter().enumerate().filter(|(_, &rows)| rows > 0) {
-        match groups.last_mut() {
-            Some(last) if rows_in_last + rows <= max_rows => {
-                last.push(i);
-                rows_in_last += rows;
-            }
-            _ => {
-                groups.push(vec![i]);
-                rows_in_last = rows;
-            }
-        }
-    }
-    groups
 }
 
 /// Writes `records` as the manifest's next segment and adds its entry (not yet committed).

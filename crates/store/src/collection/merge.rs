@@ -88,6 +88,27 @@ pub(crate) fn pick(live_rows: &[usize], factor: usize, max_rows: usize) -> Optio
     None
 }
 
+/// The segments of each compacted segment: runs of consecutive segments whose live rows add up
+/// to at most `max_rows` (a segment holding more forms a run of its own), skipping segments with
+/// no live rows.
+pub(super) fn compaction_groups(live: &[usize], max_rows: usize) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut rows_in_last = 0;
+    for (i, &rows) in live.iter().enumerate().filter(|(_, &rows)| rows > 0) {
+        match groups.last_mut() {
+            Some(last) if rows_in_last + rows <= max_rows => {
+                last.push(i);
+                rows_in_last += rows;
+            }
+            _ => {
+                groups.push(vec![i]);
+                rows_in_last = rows;
+            }
+        }
+    }
+    groups
+}
+
 impl Collection {
     /// Merges segments while the policy asks for it. Called by the writer right after a flush,
     /// with the log lock held and the log empty, so no write is waiting to be applied.
@@ -199,6 +220,15 @@ pub(super) fn write_merged(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compaction_runs_fill_up_to_the_limit_and_skip_empty_segments() {
+        assert_eq!(
+            compaction_groups(&[600, 0, 400, 300, 1_000, 1_200, 0], 1_000),
+            [vec![0, 2], vec![3], vec![4], vec![5]]
+        );
+        assert!(compaction_groups(&[0, 0], 10).is_empty());
+    }
 
     #[test]
     fn only_segments_of_one_tier_are_merged() {
