@@ -21,6 +21,8 @@
 //! - `MEDVEC_BENCH_SKIP_HNSW_RS=1`: without the extra build and sweep with the `hnsw_rs` builder
 //! - `MEDVEC_BENCH_AS_IMPORTED=1`: build as a user's import does, with the default flush
 //!   thresholds and automatic merging, instead of one flush into one segment
+//! - `MEDVEC_BENCH_COMPACT=1`: the build ends with `compact` (as imported, one segment instead of
+//!   one per tier; its time counts as build time)
 //! - `MEDVEC_BENCH_QUANTIZE=sq8`: medvec's field is created with `Quantization::Sq8` (graph walks
 //!   on int8 codes, exact f32 re-rank), its rows are labelled `medvec sq8`, and the int8 peers
 //!   `usearch_i8` (usearch, dtype i8) and `faiss_sq8` (faiss `IndexHNSWSQ`, QT_8bit) run in the
@@ -434,6 +436,11 @@ struct BuildTimes {
     cpu_s: f64,
 }
 
+/// `MEDVEC_BENCH_COMPACT=1`: the build ends with `compact` (one segment), timed with the flush.
+fn compact_after_import() -> bool {
+    std::env::var("MEDVEC_BENCH_COMPACT").is_ok_and(|v| v == "1")
+}
+
 /// Creates a store at `dir` (the field quantised as `quantization`), imports every vector
 /// (batches of 5,000 upserts) and flushes one segment, which builds its HNSW graph; or,
 /// `as_imported`, flushes and merges as the defaults make a user's import do.
@@ -486,6 +493,9 @@ fn build_medvec(
     let import_s = start.elapsed().as_secs_f64();
     let flushed = Instant::now();
     collection.flush().expect("flush");
+    if compact_after_import() {
+        collection.compact().expect("compact");
+    }
     let flush_s = flushed.elapsed().as_secs_f64();
     let cpu_s = cpu_seconds() - cpu;
     eprintln!(

@@ -439,3 +439,29 @@ fn create_records_the_chosen_graph_builder() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("medvec or hnsw_rs"));
 }
+
+/// `import --compact` ends in one segment holding every record, where the same import without it
+/// keeps one segment per flush (batches of 1,024 records: one flush of 2,048 once 1,100 are
+/// waiting, and the closing tail of 952).
+#[test]
+fn import_with_compact_ends_in_one_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("cases.jsonl");
+    write_jsonl(&jsonl, 0, 3_000, 8);
+    for (compact, segments) in [(false, 2), (true, 1)] {
+        let store = dir.path().join(format!("store-{compact}"));
+        create_cases(&store);
+        let mut args = vec!["import", s(&store), "cases", "--jsonl", s(&jsonl)];
+        args.extend(["--flush-rows", "1100", "--json"]);
+        if compact {
+            args.push("--compact");
+        }
+        let imported = medvec_json(&args);
+        assert_eq!(imported["imported"], 3_000);
+        assert_eq!(imported["segments"], segments, "--compact {compact}");
+        let stats = medvec_json(&["stats", s(&store), "--json"]);
+        assert_eq!(stats["collections"][0]["count"], 3_000);
+        assert_eq!(stats["collections"][0]["segments"], segments);
+        medvec_ok(&["verify", s(&store)]);
+    }
+}

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use medvec_ingest::columnar::export_parquet;
 use medvec_ingest::import::ImportSource;
 use medvec_ingest::load::{export_collection, import_into};
-use medvec_store::{CollectionOptions, Store};
+use medvec_store::{CollectionOptions, CollectionStats, Store};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -46,6 +46,10 @@ pub struct ImportArgs {
     /// After each batch is durable, print `acknowledged N` on stderr (for scripts and the crash tests).
     #[arg(long)]
     progress_lines: bool,
+    /// Then merge the collection into one segment, as `medvec compact` does: a longer import for
+    /// faster searches (one graph instead of one per size tier; see benches/README.md).
+    #[arg(long)]
+    compact: bool,
     #[arg(long)]
     json: bool,
 }
@@ -74,6 +78,9 @@ pub fn import(args: ImportArgs) -> Result<()> {
         }
     })?;
     bar.finish_and_clear();
+    if args.compact && compaction_would_change_anything(&collection.stats()) {
+        collection.compact()?;
+    }
     store.close()?;
     // After the closing flush and its merges: how many segments, and how many rows the
     // automatic merges rewrote on the way (write amplification).
@@ -93,6 +100,13 @@ pub fn import(args: ImportArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether compacting would change anything: the rows are in (or, once the tail is flushed,
+/// will be in) more than one segment, or deleted rows wait to be dropped. A store already in one
+/// clean segment is not rewritten.
+fn compaction_would_change_anything(stats: &CollectionStats) -> bool {
+    stats.segments + usize::from(stats.unflushed > 0) > 1 || stats.deleted_rows > 0
 }
 
 fn split_pair(text: &str, flag: &str) -> Result<(String, String)> {
