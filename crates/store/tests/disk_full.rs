@@ -12,7 +12,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Mutex;
 
-/// The injected failure is process-wide: tests that arm it must not overlap.
+/// The injected failure is process-wide: tests that arm it must not overlap, nor overlap a test
+/// that writes without it (under `cargo test`, which runs a file's tests as threads of one
+/// process, the tmpfs test's writes failed with the other tests' injected ENOSPC in 5 to 8 runs of
+/// 10; nextest runs each test in its own process).
 static FAULTS: Mutex<()> = Mutex::new(());
 
 const BATCH: usize = 100;
@@ -207,6 +210,7 @@ fn a_half_written_frame_never_breaks_later_appends() {
 /// A real full filesystem: a 2 MiB tmpfs, filled until a write fails, then grown.
 #[test]
 fn a_full_tmpfs_fails_cleanly_and_recovers_when_grown() {
+    let _serial = FAULTS.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let mount = match mounts::tmpfs(&dir.path().join("small"), "2m") {
         Ok(m) => m,
