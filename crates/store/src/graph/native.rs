@@ -335,6 +335,11 @@ impl<'a> Builder<'a> {
                 candidates.push(Scored(self.distance(node, id), id));
             }
         }
+        self.pick(candidates, capacity)
+    }
+
+    /// `candidates` as ids if they fit in `capacity`, else the heuristic's pick of `capacity`.
+    fn pick(&self, mut candidates: Vec<Scored>, capacity: usize) -> Vec<u32> {
         if candidates.len() > capacity {
             candidates.sort();
             candidates = self.select(&candidates, capacity);
@@ -342,20 +347,15 @@ impl<'a> Builder<'a> {
         candidates.iter().map(|s| s.1).collect()
     }
 
-    /// Rewrites the full list of `owner` plus `newcomer` as the heuristic's pick of `capacity`.
+    /// Rewrites the full list of `owner` plus `newcomer` as the heuristic's pick of `capacity`
+    /// (`current` holds at least `capacity` ids, so one more always needs the pick).
     fn shrink(&self, owner: u32, layer: usize, current: &[u32], newcomer: Scored, capacity: usize) {
         let mut candidates: Vec<Scored> = current
             .iter()
             .map(|&id| Scored(self.distance(owner, id), id))
             .collect();
         candidates.push(newcomer);
-        candidates.sort();
-        let kept: Vec<u32> = self
-            .select(&candidates, capacity)
-            .iter()
-            .map(|s| s.1)
-            .collect();
-        self.store_list(owner, layer, &kept);
+        self.store_list(owner, layer, &self.pick(candidates, capacity));
     }
 
     /// Gives every node that layer 0 cannot reach from the entry point an in-edge again.
