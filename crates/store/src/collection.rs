@@ -177,13 +177,16 @@ impl State {
     }
 
     pub(crate) fn live_count(&self) -> usize {
-        let segment_rows: usize = self
-            .segments
+        self.live_rows_per_segment().iter().sum::<usize>() + self.tail.len()
+    }
+
+    /// Each segment's rows that are not deleted (what merges and compaction size by).
+    pub(crate) fn live_rows_per_segment(&self) -> Vec<usize> {
+        self.segments
             .iter()
             .zip(&self.tombstones)
             .map(|(s, t)| s.rows - t.count())
-            .sum();
-        segment_rows + self.tail.len()
+            .collect()
     }
 
     pub(crate) fn get(&self, id: &str) -> Result<Option<LoggedRecord>> {
@@ -528,9 +531,7 @@ impl Collection {
         let state = self.read();
         let mut manifest = next_manifest(&state);
         manifest.segments.clear();
-        let live: Vec<usize> = (0..state.segments.len())
-            .map(|i| state.segments[i].rows - state.tombstones[i].count())
-            .collect();
+        let live = state.live_rows_per_segment();
         for group in merge::compaction_groups(&live, self.options.segment_rows) {
             let entry = merge::write_merged(&self.dir, &mut manifest, &state, &group)?;
             manifest.segments.push(entry);

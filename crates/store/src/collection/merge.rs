@@ -116,12 +116,7 @@ impl Collection {
         while wal.is_empty() {
             let picked = {
                 let state = self.read();
-                let live: Vec<usize> = state
-                    .segments
-                    .iter()
-                    .zip(&state.tombstones)
-                    .map(|(s, t)| s.rows - t.count())
-                    .collect();
+                let live = state.live_rows_per_segment();
                 pick(&live, self.options.merge_factor, self.options.segment_rows)
             };
             let Some(picked) = picked else {
@@ -179,19 +174,20 @@ pub(super) fn write_merged(
     state: &State,
     picked: &[usize],
 ) -> Result<SegmentEntry> {
-    let live_rows = |i: usize| {
+    let live_row_numbers = |i: usize| {
         (0..state.segments[i].rows as u32)
             .filter(|&r| !state.tombstones[i].get(r as usize))
             .collect::<Vec<u32>>()
     };
     // The largest input goes first so that its graph can seed the merged one, which it can
     // only when all of its rows are kept, in order.
+    let live = state.live_rows_per_segment();
     let mut order = picked.to_vec();
-    order.sort_by_key(|&i| Reverse(state.segments[i].rows - state.tombstones[i].count()));
+    order.sort_by_key(|&i| Reverse(live[i]));
     let seed = (state.tombstones[order[0]].count() == 0).then(|| &*state.segments[order[0]]);
     let parts = order
         .iter()
-        .map(|&i| (&*state.segments[i], live_rows(i)))
+        .map(|&i| (&*state.segments[i], live_row_numbers(i)))
         .collect();
     let rows = MergedRows::new(parts)?;
     let id = manifest.next_segment;
