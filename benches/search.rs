@@ -19,8 +19,9 @@
 //! - `MEDVEC_BENCH_PEERS_FROM=PATH`: the peers' results of an earlier run on the same data (its
 //!   `peers*.json`) instead of running them again (the report says so)
 //! - `MEDVEC_BENCH_SKIP_HNSW_RS=1`: without the extra build and sweep with the `hnsw_rs` builder
-//! - `MEDVEC_BENCH_AS_IMPORTED=1`: build as a user's import does, with the default flush
-//!   thresholds and automatic merging, instead of one flush into one segment
+//! - `MEDVEC_BENCH_AS_IMPORTED=1`: build as `medvec import` does (`CollectionOptions::bulk`: 8 MiB
+//!   flushes, automatic merging, graphs deferred to one build at the end) instead of one flush
+//!   into one segment
 //! - `MEDVEC_BENCH_COMPACT=1`: the build ends with `compact` (as imported, one segment instead of
 //!   one per tier; its time counts as build time)
 //! - `MEDVEC_BENCH_QUANTIZE=sq8`: medvec's field is created with `Quantization::Sq8` (graph walks
@@ -81,7 +82,7 @@ struct Config {
     skip_peers: bool,
     /// Also build and sweep with the `hnsw_rs` builder, for comparison.
     with_hnsw_rs: bool,
-    /// Default flush thresholds and merging (as `medvec import` builds), not one segment.
+    /// The bulk options of `medvec import` (flushes, merging, deferred graphs), not one flush.
     as_imported: bool,
     /// medvec's field quantisation (`MEDVEC_BENCH_QUANTIZE`).
     quantization: Quantization,
@@ -453,7 +454,7 @@ fn build_medvec(
     let _ = std::fs::remove_dir_all(dir);
     drop(Store::create(dir).expect("create store"));
     let options = if as_imported {
-        CollectionOptions::default()
+        CollectionOptions::bulk()
     } else {
         CollectionOptions {
             flush_rows: usize::MAX,

@@ -440,28 +440,36 @@ fn create_records_the_chosen_graph_builder() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("medvec or hnsw_rs"));
 }
 
-/// `import --compact` ends in one segment holding every record, where the same import without it
-/// keeps one segment per flush (batches of 1,024 records: one flush of 2,048 once 1,100 are
-/// waiting, and the closing tail of 952).
+/// An import ends in one segment (its graphs are built once, over all its rows, at its end). A
+/// second import into the same collection adds a segment of its own; with `--compact` the
+/// collection ends in one.
 #[test]
 fn import_with_compact_ends_in_one_segment() {
     let dir = tempfile::tempdir().unwrap();
-    let jsonl = dir.path().join("cases.jsonl");
-    write_jsonl(&jsonl, 0, 3_000, 8);
+    let first = dir.path().join("first.jsonl");
+    let second = dir.path().join("second.jsonl");
+    write_jsonl(&first, 0, 3_000, 8);
+    write_jsonl(&second, 3_000, 2_000, 8);
     for (compact, segments) in [(false, 2), (true, 1)] {
         let store = dir.path().join(format!("store-{compact}"));
         create_cases(&store);
-        let mut args = vec!["import", s(&store), "cases", "--jsonl", s(&jsonl)];
-        args.extend(["--flush-rows", "1100", "--json"]);
-        if compact {
-            args.push("--compact");
-        }
-        let imported = medvec_json(&args);
+        let import = |jsonl: &std::path::Path, compact: bool| {
+            let mut args = vec!["import", s(&store), "cases", "--jsonl", s(jsonl)];
+            args.extend(["--flush-rows", "1100", "--json"]);
+            if compact {
+                args.push("--compact");
+            }
+            medvec_json(&args)
+        };
+        let imported = import(&first, false);
         assert_eq!(imported["imported"], 3_000);
+        assert_eq!(imported["segments"], 1, "one graph over the first import");
+        let imported = import(&second, compact);
         assert_eq!(imported["segments"], segments, "--compact {compact}");
         let stats = medvec_json(&["stats", s(&store), "--json"]);
-        assert_eq!(stats["collections"][0]["count"], 3_000);
+        assert_eq!(stats["collections"][0]["count"], 5_000);
         assert_eq!(stats["collections"][0]["segments"], segments);
+        assert_eq!(stats["collections"][0]["segments_without_graphs"], 0);
         medvec_ok(&["verify", s(&store)]);
     }
 }

@@ -31,7 +31,18 @@ fn import_until_killed(
     kill_after: Option<Duration>,
     crash_at: Option<&str>,
 ) -> usize {
+    import_flushing_until_killed(store, jsonl, 700, (kill_after, crash_at))
+}
+
+/// [`import_until_killed`] with a flush every `flush_rows` records.
+fn import_flushing_until_killed(
+    store: &std::path::Path,
+    jsonl: &std::path::Path,
+    flush_rows: usize,
+    (kill_after, crash_at): (Option<Duration>, Option<&str>),
+) -> usize {
     let batch = BATCH.to_string();
+    let flush_rows = flush_rows.to_string();
     let args = [
         "import",
         s(store),
@@ -41,7 +52,7 @@ fn import_until_killed(
         "--batch",
         &batch,
         "--flush-rows",
-        "700",
+        &flush_rows,
     ];
     run_until_killed(&args, kill_after, crash_at)
 }
@@ -156,44 +167,69 @@ fn aborts_before_and_after_every_fsync_and_rename_lose_nothing() {
 }
 
 /// With `--flush-rows 700` an import of 3,000 records flushes four segments, and its closing
-/// flush a fifth: four beside the largest, so the writer merges them all. The merged segment is
-/// the sixth written, and its manifest commit is `merge-after-manifest`'s first hit.
+/// flush a fifth, all without graphs (an import defers them); the writer then writes the five
+/// again as one segment with its graph and codes: the sixth segment written, whose manifest
+/// commit is `merge-after-manifest`'s first hit.
 #[test]
-fn a_crash_during_an_automatic_merge_loses_nothing_and_leaves_no_orphans() {
+fn a_crash_while_an_import_builds_its_graphs_loses_nothing_and_leaves_no_orphans() {
     for spec in ["segment-after-write:6", "merge-after-manifest:1"] {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, jsonl) = prepare(dir.path());
-        let acknowledged = import_until_killed(&store, &jsonl, None, Some(spec));
-        assert_eq!(
-            acknowledged, RECORDS,
-            "{spec}: the merge follows the last batch"
-        );
-        let stats = medvec_json(&["stats", s(&store), "cases", "--json"]);
-        let segments = stats["collections"][0]["segments"].as_u64().unwrap();
-        let expected = if spec.starts_with("merge") { 1 } else { 5 };
-        assert_eq!(
-            segments, expected,
-            "{spec}: killed before or after the commit"
-        );
-        check_after_crash(&store, acknowledged, 0, spec);
-        finish_import(&store, &jsonl, spec);
-        let stats = medvec_json(&["stats", s(&store), "cases", "--json"]);
-        let segments = stats["collections"][0]["segments"].as_u64().unwrap() as usize;
-        assert!(
-            segments <= 2,
-            "{spec}: {segments} segments, the merge did not happen"
-        );
-        assert_eq!(
-            segment_dirs(&store),
-            segments,
-            "{spec}: a segment directory no manifest names was left behind"
-        );
-        assert_codes_beside_graphs(&store, spec);
+        let segments_after_crash = if spec.starts_with("merge") { 1 } else { 5 };
+        crash_during_a_merge(700, spec, (RECORDS, segments_after_crash));
     }
     report(
-        "automatic merge, abort after its segment and after its commit",
+        "graphs built at the end of an import, abort after the segment and after its commit",
         2,
     );
+}
+
+/// With `--flush-rows 300` the fifth flush (1,500 records) leaves five segments of one tier, so
+/// the writer merges them, still without graphs, into the sixth segment written: a crash there
+/// leaves the five, or the merged one, and the next import builds the graphs.
+#[test]
+fn a_crash_during_a_merge_without_graphs_loses_nothing_and_leaves_no_orphans() {
+    for spec in ["segment-after-write:6", "merge-after-manifest:1"] {
+        let segments_after_crash = if spec.starts_with("merge") { 1 } else { 5 };
+        crash_during_a_merge(300, spec, (1_450, segments_after_crash));
+    }
+    report(
+        "automatic merge during an import, abort after its segment and after its commit",
+        2,
+    );
+}
+
+/// Aborts an import flushing every `flush_rows` records at `spec`, which must come after
+/// `acknowledged` records, and checks the store then holds `segments` segments and every
+/// acknowledged record; then finishes the import, which must leave at most two segments, all
+/// with graphs (and codes), and no directory the manifest does not name.
+fn crash_during_a_merge(flush_rows: usize, spec: &str, (acknowledged, segments): (usize, u64)) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, jsonl) = prepare(dir.path());
+    let got = import_flushing_until_killed(&store, &jsonl, flush_rows, (None, Some(spec)));
+    assert_eq!(got, acknowledged, "{spec}: where the merge comes");
+    let stats = medvec_json(&["stats", s(&store), "cases", "--json"]);
+    let after_crash = stats["collections"][0]["segments"].as_u64().unwrap();
+    assert_eq!(
+        after_crash, segments,
+        "{spec}: killed before or after the commit"
+    );
+    check_after_crash(&store, acknowledged, 0, spec);
+    finish_import(&store, &jsonl, spec);
+    let stats = medvec_json(&["stats", s(&store), "cases", "--json"]);
+    let segments = stats["collections"][0]["segments"].as_u64().unwrap() as usize;
+    assert!(
+        segments <= 2,
+        "{spec}: {segments} segments, the merge did not happen"
+    );
+    assert_eq!(
+        stats["collections"][0]["segments_without_graphs"], 0,
+        "{spec}"
+    );
+    assert_eq!(
+        segment_dirs(&store),
+        segments,
+        "{spec}: a segment directory no manifest names was left behind"
+    );
+    assert_codes_beside_graphs(&store, spec);
 }
 
 /// Every segment with a graph has the SQ8 codes the quantised field asks for, and no other does.

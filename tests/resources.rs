@@ -17,8 +17,24 @@ fn store_with(dir: &Path, count: usize) -> PathBuf {
     store
 }
 
+/// The one file of the collection whose name is `name` (its only segment's, or its log).
+fn only_file(store: &Path, name: impl Fn(&str) -> bool) -> PathBuf {
+    let collection = store.join("collections/cases");
+    let segments = std::fs::read_dir(&collection)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path());
+    let found: Vec<PathBuf> = std::iter::once(collection.clone())
+        .chain(segments.filter(|p| p.is_dir()))
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()))
+        .filter(|p| name(&p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.into_iter().next().unwrap()
+}
+
 fn graph_file(store: &Path) -> PathBuf {
-    store.join("collections/cases/seg-00000001/image.hnsw")
+    only_file(store, |name| name == "image.hnsw")
 }
 
 /// Exact top-5 of a few stored records, as printed.
@@ -71,7 +87,7 @@ fn verify_repair_rebuilds_a_damaged_graph_and_refuses_other_damage() {
     let text = medvec_ok(&["verify", s(&store), "--repair"]);
     assert!(text.contains("no damaged HNSW graph"), "{text}");
     // Damage to a file that holds data cannot be repaired: named, and nothing changes.
-    let ids = store.join("collections/cases/seg-00000001/ids.idx");
+    let ids = only_file(&store, |name| name == "ids.idx");
     let mut bytes = std::fs::read(&ids).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&ids, &bytes).unwrap();
@@ -170,7 +186,8 @@ fn a_cut_log_tail_is_a_warning_on_stderr() {
         "50",
     ]);
     // Drop `close` (which flushes) out of the picture: a kill mid-append leaves a torn frame.
-    let log = store.join("collections/cases/wal-00000002.log");
+    let log = only_file(&store, |name| name.starts_with("wal-"));
+    let log_name = log.file_name().unwrap().to_string_lossy().into_owned();
     let jsonl = dir.path().join("more.jsonl");
     write_jsonl(&jsonl, 200, 10, 8);
     let out = Command::new(medvec_bin())
@@ -199,7 +216,7 @@ fn a_cut_log_tail_is_a_warning_on_stderr() {
         .find(|l| l.starts_with("warning: "))
         .unwrap_or_else(|| panic!("no warning in {stderr:?}"));
     assert!(
-        warning.contains("wal-00000002.log") && warning.contains("cut"),
+        warning.contains(&log_name) && warning.contains("cut"),
         "{warning}"
     );
     assert_eq!(count(&store), 199, "the torn batch was never acknowledged");

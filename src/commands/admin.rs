@@ -96,6 +96,12 @@ pub fn stats(args: StatsArgs) -> Result<()> {
         print_json(&json!({ "collections": collections }));
     } else {
         for s in &stats {
+            let awaiting = match s.segments_without_graphs {
+                0 => String::new(),
+                n => format!(
+                    " ({n} awaiting graphs: an import was interrupted; the next write builds them)"
+                ),
+            };
             let fields: Vec<String> = s
                 .schema
                 .vectors
@@ -103,7 +109,7 @@ pub fn stats(args: StatsArgs) -> Result<()> {
                 .map(medvec_store::VectorField::spec)
                 .collect();
             println!(
-                "{}: {} records, {} segments, {} unflushed, {} deleted awaiting compaction, {} bytes; vectors {}",
+                "{}: {} records, {} segments{awaiting}, {} unflushed, {} deleted awaiting compaction, {} bytes; vectors {}",
                 s.name, s.count, s.segments, s.unflushed, s.deleted_rows, s.disk_bytes, fields.join(", ")
             );
         }

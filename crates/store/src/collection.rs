@@ -12,7 +12,7 @@ use crate::filter::Filter;
 use crate::manifest::{Manifest, SegmentEntry};
 use crate::memtable::{LoggedRow, MemTable};
 use crate::schema::Schema;
-use crate::segment::{self, Segment};
+use crate::segment::{self, Graphs, Segment};
 use crate::sums::FieldSum;
 use crate::validate::validate_batch;
 use crate::wal::{LoggedOp, LoggedRecord, Wal};
@@ -37,6 +37,10 @@ pub struct CollectionOptions {
     /// of this factor) exist, they are merged into one (see `collection/merge.rs`); 0 turns
     /// automatic merging off.
     pub merge_factor: usize,
+    /// A bulk load: flushes and merges write segments without graphs, and the graphs are built
+    /// once over all the new rows by the next explicit [`Collection::flush`] (or `Store::close`),
+    /// instead of once per flush and again per merge. Until then readers scan those rows exactly.
+    pub defer_graphs: bool,
 }
 
 impl Default for CollectionOptions {
@@ -46,6 +50,7 @@ impl Default for CollectionOptions {
             flush_bytes: flush_bytes_from_env(DEFAULT_FLUSH_BYTES),
             segment_rows: 1 << 20,
             merge_factor: 4,
+            defer_graphs: false,
         }
     }
 }
@@ -82,10 +87,11 @@ fn flush_bytes_from_env(default: usize) -> usize {
 impl CollectionOptions {
     /// The options of a bulk load of precomputed vectors (`medvec import`): as the default, but
     /// with an 8 MiB tail unless `MEDVEC_FLUSH_MIB` sets it, since there the speed of the load
-    /// matters more than a few MiB of memory.
+    /// matters more than a few MiB of memory, and with graphs deferred to the end of the load.
     pub fn bulk() -> CollectionOptions {
         CollectionOptions {
             flush_bytes: flush_bytes_from_env(BULK_FLUSH_BYTES),
+            defer_graphs: true,
             ..CollectionOptions::default()
         }
     }
@@ -402,8 +408,9 @@ impl Collection {
             || state.tail.bytes() >= self.options.flush_bytes;
         drop(state);
         if should_flush {
-            self.flush_locked(&mut wal)?;
-            self.merge_as_needed(&mut wal)?;
+            let graphs = Graphs::now(!self.options.defer_graphs);
+            self.flush_locked(&mut wal, graphs)?;
+            self.merge_as_needed(&mut wal, graphs)?;
         }
         Ok(())
     }
@@ -449,15 +456,16 @@ impl Collection {
         self.len() == 0
     }
 
-    /// Writes the tail (and pending deletes) into a new segment and starts a fresh log, then
-    /// merges segments if the merge policy asks for it.
+    /// Writes the tail (and pending deletes) into a new segment and starts a fresh log, builds
+    /// the graphs a bulk load deferred, then merges segments if the merge policy asks for it.
     pub fn flush(&self) -> Result<()> {
         let mut wal = self.wal()?;
-        self.flush_locked(&mut wal)?;
-        self.merge_as_needed(&mut wal)
+        // A bulk load's last rows join the run its graphs are built over.
+        self.flush_locked(&mut wal, Graphs::now(!self.options.defer_graphs))?;
+        self.merge_as_needed(&mut wal, Graphs::Build(None))
     }
 
-    fn flush_locked(&self, wal: &mut Wal) -> Result<()> {
+    fn flush_locked(&self, wal: &mut Wal, graphs: Graphs) -> Result<()> {
         let mut state = self.write();
         if wal.is_empty() {
             return Ok(());
@@ -465,7 +473,7 @@ impl Collection {
         let mut manifest = next_manifest(&state);
         let records = std::mem::take(&mut state.tail.records);
         if !records.is_empty() {
-            if let Err(e) = write_segment(&self.dir, &mut manifest, &records) {
+            if let Err(e) = write_segment(&self.dir, &mut manifest, &records, graphs) {
                 state.tail.records = records;
                 return Err(e);
             }
@@ -527,13 +535,14 @@ impl Collection {
     /// graph is extended when none of its rows was deleted, else rebuilt.
     pub fn compact(&self) -> Result<()> {
         let mut wal = self.wal()?;
-        self.flush_locked(&mut wal)?;
+        self.flush_locked(&mut wal, Graphs::Build(None))?;
         let state = self.read();
         let mut manifest = next_manifest(&state);
         manifest.segments.clear();
         let live = state.live_rows_per_segment();
         for group in merge::compaction_groups(&live, self.options.segment_rows) {
-            let entry = merge::write_merged(&self.dir, &mut manifest, &state, &group)?;
+            let graphs = Graphs::Build(None);
+            let entry = merge::write_merged(&self.dir, &mut manifest, &state, &group, graphs)?;
             manifest.segments.push(entry);
         }
         let old_dirs: Vec<PathBuf> = state.segments.iter().map(|s| s.dir.clone()).collect();
@@ -624,6 +633,9 @@ impl Collection {
             name: state.manifest.name.clone(),
             count: state.live_count(),
             segments: state.segments.len(),
+            segments_without_graphs: (state.manifest.segments.iter())
+                .filter(|entry| entry.graphs_deferred)
+                .count(),
             unflushed: state.tail.len(),
             deleted_rows: state.tombstones.iter().map(BitSet::count).sum(),
             disk_bytes,
@@ -635,15 +647,21 @@ impl Collection {
 }
 
 /// Writes `records` as the manifest's next segment and adds its entry (not yet committed).
-fn write_segment(dir: &Path, manifest: &mut Manifest, records: &[LoggedRecord]) -> Result<()> {
+fn write_segment(
+    dir: &Path,
+    manifest: &mut Manifest,
+    records: &[LoggedRecord],
+    graphs: Graphs,
+) -> Result<()> {
     let id = manifest.next_segment;
     let path = dir.join(segment::dir_name(id));
-    segment::write(&path, manifest.uid, &manifest.schema, records)?;
+    segment::write(&path, manifest.uid, &manifest.schema, records, graphs)?;
     manifest.segments.push(SegmentEntry {
         id,
         rows: records.len(),
         deleted: Vec::new(),
         sums: segment_sums(&manifest.schema, records),
+        graphs_deferred: matches!(graphs, Graphs::Defer),
     });
     manifest.next_segment += 1;
     Ok(())
@@ -855,6 +873,8 @@ pub struct CollectionStats {
     /// Live records.
     pub count: usize,
     pub segments: usize,
+    /// Segments a bulk load wrote without graphs, scanned exactly until the writer builds them.
+    pub segments_without_graphs: usize,
     /// Records in the log, not yet in a segment.
     pub unflushed: usize,
     /// Tombstoned segment rows awaiting compaction.

@@ -19,6 +19,10 @@ pub struct SegmentEntry {
     /// Per vector field, the sum of the unit vectors of all rows written (tombstoned included).
     #[serde(default)]
     pub sums: Vec<FieldSum>,
+    /// Written by a bulk load without its graphs (and SQ8 codes), which the writer builds at the
+    /// end of the load (or, after a crash, at its next flush). Readers scan it exactly meanwhile.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub graphs_deferred: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

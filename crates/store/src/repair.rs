@@ -31,7 +31,11 @@ pub fn repair(dir: &Path) -> Result<RepairReport> {
             Segment::open_for_repair(&seg_dir, uid, &manifest.schema, entry.rows)
                 .map_err(not_repairable)?;
         let segment = Arc::new(segment);
-        work.extend(damage.into_iter().map(|d| (segment.clone(), d)));
+        // A deferred segment lacks its graphs on purpose; only damaged ones are rebuilt.
+        let damaged = damage
+            .into_iter()
+            .filter(|d| !(entry.graphs_deferred && d.error.is_none()));
+        work.extend(damaged.map(|d| (segment.clone(), d)));
     }
     let wal = dir.join(&manifest.wal);
     Wal::replay(&wal, uid)

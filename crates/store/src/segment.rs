@@ -52,7 +52,7 @@ mod write;
 use ids::SegmentIdTable;
 use payload::SegmentPayloadTable;
 
-pub use write::{write, write_rows, MergedRows, RowSource};
+pub use write::{write, write_rows, Graphs, MergedRows, RowSource};
 
 fn column_path(dir: &Path, field: &str) -> PathBuf {
     dir.join(format!("{field}.f32"))

@@ -32,7 +32,7 @@ use crate::error::Result;
 use crate::faults;
 use crate::manifest::Manifest;
 use crate::manifest::SegmentEntry;
-use crate::segment::{self, MergedRows, MIN_GRAPH_ROWS};
+use crate::segment::{self, Graphs, MergedRows, MIN_GRAPH_ROWS};
 use crate::wal::Wal;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -92,9 +92,20 @@ pub(crate) fn pick(live_rows: &[usize], factor: usize, max_rows: usize) -> Optio
 /// to at most `max_rows` (a segment holding more forms a run of its own), skipping segments with
 /// no live rows.
 pub(super) fn compaction_groups(live: &[usize], max_rows: usize) -> Vec<Vec<usize>> {
+    let nonempty = live
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(_, rows)| rows > 0);
+    runs_up_to(nonempty, max_rows)
+}
+
+/// Groups `(segment, live rows)` in order into runs of at most `max_rows` live rows (a segment
+/// holding more forms a run of its own).
+fn runs_up_to(segments: impl Iterator<Item = (usize, usize)>, max_rows: usize) -> Vec<Vec<usize>> {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut rows_in_last = 0;
-    for (i, &rows) in live.iter().enumerate().filter(|(_, &rows)| rows > 0) {
+    for (i, rows) in segments {
         match groups.last_mut() {
             Some(last) if rows_in_last + rows <= max_rows => {
                 last.push(i);
@@ -109,30 +120,68 @@ pub(super) fn compaction_groups(live: &[usize], max_rows: usize) -> Vec<Vec<usiz
     groups
 }
 
+/// The segments whose graphs were deferred, in the first run of at most `max_rows` live rows:
+/// the next segment to write with its graphs. Empty segments are included, so that every
+/// deferred segment leaves the list.
+fn first_deferred_run(state: &State, max_rows: usize) -> Option<Vec<usize>> {
+    let live = state.live_rows_per_segment();
+    let deferred = (state.manifest.segments.iter().enumerate())
+        .filter(|(_, entry)| entry.graphs_deferred)
+        .map(|(i, _)| (i, live[i]));
+    runs_up_to(deferred, max_rows).into_iter().next()
+}
+
 impl Collection {
     /// Merges segments while the policy asks for it. Called by the writer right after a flush,
     /// with the log lock held and the log empty, so no write is waiting to be applied.
-    pub(super) fn merge_as_needed(&self, wal: &mut Wal) -> Result<()> {
+    ///
+    /// When graphs are built, the segments a bulk load wrote without graphs are first rewritten
+    /// with them, in runs of up to `segment_rows` rows: one graph over a whole load instead of
+    /// one per flush and merge. While graphs are deferred, only deferred segments are merged (a
+    /// cheap copy of their rows), so that a segment with a graph never loses it.
+    pub(super) fn merge_as_needed(&self, wal: &mut Wal, graphs: Graphs) -> Result<()> {
+        if matches!(graphs, Graphs::Build(_)) {
+            self.build_deferred_graphs(wal)?;
+        }
         while wal.is_empty() {
             let picked = {
                 let state = self.read();
                 let live = state.live_rows_per_segment();
-                pick(&live, self.options.merge_factor, self.options.segment_rows)
+                let deferring = matches!(graphs, Graphs::Defer);
+                let eligible: Vec<usize> = (0..live.len())
+                    .filter(|&i| !deferring || state.manifest.segments[i].graphs_deferred)
+                    .collect();
+                let rows: Vec<usize> = eligible.iter().map(|&i| live[i]).collect();
+                pick(&rows, self.options.merge_factor, self.options.segment_rows)
+                    .map(|chosen| chosen.into_iter().map(|c| eligible[c]).collect::<Vec<_>>())
             };
             let Some(picked) = picked else {
                 return Ok(());
             };
-            self.merge(wal, &picked)?;
+            self.merge(wal, &picked, graphs)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every segment whose graphs were deferred again, with its graphs, merged in runs of
+    /// up to `segment_rows` rows. Each run is committed like any merge.
+    fn build_deferred_graphs(&self, wal: &mut Wal) -> Result<()> {
+        while wal.is_empty() {
+            let run = first_deferred_run(&self.read(), self.options.segment_rows);
+            let Some(run) = run else {
+                return Ok(());
+            };
+            self.merge(wal, &run, Graphs::Build(None))?;
         }
         Ok(())
     }
 
     /// Writes the live rows of segments `picked` as one new segment and commits it in their
     /// place. Readers keep the segments they mapped until they reopen.
-    fn merge(&self, wal: &mut Wal, picked: &[usize]) -> Result<()> {
+    fn merge(&self, wal: &mut Wal, picked: &[usize], graphs: Graphs) -> Result<()> {
         let state = self.read();
         let mut manifest = next_manifest(&state);
-        let entry = write_merged(&self.dir, &mut manifest, &state, picked)?;
+        let entry = write_merged(&self.dir, &mut manifest, &state, picked, graphs)?;
         let old_dirs: Vec<_> = picked
             .iter()
             .map(|&i| state.segments[i].dir.clone())
@@ -165,14 +214,16 @@ impl Collection {
     }
 }
 
-/// Writes the live rows of segments `picked` of `state` as the next segment of `manifest` and
-/// returns its entry (not yet in the manifest's list, not committed). Rows are read in place from
-/// the mapped inputs, so memory does not grow with the rows copied.
+/// Writes the live rows of segments `picked` of `state` as the next segment of `manifest`, with
+/// or without graphs as `graphs` says (the seed, if any, is chosen here), and returns its entry
+/// (not yet in the manifest's list, not committed). Rows are read in place from the mapped
+/// inputs, so memory does not grow with the rows copied.
 pub(super) fn write_merged(
     dir: &Path,
     manifest: &mut Manifest,
     state: &State,
     picked: &[usize],
+    graphs: Graphs,
 ) -> Result<SegmentEntry> {
     let live_row_numbers = |i: usize| {
         (0..state.segments[i].rows as u32)
@@ -185,6 +236,7 @@ pub(super) fn write_merged(
     let mut order = picked.to_vec();
     order.sort_by_key(|&i| Reverse(live[i]));
     let seed = (state.tombstones[order[0]].count() == 0).then(|| &*state.segments[order[0]]);
+    let graphs = graphs.seeded(seed);
     let parts = order
         .iter()
         .map(|&i| (&*state.segments[i], live_row_numbers(i)))
@@ -197,7 +249,7 @@ pub(super) fn write_merged(
         manifest.uid,
         schema,
         &rows,
-        seed,
+        graphs,
     )?;
     let mut sums = zero_sums(schema);
     for &i in picked {
@@ -210,6 +262,7 @@ pub(super) fn write_merged(
         rows: segment::RowSource::rows(&rows),
         deleted: Vec::new(),
         sums,
+        graphs_deferred: matches!(graphs, Graphs::Defer),
     })
 }
 

@@ -107,18 +107,53 @@ impl RowSource for MergedRows<'_> {
 
 /// Writes a complete segment directory for `records` and fsyncs it. The segment becomes part of
 /// the collection only when a manifest naming it is committed.
-pub fn write(dir: &Path, owner_uid: u64, schema: &Schema, records: &[LoggedRecord]) -> Result<()> {
-    write_rows(dir, owner_uid, schema, records, None)
+pub fn write(
+    dir: &Path,
+    owner_uid: u64,
+    schema: &Schema,
+    records: &[LoggedRecord],
+    graphs: Graphs,
+) -> Result<()> {
+    write_rows(dir, owner_uid, schema, records, graphs.seeded(None))
 }
 
-/// Writes a segment from `source`. With `seed`, a segment whose rows are the first rows of
-/// `source`, unchanged, each field's graph extends the seed's graph instead of being rebuilt.
+/// Whether a segment is written with its graphs (and SQ8 codes), and from which seed.
+#[derive(Clone, Copy)]
+pub enum Graphs<'s> {
+    /// Built now; with a seed (a segment whose rows are the first rows of the source, unchanged)
+    /// each field's graph extends the seed's graph instead of being rebuilt.
+    Build(Option<&'s Segment>),
+    /// Left for later: a bulk load builds one graph over all its rows at its end instead of one
+    /// per flush and merge (readers scan such a segment exactly until then).
+    Defer,
+}
+
+impl<'s> Graphs<'s> {
+    /// Built (from scratch) or deferred.
+    pub fn now(build: bool) -> Graphs<'static> {
+        if build {
+            Graphs::Build(None)
+        } else {
+            Graphs::Defer
+        }
+    }
+
+    /// This policy, with `seed` when graphs are built.
+    pub fn seeded<'t>(self, seed: Option<&'t Segment>) -> Graphs<'t> {
+        match self {
+            Graphs::Build(_) => Graphs::Build(seed),
+            Graphs::Defer => Graphs::Defer,
+        }
+    }
+}
+
+/// Writes a segment from `source`, with its graphs built or deferred as `graphs` says.
 pub fn write_rows(
     dir: &Path,
     owner_uid: u64,
     schema: &Schema,
     source: &(impl RowSource + ?Sized),
-    seed: Option<&Segment>,
+    graphs: Graphs,
 ) -> Result<()> {
     if dir.exists() {
         // Left by a failed attempt in this process (a full disk, say): a stale graph file in it
@@ -134,7 +169,7 @@ pub fn write_rows(
             source,
             (index, field),
             &present[index],
-            seed,
+            graphs,
         )?;
         source.release_pages();
     }
@@ -173,11 +208,14 @@ fn write_field(
     source: &(impl RowSource + ?Sized),
     (index, field): (usize, &VectorField),
     present: &[bool],
-    seed: Option<&Segment>,
+    graphs: Graphs,
 ) -> Result<()> {
     let path = column_path(dir, &field.name);
     write_column(&path, owner_uid, source, index, field.dim)?;
     source.release_pages();
+    let Graphs::Build(seed) = graphs else {
+        return Ok(());
+    };
     if present.iter().filter(|&&p| p).count() < MIN_GRAPH_ROWS {
         return Ok(());
     }

@@ -1,0 +1,212 @@
+//! Bulk loads with deferred graphs (`CollectionOptions::bulk`, what `medvec import` uses): the
+//! flushes and merges of the load write no graphs, readers scan those rows exactly, and the
+//! closing flush builds one graph over the whole load. A load that is cut short loses nothing
+//! and its graphs are built by the next writer.
+
+mod common;
+
+use common::*;
+use medvec_store::{Collection, CollectionOptions, SearchParams, Store};
+use std::path::{Path, PathBuf};
+
+const DIM: usize = 16;
+const FLUSH: usize = 1_100;
+
+fn bulk(root: &Path) -> Store {
+    let options = CollectionOptions {
+        flush_rows: FLUSH,
+        ..CollectionOptions::bulk()
+    };
+    Store::open_with(root, options).unwrap()
+}
+
+fn collection_dir(root: &Path) -> PathBuf {
+    ["collections/cases", "cases"]
+        .iter()
+        .map(|d| root.join(d))
+        .find(|d| d.join("MANIFEST").exists())
+        .unwrap()
+}
+
+/// Per segment of the manifest: (rows, graphs deferred).
+fn manifest_segments(root: &Path) -> Vec<(usize, bool)> {
+    let bytes = std::fs::read(collection_dir(root).join("MANIFEST")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes[64..]).unwrap();
+    manifest["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let deferred = s["graphs_deferred"].as_bool().unwrap_or(false);
+            (s["rows"].as_u64().unwrap() as usize, deferred)
+        })
+        .collect()
+}
+
+fn graph_files(root: &Path) -> usize {
+    files_under(&collection_dir(root))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "hnsw"))
+        .count()
+}
+
+/// Recall@10 of graph search against exact search, over every 50th vector as a query.
+fn recall(cases: &Collection, vectors: &[Vec<f32>]) -> f64 {
+    let queries: Vec<Vec<f32>> = vectors.iter().step_by(50).cloned().collect();
+    let mut exact = SearchParams::top(10);
+    exact.exact = true;
+    let truth = cases.search_batch("image", &queries, &exact).unwrap();
+    let got = (cases.search_batch("image", &queries, &SearchParams::top(10))).unwrap();
+    let found: usize = got
+        .iter()
+        .zip(&truth)
+        .map(|(g, t)| t.iter().filter(|h| g.iter().any(|x| x.id == h.id)).count())
+        .sum();
+    found as f64 / (10 * queries.len()) as f64
+}
+
+/// Loads `flushes` flushes of vectors into a new bulk-opened store; returns it unclosed.
+fn load(root: &Path, vectors: &[Vec<f32>]) -> (Store, std::sync::Arc<Collection>) {
+    Store::create(root).unwrap();
+    let store = bulk(root);
+    let cases = store.create_collection("cases", schema(DIM)).unwrap();
+    for (i, chunk) in vectors.chunks(500).enumerate() {
+        cases.upsert(&records(chunk, i * 500)).unwrap();
+    }
+    (store, cases)
+}
+
+#[test]
+fn a_bulk_load_writes_no_graph_until_its_end_and_then_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let vectors = clustered(12 * FLUSH, DIM, 6, 11);
+    let (store, cases) = load(&root, &vectors);
+    let during = manifest_segments(&root);
+    assert!(during.len() >= 2, "{during:?}");
+    assert!(during.iter().all(|&(_, deferred)| deferred), "{during:?}");
+    assert_eq!(graph_files(&root), 0, "no graph while loading");
+    // The deferred merges still keep the segments few: 10 flushes, merge factor 4.
+    assert!(during.len() <= 6, "{during:?}");
+    assert_eq!(cases.stats().segments_without_graphs, during.len());
+    // Meanwhile every row is found (exactly: no graph to miss it).
+    assert_eq!(recall(&cases, &vectors[..10 * FLUSH]), 1.0);
+
+    store.close().unwrap();
+    let after = manifest_segments(&root);
+    assert_eq!(
+        after,
+        vec![(vectors.len(), false)],
+        "one segment with graphs"
+    );
+    assert_eq!(graph_files(&root), 2, "one graph per vector field");
+    let store = Store::open(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+    assert_eq!(cases.len(), vectors.len());
+    assert_eq!(cases.stats().segments_without_graphs, 0);
+    let recall = recall(&cases, &vectors);
+    assert!(recall >= 0.95, "recall@10 {recall}");
+    let report = cases.verify().unwrap();
+    assert!(report.files_checked > 0);
+}
+
+#[test]
+fn an_interrupted_load_loses_nothing_and_the_next_writer_builds_its_graphs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let vectors = clustered(6 * FLUSH, DIM, 6, 12);
+    let (store, cases) = load(&root, &vectors);
+    // Dropped without close, as a killed import is: the log holds the unflushed tail.
+    drop(cases);
+    drop(store);
+    assert!(manifest_segments(&root).iter().all(|&(_, d)| d));
+
+    // A reader sees every row, and repair finds nothing to rebuild: no graph is damaged.
+    let reader = Store::open_read_only(&root).unwrap();
+    let cases = reader.collection("cases").unwrap();
+    assert_eq!(cases.len(), vectors.len());
+    assert_eq!(recall(&cases, &vectors), 1.0);
+    drop(cases);
+    drop(reader);
+    let writer = Store::open(&root).unwrap();
+    assert!(writer.repair("cases").unwrap().rebuilt.is_empty());
+
+    // The next writer (default options, not a bulk load) builds the graphs at its flush.
+    let cases = writer.collection("cases").unwrap();
+    let extra = clustered(10, DIM, 6, 13);
+    cases.upsert(&records(&extra, vectors.len())).unwrap();
+    writer.close().unwrap();
+    let segments = manifest_segments(&root);
+    assert!(segments.iter().all(|&(_, d)| !d), "{segments:?}");
+    assert!(graph_files(&root) >= 2);
+    let store = Store::open(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+    assert_eq!(cases.len(), vectors.len() + extra.len());
+    let recall = recall(&cases, &vectors);
+    assert!(recall >= 0.95, "recall@10 {recall}");
+}
+
+#[test]
+fn rows_replaced_during_a_load_are_dropped_when_its_graphs_are_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let vectors = clustered(4 * FLUSH, DIM, 6, 14);
+    let (store, cases) = load(&root, &vectors);
+    // The same ids again with other vectors: the first flushes' rows are all tombstoned.
+    let replacements = clustered(2 * FLUSH, DIM, 6, 15);
+    for (i, chunk) in replacements.chunks(500).enumerate() {
+        cases.upsert(&records(chunk, i * 500)).unwrap();
+    }
+    store.close().unwrap();
+    let segments = manifest_segments(&root);
+    let rows: usize = segments.iter().map(|s| s.0).sum();
+    assert_eq!(
+        rows,
+        vectors.len(),
+        "no tombstoned row is kept: {segments:?}"
+    );
+    assert!(segments.iter().all(|&(_, d)| !d), "{segments:?}");
+    let store = Store::open(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+    assert_eq!(cases.len(), vectors.len());
+    let first = cases.get("case-000000").unwrap().unwrap();
+    assert_eq!(first.vectors["image"], replacements[0]);
+    let last = format!("case-{:06}", vectors.len() - 1);
+    assert_eq!(
+        cases.get(&last).unwrap().unwrap().vectors["image"],
+        vectors[vectors.len() - 1]
+    );
+}
+
+#[test]
+fn a_bulk_load_into_a_collection_with_graphs_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let vectors = clustered(4 * FLUSH, DIM, 6, 16);
+    let (store, cases) = load(&root, &vectors);
+    drop(cases);
+    store.close().unwrap();
+    let graph_dir = |root: &Path| {
+        files_under(&collection_dir(root))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "hnsw"))
+            .map(|p| p.parent().unwrap().to_path_buf())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let before = graph_dir(&root);
+    // A second, smaller load: its flushes do not touch the first load's segment.
+    let store = bulk(&root);
+    let cases = store.collection("cases").unwrap();
+    let more = clustered(2 * FLUSH, DIM, 6, 17);
+    cases.upsert(&records(&more, vectors.len())).unwrap();
+    assert!(
+        before.is_subset(&graph_dir(&root)),
+        "the first load's graph stays"
+    );
+    store.close().unwrap();
+    let segments = manifest_segments(&root);
+    assert!(segments.iter().all(|&(_, d)| !d), "{segments:?}");
+    let store = Store::open(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+    assert_eq!(cases.len(), vectors.len() + more.len());
+}
