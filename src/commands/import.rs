@@ -46,8 +46,9 @@ pub struct ImportArgs {
     /// After each batch is durable, print `acknowledged N` on stderr (for scripts and the crash tests).
     #[arg(long)]
     progress_lines: bool,
-    /// Then merge the collection into one segment, as `medvec compact` does: a longer import for
-    /// faster searches (one graph instead of one per size tier; see benches/README.md).
+    /// Then merge the whole collection into one segment, as `medvec compact` does. An import
+    /// already ends with one graph over its own rows (up to 1,048,576 per segment); this also
+    /// folds in the segments earlier imports and writes left, and drops deleted rows.
     #[arg(long)]
     compact: bool,
     #[arg(long)]
