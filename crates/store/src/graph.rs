@@ -130,6 +130,16 @@ impl BuildRows<'_> {
         &self.data[row * self.dim..(row + 1) * self.dim]
     }
 
+    /// Starts loading row `row`'s vector and reciprocal norm, about to be scored. The norm lives
+    /// in another part of the column; prefetching it too cut the CPU of a 200k × 128 build by
+    /// about 12% (52.5 against 59.8 CPU-s, medians of 3 alternating runs).
+    fn prefetch(&self, row: usize) {
+        prefetch(self.vector(row));
+        if let Some(inv) = self.inv_norms {
+            prefetch(&inv[row..row + 1]);
+        }
+    }
+
     /// The distance between rows `a` and `b`, as the graph is built on it.
     #[inline]
     fn distance(&self, a: usize, b: usize) -> f32 {

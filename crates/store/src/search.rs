@@ -338,6 +338,10 @@ impl Nodes for ColumnNodes<'_> {
 
     fn prefetch(&self, node: u32) {
         prefetch(self.vector(node));
+        // The reciprocal norm lives in another part of the column. Without this its cache miss
+        // took 36% of an f32 search's CPU samples at 1M × 128 (perf, cpu-clock); with it the
+        // stall moves to the vector's own load, for a gain within this machine's noise.
+        prefetch(&self.inv_norms[node as usize..node as usize + 1]);
     }
 
     fn allowed(&self, node: u32) -> bool {

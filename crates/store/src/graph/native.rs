@@ -16,7 +16,6 @@
 //! insertion and needs no global lock.
 
 use super::{BuildRows, GraphLists, GraphSeed, Scored, EMPTY, MAX_LAYERS, VISITED};
-use crate::distance::prefetch;
 use crate::schema::HnswParams;
 use rayon::prelude::*;
 use std::cmp::Reverse;
@@ -149,10 +148,6 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn vector(&self, node: u32) -> &'a [f32] {
-        self.rows.vector(node as usize)
-    }
-
     /// Every distance the builder takes is between two of its rows.
     fn distance(&self, a: u32, b: u32) -> f32 {
         self.rows.distance(a as usize, b as usize)
@@ -248,7 +243,7 @@ impl<'a> Builder<'a> {
                 self.neighbours_into(current.1, layer, scratch);
                 scratch.retain(|&next| visited.mark(next));
                 for &next in scratch.iter() {
-                    prefetch(self.vector(next));
+                    self.rows.prefetch(next as usize);
                 }
                 for &next in scratch.iter() {
                     let d = self.distance(query, next);
