@@ -132,7 +132,8 @@ impl BuildRows<'_> {
 
     /// Starts loading row `row`'s vector and reciprocal norm, about to be scored. The norm lives
     /// in another part of the column; prefetching it too cut the CPU of a 200k × 128 build by
-    /// about 12% (52.5 against 59.8 CPU-s, medians of 3 alternating runs).
+    /// about 12% (52.5 against 59.8 CPU-s, medians of 3 alternating runs), though not measurably
+    /// at 1M × 128 (634.8 against 637.8 CPU-s, one run each; benches/README).
     fn prefetch(&self, row: usize) {
         prefetch(self.vector(row));
         if let Some(inv) = self.inv_norms {
