@@ -16,6 +16,7 @@
 //! insertion and needs no global lock.
 
 use super::{BuildRows, GraphLists, GraphSeed, Scored, EMPTY, MAX_LAYERS, VISITED};
+use crate::distance::prefetch;
 use crate::schema::HnswParams;
 use rayon::prelude::*;
 use std::cmp::Reverse;
@@ -244,6 +245,12 @@ impl<'a> Builder<'a> {
                 scratch.retain(|&next| visited.mark(next));
                 for &next in scratch.iter() {
                     self.rows.prefetch(next as usize);
+                }
+                if let Some(Reverse(upcoming)) = candidates.peek() {
+                    // Most likely the next node expanded: load its list while these are scored.
+                    // Its count word was the builder's costliest miss (perf); a 200k × 128 build
+                    // took 4–7% less CPU over 3 alternating runs.
+                    prefetch(self.slot(upcoming.1, layer));
                 }
                 for &next in scratch.iter() {
                     let d = self.distance(query, next);
