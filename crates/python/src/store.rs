@@ -4,7 +4,7 @@
 use crate::collection::NativeCollection;
 use crate::convert::json_to_py;
 use crate::errors::{Failure, Result};
-use medvec_store::{GraphBuilder, PayloadField, Schema, Store, VectorField};
+use medvec_store::{CollectionOptions, GraphBuilder, PayloadField, Schema, Store, VectorField};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use std::path::PathBuf;
@@ -38,14 +38,17 @@ impl Shared {
 
 /// Opens the store at `path` (native half of `medvec.open`).
 #[pyfunction]
-#[pyo3(signature = (path, read_only = false))]
-pub fn open_store(py: Python<'_>, path: PathBuf, read_only: bool) -> PyResult<NativeStore> {
-    let opened = py.detach(|| {
-        if read_only {
-            Store::open_read_only(&path)
-        } else {
-            Store::open_or_create(&path)
-        }
+#[pyo3(signature = (path, read_only = false, bulk = false))]
+pub fn open_store(
+    py: Python<'_>,
+    path: PathBuf,
+    read_only: bool,
+    bulk: bool,
+) -> PyResult<NativeStore> {
+    let opened = py.detach(|| match (read_only, bulk) {
+        (true, _) => Store::open_read_only(&path),
+        (false, true) => Store::open_or_create_with(&path, CollectionOptions::bulk()),
+        (false, false) => Store::open_or_create(&path),
     });
     Ok(NativeStore {
         shared: Arc::new(Shared {

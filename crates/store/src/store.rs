@@ -84,11 +84,19 @@ impl Store {
 
     /// Opens the store if it exists, or creates it.
     pub fn open_or_create(path: impl AsRef<Path>) -> Result<Store> {
-        if path.as_ref().join(MARKER).exists() {
-            Self::open(path)
-        } else {
-            Self::create(path)
+        Self::open_or_create_with(path, CollectionOptions::default())
+    }
+
+    /// [`open_or_create`](Self::open_or_create) with `options` for its collections, e.g.
+    /// [`CollectionOptions::bulk`] for a load.
+    pub fn open_or_create_with(
+        path: impl AsRef<Path>,
+        options: CollectionOptions,
+    ) -> Result<Store> {
+        if !path.as_ref().join(MARKER).exists() {
+            drop(Self::create(&path)?);
         }
+        Self::open_with(path, options)
     }
 
     /// Opens for reading only: no lock, works while another process writes, and on read-only media.

@@ -17,18 +17,23 @@ PayloadSpec = Union[type, str]
 _PAYLOAD_TYPES = {str: "string", int: "int", float: "float", bool: "bool"}
 
 
-def open(path: Union[str, os.PathLike], read_only: bool = False) -> "Store":
+def open(path: Union[str, os.PathLike], read_only: bool = False, bulk: bool = False) -> "Store":
     """Opens the store at ``path``, creating it when it does not exist (unless ``read_only``).
 
     One writer at a time holds a store; any number of read-only handles (in this or other
     processes, the CLI's too) read it meanwhile and see the writer's commits when they reopen.
+
+    ``bulk=True`` opens it for a load, as ``medvec import`` does: larger flushes, and no HNSW
+    graph is built until ``flush()`` or ``close()``, which builds one over all the rows loaded
+    (readers meanwhile search those rows exactly). Far cheaper than a graph per flush for
+    millions of rows.
 
     >>> import medvec, tempfile
     >>> store = medvec.open(tempfile.mkdtemp() + "/clinic")
     >>> store.collections()
     []
     """
-    return Store(_medvec.open_store(os.fspath(path), read_only))
+    return Store(_medvec.open_store(os.fspath(path), read_only, bulk))
 
 
 def _vector_spec(name: str, spec: VectorSpec) -> str:
