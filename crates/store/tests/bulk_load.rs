@@ -210,3 +210,31 @@ fn a_bulk_load_into_a_collection_with_graphs_keeps_them() {
     let cases = store.collection("cases").unwrap();
     assert_eq!(cases.len(), vectors.len() + more.len());
 }
+
+#[test]
+fn with_merging_off_each_deferred_segment_gets_its_own_graphs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    Store::create(&root).unwrap();
+    let options = CollectionOptions {
+        flush_rows: FLUSH,
+        merge_factor: 0,
+        ..CollectionOptions::bulk()
+    };
+    let store = Store::open_with(&root, options).unwrap();
+    let cases = store.create_collection("cases", schema(DIM)).unwrap();
+    let vectors = clustered(4 * FLUSH, DIM, 6, 18);
+    for (i, chunk) in vectors.chunks(FLUSH).enumerate() {
+        cases.upsert(&records(chunk, i * FLUSH)).unwrap();
+    }
+    let during = manifest_segments(&root);
+    assert_eq!(during.len(), 4, "{during:?}");
+    store.close().unwrap();
+    let after = manifest_segments(&root);
+    assert_eq!(
+        after,
+        vec![(FLUSH, false); 4],
+        "one segment per flush, each with graphs"
+    );
+    assert_eq!(graph_files(&root), 8);
+}

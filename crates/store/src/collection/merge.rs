@@ -164,10 +164,15 @@ impl Collection {
     }
 
     /// Writes every segment whose graphs were deferred again, with its graphs, merged in runs of
-    /// up to `segment_rows` rows. Each run is committed like any merge.
+    /// up to `segment_rows` rows (one segment at a time when merging is off). Each run is
+    /// committed like any merge.
     fn build_deferred_graphs(&self, wal: &mut Wal) -> Result<()> {
+        let max_rows = match self.options.merge_factor {
+            0 => 0,
+            _ => self.options.segment_rows,
+        };
         while wal.is_empty() {
-            let run = first_deferred_run(&self.read(), self.options.segment_rows);
+            let run = first_deferred_run(&self.read(), max_rows);
             let Some(run) = run else {
                 return Ok(());
             };
