@@ -79,6 +79,11 @@ pub fn import(args: ImportArgs) -> Result<()> {
         }
     })?;
     bar.finish_and_clear();
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        // The graphs are built after the last row is read, in one pass that can take minutes
+        // at millions of rows: say so rather than look stuck.
+        eprintln!("building the HNSW graphs over the imported records...");
+    }
     if args.compact && compaction_would_change_anything(&collection.stats()) {
         collection.compact()?;
     }
