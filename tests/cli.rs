@@ -469,7 +469,31 @@ fn import_with_compact_ends_in_one_segment() {
         let stats = medvec_json(&["stats", s(&store), "--json"]);
         assert_eq!(stats["collections"][0]["count"], 5_000);
         assert_eq!(stats["collections"][0]["segments"], segments);
-        assert_eq!(stats["collections"][0]["segments_without_graphs"], 0);
+        assert_eq!(stats["collections"][0]["segments_awaiting_graphs"], 0);
         medvec_ok(&["verify", s(&store)]);
     }
+}
+
+/// An import stopped by a bad row keeps the batches before it, as before, and still builds their
+/// graphs on the way out instead of leaving them to exact scans.
+#[test]
+fn an_import_stopped_by_a_bad_row_still_builds_the_graphs_of_what_it_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("cases.jsonl");
+    write_jsonl(&jsonl, 0, 3_000, 8);
+    let mut text = std::fs::read_to_string(&jsonl).unwrap();
+    text.push_str("{\"id\": \"case-bad\", \"image\": [1.0, 2.0], \"n\": 1}\n");
+    std::fs::write(&jsonl, text).unwrap();
+    let store = dir.path().join("store");
+    create_cases(&store);
+    let args = ["import", s(&store), "cases", "--jsonl", s(&jsonl)];
+    let err = medvec_err(&[&args[..], &["--flush-rows", "1100"]].concat());
+    assert!(err.contains("case-bad"), "{err}");
+    // Batches of 1,024: the third holds the bad row and is refused whole.
+    let stats = medvec_json(&["stats", s(&store), "--json"]);
+    let cases = &stats["collections"][0];
+    assert_eq!(cases["count"], 2_048, "{stats}");
+    assert_eq!(cases["segments"], 1, "{stats}");
+    assert_eq!(cases["segments_awaiting_graphs"], 0, "{stats}");
+    medvec_ok(&["verify", s(&store)]);
 }

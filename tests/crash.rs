@@ -221,7 +221,7 @@ fn crash_during_a_merge(flush_rows: usize, spec: &str, (acknowledged, segments):
         "{spec}: {segments} segments, the merge did not happen"
     );
     assert_eq!(
-        stats["collections"][0]["segments_without_graphs"], 0,
+        stats["collections"][0]["segments_awaiting_graphs"], 0,
         "{spec}"
     );
     assert_eq!(

@@ -96,10 +96,10 @@ pub fn stats(args: StatsArgs) -> Result<()> {
         print_json(&json!({ "collections": collections }));
     } else {
         for s in &stats {
-            let awaiting = match s.segments_without_graphs {
+            let awaiting = match s.segments_awaiting_graphs {
                 0 => String::new(),
                 n => format!(
-                    " ({n} awaiting graphs: an import was interrupted; the next write builds them)"
+                    " ({n} awaiting graphs, searched exactly: a bulk load is running or was cut short; a writer's next flush builds them)"
                 ),
             };
             let fields: Vec<String> = s

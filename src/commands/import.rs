@@ -69,7 +69,7 @@ pub fn import(args: ImportArgs) -> Result<()> {
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     }
-    let summary = import_into(&collection, &source, args.batch.max(1), |done, total| {
+    let imported = import_into(&collection, &source, args.batch.max(1), |done, total| {
         if let Some(total) = total {
             bar.set_length(total);
         }
@@ -77,9 +77,20 @@ pub fn import(args: ImportArgs) -> Result<()> {
         if args.progress_lines {
             super::acknowledge(done);
         }
-    })?;
+    });
     bar.finish_and_clear();
-    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    let summary = match imported {
+        Ok(summary) => summary,
+        Err(error) => {
+            // The batches stored before the error stay stored; give them their graphs too,
+            // rather than leave them to exact scans until some later write.
+            let _ = store.close();
+            return Err(error.into());
+        }
+    };
+    let pending = collection.stats();
+    let graphs_to_build = pending.segments_awaiting_graphs > 0 || pending.unflushed > 0;
+    if graphs_to_build && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         // The graphs are built after the last row is read, in one pass that can take minutes
         // at millions of rows: say so rather than look stuck.
         eprintln!("building the HNSW graphs over the imported records...");

@@ -5,6 +5,7 @@ whole load, which then finds numpy's nearest neighbours."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import medvec
 
@@ -28,14 +29,14 @@ def test_a_bulk_load_builds_one_graph_at_close(tmp_path, monkeypatch):
         cases.upsert(ids[start : start + 1_000], vectors={"v": base[start : start + 1_000]})
     during = cases.stats()
     assert during["segments"] >= 2, during
-    assert during["segments_without_graphs"] == during["segments"], during
+    assert during["segments_awaiting_graphs"] == during["segments"], during
     assert not list((tmp_path / "s/collections/cases").glob("seg-*/v.hnsw"))
     store.close()
 
     with medvec.open(tmp_path / "s", read_only=True) as store:
         cases = store["cases"]
         after = cases.stats()
-        assert (after["segments"], after["segments_without_graphs"]) == (1, 0), after
+        assert (after["segments"], after["segments_awaiting_graphs"]) == (1, 0), after
         assert len(list((tmp_path / "s/collections/cases").glob("seg-*/v.hnsw"))) == 1
         queries = base[::100]
         unit = base / np.linalg.norm(base, axis=1, keepdims=True)
@@ -43,3 +44,9 @@ def test_a_bulk_load_builds_one_graph_at_close(tmp_path, monkeypatch):
         result = cases.search("v", queries, k=10, ef=64)
         found = sum(len({int(i[1:]) for i in row} & set(t.tolist())) for row, t in zip(result.ids, truth))
         assert found / truth.size >= 0.95
+
+
+def test_bulk_and_read_only_are_refused_together(tmp_path):
+    medvec.open(tmp_path / "s").close()
+    with pytest.raises(medvec.InvalidInput, match="bulk"):
+        medvec.open(tmp_path / "s", read_only=True, bulk=True)

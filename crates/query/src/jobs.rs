@@ -600,7 +600,7 @@ pub fn stats_json(s: &CollectionStats) -> serde_json::Value {
         "name": s.name,
         "count": s.count,
         "segments": s.segments,
-        "segments_without_graphs": s.segments_without_graphs,
+        "segments_awaiting_graphs": s.segments_awaiting_graphs,
         "unflushed": s.unflushed,
         "deleted_rows": s.deleted_rows,
         "disk_bytes": s.disk_bytes,

@@ -535,7 +535,8 @@ impl Collection {
     /// graph is extended when none of its rows was deleted, else rebuilt.
     pub fn compact(&self) -> Result<()> {
         let mut wal = self.wal()?;
-        self.flush_locked(&mut wal, Graphs::Build(None))?;
+        // Compaction rewrites every segment with its graphs, so the tail needs none yet.
+        self.flush_locked(&mut wal, Graphs::now(!self.options.defer_graphs))?;
         let state = self.read();
         let mut manifest = next_manifest(&state);
         manifest.segments.clear();
@@ -633,7 +634,7 @@ impl Collection {
             name: state.manifest.name.clone(),
             count: state.live_count(),
             segments: state.segments.len(),
-            segments_without_graphs: (state.manifest.segments.iter())
+            segments_awaiting_graphs: (state.manifest.segments.iter())
                 .filter(|entry| entry.graphs_deferred)
                 .count(),
             unflushed: state.tail.len(),
@@ -873,8 +874,9 @@ pub struct CollectionStats {
     /// Live records.
     pub count: usize,
     pub segments: usize,
-    /// Segments a bulk load wrote without graphs, scanned exactly until the writer builds them.
-    pub segments_without_graphs: usize,
+    /// Segments a bulk load wrote without graphs (`graphs_deferred`), scanned exactly until a
+    /// writer's explicit flush, close or compaction builds them.
+    pub segments_awaiting_graphs: usize,
     /// Records in the log, not yet in a segment.
     pub unflushed: usize,
     /// Tombstoned segment rows awaiting compaction.

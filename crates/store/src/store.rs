@@ -50,6 +50,11 @@ impl Store {
     /// Creates a new, empty store at `path` (the directory may exist but must be empty) and opens
     /// it for writing.
     pub fn create(path: impl AsRef<Path>) -> Result<Store> {
+        Self::create_with(path, CollectionOptions::default())
+    }
+
+    /// [`create`](Self::create) with `options` for its collections.
+    pub fn create_with(path: impl AsRef<Path>, options: CollectionOptions) -> Result<Store> {
         let root = path.as_ref().to_path_buf();
         if root.join(MARKER).exists() {
             return Err(StoreError::InvalidSchema(format!(
@@ -61,7 +66,7 @@ impl Store {
         let body = format!("{{\"format\": {}}}\n", fileio::FORMAT_VERSION).into_bytes();
         let header = Header::new(FileKind::StoreMarker, fileio::new_uid(), &body, [0; 3]);
         fileio::replace_atomically(&root.join(MARKER), &header, &body)?;
-        Self::open(root)
+        Self::open_with(root, options)
     }
 
     /// Opens an existing store for writing, taking its lock.
@@ -93,10 +98,11 @@ impl Store {
         path: impl AsRef<Path>,
         options: CollectionOptions,
     ) -> Result<Store> {
-        if !path.as_ref().join(MARKER).exists() {
-            drop(Self::create(&path)?);
+        if path.as_ref().join(MARKER).exists() {
+            Self::open_with(path, options)
+        } else {
+            Self::create_with(path, options)
         }
-        Self::open_with(path, options)
     }
 
     /// Opens for reading only: no lock, works while another process writes, and on read-only media.

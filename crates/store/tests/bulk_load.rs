@@ -88,7 +88,7 @@ fn a_bulk_load_writes_no_graph_until_its_end_and_then_one() {
     assert_eq!(graph_files(&root), 0, "no graph while loading");
     // The deferred merges still keep the segments few: 10 flushes, merge factor 4.
     assert!(during.len() <= 6, "{during:?}");
-    assert_eq!(cases.stats().segments_without_graphs, during.len());
+    assert_eq!(cases.stats().segments_awaiting_graphs, during.len());
     // Meanwhile every row is found (exactly: no graph to miss it).
     assert_eq!(recall(&cases, &vectors[..10 * FLUSH]), 1.0);
 
@@ -103,7 +103,7 @@ fn a_bulk_load_writes_no_graph_until_its_end_and_then_one() {
     let store = Store::open(&root).unwrap();
     let cases = store.collection("cases").unwrap();
     assert_eq!(cases.len(), vectors.len());
-    assert_eq!(cases.stats().segments_without_graphs, 0);
+    assert_eq!(cases.stats().segments_awaiting_graphs, 0);
     let recall = recall(&cases, &vectors);
     assert!(recall >= 0.95, "recall@10 {recall}");
     let report = cases.verify().unwrap();

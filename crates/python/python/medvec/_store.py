@@ -33,6 +33,8 @@ def open(path: Union[str, os.PathLike], read_only: bool = False, bulk: bool = Fa
     >>> store.collections()
     []
     """
+    if read_only and bulk:
+        raise _medvec_invalid("open: bulk=True loads rows, so it cannot be read_only")
     return Store(_medvec.open_store(os.fspath(path), read_only, bulk))
 
 
