@@ -6,18 +6,23 @@
 mod common;
 
 use common::*;
-use medvec_store::{Collection, CollectionOptions, SearchParams, Store};
+use medvec_store::{Collection, CollectionOptions, Store};
 use std::path::{Path, PathBuf};
 
 const DIM: usize = 16;
 const FLUSH: usize = 1_100;
 
-fn bulk(root: &Path) -> Store {
-    let options = CollectionOptions {
+/// The options of a bulk load with a flush every [`FLUSH`] rows and `merge_factor`.
+fn bulk_options(merge_factor: usize) -> CollectionOptions {
+    CollectionOptions {
         flush_rows: FLUSH,
+        merge_factor,
         ..CollectionOptions::bulk()
-    };
-    Store::open_with(root, options).unwrap()
+    }
+}
+
+fn bulk(root: &Path) -> Store {
+    Store::open_with(root, bulk_options(4)).unwrap()
 }
 
 fn collection_dir(root: &Path) -> PathBuf {
@@ -53,16 +58,7 @@ fn graph_files(root: &Path) -> usize {
 /// Recall@10 of graph search against exact search, over every 50th vector as a query.
 fn recall(cases: &Collection, vectors: &[Vec<f32>]) -> f64 {
     let queries: Vec<Vec<f32>> = vectors.iter().step_by(50).cloned().collect();
-    let mut exact = SearchParams::top(10);
-    exact.exact = true;
-    let truth = cases.search_batch("image", &queries, &exact).unwrap();
-    let got = (cases.search_batch("image", &queries, &SearchParams::top(10))).unwrap();
-    let found: usize = got
-        .iter()
-        .zip(&truth)
-        .map(|(g, t)| t.iter().filter(|h| g.iter().any(|x| x.id == h.id)).count())
-        .sum();
-    found as f64 / (10 * queries.len()) as f64
+    graph_recall(cases, &queries, 64)
 }
 
 /// Loads `flushes` flushes of vectors into a new bulk-opened store; returns it unclosed.
@@ -215,13 +211,7 @@ fn a_bulk_load_into_a_collection_with_graphs_keeps_them() {
 fn with_merging_off_each_deferred_segment_gets_its_own_graphs() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
-    Store::create(&root).unwrap();
-    let options = CollectionOptions {
-        flush_rows: FLUSH,
-        merge_factor: 0,
-        ..CollectionOptions::bulk()
-    };
-    let store = Store::open_with(&root, options).unwrap();
+    let store = Store::create_with(&root, bulk_options(0)).unwrap();
     let cases = store.create_collection("cases", schema(DIM)).unwrap();
     let vectors = clustered(4 * FLUSH, DIM, 6, 18);
     for (i, chunk) in vectors.chunks(FLUSH).enumerate() {

@@ -415,22 +415,6 @@ fn many_flushes_keep_few_segments_and_rewrite_each_row_once_per_tier() {
     cases.verify().unwrap();
 }
 
-/// Recall@10 of graph search against exact search for `queries`.
-fn graph_recall(cases: &Collection, queries: &[Vec<f32>], ef: usize) -> f64 {
-    let mut exact = SearchParams::top(10);
-    exact.exact = true;
-    let mut graph = SearchParams::top(10);
-    graph.ef = Some(ef);
-    let got = cases.search_batch("image", queries, &graph).unwrap();
-    let truth = cases.search_batch("image", queries, &exact).unwrap();
-    let found: usize = got
-        .iter()
-        .zip(&truth)
-        .map(|(g, t)| t.iter().filter(|h| g.iter().any(|x| x.id == h.id)).count())
-        .sum();
-    found as f64 / (10 * queries.len()) as f64
-}
-
 /// Unfiltered search over several graph segments of similar size (what tiered merging leaves)
 /// finds what one graph over the same rows finds: the walks of the later segments stop where one
 /// graph's beam would, not at the k-th best found so far (which cut them short).

@@ -74,3 +74,19 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// Recall@10 of graph search against exact search for `queries`.
+pub fn graph_recall(cases: &medvec_store::Collection, queries: &[Vec<f32>], ef: usize) -> f64 {
+    let mut exact = medvec_store::SearchParams::top(10);
+    exact.exact = true;
+    let mut graph = medvec_store::SearchParams::top(10);
+    graph.ef = Some(ef);
+    let got = cases.search_batch("image", queries, &graph).unwrap();
+    let truth = cases.search_batch("image", queries, &exact).unwrap();
+    let found: usize = got
+        .iter()
+        .zip(&truth)
+        .map(|(g, t)| t.iter().filter(|h| g.iter().any(|x| x.id == h.id)).count())
+        .sum();
+    found as f64 / (10 * queries.len()) as f64
+}
