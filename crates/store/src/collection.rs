@@ -95,6 +95,14 @@ impl CollectionOptions {
             ..CollectionOptions::default()
         }
     }
+
+    /// How a flush writes its segment's graphs: deferred during a bulk load, else built.
+    fn flush_graphs(&self) -> Graphs<'static> {
+        match self.defer_graphs {
+            true => Graphs::Defer,
+            false => Graphs::Build(None),
+        }
+    }
 }
 
 /// Where a live row is.
@@ -408,7 +416,7 @@ impl Collection {
             || state.tail.bytes() >= self.options.flush_bytes;
         drop(state);
         if should_flush {
-            let graphs = Graphs::now(!self.options.defer_graphs);
+            let graphs = self.options.flush_graphs();
             self.flush_locked(&mut wal, graphs)?;
             self.merge_as_needed(&mut wal, graphs)?;
         }
@@ -461,7 +469,7 @@ impl Collection {
     pub fn flush(&self) -> Result<()> {
         let mut wal = self.wal()?;
         // A bulk load's last rows join the run its graphs are built over.
-        self.flush_locked(&mut wal, Graphs::now(!self.options.defer_graphs))?;
+        self.flush_locked(&mut wal, self.options.flush_graphs())?;
         self.merge_as_needed(&mut wal, Graphs::Build(None))
     }
 
@@ -536,7 +544,7 @@ impl Collection {
     pub fn compact(&self) -> Result<()> {
         let mut wal = self.wal()?;
         // Compaction rewrites every segment with its graphs, so the tail needs none yet.
-        self.flush_locked(&mut wal, Graphs::now(!self.options.defer_graphs))?;
+        self.flush_locked(&mut wal, self.options.flush_graphs())?;
         let state = self.read();
         let mut manifest = next_manifest(&state);
         manifest.segments.clear();

@@ -129,15 +129,6 @@ pub enum Graphs<'s> {
 }
 
 impl<'s> Graphs<'s> {
-    /// Built (from scratch) or deferred.
-    pub fn now(build: bool) -> Graphs<'static> {
-        if build {
-            Graphs::Build(None)
-        } else {
-            Graphs::Defer
-        }
-    }
-
     /// This policy, with `seed` when graphs are built.
     pub fn seeded<'t>(self, seed: Option<&'t Segment>) -> Graphs<'t> {
         match self {
