@@ -50,7 +50,7 @@ use medvec_store::{
     SearchParams, Store, VectorField,
 };
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -371,60 +371,6 @@ fn write_npy(path: &Path, descr: &str, shape: [usize; 2], body: Vec<u8>) {
     out.write_all(&body).unwrap();
     out.into_inner().unwrap().sync_all().unwrap();
     std::fs::rename(&tmp, path).expect("rename npy");
-}
-
-/// Reads the 2-d little-endian 4-byte `.npy` files written above.
-fn read_npy_raw(path: &Path, descr: &str) -> Result<(Vec<u8>, [usize; 2]), String> {
-    let mut file = BufReader::new(File::open(path).map_err(|e| e.to_string())?);
-    let mut head = [0u8; 10];
-    file.read_exact(&mut head).map_err(|e| e.to_string())?;
-    if &head[..6] != b"\x93NUMPY" || head[6] != 1 {
-        return Err("not an npy 1.0 file".into());
-    }
-    let len = u16::from_le_bytes([head[8], head[9]]) as usize;
-    let mut header = vec![0u8; len];
-    file.read_exact(&mut header).map_err(|e| e.to_string())?;
-    let header = String::from_utf8_lossy(&header);
-    if !header.contains(&format!("'descr': '{descr}'")) || header.contains("'fortran_order': True")
-    {
-        return Err(format!("unexpected header {header}"));
-    }
-    let shape = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or("no shape")?;
-    let dims: Vec<usize> = shape
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let [rows, cols] = dims[..] else {
-        return Err("not 2-d".into());
-    };
-    let mut body = Vec::with_capacity(rows * cols * 4);
-    file.read_to_end(&mut body).map_err(|e| e.to_string())?;
-    if body.len() != rows * cols * 4 {
-        return Err("truncated".into());
-    }
-    Ok((body, [rows, cols]))
-}
-
-fn read_npy_f32(path: &Path) -> Result<(Vec<f32>, [usize; 2]), String> {
-    let (body, shape) = read_npy_raw(path, "<f4")?;
-    let v = body
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    Ok((v, shape))
-}
-
-fn read_npy_i32(path: &Path) -> Result<(Vec<i32>, [usize; 2]), String> {
-    let (body, shape) = read_npy_raw(path, "<i4")?;
-    let v = body
-        .chunks_exact(4)
-        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    Ok((v, shape))
 }
 
 // ---------------------------------------------------------------------------------------------

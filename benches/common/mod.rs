@@ -2,7 +2,8 @@
 //! CPU time. Included by each bench with `#[path = "common/mod.rs"] mod common;`.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 /// `name` from the environment as a number, else `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
@@ -76,4 +77,62 @@ impl SplitMix {
     pub fn unit(&mut self) -> f32 {
         (self.next() >> 40) as f32 / (1u64 << 24) as f32
     }
+}
+
+/// Reads a 2-d little-endian 4-byte `.npy` file (as `benches/search.rs` writes them).
+pub fn read_npy_raw(path: &Path, descr: &str) -> Result<(Vec<u8>, [usize; 2]), String> {
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(|e| e.to_string())?);
+    let mut head = [0u8; 10];
+    file.read_exact(&mut head).map_err(|e| e.to_string())?;
+    if &head[..6] != b"\x93NUMPY" || head[6] != 1 {
+        return Err("not an npy 1.0 file".into());
+    }
+    let len = u16::from_le_bytes([head[8], head[9]]) as usize;
+    let mut header = vec![0u8; len];
+    file.read_exact(&mut header).map_err(|e| e.to_string())?;
+    let header = String::from_utf8_lossy(&header);
+    if !header.contains(&format!("'descr': '{descr}'")) || header.contains("'fortran_order': True")
+    {
+        return Err(format!("unexpected header {header}"));
+    }
+    let shape = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .ok_or("no shape")?;
+    let dims: Vec<usize> = shape
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let [rows, cols] = dims[..] else {
+        return Err("not 2-d".into());
+    };
+    let mut body = Vec::with_capacity(rows * cols * 4);
+    file.read_to_end(&mut body).map_err(|e| e.to_string())?;
+    if body.len() != rows * cols * 4 {
+        return Err("truncated".into());
+    }
+    Ok((body, [rows, cols]))
+}
+
+pub fn read_npy_f32(path: &Path) -> Result<(Vec<f32>, [usize; 2]), String> {
+    read_npy_words(path, "<f4", f32::from_le_bytes)
+}
+
+pub fn read_npy_i32(path: &Path) -> Result<(Vec<i32>, [usize; 2]), String> {
+    read_npy_words(path, "<i4", i32::from_le_bytes)
+}
+
+/// A 2-d `.npy` file of 4-byte little-endian `descr` values, decoded by `decode`.
+fn read_npy_words<T>(
+    path: &Path,
+    descr: &str,
+    decode: fn([u8; 4]) -> T,
+) -> Result<(Vec<T>, [usize; 2]), String> {
+    let (body, shape) = read_npy_raw(path, descr)?;
+    let values = body
+        .chunks_exact(4)
+        .map(|c| decode(c.try_into().expect("4 bytes")))
+        .collect();
+    Ok((values, shape))
 }

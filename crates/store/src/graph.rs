@@ -10,7 +10,7 @@ mod hnsw_rs_builder;
 mod native;
 
 use crate::distance::{dot, l2_squared, normalized, prefetch};
-use crate::error::{corrupt, Result};
+use crate::error::{corrupt, Result, StoreError};
 use crate::fileio::write_words;
 use crate::schema::{GraphBuilder, HnswParams, Metric};
 use std::cell::RefCell;
@@ -251,30 +251,45 @@ pub struct GraphLayout {
     entry: u32,
     m: usize,
     upper: Vec<UpperLayer>,
-    /// Layer 0's lists are checked when a search reads them (see [`Nodes::list_intact`]), not
-    /// at parse: at a million nodes they are 130 MB, of which a search reads a few hundred KB.
-    layer0_on_use: bool,
+    /// Lists are checked when a search reads them (see [`Nodes::list_intact`]), not at parse: at
+    /// a million nodes layer 0 is 130 MB and the upper layers 4.5 MB, of which a search reads a
+    /// few hundred KB.
+    lists_on_use: bool,
 }
 
-/// When a graph's layer-0 lists (nearly all of its bytes) are checked.
+/// When a graph's neighbour lists (nearly all of its bytes) are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layer0Check {
+pub enum ListCheck {
     /// All of them, at parse (files without block checksums, and graphs used as merge seeds).
     AtParse,
-    /// Each list when a search first reads it: its checksum block, its count and its ids.
+    /// Each list when a search first reads it: its count and ids before use, its checksum block
+    /// through [`Nodes::list_intact`]. Parse checks the header and each upper layer's count and
+    /// node ids, through the `check_words` it is given.
     OnUse,
 }
 
 const LAYER0_AT: usize = 4;
 
 impl GraphLayout {
-    /// Checks every count, id and offset, so a damaged file is an error here and search can
-    /// index without further checks.
+    /// Checks every count, id and offset (the lists' only with [`ListCheck::AtParse`]), so a
+    /// damaged file is an error here and search indexes nothing it has not checked.
     pub fn parse(
         path: &Path,
         words: &[u32],
         expected_nodes: usize,
-        layer0: Layer0Check,
+        layer0: ListCheck,
+    ) -> Result<GraphLayout> {
+        Self::parse_checking(path, words, expected_nodes, layer0, &|_| Ok(()))
+    }
+
+    /// [`parse`](Self::parse) of a body checked lazily: `check_words` checks the checksum blocks
+    /// of a range of words before parse reads them (the upper layers' counts and node ids).
+    pub fn parse_checking(
+        path: &Path,
+        words: &[u32],
+        expected_nodes: usize,
+        layer0: ListCheck,
+        check_words: &dyn Fn(std::ops::Range<usize>) -> Result<()>,
     ) -> Result<GraphLayout> {
         let bad = |what: &str| corrupt(path, format!("HNSW graph: {what}"));
         if words.len() < LAYER0_AT {
@@ -296,13 +311,20 @@ impl GraphLayout {
         if words.len() < at {
             return Err(bad("layer 0 truncated"));
         }
-        if layer0 == Layer0Check::AtParse {
+        if layer0 == ListCheck::AtParse {
             check_lists(&words[LAYER0_AT..at], 2 * m, nodes).map_err(|e| bad(&e))?;
         }
         let mut upper = Vec::with_capacity(max_level);
+        let lists_now = layer0 == ListCheck::AtParse;
         for level in 1..=max_level {
-            let layer = parse_upper(words, &mut at, m, nodes)
-                .map_err(|e| bad(&format!("layer {level}: {e}")))?;
+            let bad_layer = |e: &str| bad(&format!("layer {level}: {e}"));
+            let layer = parse_upper(
+                words,
+                &mut at,
+                (m, nodes, lists_now),
+                check_words,
+                &bad_layer,
+            )?;
             upper.push(layer);
         }
         if at != words.len() {
@@ -313,7 +335,7 @@ impl GraphLayout {
             entry,
             m,
             upper,
-            layer0_on_use: layer0 == Layer0Check::OnUse,
+            lists_on_use: layer0 == ListCheck::OnUse,
         };
         let entry_ok = if nodes == 0 || entry == EMPTY {
             true
@@ -342,11 +364,17 @@ impl GraphLayout {
             .ok()
     }
 
-    /// Checks every layer-0 list now (what parse does unless told `OnUse`): before a graph
-    /// seeds a merge, whose builder reads every list.
-    pub fn check_layer0(&self, path: &Path, words: &[u32]) -> Result<()> {
+    /// Checks every list now, of layer 0 and the upper layers (what parse does unless told
+    /// `OnUse`): before a graph seeds a merge, whose builder reads every list, and in `verify`.
+    pub fn check_all_lists(&self, path: &Path, words: &[u32]) -> Result<()> {
         let end = LAYER0_AT + self.nodes * (1 + 2 * self.m);
-        check_lists(&words[LAYER0_AT..end], 2 * self.m, self.nodes)
+        let layer0 = check_lists(&words[LAYER0_AT..end], 2 * self.m, self.nodes);
+        let upper = self.upper.iter().try_for_each(|layer| {
+            let end = layer.lists_at + layer.count * (1 + self.m);
+            check_lists(&words[layer.lists_at..end], self.m, self.nodes)
+        });
+        layer0
+            .and(upper)
             .map_err(|e| corrupt(path, format!("HNSW graph: {e}")))
     }
 
@@ -362,9 +390,9 @@ impl GraphLayout {
         &words[self.slot0(node)]
     }
 
-    /// `node`'s neighbours on `level`. A layer-0 list checked on use that is damaged (its block's
-    /// checksum, a count above the width, an id beyond the graph) reads as empty, and `nodes`
-    /// keeps the error for the caller to raise before answering.
+    /// `node`'s neighbours on `level`. A list checked on use that is damaged (a count above the
+    /// width, an id beyond the graph, or its block's checksum if `nodes` checks it now) reads as
+    /// empty, and `nodes` keeps the error for the caller to raise before answering.
     fn neighbours<'w, N: Nodes>(
         &self,
         words: &'w [u32],
@@ -372,37 +400,47 @@ impl GraphLayout {
         node: u32,
         nodes: &N,
     ) -> &'w [u32] {
-        if level == 0 && self.layer0_on_use && !self.list_ok(self.list0(words, node), node, nodes) {
+        let Some(slot) = self.slot(words, level, node) else {
+            return &[];
+        };
+        if self.lists_on_use && !self.list_ok(words, slot.clone(), node, nodes) {
             return &[];
         }
-        self.checked_neighbours(words, level, node)
+        ids_in(&words[slot])
+    }
+
+    /// The words of `node`'s slot on `level` (its count word, then its neighbour words), if the
+    /// node is on that level.
+    fn slot(&self, words: &[u32], level: usize, node: u32) -> Option<std::ops::Range<usize>> {
+        if level == 0 {
+            return Some(self.slot0(node));
+        }
+        let layer = &self.upper[level - 1];
+        let at = layer.lists_at + self.level_slot(words, layer, node)? * (1 + self.m);
+        Some(at..at + 1 + self.m)
     }
 
     /// `node`'s neighbours on `level`, in a graph whose lists were checked (at parse, by
-    /// [`check_layer0`](Self::check_layer0), or by the caller).
+    /// [`check_all_lists`](Self::check_all_lists), or by the caller).
     pub(crate) fn checked_neighbours<'w>(
         &self,
         words: &'w [u32],
         level: usize,
         node: u32,
     ) -> &'w [u32] {
-        let (list, width) = if level == 0 {
-            (self.list0(words, node), 1 + 2 * self.m)
-        } else {
-            let layer = &self.upper[level - 1];
-            let Some(slot) = self.level_slot(words, layer, node) else {
-                return &[];
-            };
-            let width = 1 + self.m;
-            let at = layer.lists_at + slot * width;
-            (&words[at..at + width], width)
-        };
-        let count = (list[0] as usize).min(width - 1);
-        &list[1..1 + count]
+        self.slot(words, level, node)
+            .map_or(&[], |slot| ids_in(&words[slot]))
     }
 
-    fn list_ok<N: Nodes>(&self, list: &[u32], node: u32, nodes: &N) -> bool {
-        if !nodes.list_intact(self.slot0(node)) {
+    fn list_ok<N: Nodes>(
+        &self,
+        words: &[u32],
+        slot: std::ops::Range<usize>,
+        node: u32,
+        nodes: &N,
+    ) -> bool {
+        let list = &words[slot.clone()];
+        if !nodes.list_intact(slot) {
             return false;
         }
         let count = list[0] as usize;
@@ -547,8 +585,9 @@ pub trait Nodes {
     fn allowed(&self, _node: u32) -> bool {
         true
     }
-    /// Whether the graph words `range` (a layer-0 slot) are intact, checking their checksum
-    /// block on first use; on damage, keeps the error and returns false.
+    /// Whether the graph words `range` (a list's slot, on any layer) may be read: checks their checksum block
+    /// (on damage, keeps the error and returns false), or notes the range to check after the
+    /// walk, before any answer. Either way the list's count and ids are bounds-checked next.
     fn list_intact(&self, _range: std::ops::Range<usize>) -> bool {
         true
     }
@@ -574,36 +613,52 @@ fn unvisited_with_prefetch<N: Nodes>(
     }
 }
 
+/// Parses the upper layer at word `at` (moving `at` past it): its count and sorted node ids,
+/// each read only after `check_words` passed its blocks, and its lists if `lists_now`. A damaged
+/// shape is `bad(what)`.
 fn parse_upper(
     words: &[u32],
     at: &mut usize,
-    m: usize,
-    nodes: usize,
-) -> Result<UpperLayer, String> {
-    let count = *words.get(*at).ok_or("truncated")? as usize;
+    (m, nodes, lists_now): (usize, usize, bool),
+    check_words: &dyn Fn(std::ops::Range<usize>) -> Result<()>,
+    bad: &dyn Fn(&str) -> StoreError,
+) -> Result<UpperLayer> {
+    if *at >= words.len() {
+        return Err(bad("truncated"));
+    }
+    check_words(*at..*at + 1)?;
+    let count = words[*at] as usize;
     if count > nodes {
-        return Err("more nodes than the graph holds".into());
+        return Err(bad("more nodes than the graph holds"));
     }
     let nodes_at = *at + 1;
     let lists_at = nodes_at + count;
     let end = count
         .checked_mul(1 + m)
         .and_then(|n| n.checked_add(lists_at))
-        .ok_or("size overflow")?;
-    if end > words.len() {
-        return Err("truncated".into());
-    }
+        .filter(|&end| end <= words.len())
+        .ok_or_else(|| bad("truncated"))?;
+    check_words(nodes_at..lists_at)?;
     let ids = &words[nodes_at..lists_at];
     if ids.windows(2).any(|w| w[0] >= w[1]) || ids.last().is_some_and(|&n| n as usize >= nodes) {
-        return Err("node list unsorted or out of range".into());
+        return Err(bad("node list unsorted or out of range"));
     }
-    check_lists(&words[lists_at..end], m, nodes)?;
+    if lists_now {
+        check_lists(&words[lists_at..end], m, nodes).map_err(|e| bad(&e))?;
+    }
     *at = end;
     Ok(UpperLayer {
         count,
         nodes_at,
         lists_at,
     })
+}
+
+/// The ids of a `[count, ids...]` slot; a count above the width reads as the full width (a
+/// list checked on use is refused before this if its count is out of range).
+fn ids_in(slot: &[u32]) -> &[u32] {
+    let count = (slot[0] as usize).min(slot.len() - 1);
+    &slot[1..1 + count]
 }
 
 /// Checks fixed-width `[count, ids...]` lists: counts within width, ids within the node range.
@@ -641,10 +696,12 @@ impl Ord for Scored {
     }
 }
 
-/// Per-thread visited marks, reset in O(1) by bumping an epoch.
+/// Per-thread visited marks, reset in O(1) by bumping an epoch. One byte per node: 1 MiB per
+/// search thread at 1M nodes instead of 4 with a u32 epoch, at the cost of clearing the marks
+/// once every 255 searches, when the epoch wraps (queries/s within noise of the u32 marks).
 struct Visited {
-    epoch: u32,
-    marks: Vec<u32>,
+    epoch: u8,
+    marks: Vec<u8>,
 }
 
 impl Visited {
@@ -676,179 +733,4 @@ thread_local! {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::distance::l2_squared;
-
-    pub(super) struct ClosureNodes<D, A>(pub D, pub A);
-
-    impl<D: Fn(u32) -> f32, A: Fn(u32) -> bool> Nodes for ClosureNodes<D, A> {
-        fn distance(&self, node: u32) -> f32 {
-            (self.0)(node)
-        }
-        fn allowed(&self, node: u32) -> bool {
-            (self.1)(node)
-        }
-    }
-
-    pub(super) fn words_of(bytes: &[u8]) -> Vec<u32> {
-        bytes
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    }
-
-    /// A 20 × 20 lattice, built on one thread. Why one: the lattice's ties let the neighbour
-    /// heuristic keep only about 4 edges per node, with no redundancy, and two threads inserting
-    /// neighbouring stretches of rows at the same moment miss each other's rows, leaving a seam
-    /// that a search cannot cross (0.6% of two-thread builds). Shuffling the insertion order
-    /// removed the seams but cost 15% more build CPU on the 100k × 512 benchmark and some recall,
-    /// so the builder keeps row order; this test is about the search.
-    #[test]
-    fn finds_nearest_neighbours_on_a_small_grid() {
-        let dim = 2;
-        let vectors: Vec<f32> = (0..400)
-            .flat_map(|i| [(i % 20) as f32, (i / 20) as f32])
-            .collect();
-        let present = vec![true; 400];
-        let one_thread = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let body = one_thread
-            .install(|| build(&vectors, dim, &present, Metric::L2, HnswParams::default()));
-        let words = words_of(&body);
-        let layout = GraphLayout::parse(Path::new("g"), &words, 400, Layer0Check::AtParse).unwrap();
-        let query = [7.2f32, 11.9];
-        let distance = |n: u32| l2_squared(&query, &vectors[n as usize * 2..n as usize * 2 + 2]);
-        let hits = layout.search(&words, 16, &ClosureNodes(distance, |_| true));
-        assert_eq!(hits[0].1, 12 * 20 + 7);
-        let odd_only = layout.search(&words, 16, &ClosureNodes(distance, |n| n % 2 == 1));
-        assert!(odd_only.iter().all(|(_, n)| n % 2 == 1));
-        assert!(odd_only[0].0 <= 1.1);
-    }
-
-    /// A cosine graph built over raw vectors of very different lengths with their reciprocal
-    /// norms (as flushes and merges build it, without a unit-vector copy) finds the nearest
-    /// rows by angle.
-    #[test]
-    fn a_cosine_graph_built_on_reciprocal_norms_finds_the_nearest_by_angle() {
-        let (rows, dim) = (1_500, 8);
-        let mut state = 0x2545F4914F6CDD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        };
-        let vectors: Vec<f32> = (0..rows)
-            .flat_map(|_| {
-                let scale = 0.01 + 100.0 * next();
-                (0..dim).map(|_| (next() - 0.5) * scale).collect::<Vec<_>>()
-            })
-            .collect();
-        let inv: Vec<f32> = vectors
-            .chunks_exact(dim)
-            .map(|v| 1.0 / crate::distance::norm(v))
-            .collect();
-        let params = HnswParams::default();
-        let present = vec![true; rows];
-        let graph = build_from(
-            &vectors,
-            dim,
-            &present,
-            Metric::Cosine,
-            params,
-            None,
-            Some(&inv),
-        );
-        let words = words_of(&graph.encode());
-        let layout =
-            GraphLayout::parse(Path::new("g"), &words, rows, Layer0Check::AtParse).unwrap();
-        let cosine = |a: usize, b: usize| {
-            let (x, y) = (&vectors[a * dim..][..dim], &vectors[b * dim..][..dim]);
-            1.0 - crate::distance::dot(x, y) * inv[a] * inv[b]
-        };
-        let mut found = 0;
-        for query in (0..rows).step_by(30) {
-            let mut truth: Vec<usize> = (0..rows).collect();
-            truth.sort_by(|&a, &b| cosine(query, a).total_cmp(&cosine(query, b)));
-            let nodes = ClosureNodes(|n: u32| cosine(query, n as usize), |_| true);
-            let hits = layout.search(&words, 64, &nodes);
-            found += hits
-                .iter()
-                .take(10)
-                .filter(|h| truth[..10].contains(&(h.1 as usize)))
-                .count();
-        }
-        let recall = found as f64 / (10 * rows.div_ceil(30)) as f64;
-        assert!(recall >= 0.95, "recall@10 {recall}");
-    }
-
-    #[test]
-    fn damaged_graphs_are_errors_not_panics() {
-        let vectors: Vec<f32> = (0..200).map(|i| i as f32).collect();
-        let body = build(
-            &vectors,
-            2,
-            &[true; 100],
-            Metric::L2,
-            HnswParams {
-                m: 4,
-                ef_construction: 20,
-                ef_search: 10,
-                ..HnswParams::default()
-            },
-        );
-        let words = words_of(&body);
-        assert!(GraphLayout::parse(Path::new("g"), &words, 99, Layer0Check::AtParse).is_err());
-        let mut state = 0x9E3779B97F4A7C15u64;
-        for _ in 0..2000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let mut damaged = words.clone();
-            let at = (state as usize) % damaged.len();
-            damaged[at] = (state >> 32) as u32 % 300;
-            if let Ok(layout) =
-                GraphLayout::parse(Path::new("g"), &damaged, 100, Layer0Check::AtParse)
-            {
-                // Whatever survived validation must be searchable without panicking.
-                layout.search(&damaged, 8, &ClosureNodes(|n| n as f32, |_| true));
-            }
-            // Checked on use: parse passes layer-0 damage, the search neither panics nor
-            // misses it when it reads a damaged list.
-            if let Ok(layout) =
-                GraphLayout::parse(Path::new("g"), &damaged, 100, Layer0Check::OnUse)
-            {
-                let strict =
-                    GraphLayout::parse(Path::new("g"), &damaged, 100, Layer0Check::AtParse);
-                let nodes = Watching::default();
-                layout.search(&damaged, 100, &nodes);
-                let reported = nodes.damaged.get();
-                assert!(
-                    strict.is_err() || !reported,
-                    "an intact graph was reported damaged"
-                );
-                if reported {
-                    assert!(layout.check_layer0(Path::new("g"), &damaged).is_err());
-                }
-            }
-        }
-    }
-
-    /// Nodes at distance = id, remembering whether a search reported a damaged list.
-    #[derive(Default)]
-    struct Watching {
-        damaged: std::cell::Cell<bool>,
-    }
-
-    impl Nodes for Watching {
-        fn distance(&self, node: u32) -> f32 {
-            node as f32
-        }
-        fn list_damaged(&self, _node: u32) {
-            self.damaged.set(true);
-        }
-    }
-}
+mod tests;

@@ -13,6 +13,7 @@ use crate::schema::VectorField;
 use crate::segment::{Codes, Column, Segment};
 use crate::sq8::CodeQuery;
 use rayon::prelude::*;
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::path::Path;
@@ -225,7 +226,7 @@ fn search_segment(
             let nodes = ColumnNodes::new(column, query, None);
             for &row in rows {
                 column.check_row(row as usize)?;
-                let d = nodes.distance(row);
+                let d = nodes.score(row);
                 if top.accepts(d) {
                     top.push(d, segment.id_of(row as usize)?);
                 }
@@ -248,7 +249,7 @@ fn search_segment(
             let found = match &coded {
                 Some(coded) => {
                     let found = layout.search_within(words, ef, coded, bound);
-                    coded.damage.check()?;
+                    coded.check()?;
                     found
                 }
                 None => layout.search_within(words, ef, &exact, bound),
@@ -263,9 +264,9 @@ fn search_segment(
                     .collect(),
                 None => found,
             };
-            // Every row the walk scored was checked first; a damaged block ends the search
-            // here, before any answer that used it.
-            exact.damage.check()?;
+            // Every row the walk scored is checked now; a damaged block ends the search here,
+            // before any answer that used it.
+            exact.check()?;
             for (d, row) in found {
                 if top.accepts(d) {
                     top.push(d, segment.id_of(row as usize)?);
@@ -294,9 +295,15 @@ impl Damage {
 }
 
 /// A segment column seen by a search: the rows' vectors and reciprocal norms, resolved once per
-/// search rather than per distance. Each row's bytes are checked against their block checksums
-/// before it is scored; a failure is kept for [`check`](Self::check), and the row scores as
-/// infinitely far, so the walk moves away from it.
+/// search rather than per distance.
+///
+/// A walk scores rows without checking them and notes which; [`check`](Self::check) then checks
+/// each noted row's bytes against their block checksums, so a damaged block is an error before
+/// any answer that used it. Reads stay in bounds either way (the mapping's length was checked at
+/// open): a damaged row only misleads the walk that is about to fail. Checking each row as it was
+/// scored cost 19% of an f32 search's CPU time at 1M × 128, though the checks themselves took
+/// 3% of the samples: interleaved with the walk's cache misses, they slowed everything around them
+/// (benches/README, "Block checks after the walk").
 struct ColumnNodes<'a> {
     column: &'a Column,
     vectors: &'a [f32],
@@ -304,7 +311,7 @@ struct ColumnNodes<'a> {
     dim: usize,
     query: &'a PreparedQuery,
     allowed: Option<&'a BitSet>,
-    damage: Damage,
+    log: WalkLog,
 }
 
 impl<'a> ColumnNodes<'a> {
@@ -316,7 +323,7 @@ impl<'a> ColumnNodes<'a> {
             dim: column.dim,
             query,
             allowed,
-            damage: Damage::default(),
+            log: WalkLog::default(),
         }
     }
 
@@ -324,16 +331,58 @@ impl<'a> ColumnNodes<'a> {
         let at = node as usize * self.dim;
         &self.vectors[at..at + self.dim]
     }
+
+    /// Row `node`'s distance to the query, unchecked: the caller checked the row, or noted it
+    /// for [`check`](Self::check).
+    fn score(&self, node: u32) -> f32 {
+        self.query
+            .distance(self.vector(node), self.inv_norms[node as usize])
+    }
+
+    /// Checks every row and list the walk read since the last call, and raises any damage met.
+    fn check(&self) -> Result<()> {
+        self.log
+            .check(self.column, |row| self.column.check_row(row))
+    }
+}
+
+/// What a walk read without checking (see [`ColumnNodes`]): the rows it scored and the layer-0
+/// lists it expanded, checked against their blocks after the walk; and the damage it met.
+#[derive(Default)]
+struct WalkLog {
+    scored: RefCell<Vec<u32>>,
+    lists: RefCell<Vec<std::ops::Range<usize>>>,
+    damage: Damage,
+}
+
+impl WalkLog {
+    fn scored(&self, node: u32) {
+        self.scored.borrow_mut().push(node);
+    }
+
+    /// Notes the graph words of an expanded list; their block is checked by [`check`](Self::check).
+    fn expanded(&self, words: std::ops::Range<usize>) -> bool {
+        self.lists.borrow_mut().push(words);
+        true
+    }
+
+    /// Checks each noted row with `check_row` and each noted list in `column`'s graph (emptying
+    /// both), then raises the first damage kept.
+    fn check(&self, column: &Column, check_row: impl Fn(usize) -> Result<()>) -> Result<()> {
+        let rows = std::mem::take(&mut *self.scored.borrow_mut());
+        rows.iter().try_for_each(|&row| check_row(row as usize))?;
+        let lists = std::mem::take(&mut *self.lists.borrow_mut());
+        lists
+            .into_iter()
+            .try_for_each(|words| column.check_graph_words(words))?;
+        self.damage.check()
+    }
 }
 
 impl Nodes for ColumnNodes<'_> {
     fn distance(&self, node: u32) -> f32 {
-        if let Err(error) = self.column.check_row(node as usize) {
-            self.damage.keep(error);
-            return f32::INFINITY;
-        }
-        self.query
-            .distance(self.vector(node), self.inv_norms[node as usize])
+        self.log.scored(node);
+        self.score(node)
     }
 
     fn prefetch(&self, node: u32) {
@@ -349,21 +398,11 @@ impl Nodes for ColumnNodes<'_> {
     }
 
     fn list_intact(&self, words: std::ops::Range<usize>) -> bool {
-        list_intact(self.column, &self.damage, words)
+        self.log.expanded(words)
     }
 
     fn list_damaged(&self, node: u32) {
-        list_damaged(self.column, &self.damage, node)
-    }
-}
-
-fn list_intact(column: &Column, damage: &Damage, words: std::ops::Range<usize>) -> bool {
-    match column.check_graph_words(words) {
-        Ok(()) => true,
-        Err(error) => {
-            damage.keep(error);
-            false
-        }
+        list_damaged(self.column, &self.log.damage, node)
     }
 }
 
@@ -383,7 +422,7 @@ struct CodeNodes<'a> {
     exact: &'a ColumnNodes<'a>,
     /// l2 adds each row's exact norm; the other metrics need none.
     needs_norm: bool,
-    damage: Damage,
+    log: WalkLog,
 }
 
 impl<'a> CodeNodes<'a> {
@@ -394,7 +433,18 @@ impl<'a> CodeNodes<'a> {
             query: CodeQuery::new(exact.query, lo, step),
             exact,
             needs_norm: exact.query.metric() == Metric::L2,
-            damage: Damage::default(),
+            log: WalkLog::default(),
+        })
+    }
+
+    /// Checks the code (and, for l2, the norm) of every row the walk scored.
+    fn check(&self) -> Result<()> {
+        self.log.check(self.exact.column, |row| {
+            self.codes.check_row(row)?;
+            match self.needs_norm {
+                true => self.exact.column.check_norm(row),
+                false => Ok(()),
+            }
         })
     }
 }
@@ -402,17 +452,7 @@ impl<'a> CodeNodes<'a> {
 impl Nodes for CodeNodes<'_> {
     fn distance(&self, node: u32) -> f32 {
         let row = node as usize;
-        let checked = self
-            .codes
-            .check_row(row)
-            .and_then(|()| match self.needs_norm {
-                true => self.exact.column.check_norm(row),
-                false => Ok(()),
-            });
-        if let Err(error) = checked {
-            self.damage.keep(error);
-            return f32::INFINITY;
-        }
+        self.log.scored(node);
         let inv_norm = if self.needs_norm {
             self.exact.inv_norms[row]
         } else {
@@ -430,11 +470,11 @@ impl Nodes for CodeNodes<'_> {
     }
 
     fn list_intact(&self, words: std::ops::Range<usize>) -> bool {
-        list_intact(self.exact.column, &self.damage, words)
+        self.log.expanded(words)
     }
 
     fn list_damaged(&self, node: u32) {
-        list_damaged(self.exact.column, &self.damage, node)
+        list_damaged(self.exact.column, &self.log.damage, node)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::blocks::{self, BlockChecks};
 use crate::error::{corrupt, IoContext, Result};
 use crate::fileio::{self, FileKind, Header, HEADER_LEN};
 use crate::filter::{PayloadRow, ValueRef};
-use crate::graph::{self, GraphLayout, Layer0Check};
+use crate::graph::{self, GraphLayout, ListCheck};
 use crate::schema::{Schema, VectorField};
 use crate::value::FieldType;
 use crate::value::Value;
@@ -259,7 +259,7 @@ struct LazyGraph {
 
 impl LazyGraph {
     /// The graph's layout, checked on first use. A blocked file (version 2) has its header
-    /// words and upper layers checked here and its layer-0 lists as searches read them; an
+    /// words and upper layers' node ids checked here and its lists as searches read them; an
     /// older file is checked whole.
     fn layout(&self, rows: usize) -> Result<&GraphLayout> {
         let parsed = self.layout.get_or_init(|| {
@@ -276,21 +276,14 @@ impl LazyGraph {
         let words = cast_words::<u32>(path, self.file.data())?;
         if !self.file.is_blocked() {
             self.file.verify()?;
-            return GraphLayout::parse(path, words, rows, Layer0Check::AtParse);
+            return GraphLayout::parse(path, words, rows, ListCheck::AtParse);
         }
-        // The header words, then everything after layer 0 (the upper layers, small).
+        // The header words now; the upper layers' counts and node ids as parse reads them; the
+        // lists (4.5 MB of upper layers at 1M nodes, and layer 0) when a search reads them.
         self.file.check(0..16.min(4 * words.len()))?;
-        let (nodes, m) = match words {
-            [nodes, _, _, m, ..] => (*nodes as usize, *m as usize),
-            _ => (0, 0),
-        };
-        let upper_at = nodes
-            .saturating_mul(1 + 2 * m)
-            .saturating_add(4)
-            .saturating_mul(4)
-            .min(4 * words.len());
-        self.file.check(upper_at..4 * words.len())?;
-        GraphLayout::parse(path, words, rows, Layer0Check::OnUse)
+        let check_words =
+            |range: std::ops::Range<usize>| self.file.check(4 * range.start..4 * range.end);
+        GraphLayout::parse_checking(path, words, rows, ListCheck::OnUse, &check_words)
     }
 }
 
@@ -473,7 +466,7 @@ impl Column {
         let graph = self.graph()?;
         if let (Some((words, layout)), Some(lazy)) = (graph, &self.graph) {
             lazy.file.check(0..lazy.file.data().len())?;
-            layout.check_layer0(&lazy.file.path, words)?;
+            layout.check_all_lists(&lazy.file.path, words)?;
         }
         Ok(graph)
     }
@@ -513,7 +506,7 @@ impl Column {
             graph.file.verify().map_err(with_repair_hint)?;
             let words = cast_words::<u32>(&graph.file.path, graph.file.data())?;
             layout
-                .check_layer0(&graph.file.path, words)
+                .check_all_lists(&graph.file.path, words)
                 .map_err(with_repair_hint)?;
         }
         Ok(())
@@ -618,7 +611,7 @@ impl Segment {
         let ids = SegmentIdTable::open(dir, owner_uid, schema, rows)?;
         let payload = SegmentPayloadTable::open(dir, owner_uid, schema, rows)?;
         let complete = (0..schema.vectors.len())
-            .map(|field| (0..rows).all(|row| ids.has_vector(field, row)))
+            .map(|field| ids.has_every_vector(field, rows))
             .collect();
         let mut columns = Vec::with_capacity(schema.vectors.len());
         for (index, field) in schema.vectors.iter().enumerate() {

@@ -148,6 +148,44 @@ fn a_damaged_graph_fails_the_searches_that_walk_it_not_the_reads_that_do_not() {
     );
 }
 
+/// Damage that leaves every list well-formed (a first neighbour id swapped for the next row's,
+/// counts and ids all in range) is found only by the blocks' checksums, which a walk checks for
+/// the lists it expanded when it ends: the search must still fail, naming the file. The first
+/// block (the header words) and the block the upper layers start in are left intact, since the
+/// first walk checks those before it starts.
+#[test]
+fn damage_only_a_checksum_can_see_fails_the_walk_that_read_it() {
+    let (_dir, root, vectors) = build_store();
+    let graph = segment_file(&root, "image.hnsw");
+    let mut bytes = std::fs::read(&graph).unwrap();
+    let layer0_end = 4 * (4 + ROWS * 33);
+    let mut altered = 0;
+    for node in 0..ROWS {
+        let slot = 4 * (4 + node * 33);
+        let spared = slot < BLOCK || slot + 4 * 33 > layer0_end / BLOCK * BLOCK;
+        let word = |at: usize| u32::from_le_bytes(bytes[64 + at..64 + at + 4].try_into().unwrap());
+        let (count, first) = (word(slot), word(slot + 4) as usize);
+        if !spared && count > 0 && first + 1 < ROWS {
+            bytes[64 + slot + 4] ^= 0x01;
+            altered += 1;
+        }
+    }
+    assert!(altered > ROWS / 2);
+    std::fs::write(&graph, bytes).unwrap();
+    let store = Store::open_read_only(&root).unwrap();
+    let cases = store.collection("cases").unwrap();
+    let err = cases
+        .search("image", &vectors[17], &SearchParams::top(10))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("image.hnsw")
+            && err.contains("checksum mismatch")
+            && !err.contains("block 0 "),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_write_that_would_read_a_damaged_block_is_refused_before_it_is_logged() {
     let (_dir, root, vectors) = build_store();

@@ -547,7 +547,7 @@ mod tests {
             Path::new("g"),
             &words,
             rows,
-            crate::graph::Layer0Check::AtParse,
+            crate::graph::ListCheck::AtParse,
         )
         .unwrap();
         let vector = |r: usize| &data[r * dim..(r + 1) * dim];
@@ -591,7 +591,7 @@ mod tests {
             Path::new("s"),
             &seed_words,
             base,
-            crate::graph::Layer0Check::AtParse,
+            crate::graph::ListCheck::AtParse,
         )
         .unwrap();
         let seed = GraphSeed {
@@ -613,7 +613,7 @@ mod tests {
             Path::new("e"),
             &words,
             rows,
-            crate::graph::Layer0Check::AtParse,
+            crate::graph::ListCheck::AtParse,
         )
         .unwrap();
         assert_eq!(
@@ -662,7 +662,7 @@ mod tests {
             Path::new("g"),
             &words,
             rows,
-            crate::graph::Layer0Check::AtParse,
+            crate::graph::ListCheck::AtParse,
         )
         .unwrap();
         assert!(

@@ -105,6 +105,14 @@ impl SegmentIdTable {
         }
     }
 
+    /// Whether every one of the segment's `rows` has `field`.
+    pub fn has_every_vector(&self, field: usize, rows: usize) -> bool {
+        match self {
+            SegmentIdTable::Indexed(index) => index.has_every_vector(field),
+            SegmentIdTable::Legacy(_) => (0..rows).all(|row| self.has_vector(field, row)),
+        }
+    }
+
     /// Checks every id: after this, [`id`](Self::id) of any row is known not to fail.
     pub fn check_all_ids(&self) -> Result<()> {
         match self {
@@ -254,12 +262,24 @@ impl IdIndex {
     }
 
     fn has_vector(&self, field: usize, row: usize) -> bool {
+        self.presence_word(field, row / 64) & (1 << (row % 64)) != 0
+    }
+
+    /// Whether every row has `field`, a word of 64 rows at a time: every segment open asks, and
+    /// a bit at a time it took 11% of a fresh `search --like` at 1M rows (perf).
+    fn has_every_vector(&self, field: usize) -> bool {
+        let rows = self.layout.rows;
+        let full = rows / 64;
+        let tail = (1u64 << (rows % 64)) - 1;
+        (0..full).all(|word| self.presence_word(field, word) == u64::MAX)
+            && (tail == 0 || self.presence_word(field, full) & tail == tail)
+    }
+
+    fn presence_word(&self, field: usize, word: usize) -> u64 {
         // Checked at open, so the words are intact.
-        let word = self.layout.presence + 8 * (field * self.layout.words_per_field() + row / 64);
-        let bytes: [u8; 8] = self.file.data()[word..word + 8]
-            .try_into()
-            .expect("8 bytes");
-        u64::from_le_bytes(bytes) & (1 << (row % 64)) != 0
+        let at = self.layout.presence + 8 * (field * self.layout.words_per_field() + word);
+        let bytes: [u8; 8] = self.file.data()[at..at + 8].try_into().expect("8 bytes");
+        u64::from_le_bytes(bytes)
     }
 }
 
@@ -354,4 +374,45 @@ pub fn write_index<'a>(
             (0..rows).try_for_each(|row| out.write_all(id_of(row).as_bytes()))
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::VectorField;
+
+    /// `has_every_vector` reads 64 rows a word; it must agree with asking row by row, for row
+    /// counts around a word's edge and a missing row at either end of a word.
+    #[test]
+    fn every_vector_present_agrees_with_each_row() {
+        let schema = Schema {
+            vectors: vec![VectorField::parse("v:2:l2").unwrap()],
+            payload: vec![],
+        };
+        let ids: Vec<String> = (0..200).map(|row| format!("r{row:03}")).collect();
+        for rows in [1, 63, 64, 65, 128, 130] {
+            let missing = [
+                None,
+                Some(0),
+                Some(rows - 1),
+                Some(rows / 2),
+                Some(63.min(rows - 1)),
+            ];
+            for missing in missing {
+                let dir = tempfile::tempdir().unwrap();
+                let present = vec![(0..rows)
+                    .map(|row| Some(row) != missing)
+                    .collect::<Vec<_>>()];
+                write_index(dir.path(), 7, rows, &|row| ids[row].as_str(), &present).unwrap();
+                let index = IdIndex::open(&dir.path().join(INDEX_FILE), 7, &schema, rows).unwrap();
+                let row_by_row = (0..rows).all(|row| index.has_vector(0, row));
+                assert_eq!(
+                    index.has_every_vector(0),
+                    row_by_row,
+                    "{rows} rows, {missing:?}"
+                );
+                assert_eq!(row_by_row, missing.is_none(), "{rows} rows, {missing:?}");
+            }
+        }
+    }
 }
