@@ -2,7 +2,12 @@
 
 pub(crate) mod artifacts;
 pub mod columnar;
+mod live_sums;
 mod merge;
+mod opening;
+
+use live_sums::{add_live_sums, add_to_sums, segment_sums, subtract_segment_row, zero_sums};
+use opening::{load_state, remove_orphans};
 
 use crate::bitset::BitSet;
 use crate::error::{IoContext, Result, StoreError};
@@ -676,81 +681,6 @@ fn write_segment(
     Ok(())
 }
 
-/// Per vector field, the sum of the unit vectors of every row of `rows`.
-fn segment_sums(schema: &Schema, rows: &(impl segment::RowSource + ?Sized)) -> Vec<FieldSum> {
-    let mut sums = zero_sums(schema);
-    for (field, sum) in sums.iter_mut().enumerate() {
-        for row in 0..rows.rows() {
-            if let Some(vector) = rows.vector(field, row) {
-                sum.add(vector, 1.0);
-            }
-        }
-    }
-    sums
-}
-
-fn zero_sums(schema: &Schema) -> Vec<FieldSum> {
-    schema
-        .vectors
-        .iter()
-        .map(|f| FieldSum::zero(f.dim))
-        .collect()
-}
-
-fn add_to_sums(sums: &mut [FieldSum], vectors: &[Option<Vec<f32>>], sign: f64) {
-    for (sum, vector) in sums.iter_mut().zip(vectors) {
-        if let Some(v) = vector {
-            sum.add(v, sign);
-        }
-    }
-}
-
-fn subtract_segment_row(sums: &mut [FieldSum], segment: &Segment, row: usize) -> Result<()> {
-    for (field, sum) in sums.iter_mut().enumerate() {
-        if segment.has_vector(field, row) {
-            sum.add(segment.columns[field].vector(row)?, -1.0);
-        }
-    }
-    Ok(())
-}
-
-/// Live sums: each segment's sums as written, less its tombstoned rows.
-fn live_sums(
-    manifest: &Manifest,
-    segments: &[Arc<Segment>],
-    tombstones: &[BitSet],
-) -> Result<Vec<FieldSum>> {
-    let mut total = zero_sums(&manifest.schema);
-    for ((entry, segment), dead) in manifest.segments.iter().zip(segments).zip(tombstones) {
-        add_live_sums(&mut total, entry, segment, dead)?;
-    }
-    Ok(total)
-}
-
-/// Adds one segment's live rows to `total`: its sums as written less its tombstoned rows, so the
-/// cost is in the deletes, not the rows. A segment written before sums were recorded is summed
-/// from its column.
-fn add_live_sums(
-    total: &mut [FieldSum],
-    entry: &SegmentEntry,
-    segment: &Segment,
-    dead: &BitSet,
-) -> Result<()> {
-    if entry.sums.len() == total.len() {
-        total
-            .iter_mut()
-            .zip(&entry.sums)
-            .for_each(|(t, s)| t.merge(s));
-        dead.ones()
-            .try_for_each(|row| subtract_segment_row(total, segment, row))
-    } else {
-        for row in (0..segment.rows).filter(|&r| !dead.get(r)) {
-            add_to_sums(total, &segment.record(row)?.vectors, 1.0);
-        }
-        Ok(())
-    }
-}
-
 /// The manifest to commit next: the current one with tombstones written out and a new generation.
 fn next_manifest(state: &State) -> Manifest {
     let mut manifest = state.manifest.clone();
@@ -759,84 +689,6 @@ fn next_manifest(state: &State) -> Manifest {
         entry.deleted = tombstones.ones().map(|r| r as u32).collect();
     }
     manifest
-}
-
-fn load_state(dir: &Path, manifest: Manifest) -> Result<State> {
-    let mut segments = Vec::with_capacity(manifest.segments.len());
-    let mut tombstones = Vec::with_capacity(manifest.segments.len());
-    for entry in &manifest.segments {
-        let seg_dir = dir.join(segment::dir_name(entry.id));
-        segments.push(Arc::new(Segment::open(
-            &seg_dir,
-            manifest.uid,
-            &manifest.schema,
-            entry.rows,
-        )?));
-        let mut deleted = BitSet::new(entry.rows);
-        for &row in &entry.deleted {
-            if row as usize >= entry.rows {
-                return Err(crate::error::corrupt(
-                    dir.join(crate::manifest::FILE_NAME),
-                    "tombstone beyond segment end",
-                ));
-            }
-            deleted.set(row as usize);
-        }
-        tombstones.push(deleted);
-    }
-    let sums = live_sums(&manifest, &segments, &tombstones)?;
-    Ok(State {
-        manifest,
-        segments,
-        tombstones,
-        tail: MemTable::default(),
-        sums,
-    })
-}
-
-/// Deletes segment directories, logs and temp files that the manifest does not reference.
-fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
-    let live: std::collections::HashSet<String> = manifest
-        .segments
-        .iter()
-        .map(|s| segment::dir_name(s.id))
-        .chain([manifest.wal.clone(), crate::manifest::FILE_NAME.to_string()])
-        .collect();
-    for entry in std::fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        let ours = name.starts_with("seg-") || name.starts_with("wal-") || name.ends_with(".tmp");
-        if ours && !live.contains(&name) {
-            let path = entry.path();
-            let removed = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            removed.at(&path)?;
-        }
-    }
-    // A crash while a graph was being repaired or an artifact (head, model record) saved leaves
-    // a temporary file inside.
-    for sub in manifest.segments.iter().map(|s| segment::dir_name(s.id)) {
-        remove_temp_files(&dir.join(sub))?;
-    }
-    for artifact in artifacts::Artifact::ALL {
-        remove_temp_files(&dir.join(artifact.dir()))?;
-    }
-    Ok(())
-}
-
-fn remove_temp_files(dir: &Path) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(()); // no such directory
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().ends_with(".tmp") {
-            std::fs::remove_file(entry.path()).at(entry.path())?;
-        }
-    }
-    Ok(())
 }
 
 pub(crate) fn to_record(schema: &Schema, logged: LoggedRecord) -> Record {
