@@ -83,6 +83,16 @@ pub fn norm(v: &[f32]) -> f32 {
     dot(v, v).sqrt()
 }
 
+/// How far from 1 a reciprocal norm may be for its row to count as a unit vector: the rounding
+/// of an f32 normalisation (a few ulps, times √dim at most), well under any score medvec shows.
+const UNIT_TOLERANCE: f32 = 1e-5;
+
+/// Whether a row with reciprocal norm `inv_norm` is a unit vector, up to rounding.
+#[inline]
+pub fn is_unit(inv_norm: f32) -> bool {
+    (inv_norm - 1.0).abs() <= UNIT_TOLERANCE
+}
+
 /// Returns `v / ‖v‖`, or `v` unchanged when it is all zeros.
 pub fn normalized(v: &[f32]) -> Vec<f32> {
     let n = norm(v);

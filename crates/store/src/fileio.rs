@@ -270,6 +270,18 @@ pub fn write_streamed(
     block_shift: Option<u32>,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
+    write_streamed_then(path, (kind, owner_uid), block_shift, |out| {
+        fill(out).map(|()| extra)
+    })
+}
+
+/// Like [`write_streamed`], for a file whose kind words depend on its body: `fill` returns them.
+pub fn write_streamed_then(
+    path: &Path,
+    (kind, owner_uid): (FileKind, u64),
+    block_shift: Option<u32>,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<[u64; 3]>,
+) -> Result<()> {
     use std::io::{Seek, SeekFrom};
     let file = create_private(path)?;
     let mut out = HashingWriter {
@@ -284,7 +296,7 @@ pub fn write_streamed(
     if let Err(e) = crate::faults::failure::check(failure_point(kind)) {
         return Err(e).at(path);
     }
-    fill(&mut out).at(path)?;
+    let extra = fill(&mut out).at(path)?;
     let (body_crc, flags) = match (out.blocks.take(), block_shift) {
         (Some(blocks), Some(shift)) => {
             let table = blocks.table();

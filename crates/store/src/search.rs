@@ -237,6 +237,11 @@ fn search_segment(
                 return Ok(());
             };
             let exact = ColumnNodes::new(column, query, allowed.as_ref());
+            // SQ8 walks score codes and re-rank with exact distances; an f32 walk may skip norms.
+            let exact = match column.codes() {
+                Some(_) if !query.has_offset() => exact,
+                _ => exact.walk_unit(),
+            };
             let bound = Bound {
                 distance: top.walk_bound,
                 settle: top.k,
@@ -261,6 +266,12 @@ fn search_segment(
                     .into_iter()
                     .take(rescore.saturating_mul(top.k))
                     .map(|(_, row)| (exact.distance(row), row))
+                    .collect(),
+                // A unit-row walk ranked without the norms: returned scores use them. The rows
+                // are in cache from the walk.
+                None if exact.unit => found
+                    .into_iter()
+                    .map(|(_, row)| (exact.exact_score(row), row))
                     .collect(),
                 None => found,
             };
@@ -308,6 +319,8 @@ struct ColumnNodes<'a> {
     column: &'a Column,
     vectors: &'a [f32],
     inv_norms: &'a [f32],
+    /// Walk as if every row were a unit vector (see [`walk_unit`](Self::walk_unit)).
+    unit: bool,
     dim: usize,
     query: &'a PreparedQuery,
     allowed: Option<&'a BitSet>,
@@ -320,6 +333,7 @@ impl<'a> ColumnNodes<'a> {
             column,
             vectors: column.vectors(),
             inv_norms: column.inv_norms(),
+            unit: false,
             dim: column.dim,
             query,
             allowed,
@@ -327,14 +341,32 @@ impl<'a> ColumnNodes<'a> {
         }
     }
 
+    /// For a graph walk over a column whose rows are unit vectors already (FORMAT.md §4.4, flag
+    /// `UNIT_ROWS`): its distances skip each row's reciprocal norm, which lives apart from the row
+    /// and costs a second cache miss per row scored (about 7% of an f32 walk's CPU at 1M × 128,
+    /// benches/README). The norms differ from 1 by rounding only, so the walk's ranking is the
+    /// same; the caller re-scores what it returns with [`exact_score`](Self::exact_score).
+    fn walk_unit(mut self) -> Self {
+        self.unit = self.column.has_unit_rows();
+        self
+    }
+
     fn vector(&self, node: u32) -> &[f32] {
         let at = node as usize * self.dim;
         &self.vectors[at..at + self.dim]
     }
 
-    /// Row `node`'s distance to the query, unchecked: the caller checked the row, or noted it
-    /// for [`check`](Self::check).
+    /// Row `node`'s distance to the query as the walk ranks it, unchecked: the caller checked
+    /// the row, or noted it for [`check`](Self::check).
     fn score(&self, node: u32) -> f32 {
+        if self.unit {
+            return self.query.distance(self.vector(node), 1.0);
+        }
+        self.exact_score(node)
+    }
+
+    /// Row `node`'s exact distance to the query, unchecked (as [`score`](Self::score)).
+    fn exact_score(&self, node: u32) -> f32 {
         self.query
             .distance(self.vector(node), self.inv_norms[node as usize])
     }
@@ -390,7 +422,9 @@ impl Nodes for ColumnNodes<'_> {
         // The reciprocal norm lives in another part of the column. Without this its cache miss
         // took 36% of an f32 search's CPU samples at 1M × 128 (perf, cpu-clock); with it the
         // stall moves to the vector's own load, for a gain within this machine's noise.
-        prefetch(&self.inv_norms[node as usize..node as usize + 1]);
+        if !self.unit {
+            prefetch(&self.inv_norms[node as usize..node as usize + 1]);
+        }
     }
 
     fn allowed(&self, node: u32) -> bool {

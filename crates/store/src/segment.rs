@@ -36,6 +36,10 @@ pub struct SegmentPayload {
 /// Segments with fewer vectors than this in a field get no graph; exact scan is as fast.
 pub const MIN_GRAPH_ROWS: usize = 1024;
 
+/// Bit 0 of a vector column's flags (its kind word 2): every row that has a vector is a unit
+/// vector, up to rounding (FORMAT.md §4.4).
+const COLUMN_UNIT_ROWS: u64 = 1;
+
 /// The directory name of segment `id`.
 pub fn dir_name(id: u64) -> String {
     format!("seg-{id:08}")

@@ -2,7 +2,7 @@
 //! files beside it (the HNSW graph, checked and parsed on first use, and SQ8 codes).
 
 use super::mapped::{cast_words, detail_only, MappedFile};
-use super::{codes_path, column_path, graph_path};
+use super::{codes_path, column_path, graph_path, COLUMN_UNIT_ROWS};
 use crate::error::{corrupt, Result};
 use crate::fileio::FileKind;
 use crate::graph::{GraphLayout, ListCheck};
@@ -287,6 +287,12 @@ impl Column {
     pub fn inv_norms(&self) -> &[f32] {
         let at = self.rows * self.dim;
         &self.floats()[at..at + self.rows]
+    }
+
+    /// Whether every row with a vector is a unit vector, up to rounding, as the writer found
+    /// (false for columns written before the flag, which may still be).
+    pub fn has_unit_rows(&self) -> bool {
+        self.file.header.extra[2] & COLUMN_UNIT_ROWS != 0
     }
 
     /// Whether the segment has a graph file for this field (its body is checked on first use).

@@ -4,7 +4,9 @@
 //! rows into records. Vector columns are streamed to disk, and the graph is built over the column
 //! as mapped from the file just written, so the writer never holds a second copy of the vectors.
 
-use super::{column_path, graph_path, ids, payload, MappedFile, Segment, MIN_GRAPH_ROWS};
+use super::{
+    column_path, graph_path, ids, payload, MappedFile, Segment, COLUMN_UNIT_ROWS, MIN_GRAPH_ROWS,
+};
 use crate::error::{IoContext, Result};
 use crate::faults;
 use crate::fileio::{self, FileKind};
@@ -290,19 +292,23 @@ fn write_column(
 ) -> Result<()> {
     let rows = source.rows();
     let zeros = vec![0f32; dim];
-    let vector = |row| source.vector(index, row).unwrap_or(&zeros);
-    let extra = [rows as u64, dim as u64, 0];
-    let file = (FileKind::VectorColumn, owner_uid, extra);
-    fileio::write_streamed(path, file, Some(COLUMN_BLOCK_SHIFT), |out| {
+    let file = (FileKind::VectorColumn, owner_uid);
+    fileio::write_streamed_then(path, file, Some(COLUMN_BLOCK_SHIFT), |out| {
         // The reciprocal norms follow the vectors in the file; kept aside (4 bytes a row) so the
         // rows are read once.
         let mut inv_norms = Vec::with_capacity(rows);
+        let mut unit_rows = true;
         for row in 0..rows {
-            let v = vector(row);
+            let vector = source.vector(index, row);
+            let v = vector.unwrap_or(&zeros);
             fileio::write_words(out, v.iter().copied())?;
             let norm = crate::distance::norm(v);
-            inv_norms.push(if norm > 0.0 { 1.0 / norm } else { 0.0 });
+            let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            unit_rows &= vector.is_none() || crate::distance::is_unit(inv);
+            inv_norms.push(inv);
         }
-        fileio::write_words(out, inv_norms.into_iter())
+        fileio::write_words(out, inv_norms.into_iter())?;
+        let flags = if unit_rows { COLUMN_UNIT_ROWS } else { 0 };
+        Ok([rows as u64, dim as u64, flags])
     })
 }
