@@ -9,7 +9,7 @@
 mod hnsw_rs_builder;
 mod native;
 
-use crate::distance::{dot, is_unit, l2_squared, normalized, prefetch};
+use crate::distance::{dot, l2_squared, normalized, prefetch};
 use crate::error::{corrupt, Result, StoreError};
 use crate::fileio::write_words;
 use crate::schema::{GraphBuilder, HnswParams, Metric};
@@ -73,7 +73,7 @@ pub fn build_from(
     inv_norms: Option<&[f32]>,
 ) -> BuiltGraph {
     let scaled = metric != Metric::L2 && params.builder == GraphBuilder::Medvec;
-    let inv_norms = inv_norms.filter(|inv| scaled && !all_unit(inv, present));
+    let inv_norms = inv_norms.filter(|_| scaled);
     let unit: Vec<f32>;
     let data = if metric == Metric::L2 || inv_norms.is_some() {
         vectors
@@ -112,16 +112,6 @@ impl BuiltGraph {
     pub fn write_to(self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         self.0.write_to(out)
     }
-}
-
-/// Whether every present row's reciprocal norm is 1 to within f32 rounding: the rows are unit
-/// vectors already (as embeddings normalised at ingest are), and the builder can skip loading and
-/// multiplying by the norms, which live apart from the rows and cost a cache miss per distance.
-fn all_unit(inv_norms: &[f32], present: &[bool]) -> bool {
-    inv_norms
-        .iter()
-        .zip(present)
-        .all(|(&inv, &present)| !present || is_unit(inv))
 }
 
 /// What a builder indexes: the rows of `data` (row-major, `dim` wide) for which `present` is
