@@ -236,19 +236,19 @@ fn search_segment(
             let Some((words, layout)) = column.graph()? else {
                 return Ok(());
             };
+            // Codes do not model a read-time shift; such walks read the f32 column.
+            let codes = column.codes().filter(|_| !query.has_offset());
             let exact = ColumnNodes::new(column, query, allowed.as_ref());
-            // SQ8 walks score codes and re-rank with exact distances; an f32 walk may skip norms.
-            let exact = match column.codes() {
-                Some(_) if !query.has_offset() => exact,
-                _ => exact.walk_unit(),
+            // A code walk re-ranks with exact distances; an f32 walk may skip the norms.
+            let exact = match codes {
+                Some(_) => exact,
+                None => exact.walk_unit(),
             };
             let bound = Bound {
                 distance: top.walk_bound,
                 settle: top.k,
             };
-            // Codes do not model a read-time shift; such walks read the f32 column.
-            let coded = column.codes().filter(|_| !query.has_offset());
-            let coded = coded
+            let coded = codes
                 .map(|codes| CodeNodes::new(codes, &exact))
                 .transpose()?;
             let found = match &coded {
