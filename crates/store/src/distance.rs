@@ -89,8 +89,19 @@ const UNIT_TOLERANCE: f32 = 1e-5;
 
 /// Whether a row with reciprocal norm `inv_norm` is a unit vector, up to rounding.
 #[inline]
-pub fn is_unit(inv_norm: f32) -> bool {
+pub(crate) fn is_unit(inv_norm: f32) -> bool {
     (inv_norm - 1.0).abs() <= UNIT_TOLERANCE
+}
+
+/// `1 / ‖v‖`, or 0 for an all-zero vector: what a column stores per row, and what
+/// [`PreparedQuery::distance`] takes.
+pub(crate) fn reciprocal_norm(v: &[f32]) -> f32 {
+    let n = norm(v);
+    if n > 0.0 {
+        1.0 / n
+    } else {
+        0.0
+    }
 }
 
 /// Returns `v / ‖v‖`, or `v` unchanged when it is all zeros.

@@ -526,8 +526,7 @@ fn scan_tail(
         if filter.is_some_and(|f| !f.matches(&LoggedRow(record))) {
             continue;
         }
-        let norm = crate::distance::norm(vector);
-        let d = query.distance(vector, if norm > 0.0 { 1.0 / norm } else { 0.0 });
+        let d = query.distance(vector, crate::distance::reciprocal_norm(vector));
         if top.accepts(d) {
             top.push(d, &record.id);
         }

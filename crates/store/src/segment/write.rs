@@ -302,8 +302,7 @@ fn write_column(
             let vector = source.vector(index, row);
             let v = vector.unwrap_or(&zeros);
             fileio::write_words(out, v.iter().copied())?;
-            let norm = crate::distance::norm(v);
-            let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            let inv = crate::distance::reciprocal_norm(v);
             unit_rows &= vector.is_none() || crate::distance::is_unit(inv);
             inv_norms.push(inv);
         }
