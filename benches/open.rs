@@ -15,7 +15,10 @@
 //! files the same size, which is what this bench measures), `MEDVEC_BENCH_OPEN_RUNS` (5),
 //! `MEDVEC_BENCH_OPEN_QUANTIZE` (`sq8` creates the field with SQ8 codes), `MEDVEC_BENCH_OPEN_DIR`
 //! (where the data and store live; reused when present, default `target/bench-open-N-DIM-EFC`,
-//! with `-sq8` appended for a quantised store).
+//! with `-sq8` appended for a quantised store). To measure a store built elsewhere (the long
+//! mode, `benches/long.sh`), put it (or a link to it) at `DIR/store`, with a collection `bench`,
+//! and name its field and ids: `MEDVEC_BENCH_OPEN_FIELD` (`image`) and
+//! `MEDVEC_BENCH_OPEN_ID_PREFIX` (`r`: ids `r0` to `r{N-1}`).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -56,10 +59,12 @@ fn main() {
         });
     std::fs::create_dir_all(&dir).unwrap();
     let store = dir.join("store");
+    let field = std::env::var("MEDVEC_BENCH_OPEN_FIELD").unwrap_or_else(|_| "image".into());
+    let id_prefix = std::env::var("MEDVEC_BENCH_OPEN_ID_PREFIX").unwrap_or_else(|_| "r".into());
     if !store.join("collections/bench/MANIFEST").exists() {
-        write_inputs(&dir, n, dim);
+        write_inputs(&dir, n, dim, &id_prefix);
         let _ = std::fs::remove_dir_all(&store);
-        let dim_spec = format!("image:{dim}:cosine{coded}");
+        let dim_spec = format!("{field}:{dim}:cosine{coded}");
         let efc_arg = efc.to_string();
         let create = [
             "create",
@@ -71,7 +76,7 @@ fn main() {
             &efc_arg,
         ];
         run(&create);
-        let npy = format!("image={}", dir.join("base.npy").display());
+        let npy = format!("{field}={}", dir.join("base.npy").display());
         let table = dir.join("table.csv");
         let (cost, _) = run(&[
             "import",
@@ -96,7 +101,7 @@ fn main() {
     let (store_path, one_path) = (store.clone(), one.clone());
     let (store, one) = (path(&store_path), path(&one_path));
     let search = [
-        "search", store, "bench", "--field", "image", "-k", "10", "--json",
+        "search", store, "bench", "--field", &field, "-k", "10", "--json",
     ];
     let commands: [(&str, &ArgsFor); 3] = [
         ("get ID", &|id| {
@@ -112,7 +117,7 @@ fn main() {
     println!("\n| command (fresh process, page cache warm) | median wall | median CPU | median peak RSS | of it anonymous (sampled) |");
     println!("|---|---|---|---|---|");
     for (name, args) in commands {
-        let mut next = || args(&format!("r{}", rng.next() % n as u64));
+        let mut next = || args(&format!("{id_prefix}{}", rng.next() % n as u64));
         measure(&next());
         let costs: Vec<Cost> = (0..runs).map(|_| measure(&next())).collect();
         let wall = median(costs.iter().map(|c| c.wall).collect());
@@ -203,7 +208,7 @@ fn status_kib(status: &str, key: &str) -> u64 {
 }
 
 /// `base.npy` (n clustered unit vectors) and `table.csv` (ids `r0`..), streamed to disk.
-fn write_inputs(dir: &Path, n: usize, dim: usize) {
+fn write_inputs(dir: &Path, n: usize, dim: usize, id_prefix: &str) {
     let mut rng = SplitMix(7);
     let centres: Vec<Vec<f32>> = (0..100)
         .map(|_| (0..dim).map(|_| rng.unit() * 2.0 - 1.0).collect())
@@ -220,7 +225,7 @@ fn write_inputs(dir: &Path, n: usize, dim: usize) {
     let mut table = std::io::BufWriter::new(std::fs::File::create(dir.join("table.csv")).unwrap());
     writeln!(table, "id").unwrap();
     for row in 0..n {
-        writeln!(table, "r{row}").unwrap();
+        writeln!(table, "{id_prefix}{row}").unwrap();
     }
 }
 

@@ -16,6 +16,7 @@
 //! - `MEDVEC_BENCH_REPEATS`: builds per system, median reported (default 3)
 //! - `MEDVEC_BENCH_EFS`: ef sweep (default `16,32,64,128,256`)
 //! - `MEDVEC_BENCH_SKIP_PEERS=1`: medvec only
+//! - `MEDVEC_BENCH_DATA_DIR`: where the data, stores and reports go (default `target/bench-data`)
 //! - `MEDVEC_BENCH_PEERS_FROM=PATH`: the peers' results of an earlier run on the same data (its
 //!   `peers*.json`) instead of running them again (the report says so)
 //! - `MEDVEC_BENCH_SKIP_HNSW_RS=1`: without the extra build and sweep with the `hnsw_rs` builder
@@ -40,6 +41,7 @@
 //!   and RssFile at the end of the search, as JSON
 //! - `build`: data generation and medvec build only (for profiling the graph build)
 //! - `sweep`: the ef sweep of the store the last run built (for profiling the search)
+//! - `data`: generate (or check) the data set and its exact top-10 only (`benches/long.sh`)
 
 #[path = "common/mod.rs"]
 mod common;
@@ -135,7 +137,9 @@ impl Config {
             as_imported: std::env::var("MEDVEC_BENCH_AS_IMPORTED").is_ok_and(|v| v == "1"),
             quantization,
             peers,
-            data_dir: workspace().join("target").join("bench-data"),
+            data_dir: std::env::var_os("MEDVEC_BENCH_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace().join("target").join("bench-data")),
         }
     }
 
@@ -321,27 +325,36 @@ fn load_or_generate(cfg: &Config) -> Data {
     }
 }
 
-/// Exact top-K by inner product of unit vectors (= cosine), on two threads.
+/// Exact top-K by inner product of unit vectors (= cosine), on two threads. Each pass over the
+/// base serves a block of queries, so at 10M rows the scan is bound by arithmetic, not by
+/// reading 5 GB from memory once per query.
 fn brute_force(base: &[f32], queries: &[f32], dim: usize) -> Vec<u32> {
+    const BLOCK: usize = 16;
     let nq = queries.len() / dim;
     let mut truth = vec![0u32; nq * K];
     let per = nq.div_ceil(2).max(1);
     std::thread::scope(|scope| {
         for (t, out) in truth.chunks_mut(per * K).enumerate() {
             scope.spawn(move || {
-                for (j, slot) in out.chunks_exact_mut(K).enumerate() {
-                    let q = &queries[(t * per + j) * dim..(t * per + j + 1) * dim];
-                    let mut best: Vec<(f32, u32)> = Vec::with_capacity(K + 1);
+                for (b, slots) in out.chunks_mut(BLOCK * K).enumerate() {
+                    let first = t * per + b * BLOCK;
+                    let block = &queries[first * dim..(first + slots.len() / K) * dim];
+                    let mut best: Vec<Vec<(f32, u32)>> =
+                        vec![Vec::with_capacity(K + 1); slots.len() / K];
                     for (row, x) in base.chunks_exact(dim).enumerate() {
-                        let s = medvec_store::distance::dot(q, x);
-                        if best.len() < K || s > best[K - 1].0 {
-                            let at = best.partition_point(|b| b.0 >= s);
-                            best.insert(at, (s, row as u32));
-                            best.truncate(K);
+                        for (q, top) in block.chunks_exact(dim).zip(best.iter_mut()) {
+                            let s = medvec_store::distance::dot(q, x);
+                            if top.len() < K || s > top[K - 1].0 {
+                                let at = top.partition_point(|b| b.0 >= s);
+                                top.insert(at, (s, row as u32));
+                                top.truncate(K);
+                            }
                         }
                     }
-                    for (dst, (_, row)) in slot.iter_mut().zip(best) {
-                        *dst = row;
+                    for (slot, top) in slots.chunks_exact_mut(K).zip(best) {
+                        for (dst, (_, row)) in slot.iter_mut().zip(top) {
+                            *dst = row;
+                        }
                     }
                 }
             });
@@ -1031,6 +1044,10 @@ fn main() {
             )
         }
         _ => {}
+    }
+    if args.first().is_some_and(|a| a == "data") {
+        load_or_generate(&Config::from_env());
+        return;
     }
     if args.first().is_some_and(|a| a == "sweep") {
         let cfg = Config::from_env();
