@@ -49,19 +49,23 @@ fn finds_nearest_neighbours_on_a_small_grid() {
     assert!(odd_only[0].0 <= 1.1);
 }
 
+/// Uniform numbers in [0, 1) from a xorshift generator: deterministic test data.
+fn uniform(mut state: u64) -> impl FnMut() -> f32 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
 /// A cosine graph built over raw vectors of very different lengths with their reciprocal
 /// norms (as flushes and merges build it, without a unit-vector copy) finds the nearest
 /// rows by angle.
 #[test]
 fn a_cosine_graph_built_on_reciprocal_norms_finds_the_nearest_by_angle() {
     let (rows, dim) = (1_500, 8);
-    let mut state = 0x2545F4914F6CDD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 40) as f32 / (1u64 << 24) as f32
-    };
+    let mut next = uniform(0x2545F4914F6CDD1D);
     let vectors: Vec<f32> = (0..rows)
         .flat_map(|_| {
             let scale = 0.01 + 100.0 * next();
@@ -199,4 +203,46 @@ fn damaged_upper_lists_are_found_by_the_walk_that_reads_them() {
         "the walk read a damaged layer-1 list unnoticed"
     );
     assert!(layout.check_all_lists(Path::new("g"), &words).is_err());
+}
+
+/// A walk bounded by another segment's beam heeds the bound only once it has scored a node
+/// within it. Here the bound is each query's exact 10th-nearest distance and the walk may stop
+/// at once (`settle` 0): it enters layer 0 where the greedy descent ends, usually outside that
+/// distance, and must still walk in to the ten nodes inside it, not stop at the door.
+#[test]
+fn a_bounded_walk_reaches_the_bound_before_it_stops() {
+    let (rows, dim) = (4_000, 8);
+    let mut next = uniform(0x2545F4914F6CDD1D);
+    let vectors: Vec<f32> = (0..rows * dim).map(|_| next()).collect();
+    let present = vec![true; rows];
+    let words = words_of(&build(
+        &vectors,
+        dim,
+        &present,
+        Metric::L2,
+        HnswParams::default(),
+    ));
+    let layout = GraphLayout::parse(Path::new("g"), &words, rows, ListCheck::AtParse).unwrap();
+    let (mut found, queries) = (0, 100);
+    for _ in 0..queries {
+        let query: Vec<f32> = (0..dim).map(|_| next()).collect();
+        let distance = |n: u32| l2_squared(&query, &vectors[n as usize * dim..][..dim]);
+        let mut truth: Vec<u32> = (0..rows as u32).collect();
+        truth.sort_by(|&a, &b| distance(a).total_cmp(&distance(b)));
+        let bound = Bound {
+            distance: distance(truth[9]),
+            settle: 0,
+        };
+        let hits = layout.search_within(&words, 64, &ClosureNodes(distance, |_| true), bound);
+        found += hits
+            .iter()
+            .take(10)
+            .filter(|h| truth[..10].contains(&h.1))
+            .count();
+    }
+    let recall = found as f64 / (10 * queries) as f64;
+    assert!(
+        recall >= 0.9,
+        "recall@10 {recall} of walks bounded at the 10th distance"
+    );
 }
