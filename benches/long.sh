@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Long mode (issue 16): 10,000,000 x 128 clustered vectors through one `medvec import`, against
-# usearch (and hnswlib when asked) on the same files, in the same run. Not part of CI: at the
-# measured rates the medvec import and each peer's build take about an hour each on 2 cores.
+# usearch (and hnswlib when asked) on the same files, in the same run. Not part of CI: on 2 cores
+# the medvec import took 40 minutes (benches/README, "Long mode"); usearch's build, 1.9x hnswlib's
+# at 1M, should take about two hours at 10M, so give the whole run a session of its own.
 #
 #   bash benches/long.sh                       # medvec, then usearch
 #   MEDVEC_LONG_PEERS=usearch,hnswlib bash benches/long.sh
