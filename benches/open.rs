@@ -207,7 +207,8 @@ fn status_kib(status: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// `base.npy` (n clustered unit vectors) and `table.csv` (ids `r0`..), streamed to disk.
+/// `base.npy` (n clustered unit vectors) and `table.csv` (ids `{id_prefix}0`.., `r0`.. by
+/// default), streamed to disk.
 fn write_inputs(dir: &Path, n: usize, dim: usize, id_prefix: &str) {
     let mut rng = SplitMix(7);
     let centres: Vec<Vec<f32>> = (0..100)

@@ -564,7 +564,8 @@ impl GraphLayout {
 }
 
 /// The distance a query's answer already reaches in other segments (see
-/// [`GraphLayout::search_within`]), and how many expansions a search makes before heeding it.
+/// [`GraphLayout::search_within`]), and how many expansions a search makes before heeding it
+/// (which it also does only once it has scored a node within that distance).
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
     pub distance: f32,
