@@ -8,6 +8,9 @@
 
 mod hnsw_rs_builder;
 mod native;
+mod order;
+
+pub use order::RowOrder;
 
 use crate::distance::{dot, l2_squared, normalized, prefetch};
 use crate::error::{corrupt, Result, StoreError};
@@ -97,6 +100,7 @@ pub fn build_from(
 }
 
 /// A built graph, to be written as a file body.
+#[cfg_attr(test, derive(Clone))]
 pub struct BuiltGraph(GraphLists);
 
 impl BuiltGraph {
@@ -108,9 +112,19 @@ impl BuiltGraph {
         body
     }
 
-    /// Streams the file body to `out`, so that writing it holds no second copy of the graph.
-    pub fn write_to(self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        self.0.write_to(out)
+    /// The order to write the graph's rows in (see [`RowOrder`]).
+    pub fn breadth_first(&self) -> RowOrder {
+        self.0.breadth_first()
+    }
+
+    /// Streams the file body of the same graph over the rows as `order` writes them: every node
+    /// number `n` becomes `order.new(n)`. Layer 0 is renumbered as it is written, not copied.
+    pub fn write_renumbered(
+        self,
+        out: &mut dyn std::io::Write,
+        order: &RowOrder,
+    ) -> std::io::Result<()> {
+        self.0.write_renumbered(out, order)
     }
 }
 
@@ -157,6 +171,7 @@ impl BuildRows<'_> {
 
 /// A built graph's edges, before encoding: a layer-0 list for every row, and lists for the nodes
 /// of each upper layer.
+#[cfg_attr(test, derive(Clone))]
 struct GraphLists {
     m: usize,
     entry: Option<u32>,
@@ -200,15 +215,27 @@ impl GraphLists {
     /// Writes the file body (layout in `FORMAT.md`) word by word: layer 0 is released as it is
     /// written, and no encoded copy of the graph is ever whole in memory.
     fn write_to(mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let rows = self.layer0.len() / (1 + 2 * self.m);
+        self.write_header(out)?;
+        write_words(out, std::mem::take(&mut self.layer0).into_iter())?;
+        self.write_upper(out)
+    }
+
+    fn rows(&self) -> usize {
+        self.layer0.len() / (1 + 2 * self.m)
+    }
+
+    fn write_header(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let header = [
-            rows as u32,
+            self.rows() as u32,
             self.upper.len() as u32,
             self.entry.unwrap_or(EMPTY),
             self.m as u32,
         ];
-        write_words(out, header.into_iter())?;
-        write_words(out, std::mem::take(&mut self.layer0).into_iter())?;
+        write_words(out, header.into_iter())
+    }
+
+    /// Writes the upper layers, each sorted by node.
+    fn write_upper(mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let m = self.m;
         for nodes in &mut self.upper {
             nodes.sort_by_key(|(node, _)| *node);

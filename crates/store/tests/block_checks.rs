@@ -38,6 +38,24 @@ fn flip(path: &Path, at: usize) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// Where each of `vectors` was written in `column` (a segment writes its rows in its graph's
+/// breadth-first order, not in the order they were upserted): found by their bytes.
+fn positions_in(column: &Path, vectors: &[Vec<f32>]) -> Vec<usize> {
+    let bytes = std::fs::read(column).unwrap();
+    let rows: std::collections::HashMap<&[u8], usize> = bytes[64..64 + 4 * DIM * vectors.len()]
+        .chunks_exact(4 * DIM)
+        .enumerate()
+        .map(|(position, row)| (row, position))
+        .collect();
+    vectors
+        .iter()
+        .map(|v| {
+            let row: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            rows[row.as_slice()]
+        })
+        .collect()
+}
+
 fn id(row: usize) -> String {
     format!("case-{row:06}")
 }
@@ -49,15 +67,24 @@ fn a_damaged_column_block_fails_the_reads_that_use_it_and_only_those() {
     // A byte of row 3000's vector (the reciprocal norms, which every read of a row uses, are
     // in blocks of their own after the vectors).
     let row = 3000;
-    let at = 4 * DIM * row + 7;
+    let positions = positions_in(&column, &vectors);
+    let at = 4 * DIM * positions[row] + 7;
     flip(&column, 64 + at);
     let store = Store::open_read_only(&root).unwrap();
     let cases = store.collection("cases").unwrap();
 
-    // Rows in intact blocks read; the damaged row is an error naming the file and the block.
-    assert!(cases.get(&id(10)).unwrap().is_some());
-    assert!(cases.get(&id(row - ROWS_PER_BLOCK)).unwrap().is_some());
-    assert!(cases.get(&id(row + ROWS_PER_BLOCK)).unwrap().is_some());
+    // Rows in intact blocks read, the ones written just before and after the damaged block
+    // included; the damaged row is an error naming the file and the block.
+    let written_at = |position: usize| id(positions.iter().position(|&p| p == position).unwrap());
+    assert!(cases.get(&written_at(10)).unwrap().is_some());
+    assert!(cases
+        .get(&written_at(positions[row] - ROWS_PER_BLOCK))
+        .unwrap()
+        .is_some());
+    assert!(cases
+        .get(&written_at(positions[row] + ROWS_PER_BLOCK))
+        .unwrap()
+        .is_some());
     let err = cases.get(&id(row)).unwrap_err().to_string();
     let block = format!("block {} ", at / BLOCK);
     assert!(err.contains("image.f32") && err.contains(&block), "{err}");
@@ -85,12 +112,17 @@ fn a_damaged_id_index_block_fails_the_lookups_that_touch_it() {
     let len = std::fs::metadata(&index).unwrap().len() as usize;
     // The last id's last byte sits just before the block table (4 bytes per block).
     let data_len = len - 64 - 4 * (len - 64).div_ceil(BLOCK + 4);
+    // The rows are written in the graph's order: the id is read from the file.
+    let bytes = std::fs::read(&index).unwrap();
+    let last = &bytes[64 + data_len - id(0).len()..64 + data_len];
+    let last = String::from_utf8(last.to_vec()).unwrap();
+    assert!(last.starts_with("case-"), "{last}");
     flip(&index, 64 + data_len - 1);
     let store = Store::open_read_only(&root).unwrap();
     let cases = store.collection("cases").unwrap();
-    let err = cases.contains(&id(ROWS - 1)).unwrap_err().to_string();
+    let err = cases.contains(&last).unwrap_err().to_string();
     assert!(err.contains("ids.idx") && err.contains("checksum"), "{err}");
-    assert!(cases.get(&id(ROWS - 1)).is_err());
+    assert!(cases.get(&last).is_err());
     let err = store.verify().unwrap_err().to_string();
     assert!(err.contains("ids.idx"), "{err}");
 }
@@ -191,7 +223,8 @@ fn a_write_that_would_read_a_damaged_block_is_refused_before_it_is_logged() {
     let (_dir, root, vectors) = build_store();
     let column = segment_file(&root, "image.f32");
     let row = 3000;
-    flip(&column, 64 + 4 * DIM * row + 7);
+    let position = positions_in(&column, &vectors)[row];
+    flip(&column, 64 + 4 * DIM * position + 7);
     let batch = records(&vectors[..1], 90_000)
         .into_iter()
         .chain(records(&vectors[row..row + 1], row))

@@ -246,3 +246,55 @@ fn a_bounded_walk_reaches_the_bound_before_it_stops() {
         "recall@10 {recall} of walks bounded at the 10th distance"
     );
 }
+
+/// Renumbering rows breadth-first (the order a segment is written in) keeps every edge: each
+/// node's lists on every layer are the old ones renumbered, the walk starts at the entry point,
+/// and every row the walk reaches is numbered after a row linking to it, before any row it does
+/// not reach (rows without a vector).
+#[test]
+fn a_graph_renumbered_breadth_first_keeps_every_edge() {
+    let (rows, dim) = (3_000, 8);
+    let mut next = uniform(0x9E3779B97F4A7C15);
+    let vectors: Vec<f32> = (0..rows * dim).map(|_| next()).collect();
+    let present: Vec<bool> = (0..rows).map(|row| row % 10 != 3).collect();
+    let params = HnswParams::default();
+    let graph = build_from(&vectors, dim, &present, Metric::L2, params, None, None);
+    let order = graph.breadth_first();
+    let plain = words_of(&graph.clone().encode());
+    let mut body = Vec::new();
+    graph.write_renumbered(&mut body, &order).unwrap();
+    let renumbered = words_of(&body);
+
+    let parse = |words| GraphLayout::parse(Path::new("g"), words, rows, ListCheck::AtParse);
+    let (old, new) = (parse(&plain).unwrap(), parse(&renumbered).unwrap());
+    assert_eq!(order.old(0) as u32, old.entry);
+    assert_eq!(new.entry, 0);
+    assert_eq!(old.upper.len(), new.upper.len());
+    assert!(!old.upper.is_empty(), "the graph needs an upper layer");
+    for level in 0..=old.upper.len() {
+        for node in 0..rows as u32 {
+            let moved: Vec<u32> = (old.checked_neighbours(&plain, level, node).iter())
+                .map(|&n| order.new(n))
+                .collect();
+            let got = new.checked_neighbours(&renumbered, level, order.new(node));
+            assert_eq!(moved, got, "node {node} on level {level}");
+        }
+    }
+    let reached = present.iter().filter(|&&p| p).count();
+    let (mut placed, mut pointed_at) = (vec![false; rows], vec![false; rows]);
+    pointed_at[0] = true;
+    for position in 0..rows {
+        let row = order.old(position);
+        assert!(
+            !std::mem::replace(&mut placed[row], true),
+            "row {row} twice"
+        );
+        assert_eq!(present[row], position < reached, "row {row} at {position}");
+        if position < reached {
+            assert!(pointed_at[position], "no earlier row links to {position}");
+        }
+        for &n in new.checked_neighbours(&renumbered, 0, position as u32) {
+            pointed_at[n as usize] = true;
+        }
+    }
+}

@@ -3,6 +3,8 @@
 //! Rows come through [`RowSource`], so both cases share one writer and neither first copies its
 //! rows into records. Vector columns are streamed to disk, and the graph is built over the column
 //! as mapped from the file just written, so the writer never holds a second copy of the vectors.
+//! A segment with a graph is written in the graph's breadth-first order ([`RowOrder`]): rows
+//! that a search visits together then sit together in the column.
 
 use super::{
     column_path, graph_path, ids, payload, MappedFile, Segment, COLUMN_UNIT_ROWS, MIN_GRAPH_ROWS,
@@ -11,7 +13,7 @@ use crate::error::{IoContext, Result};
 use crate::faults;
 use crate::fileio::{self, FileKind};
 use crate::filter::ValueRef;
-use crate::graph::{self, GraphSeed};
+use crate::graph::{self, GraphSeed, RowOrder};
 use crate::schema::{Schema, VectorField};
 use crate::wal::LoggedRecord;
 use std::path::Path;
@@ -141,6 +143,9 @@ impl<'s> Graphs<'s> {
 }
 
 /// Writes a segment from `source`, with its graphs built or deferred as `graphs` says.
+///
+/// When a graph is built, the rows are written in the breadth-first order of the first graphed
+/// field's graph ([`RowOrder`]), not in the source's order: every file of the segment follows it.
 pub fn write_rows(
     dir: &Path,
     owner_uid: u64,
@@ -155,33 +160,52 @@ pub fn write_rows(
     }
     fileio::create_private_dir(dir)?;
     let present = presence(schema, source);
-    for (index, field) in schema.vectors.iter().enumerate() {
-        write_field(
-            dir,
-            owner_uid,
-            source,
-            (index, field),
-            &present[index],
-            graphs,
-        )?;
+    let graphed: Vec<bool> = present
+        .iter()
+        .map(|p| matches!(graphs, Graphs::Build(_)) && count_present(p) >= MIN_GRAPH_ROWS)
+        .collect();
+    // Graphed fields first: the first one's graph sets the order of every file's rows.
+    let fields = (0..graphed.len()).filter(|&i| graphed[i]);
+    let fields = fields.chain((0..graphed.len()).filter(|&i| !graphed[i]));
+    let mut order = None;
+    for index in fields {
+        let field = (index, &schema.vectors[index]);
+        if let (true, Graphs::Build(seed)) = (graphed[index], graphs) {
+            write_graphed_field(
+                dir,
+                owner_uid,
+                source,
+                field,
+                &present[index],
+                seed,
+                &mut order,
+            )?;
+        } else {
+            let rows = InOrder::new(source, order.as_ref());
+            let path = column_path(dir, &field.1.name);
+            write_column(&path, owner_uid, rows.rows(), field.1.dim, |row| {
+                rows.vector(index, row)
+            })?;
+        }
         source.release_pages();
     }
-    ids::write_index(
-        dir,
-        owner_uid,
-        source.rows(),
-        &|row| source.id(row),
-        &present,
-    )?;
+    drop(present);
+    let rows = InOrder::new(source, order.as_ref());
+    let present = presence(schema, &rows);
+    ids::write_index(dir, owner_uid, rows.rows(), &|row| rows.id(row), &present)?;
     drop(present);
     source.release_pages();
-    payload::write_columns(dir, owner_uid, schema, source.rows(), &|column, row| {
-        source.value(column, row)
+    payload::write_columns(dir, owner_uid, schema, rows.rows(), &|column, row| {
+        rows.value(column, row)
     })?;
     source.release_pages();
     fileio::sync_dir(dir)?;
     faults::point("segment-after-write");
     Ok(())
+}
+
+fn count_present(present: &[bool]) -> usize {
+    present.iter().filter(|&&p| p).count()
 }
 
 fn presence(schema: &Schema, source: &(impl RowSource + ?Sized)) -> Vec<Vec<bool>> {
@@ -194,57 +218,111 @@ fn presence(schema: &Schema, source: &(impl RowSource + ?Sized)) -> Vec<Vec<bool
         .collect()
 }
 
-/// Writes one vector field's column, then its graph built over the column as written.
-fn write_field(
+/// `source`'s rows in the order a segment writes them: as `order` places them, if given.
+struct InOrder<'a, S: ?Sized> {
+    source: &'a S,
+    order: Option<&'a RowOrder>,
+}
+
+impl<'a, S: RowSource + ?Sized> InOrder<'a, S> {
+    fn new(source: &'a S, order: Option<&'a RowOrder>) -> Self {
+        InOrder { source, order }
+    }
+
+    fn source_row(&self, row: usize) -> usize {
+        self.order.map_or(row, |order| order.old(row))
+    }
+}
+
+impl<S: RowSource + ?Sized> RowSource for InOrder<'_, S> {
+    fn rows(&self) -> usize {
+        self.source.rows()
+    }
+
+    fn id(&self, row: usize) -> &str {
+        self.source.id(self.source_row(row))
+    }
+
+    fn vector(&self, field: usize, row: usize) -> Option<&[f32]> {
+        self.source.vector(field, self.source_row(row))
+    }
+
+    fn value(&self, column: usize, row: usize) -> ValueRef<'_> {
+        self.source.value(column, self.source_row(row))
+    }
+}
+
+/// Writes one vector field's column and its graph. The graph is built over the column in the
+/// source's order (which a seed needs: its rows come first, unchanged), as mapped from a first
+/// write of it; the column is then written again in the rows' final order (`order`, which the
+/// first graphed field sets to its graph's breadth-first order), and the graph renumbered to it.
+fn write_graphed_field(
     dir: &Path,
     owner_uid: u64,
     source: &(impl RowSource + ?Sized),
     (index, field): (usize, &VectorField),
     present: &[bool],
-    graphs: Graphs,
+    seed: Option<&Segment>,
+    order: &mut Option<RowOrder>,
 ) -> Result<()> {
+    let (rows, dim) = (source.rows(), field.dim);
     let path = column_path(dir, &field.name);
-    write_column(&path, owner_uid, source, index, field.dim)?;
+    let unordered = fileio::temp_sibling(&path);
+    write_column(&unordered, owner_uid, rows, dim, |row| {
+        source.vector(index, row)
+    })?;
     source.release_pages();
-    let Graphs::Build(seed) = graphs else {
-        return Ok(());
-    };
-    if present.iter().filter(|&&p| p).count() < MIN_GRAPH_ROWS {
-        return Ok(());
-    }
-    let column = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
-    let rows = source.rows();
-    let values = super::cast_words::<f32>(&path, column.data())?;
-    if values.len() != rows * (field.dim + 1) {
-        return Err(crate::error::corrupt(
-            &path,
-            "column length disagrees with its rows",
-        ));
-    }
-    let (vectors, inv_norms) = values.split_at(rows * field.dim);
+    let column = MappedFile::open(&unordered, FileKind::VectorColumn, owner_uid)?;
+    let (vectors, inv_norms) = split_column(&unordered, column.data(), rows, dim)?;
     let seed_graph = seed
         .and_then(|seed| checked_seed(&seed.columns[index]))
         .map(|(words, layout)| GraphSeed { words, layout });
     let graph = graph::build_from(
         vectors,
-        field.dim,
+        dim,
         present,
         field.metric,
         field.hnsw,
         seed_graph,
         Some(inv_norms),
     );
-    if !field.quantization.is_none() {
-        let path = super::codes_path(dir, &field.name);
-        write_codes(&path, owner_uid, field, (vectors, inv_norms), present)?;
-    }
+    let order = order.get_or_insert_with(|| graph.breadth_first());
+    write_column(&path, owner_uid, rows, dim, |new| {
+        let old = order.old(new);
+        present[old].then(|| &vectors[old * dim..][..dim])
+    })?;
     drop(column);
+    std::fs::remove_file(&unordered).at(&unordered)?;
+    if !field.quantization.is_none() {
+        let column = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
+        let present: Vec<bool> = (0..rows).map(|new| present[order.old(new)]).collect();
+        let codes = super::codes_path(dir, &field.name);
+        let columns = split_column(&path, column.data(), rows, dim)?;
+        write_codes(&codes, owner_uid, field, columns, &present)?;
+    }
     let extra = [rows as u64, 0, 0];
     let file = (FileKind::Graph, owner_uid, extra);
     let path = graph_path(dir, &field.name);
     fileio::write_streamed(&path, file, Some(GRAPH_BLOCK_SHIFT), |out| {
-        graph.write_to(out)
+        graph.write_renumbered(out, order)
     })
+}
+
+/// A column file's body as its vectors (`rows` × `dim`) and their reciprocal norms.
+fn split_column<'a>(
+    path: &Path,
+    data: &'a [u8],
+    rows: usize,
+    dim: usize,
+) -> Result<(&'a [f32], &'a [f32])> {
+    let values = super::cast_words::<f32>(path, data)?;
+    if values.len() != rows * (dim + 1) {
+        return Err(crate::error::corrupt(
+            path,
+            "column length disagrees with its rows",
+        ));
+    }
+    Ok(values.split_at(rows * dim))
 }
 
 /// Writes the SQ8 codes of a quantised field's `vectors` (with their reciprocal norms).
@@ -281,16 +359,15 @@ fn checked_seed(column: &super::Column) -> Option<(&[u32], &graph::GraphLayout)>
     }
 }
 
-/// Streams field `index` of every row (zeros where a row has none), then each row's reciprocal
-/// norm, into a new column file.
-fn write_column(
+/// Streams every row's vector (`vector_of(row)`, zeros where a row has none), then each row's
+/// reciprocal norm, into a new column file.
+fn write_column<'v>(
     path: &Path,
     owner_uid: u64,
-    source: &(impl RowSource + ?Sized),
-    index: usize,
+    rows: usize,
     dim: usize,
+    vector_of: impl Fn(usize) -> Option<&'v [f32]>,
 ) -> Result<()> {
-    let rows = source.rows();
     let zeros = vec![0f32; dim];
     let file = (FileKind::VectorColumn, owner_uid);
     fileio::write_streamed_then(path, file, Some(COLUMN_BLOCK_SHIFT), |out| {
@@ -299,7 +376,7 @@ fn write_column(
         let mut inv_norms = Vec::with_capacity(rows);
         let mut unit_rows = true;
         for row in 0..rows {
-            let vector = source.vector(index, row);
+            let vector = vector_of(row);
             let v = vector.unwrap_or(&zeros);
             fileio::write_words(out, v.iter().copied())?;
             let inv = crate::distance::reciprocal_norm(v);
