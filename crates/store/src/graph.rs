@@ -118,7 +118,8 @@ impl BuiltGraph {
     }
 
     /// Streams the file body of the same graph over the rows as `order` writes them: every node
-    /// number `n` becomes `order.new(n)`. Layer 0 is renumbered as it is written, not copied.
+    /// number `n` becomes `order.position_of(n)`. Layer 0 is renumbered as it is written, not
+    /// copied.
     pub fn write_renumbered(
         self,
         out: &mut dyn std::io::Write,

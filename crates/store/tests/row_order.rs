@@ -36,7 +36,7 @@ fn cases(from: usize, n: usize) -> Vec<Record> {
             let mut record = Record::new(format!("case-{row:06}"))
                 .with_vector("image", images[i].clone())
                 .with_value("dx", Value::String(format!("dx{}", row % 3)));
-            if row % 5 != 0 {
+            if !row.is_multiple_of(5) {
                 record = record.with_vector("text", texts[i].iter().map(|x| x * 3.0).collect());
             }
             let age = match row % 7 {

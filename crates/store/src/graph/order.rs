@@ -28,12 +28,12 @@ impl RowOrder {
     }
 
     /// The source row written at position `new`.
-    pub fn old(&self, new: usize) -> usize {
+    pub fn source_row(&self, new: usize) -> usize {
         self.old_of[new] as usize
     }
 
     /// The position source row `old` is written at.
-    pub fn new(&self, old: u32) -> u32 {
+    pub fn position_of(&self, old: u32) -> u32 {
         self.new_of[old as usize]
     }
 
@@ -81,17 +81,17 @@ impl GraphLists {
         out: &mut dyn std::io::Write,
         order: &RowOrder,
     ) -> std::io::Result<()> {
-        self.entry = self.entry.map(|entry| order.new(entry));
+        self.entry = self.entry.map(|entry| order.position_of(entry));
         for (node, ids) in self.upper.iter_mut().flatten() {
-            *node = order.new(*node);
-            ids.iter_mut().for_each(|id| *id = order.new(*id));
+            *node = order.position_of(*node);
+            ids.iter_mut().for_each(|id| *id = order.position_of(*id));
         }
         self.write_header(out)?;
         let width = 1 + 2 * self.m;
         let layer0 = (0..order.rows()).flat_map(|new| {
-            let list = self.layer0_list(order.old(new) as u32);
+            let list = self.layer0_list(order.source_row(new) as u32);
             std::iter::once(list.len() as u32)
-                .chain(list.iter().map(|&id| order.new(id)))
+                .chain(list.iter().map(|&id| order.position_of(id)))
                 .chain(std::iter::repeat_n(EMPTY, width - 1 - list.len()))
         });
         write_words(out, layer0)?;

@@ -267,16 +267,16 @@ fn a_graph_renumbered_breadth_first_keeps_every_edge() {
 
     let parse = |words| GraphLayout::parse(Path::new("g"), words, rows, ListCheck::AtParse);
     let (old, new) = (parse(&plain).unwrap(), parse(&renumbered).unwrap());
-    assert_eq!(order.old(0) as u32, old.entry);
+    assert_eq!(order.source_row(0) as u32, old.entry);
     assert_eq!(new.entry, 0);
     assert_eq!(old.upper.len(), new.upper.len());
     assert!(!old.upper.is_empty(), "the graph needs an upper layer");
     for level in 0..=old.upper.len() {
         for node in 0..rows as u32 {
             let moved: Vec<u32> = (old.checked_neighbours(&plain, level, node).iter())
-                .map(|&n| order.new(n))
+                .map(|&n| order.position_of(n))
                 .collect();
-            let got = new.checked_neighbours(&renumbered, level, order.new(node));
+            let got = new.checked_neighbours(&renumbered, level, order.position_of(node));
             assert_eq!(moved, got, "node {node} on level {level}");
         }
     }
@@ -284,7 +284,7 @@ fn a_graph_renumbered_breadth_first_keeps_every_edge() {
     let (mut placed, mut pointed_at) = (vec![false; rows], vec![false; rows]);
     pointed_at[0] = true;
     for position in 0..rows {
-        let row = order.old(position);
+        let row = order.source_row(position);
         assert!(
             !std::mem::replace(&mut placed[row], true),
             "row {row} twice"

@@ -230,7 +230,7 @@ impl<'a, S: RowSource + ?Sized> InOrder<'a, S> {
     }
 
     fn source_row(&self, row: usize) -> usize {
-        self.order.map_or(row, |order| order.old(row))
+        self.order.map_or(row, |order| order.source_row(row))
     }
 }
 
@@ -288,14 +288,16 @@ fn write_graphed_field(
     );
     let order = order.get_or_insert_with(|| graph.breadth_first());
     write_column(&path, owner_uid, rows, dim, |new| {
-        let old = order.old(new);
+        let old = order.source_row(new);
         present[old].then(|| &vectors[old * dim..][..dim])
     })?;
     drop(column);
     std::fs::remove_file(&unordered).at(&unordered)?;
     if !field.quantization.is_none() {
         let column = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
-        let present: Vec<bool> = (0..rows).map(|new| present[order.old(new)]).collect();
+        let present: Vec<bool> = (0..rows)
+            .map(|new| present[order.source_row(new)])
+            .collect();
         let codes = super::codes_path(dir, &field.name);
         let columns = split_column(&path, column.data(), rows, dim)?;
         write_codes(&codes, owner_uid, field, columns, &present)?;
