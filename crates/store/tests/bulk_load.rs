@@ -228,3 +228,51 @@ fn with_merging_off_each_deferred_segment_gets_its_own_graphs() {
     );
     assert_eq!(graph_files(&root), 8);
 }
+
+/// Automatic merges stop at `segment_rows`, while the one-off rewrites (the graph build at the
+/// end of a bulk load, and `compact`) write segments of up to `rewrite_bytes` of vectors: fewer
+/// graphs for a query to visit. With `rewrite_bytes` 0 they stop at `segment_rows` too.
+#[test]
+fn one_off_rewrites_write_segments_up_to_rewrite_bytes() {
+    // Two fields of 16 dimensions: 4 · (16 + 1) bytes each per row.
+    let row_bytes = 2 * 4 * (DIM + 1);
+    let options = |rewrite_rows: usize| CollectionOptions {
+        segment_rows: 3_000,
+        rewrite_bytes: rewrite_rows * row_bytes,
+        ..bulk_options(4)
+    };
+    let vectors = clustered(12 * FLUSH, DIM, 6, 12);
+    let rows_after_load = |root: &Path, options: CollectionOptions| {
+        Store::create(root).unwrap();
+        let store = Store::open_with(root, options).unwrap();
+        let cases = store.create_collection("cases", schema(DIM)).unwrap();
+        for (i, chunk) in vectors.chunks(500).enumerate() {
+            cases.upsert(&records(chunk, i * 500)).unwrap();
+        }
+        let during = manifest_segments(root);
+        assert!(during.iter().all(|&(rows, _)| rows <= 3_000), "{during:?}");
+        store.close().unwrap();
+        let rows: Vec<usize> = manifest_segments(root).iter().map(|s| s.0).collect();
+        assert_eq!(rows.iter().sum::<usize>(), vectors.len());
+        rows
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let large = rows_after_load(&dir.path().join("large"), options(8_000));
+    assert!(large.iter().all(|&r| r <= 8_000), "{large:?}");
+    assert!(large.iter().any(|&r| r > 3_000), "{large:?}");
+    assert!(large.len() <= 3, "{large:?}");
+
+    let root = dir.path().join("small");
+    let small = rows_after_load(&root, options(0));
+    assert!(small.iter().all(|&r| r <= 3_000), "{small:?}");
+    assert!(small.len() >= 5, "{small:?}");
+    let store = Store::open_with(&root, options(8_000)).unwrap();
+    let cases = store.collection("cases").unwrap();
+    cases.compact().unwrap();
+    let compacted: Vec<usize> = manifest_segments(&root).iter().map(|s| s.0).collect();
+    assert!(compacted.iter().all(|&r| r <= 8_000), "{compacted:?}");
+    assert!(compacted.len() < small.len(), "{compacted:?}");
+    assert_eq!(cases.len(), vectors.len());
+    let recall = recall(&cases, &vectors);
+    assert!(recall >= 0.95, "recall@10 {recall}");
+}

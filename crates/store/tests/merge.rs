@@ -235,9 +235,9 @@ fn a_merge_factor_of_zero_keeps_every_flush() {
     assert_eq!(cases.stats().segments, 5);
 }
 
-/// `compact` writes segments of at most `segment_rows` live rows from runs of consecutive
-/// segments, reading the rows in place; deleted rows are dropped, a run whose largest segment
-/// has deletes is rebuilt and the others extend it, and nothing else changes.
+/// `compact` writes segments of at most `segment_rows` live rows (with `rewrite_bytes` 0) from
+/// runs of consecutive segments, reading the rows in place; deleted rows are dropped, a run whose
+/// largest segment has deletes is rebuilt and the others extend it, and nothing else changes.
 #[test]
 fn compaction_splits_at_segment_rows_and_keeps_every_live_record() {
     let dir = tempfile::tempdir().unwrap();
@@ -247,6 +247,7 @@ fn compaction_splits_at_segment_rows_and_keeps_every_live_record() {
         flush_rows: FLUSH,
         merge_factor: 0,
         segment_rows: 2_500,
+        rewrite_bytes: 0,
         ..CollectionOptions::default()
     };
     let store = Store::open_with(&root, options).unwrap();

@@ -24,6 +24,10 @@
 //! - a merge never writes more than `segment_rows` rows: segments that large are never merged,
 //!   and a tier whose segments do not all fit merges its smallest ones that do (at least two).
 //!
+//! The one-off rewrites, the graph build that ends a bulk load and `compact`, write larger
+//! segments (up to `CollectionOptions::rewrite_bytes`): they run once, not after every flush,
+//! and fewer graphs make every later query cheaper.
+//!
 //! So a collection keeps at most F segments per tier below `segment_rows`, O(F · log N) in all
 //! (the digits of the flush count in base F + 1, when every flush is the same size).
 
@@ -136,8 +140,8 @@ impl Collection {
     /// with the log lock held and the log empty, so no write is waiting to be applied.
     ///
     /// When graphs are built, the segments a bulk load wrote without graphs are first rewritten
-    /// with them, in runs of up to `segment_rows` rows: one graph over a whole load instead of
-    /// one per flush and merge. While graphs are deferred, only deferred segments are merged (a
+    /// with them, in runs of up to `rewrite_bytes`: one graph over a whole load instead of one
+    /// per flush and merge. While graphs are deferred, only deferred segments are merged (a
     /// cheap copy of their rows), so that a segment with a graph never loses it.
     pub(super) fn merge_as_needed(&self, wal: &mut Wal, graphs: Graphs) -> Result<()> {
         if matches!(graphs, Graphs::Build(_)) {
@@ -164,12 +168,12 @@ impl Collection {
     }
 
     /// Writes every segment whose graphs were deferred again, with its graphs, merged in runs of
-    /// up to `segment_rows` rows (one segment at a time when merging is off). Each run is
-    /// committed like any merge.
+    /// up to `rewrite_bytes` (one segment at a time when merging is off). Each run is committed
+    /// like any merge.
     fn build_deferred_graphs(&self, wal: &mut Wal) -> Result<()> {
         let max_rows = match self.options.merge_factor {
             0 => 0,
-            _ => self.options.segment_rows,
+            _ => self.options.rewrite_rows(&self.read().manifest.schema),
         };
         while wal.is_empty() {
             let run = first_deferred_run(&self.read(), max_rows);
