@@ -7,6 +7,7 @@
 #   bash benches/long.sh                       # medvec, then usearch
 #   MEDVEC_LONG_PEERS=usearch,hnswlib bash benches/long.sh
 #   MEDVEC_LONG_N=2000000 bash benches/long.sh # a smaller rehearsal
+#   MEDVEC_LONG_PEERS= bash benches/long.sh    # medvec only
 #
 # Steps, each logged with its cost to $DATA/long.log (DATA = target/bench-long-N by default,
 # MEDVEC_LONG_DATA to move it; reused when present):
@@ -31,7 +32,7 @@ N="${MEDVEC_LONG_N:-10000000}"
 DIM=128
 QUERIES=1000
 EFS="${MEDVEC_LONG_EFS:-64,128,256,512,1024}"
-PEERS="${MEDVEC_LONG_PEERS:-usearch}"
+PEERS="${MEDVEC_LONG_PEERS-usearch}"
 DATA="${MEDVEC_LONG_DATA:-$ROOT/target/bench-long-$N}"
 STORE="$DATA/medvec-store"
 LOG="$DATA/long.log"
