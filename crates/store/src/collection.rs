@@ -45,8 +45,10 @@ pub struct CollectionOptions {
     /// dimension plus 4 a row), and never fewer rows than `segment_rows`: a query visits every
     /// segment's graph, so fewer, larger graphs answer faster at the same recall. The cost is
     /// memory while a graph is built: its lists (about 130 MB per million rows at M 16) and the
-    /// column's pages, which the build reads at random. Default 8 GiB (16.6M rows of 128-d, 4.2M
-    /// of 512-d).
+    /// column's pages, which the build reads at random. Default 0, so `segment_rows`: one graph
+    /// of 10M × 128 took 2.2× the import time of twelve 2^20-row ones and reached recall@10 0.75
+    /// at ef 384 where the twelve reach 0.95 at ef 192 (benches/README, "Long mode"), which is
+    /// not understood yet.
     pub rewrite_bytes: usize,
     /// After a flush, when more than this many segments of similar size (one tier, a size ratio
     /// of this factor) exist, they are merged into one (see `collection/merge.rs`); 0 turns
@@ -64,7 +66,7 @@ impl Default for CollectionOptions {
             flush_rows: 65_536,
             flush_bytes: flush_bytes_from_env(DEFAULT_FLUSH_BYTES),
             segment_rows: 1 << 20,
-            rewrite_bytes: 8 << 30,
+            rewrite_bytes: 0,
             merge_factor: 4,
             defer_graphs: false,
         }

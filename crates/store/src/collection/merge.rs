@@ -24,9 +24,9 @@
 //! - a merge never writes more than `segment_rows` rows: segments that large are never merged,
 //!   and a tier whose segments do not all fit merges its smallest ones that do (at least two).
 //!
-//! The one-off rewrites, the graph build that ends a bulk load and `compact`, write larger
-//! segments (up to `CollectionOptions::rewrite_bytes`): they run once, not after every flush,
-//! and fewer graphs make every later query cheaper.
+//! The one-off rewrites, the graph build that ends a bulk load and `compact`, may write larger
+//! segments (up to `CollectionOptions::rewrite_bytes`, off by default): they run once, not after
+//! every flush, and fewer graphs make every later query cheaper.
 //!
 //! So a collection keeps at most F segments per tier below `segment_rows`, O(F · log N) in all
 //! (the digits of the flush count in base F + 1, when every flush is the same size).
