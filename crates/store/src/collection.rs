@@ -46,9 +46,8 @@ pub struct CollectionOptions {
     /// segment's graph, so fewer, larger graphs answer faster at the same recall. The cost is
     /// memory while a graph is built: its lists (about 130 MB per million rows at M 16) and the
     /// column's pages, which the build reads at random. Default 0, so `segment_rows`: one graph
-    /// of 10M × 128 took 2.2× the import time of twelve 2^20-row ones and reached recall@10 0.75
-    /// at ef 384 where the twelve reach 0.95 at ef 192 (benches/README, "Long mode"), which is
-    /// not understood yet.
+    /// of 10M × 128 took 2.2× the import CPU and 11× the peak RSS of twelve 2^20-row ones, and
+    /// searched no faster at recall 0.95 (benches/README, "Long mode").
     pub rewrite_bytes: usize,
     /// After a flush, when more than this many segments of similar size (one tier, a size ratio
     /// of this factor) exist, they are merged into one (see `collection/merge.rs`); 0 turns
