@@ -42,12 +42,13 @@ pub struct CollectionOptions {
     pub segment_rows: usize,
     /// The one-off rewrites, [`Collection::compact`] and the graph build at the end of a bulk
     /// load, write segments of up to this many bytes of vectors (all fields' columns, 4 bytes a
-    /// dimension plus 4 a row), and never fewer rows than `segment_rows`: a query visits every
-    /// segment's graph, so fewer, larger graphs answer faster at the same recall. The cost is
-    /// memory while a graph is built: its lists (about 130 MB per million rows at M 16) and the
-    /// column's pages, which the build reads at random. Default 0, so `segment_rows`: one graph
-    /// of 10M × 128 took 2.2× the import CPU and 11× the peak RSS of twelve 2^20-row ones, and
-    /// searched no faster at recall 0.95 (benches/README, "Long mode").
+    /// dimension plus 4 a row), and never fewer rows than `segment_rows`. A query visits every
+    /// segment's graph, so fewer, larger graphs take fewer walks; but a larger graph needs a
+    /// larger ef for the same recall, and costs memory while it is built: its lists (about
+    /// 130 MB per million rows at M 16) and the column's pages, which the build reads at random.
+    /// Default 0, so `segment_rows`: one graph of 10M × 128 took 2.2× the import CPU and 11× the
+    /// peak RSS of twelve 2^20-row ones, and searched no faster at recall 0.95 (benches/README,
+    /// "Long mode").
     pub rewrite_bytes: usize,
     /// After a flush, when more than this many segments of similar size (one tier, a size ratio
     /// of this factor) exist, they are merged into one (see `collection/merge.rs`); 0 turns
