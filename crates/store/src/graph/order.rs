@@ -40,6 +40,14 @@ impl RowOrder {
     pub fn rows(&self) -> usize {
         self.old_of.len()
     }
+
+    /// Per-row `values` of the source, in this order.
+    pub fn permute<T: Copy>(&self, values: &[T]) -> Vec<T> {
+        self.old_of
+            .iter()
+            .map(|&old| values[old as usize])
+            .collect()
+    }
 }
 
 impl GraphLists {

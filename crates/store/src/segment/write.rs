@@ -189,9 +189,11 @@ pub fn write_rows(
         }
         source.release_pages();
     }
-    drop(present);
     let rows = InOrder::new(source, order.as_ref());
-    let present = presence(schema, &rows);
+    let present = match &order {
+        Some(order) => present.iter().map(|p| order.permute(p)).collect(),
+        None => present,
+    };
     ids::write_index(dir, owner_uid, rows.rows(), &|row| rows.id(row), &present)?;
     drop(present);
     source.release_pages();
@@ -295,9 +297,7 @@ fn write_graphed_field(
     std::fs::remove_file(&unordered).at(&unordered)?;
     if !field.quantization.is_none() {
         let column = MappedFile::open(&path, FileKind::VectorColumn, owner_uid)?;
-        let present: Vec<bool> = (0..rows)
-            .map(|new| present[order.source_row(new)])
-            .collect();
+        let present = order.permute(present);
         let codes = super::codes_path(dir, &field.name);
         let columns = split_column(&path, column.data(), rows, dim)?;
         write_codes(&codes, owner_uid, field, columns, &present)?;
