@@ -90,9 +90,8 @@ fn check_whole(cases: &medvec_store::Collection, expected: &[Record], deleted: &
             let Some(vector) = record.vectors.get(field) else {
                 continue;
             };
-            // Exact: this checks that the column's rows and the ids agree. A graph walk missed
-            // its own row now and then here (about 1 run in 10 on the SQ8 field, whose graph two
-            // threads build), which is an open question in the issue note, not this test's.
+            // Exact: this checks that the column's rows and the ids agree; whether walks find
+            // every row is `graph::tests::two_thread_builds_leave_no_row_unfindable`'s job.
             let mut params = SearchParams::top(1);
             params.exact = true;
             let hits = cases.search(field, vector, &params).unwrap();
