@@ -26,6 +26,7 @@
 mod common;
 
 use common::*;
+use medvec_store::breadth_first_rows;
 use medvec_store::distance::{dot, prefetch};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -143,7 +144,7 @@ struct Reordered {
 impl Reordered {
     fn new(layout: &Separate, upper: &Upper) -> Reordered {
         let nodes = layout.inv_norms.len();
-        let old_of = breadth_first(layout, upper.entry);
+        let old_of = breadth_first_rows(nodes, Some(upper.entry), |node| layout.list(node));
         let mut new_of = vec![0u32; nodes];
         for (new, &old) in old_of.iter().enumerate() {
             new_of[old as usize] = new as u32;
@@ -181,30 +182,6 @@ impl Reordered {
             width: self.width,
         }
     }
-}
-
-/// Old node numbers in breadth-first order from `entry` over layer 0, then any node it did not
-/// reach, in file order.
-fn breadth_first(layout: &Separate, entry: u32) -> Vec<u32> {
-    let nodes = layout.inv_norms.len();
-    let mut seen = vec![false; nodes];
-    let mut order = Vec::with_capacity(nodes);
-    for root in std::iter::once(entry).chain(0..nodes as u32) {
-        if std::mem::replace(&mut seen[root as usize], true) {
-            continue;
-        }
-        let mut head = order.len();
-        order.push(root);
-        while head < order.len() {
-            for &next in layout.list(order[head]) {
-                if !std::mem::replace(&mut seen[next as usize], true) {
-                    order.push(next);
-                }
-            }
-            head += 1;
-        }
-    }
-    order
 }
 
 /// The graph's entry point and upper layers, walked greedily down to layer 0.

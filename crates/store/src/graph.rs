@@ -10,7 +10,7 @@ mod hnsw_rs_builder;
 mod native;
 mod order;
 
-pub use order::RowOrder;
+pub use order::{breadth_first_rows, RowOrder};
 
 use crate::distance::{dot, l2_squared, normalized, prefetch};
 use crate::error::{corrupt, Result, StoreError};

@@ -50,6 +50,35 @@ impl RowOrder {
     }
 }
 
+/// The rows `0..rows` in breadth-first order from `entry` over the lists `list_of` gives, then
+/// every row the walk did not reach (rows without a vector, and any part of the graph cut off
+/// from the entry), each such row starting a walk of its own, in row order. Public for
+/// `benches/layout.rs`, which walks graphs it maps itself.
+pub fn breadth_first_rows<'a>(
+    rows: usize,
+    entry: Option<u32>,
+    list_of: impl Fn(u32) -> &'a [u32],
+) -> Vec<u32> {
+    let mut seen = vec![false; rows];
+    let mut order = Vec::with_capacity(rows);
+    for root in entry.into_iter().chain(0..rows as u32) {
+        if std::mem::replace(&mut seen[root as usize], true) {
+            continue;
+        }
+        let mut head = order.len();
+        order.push(root);
+        while head < order.len() {
+            for &next in list_of(order[head]) {
+                if !std::mem::replace(&mut seen[next as usize], true) {
+                    order.push(next);
+                }
+            }
+            head += 1;
+        }
+    }
+    order
+}
+
 impl GraphLists {
     fn layer0_list(&self, node: u32) -> &[u32] {
         let width = 1 + 2 * self.m;
@@ -57,29 +86,12 @@ impl GraphLists {
         &slot[1..1 + slot[0] as usize]
     }
 
-    /// Rows in breadth-first order from the entry point over layer 0, then every row the walk
-    /// did not reach (rows without a vector, and any part of the graph cut off from the entry),
-    /// each such row starting a walk of its own, in source order.
+    /// Rows in breadth-first order from the entry point over layer 0 ([`breadth_first_rows`]).
     pub(super) fn breadth_first(&self) -> RowOrder {
         let rows = self.layer0.len() / (1 + 2 * self.m);
-        let mut seen = vec![false; rows];
-        let mut order = Vec::with_capacity(rows);
-        for root in self.entry.into_iter().chain(0..rows as u32) {
-            if std::mem::replace(&mut seen[root as usize], true) {
-                continue;
-            }
-            let mut head = order.len();
-            order.push(root);
-            while head < order.len() {
-                for &next in self.layer0_list(order[head]) {
-                    if !std::mem::replace(&mut seen[next as usize], true) {
-                        order.push(next);
-                    }
-                }
-                head += 1;
-            }
-        }
-        RowOrder::from_old_of(order)
+        RowOrder::from_old_of(breadth_first_rows(rows, self.entry, |node| {
+            self.layer0_list(node)
+        }))
     }
 
     /// Writes the file body of the same graph with every row renumbered as `order` writes it.
