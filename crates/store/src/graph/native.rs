@@ -7,11 +7,14 @@
 //! re-running the diversity heuristic. This builder keeps every list in one flat array of
 //! atomics, marks visits in a per-thread epoch array, and re-runs the heuristic on overflow.
 //!
-//! Concurrency: nodes are inserted in parallel (rayon). A node's lists are only rewritten under
-//! that node's mutex; readers take no lock and load the words one by one, so a reader may see a
-//! list half-updated. That is harmless: a writer stores the ids before it publishes the count
-//! (release/acquire), so every id a reader counts is one some writer stored, that is a present
-//! node, and a slightly stale neighbour only makes one search step less direct. Node levels are drawn
+//! Concurrency: nodes are inserted in parallel (rayon). A node stores its own lists before any
+//! back-link makes it reachable (`Builder::insert`); from then on its lists are only rewritten
+//! under its mutex (the orphan repair runs on one thread, after all insertions). Readers take no
+//! lock and load the words one by one, so a reader may see a list half-updated. That is
+//! harmless: a writer stores the ids before it publishes the count, every word with release
+//! and every load with acquire (plain moves on x86), so every id a reader counts is one some
+//! writer stored, that is a node whose own lists it can already see, and a slightly stale
+//! neighbour only makes one search step less direct. Node levels are drawn
 //! up front from a hash of the row number, so the top-level entry point is known before any
 //! insertion and needs no global lock.
 
@@ -22,7 +25,7 @@ use rayon::prelude::*;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::AtomicU32;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::Mutex;
 
 /// Builds the graph of the present rows.
@@ -173,12 +176,13 @@ impl<'a> Builder<'a> {
     fn neighbours_into(&self, node: u32, layer: usize, out: &mut Vec<u32>) {
         out.clear();
         let slot = self.slot(node, layer);
-        // Acquire pairs with the Release in `store_list`: the ids counted are already written.
+        // Acquire pairs with the Release in `store_list`: the ids counted are already written,
+        // and (acquire on each id) so are the lists of the nodes they name.
         let count = (slot[0].load(Acquire) as usize).min(slot.len() - 1);
         out.extend(
             slot[1..1 + count]
                 .iter()
-                .map(|id| id.load(Relaxed))
+                .map(|id| id.load(Acquire))
                 .filter(|&id| id != EMPTY),
         );
     }
@@ -186,7 +190,7 @@ impl<'a> Builder<'a> {
     fn store_list(&self, node: u32, layer: usize, ids: &[u32]) {
         let slot = self.slot(node, layer);
         for (word, &id) in slot[1..].iter().zip(ids) {
-            word.store(id, Relaxed);
+            word.store(id, Release);
         }
         slot[0].store(ids.len() as u32, Release);
     }
@@ -197,8 +201,8 @@ impl<'a> Builder<'a> {
     ///
     /// Why the back-links wait until every layer's list is stored: they are what makes `node`
     /// reachable, and a node reachable on layer 1 before its layer-0 list exists is a trap.
-    /// Another thread's insertion that descends to it starts its layer-0 beam there, finds no
-    /// neighbours, and links only to `node` and to the rows trapped the same way. Such rows
+    /// Another thread's insertion that descends to it starts its beam on the layer below there,
+    /// finds no neighbours, and links only to `node` and to the rows trapped the same way. Such rows
     /// formed small islands of mixed clusters that searches for them missed at any ef (2 of 40
     /// two-thread builds of 5,000 clustered rows, about 5 rows each; none on one thread). On
     /// one thread the order makes no difference: a layer's back-links change only that layer.
@@ -210,8 +214,12 @@ impl<'a> Builder<'a> {
         for layer in (level + 1..=top).rev() {
             nearest = self.greedy(node, layer, nearest, &mut scratch);
         }
-        let mut chosen_by_layer = Vec::with_capacity(level.min(top) + 1);
-        for layer in (0..=level.min(top)).rev() {
+        debug_assert!(
+            level <= top,
+            "levels are drawn (or capped) at the entry's or below"
+        );
+        let mut chosen_by_layer = Vec::with_capacity(level + 1);
+        for layer in (0..=level).rev() {
             let candidates = self.beam(node, layer, nearest, &mut scratch);
             let chosen = self.select(&candidates, self.m);
             nearest = chosen.first().copied().unwrap_or(nearest);
@@ -306,7 +314,7 @@ impl<'a> Builder<'a> {
     /// whose list is full.
     fn link_back(&self, node: u32, layer: usize, chosen: &[Scored]) {
         let capacity = if layer == 0 { 2 * self.m } else { self.m };
-        let mut current = Vec::with_capacity(capacity + 1);
+        let mut current = Vec::with_capacity(capacity);
         for &Scored(distance, neighbour) in chosen {
             let _guard = self.locks[neighbour as usize]
                 .lock()
@@ -324,15 +332,6 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// `candidates` as ids if they fit in `capacity`, else the heuristic's pick of `capacity`.
-    fn pick(&self, mut candidates: Vec<Scored>, capacity: usize) -> Vec<u32> {
-        if candidates.len() > capacity {
-            candidates.sort();
-            candidates = self.select(&candidates, capacity);
-        }
-        candidates.iter().map(|s| s.1).collect()
-    }
-
     /// Rewrites the full list of `owner` plus `newcomer` as the heuristic's pick of `capacity`
     /// (`current` holds at least `capacity` ids, so one more always needs the pick).
     fn shrink(&self, owner: u32, layer: usize, current: &[u32], newcomer: Scored, capacity: usize) {
@@ -341,7 +340,13 @@ impl<'a> Builder<'a> {
             .map(|&id| Scored(self.distance(owner, id), id))
             .collect();
         candidates.push(newcomer);
-        self.store_list(owner, layer, &self.pick(candidates, capacity));
+        candidates.sort();
+        let kept: Vec<u32> = self
+            .select(&candidates, capacity)
+            .iter()
+            .map(|s| s.1)
+            .collect();
+        self.store_list(owner, layer, &kept);
     }
 
     /// Gives every node that layer 0 cannot reach from the entry point an in-edge again.

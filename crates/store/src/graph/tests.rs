@@ -310,7 +310,8 @@ fn clustered_unit_rows(rows: usize, dim: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// Every row of a two-thread build is found by its own vector (top 10 at ef 64). Before
+/// Every row of a two-thread build, fresh or extending a seed, is found by its own vector (top
+/// 10 at ef 64). Before
 /// back-links waited for a node's lower lists (`native::Builder::insert`), about 1 build in 20
 /// left an island of rows that no search reached, so 24 builds catch that with odds of about
 /// 70%; on one thread, and with the fix in 200 builds, no row was ever missed.
@@ -324,17 +325,27 @@ fn two_thread_builds_leave_no_row_unfindable() {
     for build_number in 0..24u64 {
         let vectors = clustered_unit_rows(rows, dim, build_number % 4 + 1);
         let present = vec![true; rows];
-        let graph = two_threads.install(|| {
-            build_from(
-                &vectors,
+        let params = HnswParams::default();
+        // Odd builds extend a two-thread graph of the first 2,000 rows, as a merge does.
+        let seed_rows = if build_number % 2 == 1 { 2000 } else { 0 };
+        let seed_body = two_threads.install(|| {
+            build(
+                &vectors[..seed_rows * dim],
                 dim,
-                &present,
+                &present[..seed_rows],
                 Metric::Cosine,
-                HnswParams::default(),
-                None,
-                None,
+                params,
             )
         });
+        let seed_words = words_of(&seed_body);
+        let seed_layout =
+            GraphLayout::parse(Path::new("s"), &seed_words, seed_rows, ListCheck::AtParse).unwrap();
+        let seed = (seed_rows > 0).then_some(GraphSeed {
+            words: &seed_words,
+            layout: &seed_layout,
+        });
+        let graph = two_threads
+            .install(|| build_from(&vectors, dim, &present, Metric::Cosine, params, seed, None));
         let words = words_of(&graph.encode());
         let layout = GraphLayout::parse(Path::new("g"), &words, rows, ListCheck::AtParse).unwrap();
         let row = |r: usize| &vectors[r * dim..(r + 1) * dim];
