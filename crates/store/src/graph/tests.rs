@@ -311,10 +311,9 @@ fn clustered_unit_rows(rows: usize, dim: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Every row of a two-thread build, fresh or extending a seed, is found by its own vector (top
-/// 10 at ef 64). Before
-/// back-links waited for a node's lower lists (`native::Builder::insert`), about 1 build in 20
-/// left an island of rows that no search reached, so 24 builds catch that with odds of about
-/// 70%; on one thread, and with the fix in 200 builds, no row was ever missed.
+/// 10 at ef 64). Before back-links waited for a node's lower lists (`native::Builder::insert`),
+/// about 1 build in 20 left an island of rows that no search reached, so 24 builds catch that
+/// with odds of about 70%; on one thread, and with the fix in 200 builds, no row was missed.
 #[test]
 fn two_thread_builds_leave_no_row_unfindable() {
     let (rows, dim) = (5000, 32);
