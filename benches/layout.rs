@@ -26,8 +26,8 @@
 mod common;
 
 use common::*;
-use medvec_store::breadth_first_rows;
 use medvec_store::distance::{dot, prefetch};
+use medvec_store::{breadth_first_rows, RowOrder};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
@@ -138,25 +138,23 @@ struct Reordered {
     width: usize,
     upper: Upper,
     /// Each old number's new one.
-    new_of: Vec<u32>,
+    order: RowOrder,
 }
 
 impl Reordered {
     fn new(layout: &Separate, upper: &Upper) -> Reordered {
         let nodes = layout.inv_norms.len();
-        let old_of = breadth_first_rows(nodes, Some(upper.entry), |node| layout.list(node));
-        let mut new_of = vec![0u32; nodes];
-        for (new, &old) in old_of.iter().enumerate() {
-            new_of[old as usize] = new as u32;
-        }
+        let order = RowOrder::from_old_of(breadth_first_rows(nodes, Some(upper.entry), |node| {
+            layout.list(node)
+        }));
         let mut layer0 = Vec::with_capacity(layout.layer0.len());
         let mut vectors = Vec::with_capacity(nodes * layout.dim);
         let mut inv_norms = Vec::with_capacity(nodes);
-        for &old in &old_of {
+        for old in (0..nodes).map(|new| order.source_row(new) as u32) {
             let slot = &layout.layer0[old as usize * layout.width..][..layout.width];
             let count = slot[0] as usize;
             layer0.push(slot[0]);
-            layer0.extend(slot[1..1 + count].iter().map(|&n| new_of[n as usize]));
+            layer0.extend(slot[1..1 + count].iter().map(|&n| order.position_of(n)));
             layer0.extend(std::iter::repeat_n(0, layout.width - 1 - count));
             vectors.extend_from_slice(layout.vector(old));
             inv_norms.push(layout.inv_norms[old as usize]);
@@ -167,13 +165,13 @@ impl Reordered {
             column: vectors,
             dim: layout.dim,
             width: layout.width,
-            upper: upper.renumbered(&new_of),
-            new_of,
+            upper: upper.renumbered(&order),
+            order,
         }
     }
 
     fn view(&self) -> Separate<'_> {
-        let nodes = self.new_of.len();
+        let nodes = self.order.rows();
         Separate {
             layer0: &self.layer0,
             vectors: &self.column[..nodes * self.dim],
@@ -194,8 +192,9 @@ struct Upper {
 }
 
 impl Upper {
-    /// The same layers with every node number replaced by `new_of[number]`, ids sorted again.
-    fn renumbered(&self, new_of: &[u32]) -> Upper {
+    /// The same layers with every node number replaced by its position in `order`, ids sorted
+    /// again.
+    fn renumbered(&self, order: &RowOrder) -> Upper {
         let width = 1 + self.m;
         let levels = self
             .levels
@@ -204,7 +203,7 @@ impl Upper {
                 let mut slots: Vec<(u32, &[u32])> = ids
                     .iter()
                     .zip(lists.chunks_exact(width))
-                    .map(|(&id, list)| (new_of[id as usize], list))
+                    .map(|(&id, list)| (order.position_of(id), list))
                     .collect();
                 slots.sort_unstable_by_key(|s| s.0);
                 let ids = slots.iter().map(|s| s.0).collect();
@@ -213,7 +212,7 @@ impl Upper {
                     .flat_map(|(_, list)| {
                         let count = list[0] as usize;
                         std::iter::once(list[0])
-                            .chain(list[1..1 + count].iter().map(|&n| new_of[n as usize]))
+                            .chain(list[1..1 + count].iter().map(|&n| order.position_of(n)))
                             .chain(std::iter::repeat_n(0, self.m - count))
                     })
                     .collect();
@@ -222,7 +221,7 @@ impl Upper {
             .collect();
         Upper {
             nodes: self.nodes,
-            entry: new_of[self.entry as usize],
+            entry: order.position_of(self.entry),
             m: self.m,
             levels,
         }
@@ -423,7 +422,7 @@ fn main() {
     let reordered = Reordered::new(&separate, &upper);
     let renumbered_truth: Vec<i32> = truth
         .iter()
-        .map(|&t| reordered.new_of[t as usize] as i32)
+        .map(|&t| reordered.order.position_of(t as u32) as i32)
         .collect();
     println!(
         "{nodes} nodes × {dim}, M {m}, {count} queries, ef {ef}; interleaved block {} bytes",

@@ -46,7 +46,7 @@ pub use collection::{Collection, CollectionOptions, CollectionStats, VerifyRepor
 pub use error::{Result, StoreError};
 pub use fileio::FORMAT_VERSION;
 pub use filter::Filter;
-pub use graph::breadth_first_rows;
+pub use graph::{breadth_first_rows, RowOrder};
 pub use record::{validate_id, Record, MAX_ID_BYTES};
 pub use repair::RepairReport;
 pub use schema::{

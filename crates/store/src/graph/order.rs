@@ -8,7 +8,7 @@
 use super::{write_words, GraphLists, EMPTY};
 
 /// A permutation of a segment's rows: the row written at position `new` is the source's row
-/// `old_of[new]`.
+/// `old_of[new]`. Public, like [`breadth_first_rows`], for `benches/layout.rs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowOrder {
     old_of: Vec<u32>,
