@@ -6,6 +6,7 @@
 //! [`hnsw_rs_builder`], the `hnsw_rs` crate's. Either way medvec keeps only the graph's edges, as
 //! fixed-width `u32` adjacency lists (layout in `FORMAT.md`), and searches them in place.
 
+mod beam;
 mod hnsw_rs_builder;
 mod native;
 mod order;
@@ -17,8 +18,7 @@ use crate::error::{corrupt, Result, StoreError};
 use crate::fileio::write_words;
 use crate::schema::{GraphBuilder, HnswParams, Metric};
 use std::cell::RefCell;
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::cmp::Ordering;
 use std::path::Path;
 
 /// Marks an empty adjacency slot.
@@ -536,59 +536,6 @@ impl GraphLayout {
             }
         }
     }
-
-    fn beam<N: Nodes>(
-        &self,
-        words: &[u32],
-        visited: &mut Visited,
-        (ef, bound): (usize, Bound),
-        start: Scored,
-        nodes: &N,
-    ) -> Vec<(f32, u32)> {
-        let mut candidates = BinaryHeap::new();
-        let mut results: BinaryHeap<Scored> = BinaryHeap::new();
-        let mut fresh = Vec::with_capacity(2 * self.m);
-        visited.mark(start.1);
-        candidates.push(Reverse(start));
-        if nodes.allowed(start.1) {
-            results.push(start);
-        }
-        let mut expanded = 0;
-        let mut reached = start.0 <= bound.distance;
-        while let Some(Reverse(Scored(d, node))) = candidates.pop() {
-            if results.len() >= ef && d > results.peek().map_or(f32::INFINITY, |w| w.0) {
-                break;
-            }
-            if reached && expanded >= bound.settle && d > bound.distance {
-                break;
-            }
-            expanded += 1;
-            let neighbours = self.neighbours(words, 0, node, nodes);
-            unvisited_with_prefetch(neighbours, visited, nodes, &mut fresh);
-            if let Some(Reverse(Scored(_, upcoming))) = candidates.peek() {
-                // The next node to expand is most likely the current best candidate: start
-                // loading its list while this one's distances are computed (+2–3% queries/s).
-                prefetch(self.list0(words, *upcoming));
-            }
-            for &next in &fresh {
-                let dn = nodes.distance(next);
-                reached |= dn <= bound.distance;
-                let worst = results.peek().map_or(f32::INFINITY, |w| w.0);
-                if results.len() < ef || dn < worst {
-                    candidates.push(Reverse(Scored(dn, next)));
-                    if nodes.allowed(next) {
-                        results.push(Scored(dn, next));
-                        if results.len() > ef {
-                            results.pop();
-                        }
-                    }
-                }
-            }
-        }
-        let mut out: Vec<(f32, u32)> = results.into_iter().map(|s| (s.0, s.1)).collect();
-        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        out
-    }
 }
 
 /// The distance a query's answer already reaches in other segments (see
@@ -621,6 +568,11 @@ pub trait Nodes {
     fn allowed(&self, _node: u32) -> bool {
         true
     }
+    /// Whether [`allowed`](Self::allowed) may return false. A walk over nodes that all may be
+    /// returned keeps one sorted beam instead of two heaps (`beam.rs`); true is always safe.
+    fn filters(&self) -> bool {
+        true
+    }
     /// Whether the graph words `range` (a list's slot, on any layer) may be read: checks their checksum block
     /// (on damage, keeps the error and returns false), or notes the range to check after the
     /// walk, before any answer. Either way the list's count and ids are bounds-checked next.
@@ -629,24 +581,6 @@ pub trait Nodes {
     }
     /// Layer-0 list of `node` holds a count or an id out of range: keep the error.
     fn list_damaged(&self, _node: u32) {}
-}
-
-/// Collects the neighbours not visited yet into `fresh` (marking them) and prefetches their
-/// vectors: a neighbour's vector is usually not in cache, and loading several at once hides
-/// most of the latency.
-fn unvisited_with_prefetch<N: Nodes>(
-    neighbours: &[u32],
-    visited: &mut Visited,
-    nodes: &N,
-    fresh: &mut Vec<u32>,
-) {
-    fresh.clear();
-    for &next in neighbours {
-        if visited.mark(next) {
-            nodes.prefetch(next);
-            fresh.push(next);
-        }
-    }
 }
 
 /// Parses the upper layer at word `at` (moving `at` past it): its count and sorted node ids,

@@ -431,6 +431,10 @@ impl Nodes for ColumnNodes<'_> {
         self.allowed.is_none_or(|set| set.get(node as usize))
     }
 
+    fn filters(&self) -> bool {
+        self.allowed.is_some()
+    }
+
     fn list_intact(&self, words: std::ops::Range<usize>) -> bool {
         self.log.expanded(words)
     }
@@ -501,6 +505,10 @@ impl Nodes for CodeNodes<'_> {
 
     fn allowed(&self, node: u32) -> bool {
         self.exact.allowed(node)
+    }
+
+    fn filters(&self) -> bool {
+        self.exact.filters()
     }
 
     fn list_intact(&self, words: std::ops::Range<usize>) -> bool {

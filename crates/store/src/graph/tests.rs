@@ -198,6 +198,54 @@ fn damaged_upper_lists_are_found_by_the_walk_that_reads_them() {
     assert!(layout.check_all_lists(Path::new("g"), &words).is_err());
 }
 
+/// Nodes that may all be returned, so a walk over them keeps the pooled beam (`beam.rs`).
+struct Unfiltered<D>(D);
+
+impl<D: Fn(u32) -> f32> Nodes for Unfiltered<D> {
+    fn distance(&self, node: u32) -> f32 {
+        (self.0)(node)
+    }
+    fn filters(&self) -> bool {
+        false
+    }
+}
+
+/// The pooled beam of an unfiltered walk expands what the heaps' beam expands, so it returns
+/// the same nodes in the same order: with and without another segment's bound, at an ef from 1
+/// to beyond the walk's reach.
+#[test]
+fn the_pooled_beam_returns_what_the_heaps_return() {
+    let (rows, dim) = (3_000, 8);
+    let mut next = uniform(0x9E3779B97F4A7C15);
+    let vectors: Vec<f32> = (0..rows * dim).map(|_| next()).collect();
+    let body = build(
+        &vectors,
+        dim,
+        &vec![true; rows],
+        Metric::L2,
+        HnswParams::default(),
+    );
+    let words = words_of(&body);
+    let layout = GraphLayout::parse(Path::new("g"), &words, rows, ListCheck::AtParse).unwrap();
+    for q in 0..60 {
+        let query: Vec<f32> = (0..dim).map(|_| next()).collect();
+        let distance = |n: u32| l2_squared(&query, &vectors[n as usize * dim..][..dim]);
+        let bound = match q % 2 {
+            0 => Bound::none(),
+            _ => Bound {
+                distance: distance((q * 37 % rows) as u32),
+                settle: 5,
+            },
+        };
+        for ef in [1, 10, 64, 400] {
+            let heaps = layout.search_within(&words, ef, &ClosureNodes(distance, |_| true), bound);
+            let pooled = layout.search_within(&words, ef, &Unfiltered(distance), bound);
+            assert_eq!(pooled, heaps, "query {q}, ef {ef}");
+            assert!(!pooled.is_empty() && pooled.len() <= ef);
+        }
+    }
+}
+
 /// A walk bounded by another segment's beam heeds the bound only once it has scored a node
 /// within it. Here the bound is each query's exact 10th-nearest distance and the walk may stop
 /// at once (`settle` 0): it enters layer 0 where the greedy descent ends, usually outside that
