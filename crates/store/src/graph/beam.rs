@@ -1,12 +1,15 @@
-//! The layer-0 beam of a graph walk, in two forms that expand the same nodes in the same order:
-//! two heaps (candidates and results) for a filtered walk, whose results hold only allowed
-//! nodes, and one sorted array of the `ef` nearest for an unfiltered walk, where candidates
-//! and results are the same nodes.
+//! The layer-0 beam of a graph walk, in two forms: two heaps (candidates and results) for a
+//! filtered walk, whose results hold only allowed nodes, and one sorted array of the `ef`
+//! nearest for an unfiltered walk, where candidates and results are the same nodes. The two
+//! expand the same nodes in the same order and return the same answer, except where a node's
+//! distance ties the `ef`-th exactly: the heaps may still expand a node that tied it and was
+//! dropped, the array has dropped it.
 //!
 //! Why two: the unfiltered walk is nearly every search, and on it the heaps' pops were 7–10%
 //! of the CPU time (perf, 1M × 128, ef 256, f32 and SQ8). A sorted array needs no pop: the next
 //! node to expand is the nearest one not yet expanded, found by a cursor. It gained about 1%
-//! (f32) and 3% (SQ8) queries per CPU-second (benches/README, "One sorted beam").
+//! (f32) and 3% (SQ8) queries per CPU-second (benches/README, "One sorted beam"). An insertion
+//! moves up to `ef` entries, so walks with an `ef` above [`MAX_POOLED_EF`] keep the heaps.
 
 use super::{Bound, GraphLayout, Nodes, Scored, Visited};
 use crate::distance::prefetch;
@@ -17,6 +20,9 @@ use std::collections::BinaryHeap;
 /// 2^31 nodes; larger ones take the heaps.
 const MAX_POOLED_NODES: usize = EXPANDED as usize;
 const EXPANDED: u32 = 1 << 31;
+/// The largest `ef` a pooled beam serves: its insertions move up to 16 KiB here, and an `ef`
+/// near the graph's size (an exhaustive walk) would make them quadratic in it.
+const MAX_POOLED_EF: usize = 2048;
 
 impl GraphLayout {
     /// The layer-0 beam from `start`: the `ef` nearest allowed nodes found, nearest first (see
@@ -39,7 +45,7 @@ impl GraphLayout {
             expanded: 0,
             reached: start.0 <= bound.distance,
         };
-        match nodes.filters() || self.nodes > MAX_POOLED_NODES {
+        match nodes.filters() || self.nodes > MAX_POOLED_NODES || ef > MAX_POOLED_EF {
             true => walk.with_heaps(ef, start),
             false => walk.with_pool(ef, start),
         }
@@ -121,9 +127,12 @@ impl<N: Nodes> Walk<'_, N> {
 
     /// The beam of an unfiltered walk (see the module doc): expands the nearest unexpanded node
     /// of the `ef` nearest scored so far until none is left, or until the bound stops it, and
-    /// returns them nearest first. The heaps' beam expands the same nodes: it never expands a
-    /// node farther than the `ef`-th either, since it stops at the first one.
+    /// returns them nearest first. The heaps' beam expands the same nodes (but for ties, see
+    /// the module doc): it never expands a node farther than the `ef`-th either, since it stops
+    /// at the first one.
     fn with_pool(&mut self, ef: usize, start: Scored) -> Vec<(f32, u32)> {
+        #[cfg(test)]
+        POOLED_WALKS.with(|walks| walks.set(walks.get() + 1));
         let mut pool = Pool::new(ef);
         let mut fresh = Vec::with_capacity(2 * self.layout.m);
         pool.insert(start);
@@ -139,6 +148,12 @@ impl<N: Nodes> Walk<'_, N> {
         }
         pool.into_sorted()
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Walks this thread took with the pooled beam, so tests can tell which form ran.
+    pub(super) static POOLED_WALKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// The `ef` nearest nodes scored so far, sorted by [`Scored`]'s order, each with [`EXPANDED`]

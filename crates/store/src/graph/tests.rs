@@ -210,12 +210,15 @@ impl<D: Fn(u32) -> f32> Nodes for Unfiltered<D> {
     }
 }
 
-/// The pooled beam of an unfiltered walk expands what the heaps' beam expands, so it returns
-/// the same nodes in the same order: with and without another segment's bound, at an ef from 1
-/// to beyond the walk's reach.
+/// The pooled beam of an unfiltered walk scores the nodes the heaps' beam scores, in the same
+/// order, and returns the same answer: with and without another segment's bound (a random
+/// one, and the exact 10th-nearest distance heeded at once), at an ef from 1 to above the
+/// graph's size.
 #[test]
-fn the_pooled_beam_returns_what_the_heaps_return() {
-    let (rows, dim) = (3_000, 8);
+fn the_pooled_beam_walks_as_the_heaps_do() {
+    use super::beam::POOLED_WALKS;
+    use std::cell::RefCell;
+    let (rows, dim) = (1_500, 8);
     let mut next = uniform(0x9E3779B97F4A7C15);
     let vectors: Vec<f32> = (0..rows * dim).map(|_| next()).collect();
     let body = build(
@@ -227,19 +230,44 @@ fn the_pooled_beam_returns_what_the_heaps_return() {
     );
     let words = words_of(&body);
     let layout = GraphLayout::parse(Path::new("g"), &words, rows, ListCheck::AtParse).unwrap();
+    let pooled_walks = || POOLED_WALKS.with(|walks| walks.get());
     for q in 0..60 {
         let query: Vec<f32> = (0..dim).map(|_| next()).collect();
         let distance = |n: u32| l2_squared(&query, &vectors[n as usize * dim..][..dim]);
-        let bound = match q % 2 {
+        let mut truth: Vec<u32> = (0..rows as u32).collect();
+        truth.sort_by(|&a, &b| distance(a).total_cmp(&distance(b)));
+        let bound = match q % 3 {
             0 => Bound::none(),
-            _ => Bound {
+            1 => Bound {
                 distance: distance((q * 37 % rows) as u32),
                 settle: 5,
             },
+            _ => Bound {
+                distance: distance(truth[9]),
+                settle: 0,
+            },
         };
-        for ef in [1, 10, 64, 400] {
-            let heaps = layout.search_within(&words, ef, &ClosureNodes(distance, |_| true), bound);
-            let pooled = layout.search_within(&words, ef, &Unfiltered(distance), bound);
+        for ef in [1, 10, 64, 400, 2048] {
+            let (heaps_scored, pool_scored) = (RefCell::new(vec![]), RefCell::new(vec![]));
+            let logged = |log: &RefCell<Vec<u32>>, n: u32| {
+                log.borrow_mut().push(n);
+                distance(n)
+            };
+            let before = pooled_walks();
+            let heaps_nodes = ClosureNodes(|n| logged(&heaps_scored, n), |_| true);
+            let heaps = layout.search_within(&words, ef, &heaps_nodes, bound);
+            assert_eq!(pooled_walks(), before, "a filtering walk took the pool");
+            let pooled =
+                layout.search_within(&words, ef, &Unfiltered(|n| logged(&pool_scored, n)), bound);
+            assert_eq!(
+                pooled_walks(),
+                before + 1,
+                "an unfiltered walk took the heaps"
+            );
+            assert_eq!(
+                pool_scored, heaps_scored,
+                "query {q}, ef {ef}: scored nodes"
+            );
             assert_eq!(pooled, heaps, "query {q}, ef {ef}");
             assert!(!pooled.is_empty() && pooled.len() <= ef);
         }
