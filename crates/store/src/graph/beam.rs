@@ -120,9 +120,12 @@ impl<N: Nodes> Walk<'_, N> {
                 }
             }
         }
-        let mut out: Vec<(f32, u32)> = results.into_iter().map(|s| (s.0, s.1)).collect();
-        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        out
+        // Ascending in `Scored`'s order: distance, then node.
+        results
+            .into_sorted_vec()
+            .into_iter()
+            .map(|s| (s.0, s.1))
+            .collect()
     }
 
     /// The beam of an unfiltered walk (see the module doc): expands the nearest unexpanded node
@@ -185,9 +188,7 @@ impl Pool {
         {
             return;
         }
-        let at = self
-            .entries
-            .partition_point(|&e| unflagged(e).cmp(&scored) == Ordering::Less);
+        let at = self.entries.partition_point(|&e| unflagged(e) < scored);
         if full {
             self.entries.pop();
         }
@@ -220,7 +221,7 @@ impl Pool {
     fn into_sorted(self) -> Vec<(f32, u32)> {
         self.entries
             .into_iter()
-            .map(|e| (e.0, e.1 & !EXPANDED))
+            .map(|e| (e.0, unflagged(e).1))
             .collect()
     }
 }
