@@ -100,98 +100,33 @@ impl Collection {
             .map(|f| f.compile(schema))
             .transpose()?;
         let plans = plan_segments(&state, field_index, filter.as_ref(), params.exact)?;
-        let lanes = SegmentLanes::new(&state, &plans);
+        let mut order: Vec<usize> = (0..state.segments.len()).collect();
+        order.sort_by_key(|&s| std::cmp::Reverse(state.segments[s].rows));
         // Under a shift the graph was built for other geometry, and a negative λ pushes queries
         // away from the data: a 4× beam keeps recall@10 >= 0.95 (crates/query/tests/alignment.rs).
         let widen = if params.offset.is_some() { 4 } else { 1 };
         let ef = params.ef.unwrap_or(spec.hnsw.ef_search).max(params.k) * widen;
         let beam = (ef, params.rescore.unwrap_or(RESCORE).max(1));
-        let search_one = |query: &Vec<f32>, parallel: bool| {
+        let search_one = |query: &Vec<f32>| {
             let mut prepared = PreparedQuery::new(spec.metric, query);
             if let Some(offset) = &params.offset {
                 prepared = prepared.with_offset(offset);
             }
-            let walk = |segments: &[usize], top: &mut TopK| {
-                segments.iter().try_for_each(|&s| {
-                    let (segment, plan) = (&state.segments[s], &plans[s]);
-                    search_segment(segment, field_index, plan, &prepared, beam, top)
-                })
-            };
             let mut top = TopK::new(params.k);
-            walk(&lanes.first, &mut top)?;
-            let lane = |segments: &[usize]| {
-                let mut own = top.bound_only();
-                walk(segments, &mut own).map(|()| own)
-            };
-            let (one, two) = match parallel {
-                true => {
-                    #[cfg(test)]
-                    LANE_JOINS.with(|j| j.set(j.get() + 1));
-                    rayon::join(|| lane(&lanes.rest[0]), || lane(&lanes.rest[1]))
-                }
-                false => (lane(&lanes.rest[0]), lane(&lanes.rest[1])),
-            };
-            top.absorb(one?);
-            top.absorb(two?);
+            // Largest segment first: its beam bounds the walks of the smaller ones.
+            for &s in &order {
+                let (segment, plan) = (&state.segments[s], &plans[s]);
+                search_segment(segment, field_index, plan, &prepared, beam, &mut top)?;
+            }
             scan_tail(&state, field_index, filter.as_ref(), &prepared, &mut top);
             Ok(top.into_hits(spec.metric))
         };
-        // One query runs on the caller's thread, with its two lanes on two cores when both hold
-        // enough rows to be worth a pool wake-up (a sizeable share of a small search, the latency
-        // a Python caller sees); a batch keeps every core busy with queries instead.
+        // One query runs on the caller's thread: handing it to the pool costs a wake-up, which
+        // is a sizeable share of a single-query search (the latency a Python caller sees).
         if let [query] = queries {
-            return Ok(vec![search_one(query, lanes.worth_two_cores(&state))?]);
+            return Ok(vec![search_one(query)?]);
         }
-        queries.par_iter().map(|q| search_one(q, false)).collect()
-    }
-}
-
-#[cfg(test)]
-thread_local! {
-    /// Single queries on this thread whose lanes ran on two cores (tests check which form ran).
-    static LANE_JOINS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-#[cfg(test)]
-mod tests;
-
-/// Rows below which the second lane of a single query stays on the caller's thread: a walk of
-/// fewer rows takes about as long as waking a pool thread.
-const PARALLEL_LANE_ROWS: usize = 16_384;
-
-/// The order one query visits the segments in. The largest goes first, alone: its beam bounds
-/// the walks of all the others (see [`TopK::narrow_walk_bound`]). The others, largest first, are
-/// dealt alternately into two lanes; each lane walks its segments in turn and narrows its own
-/// bound as it goes, and the lanes' hits merge at the end. A single query runs the two lanes on
-/// two cores; a batch runs them one after the other in each query's task. Either way a lane sees
-/// the same bounds, so a query's answer does not depend on how it was batched, on the machine's
-/// cores or on the scheduling.
-struct SegmentLanes {
-    first: Vec<usize>,
-    rest: [Vec<usize>; 2],
-}
-
-impl SegmentLanes {
-    fn new(state: &State, plans: &[Plan]) -> SegmentLanes {
-        let mut order: Vec<usize> = (0..state.segments.len())
-            .filter(|&s| !matches!(plans[s], Plan::Skip))
-            .collect();
-        order.sort_by_key(|&s| std::cmp::Reverse(state.segments[s].rows));
-        let rest = order.split_off(order.len().min(1));
-        let mut lanes = [Vec::new(), Vec::new()];
-        for (i, s) in rest.into_iter().enumerate() {
-            lanes[i % 2].push(s);
-        }
-        SegmentLanes {
-            first: order,
-            rest: lanes,
-        }
-    }
-
-    /// Whether the smaller lane has enough rows to be worth a second core.
-    fn worth_two_cores(&self, state: &State) -> bool {
-        let rows = |lane: &[usize]| lane.iter().map(|&s| state.segments[s].rows).sum::<usize>();
-        rows(&self.rest[1]) >= PARALLEL_LANE_ROWS
+        queries.par_iter().map(search_one).collect()
     }
 }
 
@@ -660,37 +595,13 @@ impl TopK {
         }
     }
 
-    /// An empty top-k with this one's walk bound: a lane's own, merged back by [`absorb`].
-    ///
-    /// [`absorb`]: Self::absorb
-    fn bound_only(&self) -> TopK {
-        TopK {
-            walk_bound: self.walk_bound,
-            ..TopK::new(self.k)
-        }
-    }
-
-    /// Takes in another top-k's hits (each id is in one segment only, so none repeats).
-    fn absorb(&mut self, other: TopK) {
-        for entry in other.heap {
-            if self.accepts(entry.0) {
-                self.push_entry(entry);
-            }
-        }
-        self.walk_bound = self.walk_bound.min(other.walk_bound);
-    }
-
     /// Whether a candidate at distance `d` could enter; avoids allocating its id otherwise.
     pub(crate) fn accepts(&self, d: f32) -> bool {
         self.k > 0 && (self.heap.len() < self.k || self.heap.peek().is_some_and(|w| d <= w.0))
     }
 
     pub(crate) fn push(&mut self, d: f32, id: &str) {
-        self.push_entry(Entry(d, id.to_string()));
-    }
-
-    fn push_entry(&mut self, entry: Entry) {
-        self.heap.push(entry);
+        self.heap.push(Entry(d, id.to_string()));
         if self.heap.len() > self.k {
             self.heap.pop();
         }
