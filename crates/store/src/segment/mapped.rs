@@ -34,9 +34,11 @@ impl MappedFile {
             None => None,
         };
         if blocks.is_some() {
-            // Columns, graphs and the id index are read at scattered rows: without this hint
-            // each page fault maps the 15 pages around it as well, and a first query's RSS
-            // grows by 64 KiB per row it reads. Only a hint, so a refusal changes nothing.
+            // Columns, graphs and the id index are read at scattered rows, so readahead around
+            // them is wasted. Only a hint, so a refusal changes nothing; it was meant to stop
+            // each fault mapping the 15 pages around it too, but on the 6.18 kernel of machine
+            // 5 faults still map them (`filemap_map_pages` in a profile), and at 10M dropping
+            // the hint changed no fault count (benches/README, "Long mode").
             let _ = map.advise(memmap2::Advice::Random);
         }
         Ok(MappedFile {
