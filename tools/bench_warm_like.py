@@ -15,9 +15,9 @@ ones; prints the median and 90th-percentile wall time and the median CPU time pe
 import argparse
 import random
 import statistics
-import time
 
 import medvec
+from bench_python import timed  # this folder's per-call wall and CPU timer
 
 
 def main() -> None:
@@ -34,19 +34,18 @@ def main() -> None:
     cases = medvec.open(args.store, read_only=True).collection(args.collection)
     draw = random.Random(args.seed)
 
-    def like(ef: int) -> None:
+    def like(ef: int):
         record = cases.get(str(draw.randrange(args.n)))
-        cases.search(args.field, record["vectors"][args.field], k=11, ef=ef)
+        return cases.search(args.field, record["vectors"][args.field], k=11, ef=ef)
 
     for ef in (int(e) for e in args.efs.split(",")):
         for _ in range(30):
             like(ef)
         walls, cpus = [], []
         for _ in range(args.runs):
-            wall, cpu = time.perf_counter(), time.process_time()
-            like(ef)
-            walls.append((time.perf_counter() - wall) * 1e3)
-            cpus.append((time.process_time() - cpu) * 1e3)
+            _, wall, cpu = timed(lambda: like(ef))
+            walls.append(wall * 1e3)
+            cpus.append(cpu * 1e3)
         walls.sort()
         p90 = walls[int(0.9 * len(walls)) - 1]
         print(

@@ -37,8 +37,8 @@ impl MappedFile {
             // Columns, graphs and the id index are read at scattered rows, so readahead around
             // them is wasted. Only a hint, so a refusal changes nothing; it was meant to stop
             // each fault mapping the 15 pages around it too, but on the 6.18 kernel of machine
-            // 5 faults still map them (`filemap_map_pages` in a profile), and at 10M dropping
-            // the hint changed no fault count (benches/README, "Long mode").
+            // 5 faults still map them (`filemap_map_pages` in a profile), and on machine 3
+            // dropping the hint changed no fault count at 10M (benches/README, "Long mode").
             let _ = map.advise(memmap2::Advice::Random);
         }
         Ok(MappedFile {
