@@ -40,7 +40,8 @@
 //! - `rss STORE QUERIES EF`: open and search every query; prints VmHWM (the peak), and RssAnon
 //!   and RssFile at the end of the search, as JSON
 //! - `build`: data generation and medvec build only (for profiling the graph build)
-//! - `sweep`: the ef sweep of the store the last run built (for profiling the search)
+//! - `sweep`: the ef sweep of the store the last run built (for profiling the search), then
+//!   the same queries without `ef` (`ef=default`: the store's default beam)
 //! - `data`: generate (or check) the data set and its exact top-10 only (`benches/long.sh`)
 
 #[path = "common/mod.rs"]
@@ -510,33 +511,57 @@ fn sweep_medvec(dir: &Path, data: &Data, cfg: &Config) -> Vec<SweepPoint> {
             ef: Some(ef),
             ..SearchParams::default()
         };
-        // One warm-up pass (faults in the pages this ef touches), then timed passes.
-        let hits = collection.search_batch(FIELD, &queries, &params).unwrap();
-        let r = recall(&hits, &data.truth);
-        let (times, cpus): (Vec<f64>, Vec<f64>) = (0..cfg.repeats.max(5))
-            .map(|_| {
-                let (t, c) = (Instant::now(), cpu_seconds());
-                let hits = collection.search_batch(FIELD, &queries, &params).unwrap();
-                let s = t.elapsed().as_secs_f64();
-                std::hint::black_box(hits);
-                (s, cpu_seconds() - c)
-            })
-            .unzip();
-        let qps = queries.len() as f64 / median(times);
-        let qps_cpu = queries.len() as f64 / median(cpus);
+        let (recall, qps, qps_cpu) = measure_point(&collection, &queries, &params, data, cfg);
         eprintln!(
-            "bench: medvec ef={ef:<4} recall@{K}={r:.4} QPS={qps:.0} queries/CPU-s={qps_cpu:.0}"
+            "bench: medvec ef={ef:<4} recall@{K}={recall:.4} QPS={qps:.0} queries/CPU-s={qps_cpu:.0}"
         );
         out.push(SweepPoint {
             ef,
-            recall: r,
-            recall_min: r,
-            recall_max: r,
+            recall,
+            recall_min: recall,
+            recall_max: recall,
             qps,
             qps_cpu,
         });
     }
     out
+}
+
+/// Recall@10, QPS and queries per CPU-second of a search without `ef`, as a user's: the beam
+/// is the store's default (`medvec_store::default_ef` of the largest graph).
+fn measure_default_ef(dir: &Path, data: &Data, cfg: &Config) {
+    let store = Store::open_read_only(dir).expect("open store");
+    let collection = store.collection(COLLECTION).expect("collection");
+    let queries = query_rows(&data.queries, cfg.dim);
+    let params = SearchParams::top(K);
+    let (recall, qps, qps_cpu) = measure_point(&collection, &queries, &params, data, cfg);
+    eprintln!(
+        "bench: medvec ef=default recall@{K}={recall:.4} QPS={qps:.0} queries/CPU-s={qps_cpu:.0}"
+    );
+}
+
+/// One warm-up pass (faults in the pages this search touches) for the recall, then the median
+/// of at least 5 timed passes: (recall@10, queries/s, queries per CPU-second).
+fn measure_point(
+    collection: &medvec_store::Collection,
+    queries: &[Vec<f32>],
+    params: &SearchParams,
+    data: &Data,
+    cfg: &Config,
+) -> (f64, f64, f64) {
+    let hits = collection.search_batch(FIELD, queries, params).unwrap();
+    let r = recall(&hits, &data.truth);
+    let (times, cpus): (Vec<f64>, Vec<f64>) = (0..cfg.repeats.max(5))
+        .map(|_| {
+            let (t, c) = (Instant::now(), cpu_seconds());
+            let hits = collection.search_batch(FIELD, queries, params).unwrap();
+            let s = t.elapsed().as_secs_f64();
+            std::hint::black_box(hits);
+            (s, cpu_seconds() - c)
+        })
+        .unzip();
+    let n = queries.len() as f64;
+    (r, n / median(times), n / median(cpus))
 }
 
 /// Per ef: the median recall and QPS over several builds' sweeps, and the recall range.
@@ -1053,6 +1078,7 @@ fn main() {
         let cfg = Config::from_env();
         let data = load_or_generate(&cfg);
         sweep_medvec(&cfg.store_dir(GraphBuilder::Medvec), &data, &cfg);
+        measure_default_ef(&cfg.store_dir(GraphBuilder::Medvec), &data, &cfg);
         return;
     }
     let build_only = args.first().is_some_and(|a| a == "build");

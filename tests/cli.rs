@@ -215,6 +215,8 @@ fn get_delete_stats_compact_export_round_trip() {
     let stats = medvec_json(&["stats", s(&store), "--json"]);
     assert_eq!(stats["collections"][0]["name"], "cases");
     assert_eq!(stats["collections"][0]["count"], 118);
+    // A graph of 120 rows walks with the field's ef_search (64 unless set at create).
+    assert_eq!(stats["collections"][0]["default_ef"]["image"], 64);
     medvec_ok(&["compact", s(&store), "cases"]);
     medvec_ok(&["verify", s(&store)]);
     let npy = dir.path().join("out.npy");

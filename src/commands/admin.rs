@@ -33,7 +33,8 @@ pub struct CreateArgs {
     /// HNSW ef_construction for every vector field.
     #[arg(long)]
     ef_construction: Option<usize>,
-    /// Default HNSW ef at search time for every vector field.
+    /// Default HNSW ef at search time for every vector field, on graphs of up to 100k rows
+    /// (larger graphs scale it by (rows / 100k)^0.6).
     #[arg(long)]
     ef_search: Option<usize>,
     /// HNSW graph builder for every vector field: medvec (default) or hnsw_rs.
@@ -106,7 +107,8 @@ pub fn stats(args: StatsArgs) -> Result<()> {
                 .schema
                 .vectors
                 .iter()
-                .map(medvec_store::VectorField::spec)
+                .zip(&s.default_ef)
+                .map(|(field, ef)| format!("{} (ef {ef} by default)", field.spec()))
                 .collect();
             println!(
                 "{}: {} records, {} segments{awaiting}, {} unflushed, {} deleted awaiting compaction, {} bytes; vectors {}",

@@ -67,7 +67,8 @@ pub struct SearchArgs {
     /// Payload filter, e.g. 'dx = "mel" and age >= 50'.
     #[arg(long)]
     filter: Option<String>,
-    /// HNSW beam width (default: the field's ef_search).
+    /// HNSW beam width (default: the field's ef_search, scaled up for graphs of over 100k rows
+    /// by (rows / 100k)^0.6, so that recall holds as the collection grows).
     #[arg(long)]
     ef: Option<usize>,
     /// SQ8 fields: how many walk candidates per hit are re-scored on the f32 vectors (default 4).

@@ -606,6 +606,7 @@ pub fn stats_json(s: &CollectionStats) -> serde_json::Value {
         "disk_bytes": s.disk_bytes,
         "generation": s.generation,
         "schema": s.schema,
+        "default_ef": s.schema.vectors.iter().map(|f| f.name.as_str()).zip(&s.default_ef).collect::<std::collections::BTreeMap<_, _>>(),
     })
 }
 

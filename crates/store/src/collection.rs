@@ -684,6 +684,9 @@ impl Collection {
             generation: state.manifest.generation,
             schema: state.manifest.schema.clone(),
             merged_rows: self.merged_rows.load(Ordering::Relaxed),
+            default_ef: (0..state.manifest.schema.vectors.len())
+                .map(|field| state.default_ef(field))
+                .collect(),
         }
     }
 }
@@ -775,4 +778,7 @@ pub struct CollectionStats {
     /// Rows written by automatic merges since this process opened the collection: with the
     /// rows flushed, how much the writer rewrote (see `collection/merge.rs`).
     pub merged_rows: u64,
+    /// Per vector field, in schema order: the beam of a search that names no `ef`
+    /// ([`crate::default_ef`] of the field's `ef_search` and its largest graph).
+    pub default_ef: Vec<usize>,
 }

@@ -29,7 +29,8 @@ pub const EXACT_ROWS: usize = 4096;
 pub struct SearchParams {
     /// Number of hits per query.
     pub k: usize,
-    /// Beam width for graph search; defaults to the field's `ef_search`, and is at least `k`.
+    /// Beam width for graph search, at least `k`; by default [`default_ef`] of the field's
+    /// `ef_search` and its largest graph (`CollectionStats::default_ef`).
     pub ef: Option<usize>,
     /// Scan every row instead of walking the graphs.
     pub exact: bool,
@@ -46,6 +47,26 @@ pub struct SearchParams {
 
 /// Candidates re-scored exactly per requested hit on SQ8 fields, by default.
 pub const RESCORE: usize = 4;
+
+/// Rows per graph up to which a field's `ef_search` is the default beam as it stands: it was
+/// chosen on graphs of 100k rows (`HnswParams::default`).
+pub const EF_SEARCH_ROWS: usize = 100_000;
+/// How the default beam grows past [`EF_SEARCH_ROWS`]: `ef_search · (rows / 100k)^0.6`.
+const EF_GROWTH: f64 = 0.6;
+
+/// The beam a search walks with when the caller names none, for a field whose largest graph
+/// has `graph_rows` rows. At a fixed ef, recall falls as a graph grows: on 128-d clustered rows, ef
+/// 64 gives recall@10 0.98 on a graph of 100k rows and 0.71 on 10M rows in graphs of 2^20. So
+/// past [`EF_SEARCH_ROWS`] the field's `ef_search` is scaled by `(rows / 100k)^0.6`, fitted to
+/// the smallest ef reaching recall 0.95 at 100k, 300k, 1M and 10M rows (benches/README.md,
+/// "A default ef that grows with the graph"). A caller's own `ef` is used as given.
+pub fn default_ef(ef_search: usize, graph_rows: usize) -> usize {
+    if graph_rows <= EF_SEARCH_ROWS {
+        return ef_search;
+    }
+    let growth = (graph_rows as f64 / EF_SEARCH_ROWS as f64).powf(EF_GROWTH);
+    (ef_search as f64 * growth).ceil() as usize
+}
 
 impl SearchParams {
     pub fn top(k: usize) -> SearchParams {
@@ -105,7 +126,11 @@ impl Collection {
         // Under a shift the graph was built for other geometry, and a negative λ pushes queries
         // away from the data: a 4× beam keeps recall@10 >= 0.95 (crates/query/tests/alignment.rs).
         let widen = if params.offset.is_some() { 4 } else { 1 };
-        let ef = params.ef.unwrap_or(spec.hnsw.ef_search).max(params.k) * widen;
+        let ef = params
+            .ef
+            .unwrap_or_else(|| state.default_ef(field_index))
+            .max(params.k)
+            * widen;
         let beam = (ef, params.rescore.unwrap_or(RESCORE).max(1));
         let search_one = |query: &Vec<f32>| {
             let mut prepared = PreparedQuery::new(spec.metric, query);
@@ -209,6 +234,19 @@ fn plan_segments(
             })
         })
         .collect()
+}
+
+impl State {
+    /// The beam of a search of vector field `field` that names none: [`default_ef`] of the
+    /// field's `ef_search` and the rows of its largest graph (0 when it has none).
+    pub(crate) fn default_ef(&self, field: usize) -> usize {
+        let graphs = self
+            .segments
+            .iter()
+            .filter(|s| s.columns[field].has_graph());
+        let largest = graphs.map(|s| s.rows).max().unwrap_or(0);
+        default_ef(self.manifest.schema.vectors[field].hnsw.ef_search, largest)
+    }
 }
 
 fn search_segment(
@@ -616,5 +654,25 @@ impl TopK {
                 score: metric.score(distance),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_beam_is_ef_search_up_to_100k_rows_then_grows() {
+        assert_eq!(default_ef(64, 0), 64);
+        assert_eq!(default_ef(64, EF_SEARCH_ROWS), 64);
+        // 64 · 10^0.6 = 254.8 and 64 · (2^20 / 10^5)^0.6 = 262.6: recall@10 0.95 at 1M and 10M.
+        assert_eq!(default_ef(64, 1_000_000), 255);
+        assert_eq!(default_ef(64, 1 << 20), 263);
+        let mut last = 0;
+        for rows in (0..40).map(|i| 50_000usize << (i / 2)) {
+            let ef = default_ef(16, rows);
+            assert!(ef >= last && ef >= 16, "{rows} rows: {ef} after {last}");
+            last = ef;
+        }
     }
 }

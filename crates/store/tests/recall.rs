@@ -124,3 +124,56 @@ fn hnsw_rs_builder_handles_rows_without_the_field() {
     let recall = recall_with_a_missing_modality(GraphBuilder::HnswRs);
     assert!(recall >= 0.95, "recall@10 {recall}");
 }
+
+/// A search without `ef` walks a graph of more than `EF_SEARCH_ROWS` rows with the wider beam
+/// `default_ef` gives, not the field's `ef_search`: its answers are those of that beam named
+/// explicitly, and differ from those of `ef_search` itself.
+#[test]
+fn the_default_beam_grows_with_the_graph() {
+    use medvec_store::{
+        default_ef, CollectionOptions, Record, Schema, VectorField, EF_SEARCH_ROWS,
+    };
+    let rows = EF_SEARCH_ROWS + 20_000;
+    let mut field = VectorField::parse("image:8:cosine").unwrap();
+    // A small graph and a narrow beam keep the build short and make the two beams' answers differ.
+    (
+        field.hnsw.m,
+        field.hnsw.ef_construction,
+        field.hnsw.ef_search,
+    ) = (6, 24, 10);
+    let schema = Schema {
+        vectors: vec![field],
+        payload: vec![],
+    };
+    let options = CollectionOptions {
+        flush_rows: rows,
+        flush_bytes: 1 << 30,
+        ..CollectionOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    Store::create(dir.path().join("s")).unwrap();
+    let store = Store::open_with(dir.path().join("s"), options).unwrap();
+    let cases = store.create_collection("cases", schema).unwrap();
+    let mut vectors = clustered(rows + 300, 8, 30, 17);
+    let queries = vectors.split_off(rows);
+    let records: Vec<Record> = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| Record::new(format!("r{i}")).with_vector("image", v))
+        .collect();
+    cases.upsert(&records).unwrap();
+    cases.flush().unwrap();
+    assert_eq!(cases.stats().segments, 1);
+
+    let wider = default_ef(10, rows);
+    assert!(wider > 10, "default_ef(10, {rows}) = {wider}");
+    assert_eq!(cases.stats().default_ef, vec![wider]);
+    let answers = |ef: Option<usize>| {
+        let mut params = SearchParams::top(10);
+        params.ef = ef;
+        cases.search_batch("image", &queries, &params).unwrap()
+    };
+    let default = answers(None);
+    assert_eq!(default, answers(Some(wider)));
+    assert_ne!(default, answers(Some(10)));
+}

@@ -167,7 +167,8 @@ class Collection:
         alignment shift, applied at read time with Δ fitted on the pair (the collection's other
         field, ``pair``, or ``query_modality``) over all records or those matching
         ``fit_filter``; ``query_modality`` names the field the queries are vectors of (text
-        queries searching images). On an SQ8 field, ``rescore`` is how many candidates per
+        queries searching images). ``ef`` is the HNSW beam; by default the field's
+        ``ef_search``, scaled by ``(rows / 100k)^0.6`` for graphs of more rows. On an SQ8 field, ``rescore`` is how many candidates per
         hit the walk keeps for exact re-scoring on the float32 column (default 4, at least 1;
         ``medvec search --rescore``). Returns a :class:`SearchResult` of shape ``(n_queries, k)``.
 
