@@ -160,15 +160,16 @@ thread_local! {
 }
 
 /// The `ef` nearest nodes scored so far, sorted by [`Scored`]'s order, each with [`EXPANDED`]
-/// set in its id once expanded; `cursor` is at or before the nearest unexpanded one.
-struct Pool {
+/// set in its id once expanded; `cursor` is at or before the nearest unexpanded one. Node ids
+/// must be below 2^31 ([`MAX_POOLED_NODES`]); the builder's are, as segments hold fewer rows.
+pub(super) struct Pool {
     entries: Vec<Scored>,
     ef: usize,
     cursor: usize,
 }
 
 impl Pool {
-    fn new(ef: usize) -> Pool {
+    pub(super) fn new(ef: usize) -> Pool {
         Pool {
             entries: Vec::with_capacity(ef + 1),
             ef,
@@ -178,7 +179,12 @@ impl Pool {
 
     /// Adds `scored` if it is nearer than the `ef`-th (the heaps' rule, on distance alone),
     /// dropping the farthest.
-    fn insert(&mut self, scored: Scored) {
+    pub(super) fn insert(&mut self, scored: Scored) {
+        debug_assert!(
+            scored.1 & EXPANDED == 0,
+            "node {} too large to pool",
+            scored.1
+        );
         let full = self.entries.len() >= self.ef;
         if full
             && self
@@ -197,7 +203,7 @@ impl Pool {
     }
 
     /// Flags the nearest unexpanded node expanded and returns it.
-    fn expand_next(&mut self) -> Option<Scored> {
+    pub(super) fn expand_next(&mut self) -> Option<Scored> {
         let at = self.skip_expanded(self.cursor);
         self.cursor = at;
         let entry = self.entries.get_mut(at)?;
@@ -206,7 +212,7 @@ impl Pool {
     }
 
     /// The node [`expand_next`](Self::expand_next) would return now.
-    fn peek_next(&self) -> Option<u32> {
+    pub(super) fn peek_next(&self) -> Option<u32> {
         let at = self.skip_expanded(self.cursor);
         self.entries.get(at).map(|e| e.1)
     }
@@ -219,10 +225,12 @@ impl Pool {
     }
 
     fn into_sorted(self) -> Vec<(f32, u32)> {
-        self.entries
-            .into_iter()
-            .map(|e| (e.0, unflagged(e).1))
-            .collect()
+        self.into_scored().into_iter().map(|s| (s.0, s.1)).collect()
+    }
+
+    /// The pooled nodes, nearest first.
+    pub(super) fn into_scored(self) -> Vec<Scored> {
+        self.entries.into_iter().map(unflagged).collect()
     }
 }
 
