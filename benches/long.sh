@@ -2,12 +2,16 @@
 # Long mode (issue 16): 10,000,000 x 128 clustered vectors through one `medvec import`, against
 # usearch (and hnswlib when asked) on the same files, in the same run. Not part of CI: on 2 cores
 # the medvec import took 40 minutes (benches/README, "Long mode"); usearch's build, 1.9x hnswlib's
-# at 1M, should take about two hours at 10M, so give the whole run a session of its own.
+# at 1M, needs more than a 3-hour session at 10M. So usearch builds in chunks of
+# MEDVEC_LONG_CHUNK_ROWS rows (1,000,000; 0 for one `add`), saved after each: a run that is
+# stopped leaves $DATA/usearch.partial.*, and the next run resumes from it.
 #
 #   bash benches/long.sh                       # medvec, then usearch
 #   MEDVEC_LONG_PEERS=usearch,hnswlib bash benches/long.sh
 #   MEDVEC_LONG_N=2000000 bash benches/long.sh # a smaller rehearsal
 #   MEDVEC_LONG_PEERS= bash benches/long.sh    # medvec only
+#   MEDVEC_LONG_PEER_EFS=256,1024,2048 ...     # the peers' ef sweep (default: MEDVEC_LONG_EFS); one
+#                                              # graph of 10M needs a far larger ef than 12 of 1M
 #
 # Steps, each logged with its cost to $DATA/long.log (DATA = target/bench-long-N by default,
 # MEDVEC_LONG_DATA to move it; reused when present):
@@ -20,7 +24,8 @@
 #     the median of >= 5 batch runs of all queries; recall@10 against the exact top-10);
 #  5. `get`, `search --like` and `search --queries one.npy` in fresh processes
 #     (`cargo bench --bench open` on the same store);
-#  6. the peers (`tools/bench_peers.py --repeats 1`): build, sweep, load-to-first-query, peak RSS.
+#  6. the peers (`tools/bench_peers.py --repeats 1`, usearch in saved chunks): build, sweep,
+#     load-to-first-query, peak RSS.
 # Then prints the summary table from the log and the peers' JSON.
 set -euo pipefail
 
@@ -33,6 +38,8 @@ DIM=128
 QUERIES=1000
 EFS="${MEDVEC_LONG_EFS:-64,128,256,512,1024}"
 PEERS="${MEDVEC_LONG_PEERS-usearch}"
+PEER_EFS="${MEDVEC_LONG_PEER_EFS:-$EFS}"
+CHUNK_ROWS="${MEDVEC_LONG_CHUNK_ROWS:-1000000}"
 DATA="${MEDVEC_LONG_DATA:-$ROOT/target/bench-long-$N}"
 STORE="$DATA/medvec-store"
 LOG="$DATA/long.log"
@@ -51,7 +58,7 @@ timed() {
     log "$label: wall $wall s, cpu $(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.1f", u + s}') s, peak RSS $((kib / 1024)) MiB"
 }
 
-log "long mode: N=$N dim=$DIM queries=$QUERIES efs=$EFS peers=$PEERS load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "long mode: N=$N dim=$DIM queries=$QUERIES efs=$EFS peers=$PEERS peer efs=$PEER_EFS load $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo build --release --quiet --bin medvec
 cargo bench --bench search --no-run --quiet 2>/dev/null
 cargo bench --bench open --no-run --quiet 2>/dev/null
@@ -76,8 +83,10 @@ MEDVEC_BENCH_OPEN_DIR="$DATA/open" MEDVEC_BENCH_OPEN_N="$N" MEDVEC_BENCH_OPEN_DI
     cargo bench --quiet --bench open 2>/dev/null | grep '^| `' | tee -a "$LOG"
 
 for peer in ${PEERS//,/ }; do
+    chunks=()
+    [[ "$peer" == usearch* && "$CHUNK_ROWS" != 0 ]] && chunks=(--chunk-rows "$CHUNK_ROWS")
     timed "$peer (python process: build, sweep, children)" "$MEDVEC_PYTHON" tools/bench_peers.py \
-        --data "$DATA" --efs "$EFS" --repeats 1 --peers "$peer" --out "$DATA/peer-$peer.json"
+        --data "$DATA" --efs "$PEER_EFS" --repeats 1 --peers "$peer" "${chunks[@]}" --out "$DATA/peer-$peer.json"
 done
 
 "$MEDVEC_PYTHON" - "$DATA" "$PEERS" <<'PY'
@@ -88,8 +97,8 @@ print("\n| ef | medvec recall@10 | medvec q/CPU-s | " + " | ".join(f"{p} recall@
 print("|---:|---:|---:|" + "---:|---:|" * len(peers))
 mine = {int(m[0]): (float(m[1]), float(m[2])) for m in re.findall(r"ef=(\d+)\s+recall@10=([0-9.]+) .*queries/CPU-s=([0-9.]+)", log)}
 theirs = {p: {q["ef"]: q for q in json.load(open(f"{data}/peer-{p}.json"))[0]["sweep"]} for p in peers}
-for ef in sorted(mine):
-    cells = [f"{mine[ef][0]:.4f}", f"{mine[ef][1]:.0f}"]
+for ef in sorted(set(mine).union(*theirs.values())):
+    cells = [f"{mine[ef][0]:.4f}", f"{mine[ef][1]:.0f}"] if ef in mine else ["", ""]
     for p in peers:
         q = theirs[p].get(ef)
         cells += [f"{q['recall']:.4f}", f"{q['qps_cpu']:.0f}"] if q else ["", ""]
