@@ -255,24 +255,41 @@ class Usearch:
         self.index = index
 
     def build_in_chunks(self, base, partial, chunk_rows):
-        """Adds the rows `chunk_rows` at a time and saves the index after each chunk (to
-        `partial`.index, with the running cost in `partial`.json), so a build longer than a
-        session (usearch at 10M: about three hours on 2 cores) resumes where it stopped. Each
-        insertion still searches the graph of all rows added before it, as in one `add`.
-        Returns (wall, CPU) seconds summed over the chunks, saves and restores excluded."""
-        import numpy as np
+        """Adds the rows `chunk_rows` at a time and saves the index after each chunk, so a
+        build longer than a session (usearch at 10M: more than three hours on 2 cores) resumes
+        where it stopped. Each insertion still searches the graph of all rows added before it,
+        as in one `add`.
 
-        index_path, state_path = partial + ".index", partial + ".json"
-        state = {"rows": 0, "wall_s": 0.0, "cpu_s": 0.0, "chunks": 0}
+        `partial`.json is the commit point: it names the last saved index
+        (`partial`.<rows>.index) and carries the running cost and the build's configuration;
+        a run with another configuration (rows, dim, threads, M, ef_construction, dtype,
+        usearch version) refuses to resume. Returns (wall, CPU, notes): seconds summed over
+        the chunks, saves and restores excluded; the wall time also counts any time the
+        process was stopped (SIGSTOP), so report the CPU time."""
+        import numpy as np
+        import usearch
+
+        config = {
+            "rows": base.shape[0],
+            "dim": base.shape[1],
+            "threads": self.threads,
+            "connectivity": M,
+            "expansion_add": EF_CONSTRUCTION,
+            "dtype": self.dtype,
+            "metric": self.metric,
+            "usearch": usearch.__version__,
+        }
+        folder, state_path = os.path.dirname(partial), partial + ".json"
+        state = {"config": config, "rows": 0, "index": None, "wall_s": 0.0, "cpu_s": 0.0,
+                 "chunks": 0, "resumed_at": []}
         if os.path.exists(state_path):
             with open(state_path) as f:
                 state = json.load(f)
-            self.index = self.Index.restore(index_path)
-            # The index is saved before the state, so a stop between the two leaves the
-            # index ahead, and that chunk's cost unknown: start again rather than guess it.
-            if len(self.index) != state["rows"]:
-                sys.exit(f"{index_path} holds {len(self.index)} rows, {state_path} says "
-                         f"{state['rows']}: delete both and build again")
+            if state.get("config") != config:
+                sys.exit(f"{state_path} is a build of {state.get('config')}, this run is "
+                         f"{config}: delete {partial}.* to build again")
+            self.index = self.restore_partial(os.path.join(folder, state["index"]), state["rows"])
+            state["resumed_at"].append(state["rows"])
             log(f"{self.name} resuming at row {state['rows']} ({state['cpu_s']:.0f} CPU-s so far)")
         else:
             self.index = self.new_index(base.shape[1])
@@ -284,13 +301,28 @@ class Usearch:
             state["wall_s"] += time.perf_counter() - t
             state["cpu_s"] += cpu_seconds() - c
             state["rows"], state["chunks"] = end, state["chunks"] + 1
-            self.index.save(index_path + ".tmp")
-            os.replace(index_path + ".tmp", index_path)
+            saved = f"{os.path.basename(partial)}.{end}.index"
+            self.index.save(os.path.join(folder, saved))
+            previous, state["index"] = state["index"], saved
             with open(state_path + ".tmp", "w") as f:
                 json.dump(state, f)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(state_path + ".tmp", state_path)
+            if previous:
+                os.remove(os.path.join(folder, previous))
             log(f"{self.name} rows {end}: {state['wall_s']:.0f} s, {state['cpu_s']:.0f} CPU-s so far")
-        return state["wall_s"], state["cpu_s"]
+        notes = {k: state[k] for k in ("chunks", "resumed_at")}
+        return state["wall_s"], state["cpu_s"], dict(notes, chunk_rows=chunk_rows)
+
+    def restore_partial(self, path, rows):
+        # `restore` builds the Index from the file's metadata and the arguments given: the
+        # insertion beam is not in the file, and would fall back to usearch's default (128).
+        index = self.Index.restore(path, connectivity=M, expansion_add=EF_CONSTRUCTION)
+        if index is None or len(index) != rows or index.expansion_add != EF_CONSTRUCTION:
+            found = "unreadable" if index is None else f"{len(index)} rows, expansion_add {index.expansion_add}"
+            sys.exit(f"{path}: {found}, expected {rows} rows and expansion_add {EF_CONSTRUCTION}")
+        return index
 
     def search(self, queries, ef):
         self.index.expansion_search = ef
@@ -363,12 +395,12 @@ def combine(sweeps):
 
 
 def measure(peer, args, base, queries, truth, queries_path):
-    builds, cpus, sweeps = [], [], []
+    builds, cpus, sweeps, chunked = [], [], [], None
     for i in range(args.repeats):
         peer.index = None
         if args.chunk_rows:
             partial = os.path.join(args.data, f"{peer.name}.partial")
-            wall, cpu = peer.build_in_chunks(base, partial, args.chunk_rows)
+            wall, cpu, chunked = peer.build_in_chunks(base, partial, args.chunk_rows)
         else:
             c, t = cpu_seconds(), time.perf_counter()
             peer.build(base)
@@ -405,6 +437,8 @@ def measure(peer, args, base, queries, truth, queries_path):
         "rss_file_kib": statistics.median(r["rss_file_kib"] for r in rss),
         "index_bytes": os.path.getsize(index_path),
     }
+    if chunked:
+        result["chunked_build"] = chunked
     log(
         f"{peer.name} load-to-first-query {result['first_query_ms']:.1f} ms, "
         f"VmHWM {result['vm_hwm_kib'] / 1024:.0f} MiB, at the end RssAnon "
