@@ -2,9 +2,9 @@
 # Long mode (issue 16): 10,000,000 x 128 clustered vectors through one `medvec import`, against
 # usearch (and hnswlib when asked) on the same files, in the same run. Not part of CI: on 2 cores
 # the medvec import took 40 minutes (benches/README, "Long mode"); usearch's build, 1.9x hnswlib's
-# at 1M, needs more than a 3-hour session at 10M. So usearch builds in chunks of
-# MEDVEC_LONG_CHUNK_ROWS rows (1,000,000; 0 for one `add`), saved after each: a run that is
-# stopped leaves $DATA/usearch.partial.*, and the next run resumes from it.
+# at 1M, needs about 3.5 hours of a quiet 2-core machine at 10M, more than a session. So usearch
+# builds in chunks of MEDVEC_LONG_CHUNK_ROWS rows (1,000,000; 0 for one `add`), saved after
+# each: a run that is stopped leaves $DATA/usearch.partial.*, and the next run resumes from it.
 #
 #   bash benches/long.sh                       # medvec, then usearch
 #   MEDVEC_LONG_PEERS=usearch,hnswlib bash benches/long.sh
@@ -86,7 +86,7 @@ for peer in ${PEERS//,/ }; do
     chunks=()
     [[ "$peer" == usearch* && "$CHUNK_ROWS" != 0 ]] && chunks=(--chunk-rows "$CHUNK_ROWS")
     timed "$peer (python process: build, sweep, children)" "$MEDVEC_PYTHON" tools/bench_peers.py \
-        --data "$DATA" --efs "$PEER_EFS" --repeats 1 --peers "$peer" "${chunks[@]}" --out "$DATA/peer-$peer.json"
+        --data "$DATA" --efs "$PEER_EFS" --repeats 1 --peers "$peer" ${chunks[@]+"${chunks[@]}"} --out "$DATA/peer-$peer.json"
 done
 
 "$MEDVEC_PYTHON" - "$DATA" "$PEERS" <<'PY'

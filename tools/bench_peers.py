@@ -256,7 +256,7 @@ class Usearch:
 
     def build_in_chunks(self, base, partial, chunk_rows):
         """Adds the rows `chunk_rows` at a time and saves the index after each chunk, so a
-        build longer than a session (usearch at 10M: more than three hours on 2 cores) resumes
+        build longer than a session (usearch at 10M: about 3.5 hours on 2 cores) resumes
         where it stopped. Each insertion still searches the graph of all rows added before it,
         as in one `add`.
 

@@ -96,12 +96,12 @@ def main() -> None:
 
     reader = medvec.open(tmp / "store", read_only=True)
     coll = reader["c"]
-    coll.search("v", queries[0], k=10)  # first search maps the segment and checks its CRC
+    coll.search("v", queries[0], k=10, ef=64)  # first search maps the segment and checks its CRC
     index.set_num_threads(1)
     rows = {f"r{i}": i for i in range(args.n)}
     medvec_runs, hnsw_runs = [], []
     for _ in range(args.repeats):  # interleaved, so machine load hits both alike
-        w, c, found = per_call(lambda q: coll.search("v", q, k=10).ids[0], queries)
+        w, c, found = per_call(lambda q: coll.search("v", q, k=10, ef=64).ids[0], queries)
         medvec_runs.append((w, c, recall([[rows[i] for i in f] for f in found], truth)))
         w, c, found = per_call(lambda q: index.knn_query(q, k=10)[0][0], queries)
         hnsw_runs.append((w, c, recall(found, truth)))
@@ -121,7 +121,7 @@ def main() -> None:
     binary = os.environ.get("MEDVEC_BIN", str(ROOT / "target" / "release" / "medvec"))
     py_runs, cli_runs = [], []
     for _ in range(args.repeats):
-        _, w, _ = timed(lambda: coll.search("v", queries, k=10))
+        _, w, _ = timed(lambda: coll.search("v", queries, k=10, ef=64))
         py_runs.append(w)
         _, w, _ = timed(
             lambda: subprocess.run(

@@ -166,11 +166,11 @@ def main():
         proc, host, port, token = start_medvec(args.medvec, store)
         try:
             one = MedvecClient(host, port, token)
-            vector_body = lambda i: {"field": "v", "vector": queries[i].tolist(), "k": args.k}  # noqa: E731
+            vector_body = lambda i: {"field": "v", "vector": queries[i].tolist(), "k": args.k, "ef": 64}  # noqa: E731
             out["medvec_recall"] = recall_of([one.query(vector_body(i)) for i in range(args.queries)])
             out["medvec_vector"] = run_load(lambda: MedvecClient(host, port, token),
                                             lambda c, i: c.query(vector_body(i)), args.queries, args.clients, args.seconds)
-            like_body = lambda i: {"field": "v", "like": f"r{(i * 7919) % args.n}", "k": args.k}  # noqa: E731
+            like_body = lambda i: {"field": "v", "like": f"r{(i * 7919) % args.n}", "k": args.k, "ef": 64}  # noqa: E731
             out["medvec_like"] = run_load(lambda: MedvecClient(host, port, token),
                                           lambda c, i: c.query(like_body(i)), args.queries, args.clients, args.seconds)
         finally:

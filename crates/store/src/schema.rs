@@ -42,7 +42,8 @@ pub struct HnswParams {
     pub m: usize,
     /// Beam width while building.
     pub ef_construction: usize,
-    /// Default beam width while searching; raised to k when k is larger.
+    /// Default beam width while searching graphs of up to 100k rows; larger graphs scale it by
+    /// `(rows / 100k)^0.6` (`crate::default_ef`). Raised to k when k is larger.
     pub ef_search: usize,
     /// Which implementation builds the graph (both write the same file layout).
     #[serde(default)]

@@ -38,7 +38,8 @@ pub struct SearchParams {
     pub filter: Option<Filter>,
     /// Compare against `normalize(x/‖x‖ + offset)` instead of each stored `x` (cosine fields
     /// only). This is how the alignment shift is applied at read time; graph searches widen
-    /// their beam (4·ef) and score every visited row under the shifted geometry.
+    /// their beam (4× the named or default ef) and score every visited row under the shifted
+    /// geometry.
     pub offset: Option<Vec<f32>>,
     /// On an SQ8 field, how many of a walk's best candidates per hit (`rescore · k`) are
     /// re-scored on the `f32` column; defaults to [`RESCORE`]. The walk's others are dropped.
@@ -55,11 +56,12 @@ pub const EF_SEARCH_ROWS: usize = 100_000;
 const EF_GROWTH: f64 = 0.6;
 
 /// The beam a search walks with when the caller names none, for a field whose largest graph
-/// has `graph_rows` rows. At a fixed ef, recall falls as a graph grows: on 128-d clustered rows, ef
-/// 64 gives recall@10 0.98 on a graph of 100k rows and 0.71 on 10M rows in graphs of 2^20. So
-/// past [`EF_SEARCH_ROWS`] the field's `ef_search` is scaled by `(rows / 100k)^0.6`, fitted to
-/// the smallest ef reaching recall 0.95 at 100k, 300k, 1M and 10M rows (benches/README.md,
-/// "A default ef that grows with the graph"). A caller's own `ef` is used as given.
+/// has `graph_rows` rows. At a fixed ef, recall falls as a graph grows: on 128-d clustered
+/// rows, ef 64 gives recall@10 0.98 on a graph of 100k rows, 0.72 on one of 1M, and 0.71 on 10M
+/// rows in 12 graphs of up to 845k. So past [`EF_SEARCH_ROWS`] the field's `ef_search` is
+/// scaled by `(rows / 100k)^0.6`, fitted to the smallest ef reaching recall 0.95 at 100k, 300k,
+/// 1M and 10M rows (benches/README.md, "A default ef that grows with the graph"). A caller's
+/// own `ef` is used as given.
 pub fn default_ef(ef_search: usize, graph_rows: usize) -> usize {
     if graph_rows <= EF_SEARCH_ROWS {
         return ef_search;
@@ -665,7 +667,7 @@ mod tests {
     fn the_default_beam_is_ef_search_up_to_100k_rows_then_grows() {
         assert_eq!(default_ef(64, 0), 64);
         assert_eq!(default_ef(64, EF_SEARCH_ROWS), 64);
-        // 64 · 10^0.6 = 254.8 and 64 · (2^20 / 10^5)^0.6 = 262.6: recall@10 0.95 at 1M and 10M.
+        // 64 · 10^0.6 = 254.8 (recall@10 0.954 at 1M) and 64 · (2^20 / 10^5)^0.6 = 262.1.
         assert_eq!(default_ef(64, 1_000_000), 255);
         assert_eq!(default_ef(64, 1 << 20), 263);
         let mut last = 0;

@@ -168,7 +168,8 @@ class Collection:
         field, ``pair``, or ``query_modality``) over all records or those matching
         ``fit_filter``; ``query_modality`` names the field the queries are vectors of (text
         queries searching images). ``ef`` is the HNSW beam; by default the field's
-        ``ef_search``, scaled by ``(rows / 100k)^0.6`` for graphs of more rows. On an SQ8 field, ``rescore`` is how many candidates per
+        ``ef_search``, scaled by ``(rows / 100k)^0.6`` for graphs of more rows (``stats()``
+        shows it as ``default_ef``). On an SQ8 field, ``rescore`` is how many candidates per
         hit the walk keeps for exact re-scoring on the float32 column (default 4, at least 1;
         ``medvec search --rescore``). Returns a :class:`SearchResult` of shape ``(n_queries, k)``.
 

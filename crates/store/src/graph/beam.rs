@@ -11,8 +11,8 @@
 //! (f32) and 3% (SQ8) queries per CPU-second (benches/README, "One sorted beam"). An insertion
 //! moves up to `ef` entries, so walks with an `ef` above [`MAX_POOLED_EF`] keep the heaps.
 //! The graph builder's layer beam (`native.rs`) uses the same [`Pool`] for its
-//! `ef_construction` nearest (about 3% less build CPU, benches/README, "A default ef that grows
-//! with the graph").
+//! `ef_construction` nearest (about 3% less build CPU, benches/README, "The builder's beam on
+//! the sorted array").
 
 use super::{Bound, GraphLayout, Nodes, Scored, Visited};
 use crate::distance::prefetch;
@@ -20,8 +20,8 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 /// A pooled beam flags expanded nodes in their id's top bit, so it walks graphs of at most
-/// 2^31 nodes; larger ones take the heaps.
-const MAX_POOLED_NODES: usize = EXPANDED as usize;
+/// 2^31 nodes; larger ones take the heaps (the builder refuses them, see `native.rs`).
+pub(super) const MAX_POOLED_NODES: usize = EXPANDED as usize;
 const EXPANDED: u32 = 1 << 31;
 /// The largest `ef` a pooled beam serves: its insertions move up to 16 KiB here, and an `ef`
 /// near the graph's size (an exhaustive walk) would make them quadratic in it.
@@ -164,7 +164,8 @@ thread_local! {
 
 /// The `ef` nearest nodes scored so far, sorted by [`Scored`]'s order, each with [`EXPANDED`]
 /// set in its id once expanded; `cursor` is at or before the nearest unexpanded one. Node ids
-/// must be below 2^31 ([`MAX_POOLED_NODES`]); the builder's are, as segments hold fewer rows.
+/// must be below 2^31 ([`MAX_POOLED_NODES`]). Above [`MAX_POOLED_EF`] its insertions move up
+/// to `ef` entries each: correct, but slow, which only an unusual `ef_construction` reaches.
 pub(super) struct Pool {
     entries: Vec<Scored>,
     ef: usize,
@@ -174,7 +175,9 @@ pub(super) struct Pool {
 impl Pool {
     pub(super) fn new(ef: usize) -> Pool {
         Pool {
-            entries: Vec::with_capacity(ef + 1),
+            // Capped: an `ef_construction` far above the rows (from a manifest or `--ef-
+            // construction`) must not reserve more than a walk can fill; the Vec grows past it.
+            entries: Vec::with_capacity(ef.min(MAX_POOLED_EF) + 1),
             ef,
             cursor: 0,
         }

@@ -18,7 +18,7 @@
 //! up front from a hash of the row number, so the top-level entry point is known before any
 //! insertion and needs no global lock.
 
-use super::beam::Pool;
+use super::beam::{Pool, MAX_POOLED_NODES};
 use super::{BuildRows, GraphLists, GraphSeed, Scored, EMPTY, MAX_LAYERS, VISITED};
 use crate::distance::prefetch;
 use crate::schema::HnswParams;
@@ -29,6 +29,7 @@ use std::sync::Mutex;
 
 /// Builds the graph of the present rows.
 pub(super) fn build(rows: &BuildRows, params: HnswParams) -> GraphLists {
+    assert_poolable(rows);
     let levels = draw_levels(rows.present, params.m);
     let Some(entry) = top_node(&levels) else {
         return GraphLists::new(rows.present.len(), params.m, None, 0);
@@ -42,12 +43,24 @@ pub(super) fn build(rows: &BuildRows, params: HnswParams) -> GraphLists {
     builder.into_lists()
 }
 
+/// The builder's beam flags expanded nodes in their ids' top bit ([`Pool`]), so a graph of
+/// 2^31 rows or more would get wrong edges without an error. Segments hold fewer (rows are
+/// `u32`s and rewrites stop at 2^31); a flush that large would need terabytes of tail.
+fn assert_poolable(rows: &BuildRows) {
+    assert!(
+        rows.present.len() <= MAX_POOLED_NODES,
+        "a graph of {} rows: the builder walks at most 2^31",
+        rows.present.len()
+    );
+}
+
 /// Extends `seed`, whose nodes are the first rows, by inserting the rows after it.
 ///
 /// The seed keeps its edges, levels and entry point. New rows draw their levels as in [`build`]
 /// but capped at the seed's top layer, so the entry point stays valid; the cap matters only for
 /// the rare row that would have become the new top (the seed is normally the larger part).
 pub(super) fn extend(rows: &BuildRows, params: HnswParams, seed: GraphSeed) -> GraphLists {
+    assert_poolable(rows);
     let base = seed.layout.nodes;
     let top = seed.layout.upper.len();
     let mut levels = draw_levels(rows.present, params.m);
@@ -251,7 +264,8 @@ impl<'a> Builder<'a> {
 
     /// The `ef_construction` nearest nodes found on `layer` from `start`, nearest first. It
     /// keeps them in the search walk's sorted [`Pool`], which expands the same nodes as
-    /// hnswlib's two heaps (candidates and results) without their pops.
+    /// hnswlib's two heaps (candidates and results), except at exact ties with the farthest,
+    /// without their pops.
     fn beam(&self, query: u32, layer: usize, start: Scored, scratch: &mut Vec<u32>) -> Vec<Scored> {
         VISITED.with(|cell| {
             let mut visited = cell.borrow_mut();
