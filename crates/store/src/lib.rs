@@ -52,7 +52,7 @@ pub use repair::RepairReport;
 pub use schema::{
     GraphBuilder, HnswParams, Metric, PayloadField, Quantization, Schema, VectorField, MAX_DIM,
 };
-pub use search::{default_ef, Hit, SearchParams, EF_SEARCH_ROWS, RESCORE};
+pub use search::{default_ef, shifted_ef, Hit, SearchParams, EF_SEARCH_ROWS, RESCORE};
 pub use store::{Store, PSEUDONYM_KEY_LEN};
 pub use sums::FieldSum;
 pub use value::{FieldType, Value};

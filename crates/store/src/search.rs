@@ -38,8 +38,8 @@ pub struct SearchParams {
     pub filter: Option<Filter>,
     /// Compare against `normalize(x/‖x‖ + offset)` instead of each stored `x` (cosine fields
     /// only). This is how the alignment shift is applied at read time; graph searches widen
-    /// their beam (4× the named or default ef) and score every visited row under the shifted
-    /// geometry.
+    /// their beam ([`shifted_ef`] of the named or default ef) and score every visited row under
+    /// the shifted geometry.
     pub offset: Option<Vec<f32>>,
     /// On an SQ8 field, how many of a walk's best candidates per hit (`rescore · k`) are
     /// re-scored on the `f32` column; defaults to [`RESCORE`]. The walk's others are dropped.
@@ -68,6 +68,21 @@ pub fn default_ef(ef_search: usize, graph_rows: usize) -> usize {
     }
     let growth = (graph_rows as f64 / EF_SEARCH_ROWS as f64).powf(EF_GROWTH);
     (ef_search as f64 * growth).ceil() as usize
+}
+
+/// The beam of a graph walk under a read-time shift, for an unshifted beam of `ef` on a field
+/// whose `ef_search` is `ef_search`: `max(2·ef, 4·min(ef, ef_search))`.
+///
+/// The graph was built for the unshifted geometry, and a negative λ pushes queries away from
+/// the data, so a shifted walk needs a wider beam. Four times the beam keeps recall@10 >= 0.95
+/// on small, strongly gapped stores (6,000 rows: 0.979 at 4×, 0.951 at 2×;
+/// crates/query/tests/alignment.rs). Once the default beam has grown with the graph, twice is
+/// enough: at 1M rows, 0.975–0.983 at 2× against 0.992–0.997 at 4×, for 1.4–1.6× the queries
+/// per CPU-second (benches/README.md, "Shifted search at 1M"). Up to `ef_search` the beam is
+/// widened 4×, as it always was; past `2·ef_search` it is widened 2×; between, it stays at
+/// `4·ef_search`, so a larger `ef` never walks a narrower beam.
+pub fn shifted_ef(ef: usize, ef_search: usize) -> usize {
+    (2 * ef).max(4 * ef.min(ef_search))
 }
 
 impl SearchParams {
@@ -125,14 +140,14 @@ impl Collection {
         let plans = plan_segments(&state, field_index, filter.as_ref(), params.exact)?;
         let mut order: Vec<usize> = (0..state.segments.len()).collect();
         order.sort_by_key(|&s| std::cmp::Reverse(state.segments[s].rows));
-        // Under a shift the graph was built for other geometry, and a negative λ pushes queries
-        // away from the data: a 4× beam keeps recall@10 >= 0.95 (crates/query/tests/alignment.rs).
-        let widen = if params.offset.is_some() { 4 } else { 1 };
         let ef = params
             .ef
             .unwrap_or_else(|| state.default_ef(field_index))
-            .max(params.k)
-            * widen;
+            .max(params.k);
+        let ef = match params.offset {
+            Some(_) => shifted_ef(ef, spec.hnsw.ef_search),
+            None => ef,
+        };
         let beam = (ef, params.rescore.unwrap_or(RESCORE).max(1));
         let search_one = |query: &Vec<f32>| {
             let mut prepared = PreparedQuery::new(spec.metric, query);
@@ -675,6 +690,24 @@ mod tests {
             let ef = default_ef(16, rows);
             assert!(ef >= last && ef >= 16, "{rows} rows: {ef} after {last}");
             last = ef;
+        }
+    }
+
+    #[test]
+    fn a_shifted_beam_is_four_times_up_to_ef_search_then_twice_and_never_narrower() {
+        assert_eq!(shifted_ef(16, 64), 64);
+        assert_eq!(shifted_ef(64, 64), 256);
+        assert_eq!(shifted_ef(100, 64), 256);
+        assert_eq!(shifted_ef(128, 64), 256);
+        assert_eq!(shifted_ef(255, 64), 510);
+        let mut last = 0;
+        for ef in 1..2_000 {
+            let beam = shifted_ef(ef, 64);
+            assert!(
+                beam >= last && beam >= 2 * ef,
+                "ef {ef}: {beam} after {last}"
+            );
+            last = beam;
         }
     }
 }
