@@ -1,5 +1,6 @@
-//! Helpers shared by the ingest crate's parity tests: the workspace, the reference Python
-//! (`MEDVEC_PYTHON`, set by `tools/.cache/env.sh`), and the pydicom wheel's example files.
+//! Helpers shared by the ingest crate's parity and error tests: the workspace and its fixtures,
+//! the reference Python (`MEDVEC_PYTHON`, set by `tools/.cache/env.sh`), and the pydicom wheel's
+//! example files.
 #![allow(dead_code)]
 
 use serde_json::Value;
@@ -119,3 +120,40 @@ pub const PYDICOM_GOOD: &[&str] = &[
     "SC_rgb_jpeg_dcmd.dcm",
     "examples_overlay.dcm",
 ];
+
+/// The repository's `fixtures/`.
+pub fn fixtures() -> PathBuf {
+    workspace().join("fixtures")
+}
+
+/// Every good fixture image (the files directly in fixtures/images; bad ones are in bad/).
+pub fn good_images() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(fixtures().join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e != "md"))
+        .collect();
+    paths.sort();
+    assert!(
+        paths.len() >= 20,
+        "fixtures/images has only {} images",
+        paths.len()
+    );
+    paths
+}
+
+/// A folder with the tiny-image files and a changed preprocessor_config.json.
+pub fn config_variant(edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> tempfile::TempDir {
+    let src = fixtures().join("models/tiny-image");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(src.join("model.onnx"), dir.path().join("model.onnx")).unwrap();
+    let text = std::fs::read_to_string(src.join("preprocessor_config.json")).unwrap();
+    let mut cfg: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    edit(&mut cfg);
+    std::fs::write(
+        dir.path().join("preprocessor_config.json"),
+        Value::Object(cfg).to_string(),
+    )
+    .unwrap();
+    dir
+}
