@@ -302,17 +302,7 @@ fn a_crash_during_compaction_keeps_every_live_record() {
         let mut args = vec!["delete", s(&store), "cases"];
         args.extend(doomed.iter().map(String::as_str));
         medvec_ok(&args);
-        let status = Command::new(medvec_bin())
-            .args(["compact", s(&store)])
-            .env("MEDVEC_CRASH_AT", point)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(
-            !status.success(),
-            "{point}: compaction should have been aborted"
-        );
+        abort_at(point, &["compact", s(&store)], "compaction");
         medvec_ok(&["verify", s(&store)]);
         assert_eq!(count_records(&store), RECORDS - doomed.len(), "{point}");
         medvec_ok(&["compact", s(&store)]);
@@ -328,6 +318,22 @@ fn a_crash_during_compaction_keeps_every_live_record() {
 }
 
 /// Seconds-scale pseudo-random delays (xorshift), the same on every run.
+/// Runs `medvec args` with an abort injected at fault point `point` (`MEDVEC_CRASH_AT`), and
+/// checks that `what` died there rather than finishing.
+fn abort_at(point: &str, args: &[&str], what: &str) {
+    let status = Command::new(medvec_bin())
+        .args(args)
+        .env("MEDVEC_CRASH_AT", point)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        !status.success(),
+        "{point}: {what} should have been aborted"
+    );
+}
+
 fn delays(trials: usize, max_ms: u64) -> Vec<Duration> {
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     (0..trials)

@@ -103,22 +103,7 @@ fn check_old_or_new(crash: impl Fn(&[&str]), context: &str) {
 #[test]
 fn a_head_save_aborted_around_its_rename_leaves_the_old_or_the_new_head() {
     for point in ["before-rename", "after-rename"] {
-        check_old_or_new(
-            |args| {
-                let status = Command::new(medvec_bin())
-                    .args(args)
-                    .env("MEDVEC_CRASH_AT", point)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .unwrap();
-                assert!(
-                    !status.success(),
-                    "{point}: training should have been aborted"
-                );
-            },
-            point,
-        );
+        check_old_or_new(|args| abort_at(point, args, "training"), point);
     }
     report("head save, abort before/after its rename", 2);
 }

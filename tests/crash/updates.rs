@@ -133,17 +133,7 @@ fn a_delete_aborted_at_the_log_fsync_is_all_or_nothing() {
             .collect();
         let mut args = vec!["delete", s(&store), "cases"];
         args.extend(doomed.iter().map(String::as_str));
-        let status = Command::new(medvec_bin())
-            .args(&args)
-            .env("MEDVEC_CRASH_AT", point)
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(
-            !status.success(),
-            "{point}: the delete should have been aborted"
-        );
+        abort_at(point, &args, "the delete");
         medvec_ok(&["verify", s(&store)]);
         let count = count_records(&store);
         assert!(
