@@ -9,7 +9,7 @@ every code that keeps the R best: so the recall@10 of that scan, re-ranked exact
 bound on the recall of a binary-code search with R = rescore x k candidates. This tool measures
 it for 1-bit codes (bit d = x[d] > median of dimension d over the data, compared by Hamming
 distance) beside SQ8 codes (8 bits per dimension, per-dimension min/max ranges, as medvec's
-`sq8` field option; compared by inner product), on data drawn like `benches/search.rs`'s:
+`sq8` field option; compared by inner product), on data drawn like the search bench's (`benches/search/data.rs`):
 unit vectors from isotropic Gaussian clusters with centres N(0, 1) and spread 1.
 
 Prints JSON: per dimension and R, the bound for each kind of code, and the rows' code sizes.

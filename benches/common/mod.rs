@@ -79,7 +79,7 @@ impl SplitMix {
     }
 }
 
-/// Reads a 2-d little-endian 4-byte `.npy` file (as `benches/search.rs` writes them).
+/// Reads a 2-d little-endian 4-byte `.npy` file (as the search bench writes them, `benches/search/data.rs`).
 pub fn read_npy_raw(path: &Path, descr: &str) -> Result<(Vec<u8>, [usize; 2]), String> {
     let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(|e| e.to_string())?);
     let mut head = [0u8; 10];

@@ -1,5 +1,5 @@
-//! Crashes during updates and deletes: an upsert or delete batch is either wholly applied or
-//! not at all, after a kill or an abort at each fsync and rename point.
+//! Crashes during updates and deletes: upserts killed at random points, and a delete aborted
+//! before and after its log fsync, leave each batch wholly applied or not at all.
 
 use super::*;
 use std::path::Path;

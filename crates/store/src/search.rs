@@ -73,11 +73,12 @@ pub fn default_ef(ef_search: usize, graph_rows: usize) -> usize {
 /// The beam of a graph walk under a read-time shift, for an unshifted beam of `ef` on a field
 /// whose `ef_search` is `ef_search`: `max(2·ef, 4·min(ef, ef_search))`.
 ///
-/// The graph was built for the unshifted geometry, and a negative λ pushes queries away from
-/// the data, so a shifted walk needs a wider beam. Four times the beam keeps recall@10 >= 0.95
+/// The graph was built for the unshifted geometry, and the shift moves queries and rows relative
+/// to each other (a negative λ pushes queries away from the data), so a shifted walk needs a
+/// wider beam. Four times the beam keeps recall@10 >= 0.95
 /// on small, strongly gapped stores (6,000 rows: 0.979 at 4×, 0.951 at 2×;
 /// crates/query/tests/alignment.rs). Once the default beam has grown with the graph, twice is
-/// enough: at 1M rows, 0.975–0.983 at 2× against 0.992–0.997 at 4×, for 1.4–1.6× the queries
+/// enough: at 1M rows, 0.978–0.982 at 2× against 0.993–0.996 at 4×, for 1.37–1.46× the queries
 /// per CPU-second (benches/README.md, "Shifted search at 1M"). Up to `ef_search` the beam is
 /// widened 4×, as it always was; past `2·ef_search` it is widened 2×; between, it stays at
 /// `4·ef_search`, so a larger `ef` never walks a narrower beam.
