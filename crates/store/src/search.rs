@@ -75,13 +75,13 @@ pub fn default_ef(ef_search: usize, graph_rows: usize) -> usize {
 ///
 /// The graph was built for the unshifted geometry, and the shift moves queries and rows relative
 /// to each other (a negative λ pushes queries away from the data), so a shifted walk needs a
-/// wider beam. Four times the beam keeps recall@10 >= 0.95
-/// on small, strongly gapped stores (6,000 rows: 0.979 at 4×, 0.951 at 2×;
-/// crates/query/tests/alignment.rs). Once the default beam has grown with the graph, twice is
-/// enough: at 1M rows, 0.978–0.982 at 2× against 0.993–0.996 at 4×, for 1.37–1.46× the queries
-/// per CPU-second (benches/README.md, "Shifted search at 1M"). Up to `ef_search` the beam is
-/// widened 4×, as it always was; past `2·ef_search` it is widened 2×; between, it stays at
-/// `4·ef_search`, so a larger `ef` never walks a narrower beam.
+/// wider beam. Four times the beam keeps recall@10 >= 0.95 on small, strongly gapped stores
+/// (6,000 rows: 0.979 at 4×, 0.951 at 2×; crates/query/tests/alignment.rs). Once the default
+/// beam has grown with the graph, twice is enough: at 1M rows, 0.978–0.982 at 2× against
+/// 0.993–0.996 at 4×, for 1.37–1.46× the queries per CPU-second (benches/README.md, "Shifted
+/// search at 1M"). Up to `ef_search` the beam is widened 4×, as it always was; past
+/// `2·ef_search` it is widened 2×; between, it stays at `4·ef_search`, so a larger `ef` never
+/// walks a narrower beam.
 pub fn shifted_ef(ef: usize, ef_search: usize) -> usize {
     (2 * ef).max(4 * ef.min(ef_search))
 }
