@@ -70,7 +70,6 @@ fn create_cases_with(store: &Path, vector: &str) {
     ]);
 }
 
-/// Writes records `first..first+count` as JSONL with `dim`-wide image vectors and payload `n`.
 /// Imports `jsonl` into the `cases` collection, flushing a segment every `flush_rows` records.
 pub fn import_jsonl(store: &Path, jsonl: &Path, flush_rows: usize) {
     let flush_rows = flush_rows.to_string();
@@ -85,6 +84,7 @@ pub fn import_jsonl(store: &Path, jsonl: &Path, flush_rows: usize) {
     ]);
 }
 
+/// Writes records `first..first+count` as JSONL with `dim`-wide image vectors and payload `n`.
 pub fn write_jsonl(path: &Path, first: usize, count: usize, dim: usize) {
     let mut text = String::new();
     for n in first..first + count {
