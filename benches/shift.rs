@@ -35,8 +35,7 @@ const COLLECTION: &str = "bench";
 const FIELD: &str = "v";
 
 fn normalised(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= norm);
+    normalise(&mut v);
     v
 }
 

@@ -60,6 +60,14 @@ pub fn ready_for_onnx() -> bool {
     true
 }
 
+/// Scales `v` to unit length (a zero vector stays zero).
+pub fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
 /// SplitMix64: a tiny generator whose stream never changes with crate versions, so generated
 /// bench data is the same on every run.
 pub struct SplitMix(pub u64);

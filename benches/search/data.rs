@@ -40,13 +40,6 @@ impl Rng {
     }
 }
 
-pub(crate) fn normalise(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-}
-
 /// `count` unit vectors from `clusters` isotropic Gaussian clusters; row `i` belongs to cluster
 /// `hash(i) % clusters`. Every row has its own stream, so rows can be generated in parallel.
 pub(crate) fn clustered(count: usize, dim: usize, centres: &[f32], stream: u64) -> Vec<f32> {
